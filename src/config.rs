@@ -1,0 +1,905 @@
+//! The one configuration file, and the validated settings made from it.
+//!
+//! The daemon reads a single TOML file (`config/satellite.toml` is the documented reference).
+//! Reading happens in two steps so that a bad file is refused before anything starts, with an
+//! error that names both the file and the key:
+//!
+//! 1. [`Config`] mirrors the file. Serde rejects unknown keys (a typo must not silently fall back
+//!    to a default) and wrong types; every field has a default, so an empty file and no file at
+//!    all both give the embedded defaults of SPEC §9.
+//! 2. [`Config::resolve`] checks the values against each other and turns them into [`Settings`]:
+//!    socket addresses, durations and paths instead of strings. Nothing else in the daemon reads
+//!    the raw `Config`.
+//!
+//! Durations are written with a unit (`"90s"`, `"30d"`) because a bare number of seconds is the
+//! most common way to misconfigure a timer by a factor of 86 400. The parser is a dozen lines
+//! rather than a dependency.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The data directory used when neither the file nor systemd (`$STATE_DIRECTORY`) names one.
+pub const DEFAULT_DATA_DIR: &str = "./satellite-data";
+
+/// The longest duration accepted anywhere: a century. Larger values are certainly mistakes, and
+/// capping them keeps later date arithmetic (`now + validity`) far away from overflow.
+const MAX_DURATION_SECS: u64 = 36_500 * 86_400;
+
+/// A Unix socket path must fit in `sockaddr_un.sun_path` (108 bytes with the terminating NUL).
+const MAX_SOCKET_PATH_BYTES: usize = 107;
+
+/// Why a configuration was refused. Every message starts with `config <file>:` and names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read (missing, unreadable, not UTF-8).
+    #[error("config {}: cannot read the file: {source}", path.display())]
+    Read {
+        /// The file that was asked for.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key, or a value of the wrong type. The message
+    /// is toml's own, which already names the key and shows the line.
+    #[error("config {origin}: {message}")]
+    Parse {
+        /// The file (or `(inline)` for a string that came from no file).
+        origin: String,
+        /// toml's description, including the key, line and column.
+        message: String,
+    },
+    /// A value has the right type but is not acceptable (bad duration, address, mode, or
+    /// inconsistent with another value).
+    #[error("config {origin}: `{key}` = {value} {reason}")]
+    Invalid {
+        /// The file (or `(inline)`).
+        origin: String,
+        /// The dotted key, e.g. `timers.renew_after`.
+        key: &'static str,
+        /// The offending value as written in TOML (strings quoted).
+        value: String,
+        /// What is wrong with it and, where useful, what would be accepted.
+        reason: String,
+    },
+}
+
+/// The configuration file as written. See `config/satellite.toml` for the documented reference;
+/// a test checks that file resolves to exactly these defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory holding the store, the device CA, the server certificate and the admin socket.
+    /// Default: `$STATE_DIRECTORY` (set by systemd's `StateDirectory=`), else `./satellite-data`.
+    pub data_dir: Option<PathBuf>,
+    /// The HTTPS listener devices talk to.
+    pub device: DeviceConfig,
+    /// The operator interface: a Unix socket and an optional HTTPS listener.
+    pub admin: AdminConfig,
+    /// Logging to stderr.
+    pub log: LogConfig,
+    /// Certificate, reporting and expiry timers (SPEC §4).
+    pub timers: TimersConfig,
+    /// Graceful shutdown.
+    pub shutdown: ShutdownConfig,
+    /// An operator-supplied server certificate replacing the generated one.
+    pub tls: TlsConfig,
+    /// Where this configuration came from, for error messages; not a key in the file.
+    #[serde(skip)]
+    origin: Option<PathBuf>,
+}
+
+/// `[device]`: the device-facing HTTPS listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeviceConfig {
+    /// Address and port to listen on. Default `"127.0.0.1:8443"`.
+    pub listen: String,
+    /// Connections served at once; further connections wait in the kernel backlog. Default 10000.
+    pub max_connections: usize,
+    /// Largest accepted request body in bytes; larger bodies get 413. Default 65536.
+    pub max_body_bytes: usize,
+    /// Time allowed for one request, from headers to response. Default `"30s"`.
+    pub request_timeout: String,
+    /// Time allowed for the TLS handshake of a new connection. Default `"10s"`.
+    pub handshake_timeout: String,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8443".to_owned(),
+            max_connections: 10_000,
+            max_body_bytes: 65_536,
+            request_timeout: "30s".to_owned(),
+            handshake_timeout: "10s".to_owned(),
+        }
+    }
+}
+
+/// `[admin]`: the operator interface.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// HTTPS admin listener; the empty string disables it. Default `"127.0.0.1:8444"`.
+    pub listen: String,
+    /// Path of the admin Unix socket; a relative path is relative to `data_dir`.
+    /// Default `"admin.sock"`.
+    pub socket: PathBuf,
+    /// Permissions of the admin socket as an octal string: `"0600"` (owner only) or `"0660"`
+    /// (owner and group). Default `"0600"`.
+    pub socket_mode: String,
+    /// Largest accepted admin request body in bytes (license files can be large).
+    /// Default 1048576.
+    pub max_body_bytes: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8444".to_owned(),
+            socket: PathBuf::from("admin.sock"),
+            socket_mode: "0600".to_owned(),
+            max_body_bytes: 1_048_576,
+        }
+    }
+}
+
+/// `[log]`: logging to stderr.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` EnvFilter directive such as `"info"` or `"info,satellite::store=debug"`.
+    /// `RUST_LOG`, when set, takes precedence. Default `"info"`.
+    pub level: String,
+    /// `"text"` for people, `"json"` for log collectors. Default `"text"`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[timers]`: durations with a unit (`s`, `m`, `h`, `d`), e.g. `"90s"` or `"30d"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimersConfig {
+    /// Validity of a device identity certificate. Default `"365d"`.
+    pub certificate_validity: String,
+    /// Age of a device certificate after which the device should renew it; must be shorter than
+    /// `certificate_validity`. Default `"180d"`.
+    pub renew_after: String,
+    /// Longest interval between two usage reports of a device. Default `"30d"`.
+    pub report_interval: String,
+    /// How long an authorization stays valid after the last report. Default `"90d"`.
+    pub authorization_valid: String,
+    /// Time after authorization expiry without contact before the instance is deregistered
+    /// automatically. Default `"90d"`.
+    pub deregister_after: String,
+    /// A report whose `measured_at` differs from the satellite clock by this much or more is
+    /// flagged. Default `"1h"`.
+    pub clock_skew: String,
+    /// How often the expiry sweep runs. Default `"60s"`.
+    pub sweep_interval: String,
+}
+
+impl Default for TimersConfig {
+    fn default() -> Self {
+        Self {
+            certificate_validity: "365d".to_owned(),
+            renew_after: "180d".to_owned(),
+            report_interval: "30d".to_owned(),
+            authorization_valid: "90d".to_owned(),
+            deregister_after: "90d".to_owned(),
+            clock_skew: "1h".to_owned(),
+            sweep_interval: "60s".to_owned(),
+        }
+    }
+}
+
+/// `[shutdown]`: graceful shutdown.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// How long in-flight requests may run after SIGTERM before they are cut. Default `"10s"`.
+    pub drain_timeout: String,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self {
+            drain_timeout: "10s".to_owned(),
+        }
+    }
+}
+
+/// `[tls]`: an operator-supplied server certificate. Both or neither.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain (server certificate first); relative to `data_dir` if relative.
+    /// Default: the certificate generated in `data_dir`.
+    pub cert: Option<PathBuf>,
+    /// PEM private key matching `cert`, mode 0600; relative to `data_dir` if relative.
+    pub key: Option<PathBuf>,
+}
+
+/// Validated settings: what the daemon actually runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The device listener.
+    pub device: DeviceSettings,
+    /// The operator interface.
+    pub admin: AdminSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// Timers.
+    pub timers: Timers,
+    /// Shutdown deadlines.
+    pub shutdown: ShutdownSettings,
+    /// An operator-supplied server certificate, if any.
+    pub tls: Option<TlsFiles>,
+}
+
+/// Validated `[device]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSettings {
+    /// Where devices connect.
+    pub listen: SocketAddr,
+    /// At least 1.
+    pub max_connections: usize,
+    /// At least 1.
+    pub max_body_bytes: usize,
+    /// Greater than zero.
+    pub request_timeout: Duration,
+    /// Greater than zero.
+    pub handshake_timeout: Duration,
+}
+
+/// Validated `[admin]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSettings {
+    /// The HTTPS admin listener, `None` when disabled.
+    pub listen: Option<SocketAddr>,
+    /// The admin socket, already joined to the data directory if it was relative.
+    pub socket: PathBuf,
+    /// `0o600` or `0o660`.
+    pub socket_mode: u32,
+    /// At least 1.
+    pub max_body_bytes: usize,
+}
+
+/// Validated `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// A directive string that `tracing_subscriber::EnvFilter` accepts.
+    pub level: String,
+    /// Text or JSON.
+    pub format: LogFormat,
+}
+
+/// Validated `[timers]`. The domain timers are `time::Duration` because they are added to
+/// `OffsetDateTime`s; the sweep interval feeds a tokio timer and is a `std` duration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    /// Device identity certificate validity.
+    pub certificate_validity: time::Duration,
+    /// Shorter than `certificate_validity`.
+    pub renew_after: time::Duration,
+    /// Not longer than `authorization_valid`.
+    pub report_interval: time::Duration,
+    /// Authorization lifetime after the last report.
+    pub authorization_valid: time::Duration,
+    /// Grace after authorization expiry before automatic deregistration.
+    pub deregister_after: time::Duration,
+    /// Clock difference that gets a report flagged.
+    pub clock_skew: time::Duration,
+    /// Period of the expiry sweep.
+    pub sweep_interval: Duration,
+}
+
+/// Validated `[shutdown]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownSettings {
+    /// Greater than zero.
+    pub drain_timeout: Duration,
+}
+
+/// An operator-supplied certificate chain and key, both paths absolute or relative to the
+/// working directory after joining with the data directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+impl Config {
+    /// Parses a configuration from a string that came from no file (tests, `config check -`).
+    pub fn from_toml_str(s: &str) -> Result<Config, ConfigError> {
+        Self::parse(s, None)
+    }
+
+    /// Reads and parses a configuration file. Values are only checked by [`Config::resolve`].
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, Some(path))
+    }
+
+    fn parse(s: &str, origin: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(s).map_err(|err| ConfigError::Parse {
+            origin: origin_name(origin),
+            message: describe_toml_error(s, &err),
+        })?;
+        config.origin = origin.map(Path::to_owned);
+        Ok(config)
+    }
+
+    /// The file this configuration was read from, if any.
+    pub fn origin(&self) -> Option<&Path> {
+        self.origin.as_deref()
+    }
+
+    /// Validates every value and builds [`Settings`]. The data directory defaults to
+    /// `$STATE_DIRECTORY` from the process environment.
+    pub fn resolve(&self) -> Result<Settings, ConfigError> {
+        self.resolve_with_state_directory(std::env::var_os("STATE_DIRECTORY").as_deref())
+    }
+
+    /// Like [`Config::resolve`], with the value of `$STATE_DIRECTORY` passed in so that tests do
+    /// not depend on (or modify) the process environment.
+    pub fn resolve_with_state_directory(
+        &self,
+        state_directory: Option<&OsStr>,
+    ) -> Result<Settings, ConfigError> {
+        let v = Validator {
+            origin: origin_name(self.origin.as_deref()),
+        };
+
+        let data_dir = match &self.data_dir {
+            Some(dir) if dir.as_os_str().is_empty() => {
+                return Err(v.invalid("data_dir", "\"\"", "must not be empty"));
+            }
+            Some(dir) => dir.clone(),
+            None => default_data_dir(state_directory),
+        };
+
+        let device = DeviceSettings {
+            listen: v.socket_addr("device.listen", &self.device.listen)?,
+            max_connections: v
+                .at_least_one("device.max_connections", self.device.max_connections)?,
+            max_body_bytes: v.at_least_one("device.max_body_bytes", self.device.max_body_bytes)?,
+            request_timeout: v.duration("device.request_timeout", &self.device.request_timeout)?,
+            handshake_timeout: v
+                .duration("device.handshake_timeout", &self.device.handshake_timeout)?,
+        };
+
+        let admin_listen = if self.admin.listen.is_empty() {
+            None
+        } else {
+            let addr = v.socket_addr("admin.listen", &self.admin.listen)?;
+            if addr == device.listen {
+                return Err(v.invalid(
+                    "admin.listen",
+                    &quote(&self.admin.listen),
+                    "is the same address as `device.listen`; the admin API needs its own port",
+                ));
+            }
+            Some(addr)
+        };
+        let admin = AdminSettings {
+            listen: admin_listen,
+            socket: v.socket_path(&data_dir, &self.admin.socket)?,
+            socket_mode: v.socket_mode(&self.admin.socket_mode)?,
+            max_body_bytes: v.at_least_one("admin.max_body_bytes", self.admin.max_body_bytes)?,
+        };
+
+        let log = LogSettings {
+            level: v.log_level(&self.log.level)?,
+            format: self.log.format,
+        };
+
+        let t = &self.timers;
+        let timers = Timers {
+            certificate_validity: v
+                .time_duration("timers.certificate_validity", &t.certificate_validity)?,
+            renew_after: v.time_duration("timers.renew_after", &t.renew_after)?,
+            report_interval: v.time_duration("timers.report_interval", &t.report_interval)?,
+            authorization_valid: v
+                .time_duration("timers.authorization_valid", &t.authorization_valid)?,
+            deregister_after: v.time_duration("timers.deregister_after", &t.deregister_after)?,
+            clock_skew: v.time_duration("timers.clock_skew", &t.clock_skew)?,
+            sweep_interval: v.duration("timers.sweep_interval", &t.sweep_interval)?,
+        };
+        if timers.renew_after >= timers.certificate_validity {
+            return Err(v.invalid(
+                "timers.renew_after",
+                &quote(&t.renew_after),
+                &format!(
+                    "must be shorter than `timers.certificate_validity` ({})",
+                    t.certificate_validity
+                ),
+            ));
+        }
+        if timers.report_interval > timers.authorization_valid {
+            return Err(v.invalid(
+                "timers.report_interval",
+                &quote(&t.report_interval),
+                &format!(
+                    "must not be longer than `timers.authorization_valid` ({}), or devices \
+                     reporting on time would still lose their authorization",
+                    t.authorization_valid
+                ),
+            ));
+        }
+
+        let shutdown = ShutdownSettings {
+            drain_timeout: v.duration("shutdown.drain_timeout", &self.shutdown.drain_timeout)?,
+        };
+
+        let tls = match (&self.tls.cert, &self.tls.key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: data_dir.join(cert),
+                key: data_dir.join(key),
+            }),
+            (Some(cert), None) => {
+                return Err(v.invalid(
+                    "tls.cert",
+                    &quote(&cert.display().to_string()),
+                    "is set but `tls.key` is not; set both or neither",
+                ));
+            }
+            (None, Some(key)) => {
+                return Err(v.invalid(
+                    "tls.key",
+                    &quote(&key.display().to_string()),
+                    "is set but `tls.cert` is not; set both or neither",
+                ));
+            }
+        };
+
+        Ok(Settings {
+            data_dir,
+            device,
+            admin,
+            log,
+            timers,
+            shutdown,
+            tls,
+        })
+    }
+}
+
+/// The data directory when the file names none: systemd's `$STATE_DIRECTORY` (its first entry,
+/// as systemd joins several with `:`), else [`DEFAULT_DATA_DIR`].
+fn default_data_dir(state_directory: Option<&OsStr>) -> PathBuf {
+    state_directory
+        .and_then(OsStr::to_str)
+        .and_then(|dirs| dirs.split(':').next())
+        .filter(|dir| !dir.is_empty())
+        .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from)
+}
+
+/// Turns a toml error into one line that starts with the dotted key when it can be told from
+/// the error's position (toml's own message names only the innermost key, or for a wrong type
+/// none at all), and ends with the line and column.
+fn describe_toml_error(src: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim_end();
+    let Some(start) = err.span().map(|span| span.start) else {
+        return message.to_owned();
+    };
+    let Some(before) = src.get(..start) else {
+        return message.to_owned();
+    };
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line_no = before.matches('\n').count() + 1;
+    let column = before[line_start..].chars().count() + 1;
+    let line = src[line_start..].lines().next().unwrap_or_default();
+    let key = line
+        .split_once('=')
+        .map(|(key, _)| key.trim())
+        .filter(|key| !key.is_empty() && !key.starts_with(['[', '#']));
+    let table = before[..line_start]
+        .lines()
+        .map(str::trim)
+        .rfind(|l| l.starts_with('['))
+        .and_then(|header| header.trim_start_matches('[').split(']').next())
+        .map(str::trim);
+    let prefix = match (table, key) {
+        (Some(table), Some(key)) => format!("`{table}.{key}`: "),
+        (None, Some(key)) => format!("`{key}`: "),
+        (_, None) => String::new(),
+    };
+    format!("{prefix}{message} (line {line_no}, column {column})")
+}
+
+fn origin_name(origin: Option<&Path>) -> String {
+    origin.map_or_else(|| "(inline)".to_owned(), |p| p.display().to_string())
+}
+
+/// Renders a string value the way it would be written in TOML, for error messages.
+fn quote(s: &str) -> String {
+    format!("{s:?}")
+}
+
+/// Parses a duration written with a unit: a non-negative decimal integer immediately followed by
+/// `s`, `m`, `h` or `d`. Zero is refused: no timer in this daemon makes sense at zero. The error
+/// explains what is accepted and is meant to follow the key in a message.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    const HINT: &str = "expected a whole number with a unit s, m, h or d, e.g. \"90s\" or \"30d\"";
+    let Some(unit) = s.chars().last() else {
+        return Err(format!("is empty; {HINT}"));
+    };
+    let digits = &s[..s.len() - unit.len_utf8()];
+    let unit_secs: u64 = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3_600,
+        'd' => 86_400,
+        c if c.is_ascii_digit() => return Err(format!("has no unit; {HINT}")),
+        c => return Err(format!("has an unknown unit `{c}`; {HINT}")),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("is not a duration; {HINT}"));
+    }
+    let too_long = || format!("is too long (at most {}d)", MAX_DURATION_SECS / 86_400);
+    let secs = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit_secs))
+        .ok_or_else(too_long)?;
+    if secs > MAX_DURATION_SECS {
+        return Err(too_long());
+    }
+    if secs == 0 {
+        return Err("must be greater than zero".to_owned());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// Builds `ConfigError::Invalid` values carrying the file name.
+struct Validator {
+    origin: String,
+}
+
+impl Validator {
+    fn invalid(&self, key: &'static str, value: &str, reason: &str) -> ConfigError {
+        ConfigError::Invalid {
+            origin: self.origin.clone(),
+            key,
+            value: value.to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    fn duration(&self, key: &'static str, value: &str) -> Result<Duration, ConfigError> {
+        parse_duration(value).map_err(|reason| self.invalid(key, &quote(value), &reason))
+    }
+
+    fn time_duration(&self, key: &'static str, value: &str) -> Result<time::Duration, ConfigError> {
+        let d = self.duration(key, value)?;
+        // The cap in `parse_duration` keeps every accepted value far inside `i64` seconds.
+        time::Duration::try_from(d).map_err(|_| self.invalid(key, &quote(value), "is too long"))
+    }
+
+    fn socket_addr(&self, key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
+        value.parse().map_err(|_| {
+            self.invalid(
+                key,
+                &quote(value),
+                "is not an IP address with a port, e.g. \"0.0.0.0:8443\" or \"[::]:8443\"",
+            )
+        })
+    }
+
+    fn at_least_one(&self, key: &'static str, value: usize) -> Result<usize, ConfigError> {
+        if value == 0 {
+            return Err(self.invalid(key, "0", "must be at least 1"));
+        }
+        Ok(value)
+    }
+
+    fn socket_mode(&self, value: &str) -> Result<u32, ConfigError> {
+        match u32::from_str_radix(value, 8) {
+            Ok(mode @ (0o600 | 0o660)) => Ok(mode),
+            _ => Err(self.invalid(
+                "admin.socket_mode",
+                &quote(value),
+                "is not allowed; use \"0600\" (owner only) or \"0660\" (owner and group)",
+            )),
+        }
+    }
+
+    fn socket_path(&self, data_dir: &Path, socket: &Path) -> Result<PathBuf, ConfigError> {
+        let shown = quote(&socket.display().to_string());
+        if socket.as_os_str().is_empty() {
+            return Err(self.invalid("admin.socket", &shown, "must not be empty"));
+        }
+        let path = data_dir.join(socket);
+        if path.as_os_str().len() > MAX_SOCKET_PATH_BYTES {
+            return Err(self.invalid(
+                "admin.socket",
+                &shown,
+                &format!(
+                    "gives the path {}, longer than the {MAX_SOCKET_PATH_BYTES} bytes a Unix \
+                     socket path may have; use a shorter absolute path",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(path)
+    }
+
+    fn log_level(&self, value: &str) -> Result<String, ConfigError> {
+        if value.trim().is_empty() {
+            return Err(self.invalid("log.level", "\"\"", "must not be empty; e.g. \"info\""));
+        }
+        tracing_subscriber::EnvFilter::builder()
+            .parse(value)
+            .map_err(|err| {
+                self.invalid(
+                    "log.level",
+                    &quote(value),
+                    &format!(
+                        "is not a valid filter ({err}); e.g. \"info\" or \"warn,satellite=debug\""
+                    ),
+                )
+            })?;
+        Ok(value.to_owned())
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXED_DIR: &str = "/var/lib/satellite";
+
+    fn resolve(toml: &str) -> Result<Settings, ConfigError> {
+        Config::from_toml_str(toml)?.resolve_with_state_directory(Some(OsStr::new(FIXED_DIR)))
+    }
+
+    fn error(toml: &str) -> String {
+        match resolve(toml) {
+            Ok(settings) => panic!("expected an error for {toml:?}, got {settings:?}"),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    #[test]
+    fn empty_config_gives_the_embedded_defaults() {
+        let s = resolve("").expect("empty config resolves");
+        assert_eq!(s.data_dir, PathBuf::from(FIXED_DIR));
+        assert_eq!(s.device.listen, "127.0.0.1:8443".parse().expect("addr"));
+        assert_eq!(s.device.max_connections, 10_000);
+        assert_eq!(s.device.max_body_bytes, 65_536);
+        assert_eq!(s.device.request_timeout, Duration::from_secs(30));
+        assert_eq!(s.device.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(
+            s.admin.listen,
+            Some("127.0.0.1:8444".parse().expect("addr"))
+        );
+        assert_eq!(s.admin.socket, PathBuf::from(FIXED_DIR).join("admin.sock"));
+        assert_eq!(s.admin.socket_mode, 0o600);
+        assert_eq!(s.admin.max_body_bytes, 1_048_576);
+        assert_eq!(s.log.level, "info");
+        assert_eq!(s.log.format, LogFormat::Text);
+        assert_eq!(s.timers.certificate_validity, time::Duration::days(365));
+        assert_eq!(s.timers.renew_after, time::Duration::days(180));
+        assert_eq!(s.timers.report_interval, time::Duration::days(30));
+        assert_eq!(s.timers.authorization_valid, time::Duration::days(90));
+        assert_eq!(s.timers.deregister_after, time::Duration::days(90));
+        assert_eq!(s.timers.clock_skew, time::Duration::hours(1));
+        assert_eq!(s.timers.sweep_interval, Duration::from_secs(60));
+        assert_eq!(s.shutdown.drain_timeout, Duration::from_secs(10));
+        assert_eq!(s.tls, None);
+        // No file at all is the same as an empty file.
+        let none = Config::default()
+            .resolve_with_state_directory(Some(OsStr::new(FIXED_DIR)))
+            .expect("default config resolves");
+        assert_eq!(none, s);
+    }
+
+    #[test]
+    fn shipped_reference_config_matches_the_defaults() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/satellite.toml"
+        ));
+        let shipped = Config::load(path)
+            .and_then(|c| c.resolve_with_state_directory(Some(OsStr::new(FIXED_DIR))))
+            .unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(shipped, resolve("").expect("empty config resolves"));
+    }
+
+    #[test]
+    fn data_dir_falls_back_to_the_working_directory_without_systemd() {
+        let s = Config::default()
+            .resolve_with_state_directory(None)
+            .expect("resolves");
+        assert_eq!(s.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        let s = Config::default()
+            .resolve_with_state_directory(Some(OsStr::new("/a:/b")))
+            .expect("resolves");
+        assert_eq!(s.data_dir, PathBuf::from("/a"));
+        let s = resolve("data_dir = \"/srv/sat\"\n[admin]\nsocket = \"/run/sat/admin.sock\"")
+            .expect("resolves");
+        assert_eq!(s.data_dir, PathBuf::from("/srv/sat"));
+        assert_eq!(s.admin.socket, PathBuf::from("/run/sat/admin.sock"));
+    }
+
+    #[test]
+    fn typo_in_a_key_is_refused_naming_it() {
+        let msg = error("[device]\nlisen = \"0.0.0.0:8443\"\n");
+        assert!(msg.contains("`lisen`"), "{msg}");
+        assert!(msg.contains("listen"), "lists the expected keys: {msg}");
+        assert!(msg.starts_with("config (inline): "), "{msg}");
+        let msg = error("[devcie]\n");
+        assert!(msg.contains("`devcie`"), "{msg}");
+        let msg = error("# comment\ndata_dir = 5\n");
+        assert!(msg.starts_with("config (inline): `data_dir`: "), "{msg}");
+        let msg = error("[log]\nlevel = \"info\"\nlevel = \"debug\"\n");
+        assert!(msg.contains("line 3"), "{msg}");
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("satellite.toml");
+        std::fs::write(&path, "[timers]\nrenew_after = \"400d\"\n").expect("write");
+        let msg = Config::load(&path)
+            .and_then(|c| c.resolve())
+            .expect_err("refused")
+            .to_string();
+        assert_eq!(
+            msg,
+            format!(
+                "config {}: `timers.renew_after` = \"400d\" must be shorter than \
+                 `timers.certificate_validity` (365d)",
+                path.display()
+            )
+        );
+        let missing = dir.path().join("missing.toml");
+        let msg = Config::load(&missing).expect_err("refused").to_string();
+        assert!(msg.contains(&missing.display().to_string()), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_is_refused_naming_the_key() {
+        let msg = error("[device]\nmax_connections = \"many\"\n");
+        assert_eq!(
+            msg,
+            "config (inline): `device.max_connections`: invalid type: string \"many\", \
+             expected usize (line 2, column 19)"
+        );
+        let msg = error("[log]\nformat = \"xml\"\n");
+        assert!(msg.contains("format") && msg.contains("xml"), "{msg}");
+    }
+
+    #[test]
+    fn bad_durations_are_refused_naming_the_key() {
+        for bad in [
+            "",
+            "10",
+            "-5s",
+            "5x",
+            "s",
+            "1.5h",
+            " 5s",
+            "0s",
+            "99999999999999999999d",
+        ] {
+            let msg = error(&format!("[timers]\nclock_skew = {bad:?}\n"));
+            assert!(msg.contains("`timers.clock_skew`"), "{bad:?}: {msg}");
+        }
+        let msg = error("[shutdown]\ndrain_timeout = \"10\"\n");
+        assert!(
+            msg.contains("`shutdown.drain_timeout` = \"10\" has no unit"),
+            "{msg}"
+        );
+        let msg = error("[timers]\ncertificate_validity = \"36501d\"\n");
+        assert!(msg.contains("too long"), "{msg}");
+    }
+
+    #[test]
+    fn durations_accept_every_unit() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3h"), Ok(Duration::from_secs(10_800)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(2_592_000)));
+        assert_eq!(
+            parse_duration("36500d"),
+            Ok(Duration::from_secs(MAX_DURATION_SECS))
+        );
+        assert!(parse_duration("18446744073709551615s").is_err());
+        assert!(parse_duration("é").is_err());
+    }
+
+    #[test]
+    fn socket_mode_must_be_0600_or_0660() {
+        assert_eq!(
+            resolve("[admin]\nsocket_mode = \"0660\"")
+                .expect("ok")
+                .admin
+                .socket_mode,
+            0o660
+        );
+        for bad in ["0666", "0644", "600x", "", "rw"] {
+            let msg = error(&format!("[admin]\nsocket_mode = {bad:?}\n"));
+            assert!(msg.contains("`admin.socket_mode`"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn renew_after_must_be_shorter_than_validity() {
+        let msg = error("[timers]\nrenew_after = \"365d\"\n");
+        assert!(
+            msg.contains("`timers.renew_after` = \"365d\" must be shorter"),
+            "{msg}"
+        );
+        // Seconds-scale timers, as used by tests of the daemon, are fine.
+        let s = resolve("[timers]\ncertificate_validity = \"10s\"\nrenew_after = \"5s\"\n")
+            .expect("ok");
+        assert_eq!(s.timers.renew_after, time::Duration::seconds(5));
+    }
+
+    #[test]
+    fn other_values_are_checked() {
+        assert!(error("[device]\nlisten = \"localhost\"").contains("`device.listen`"));
+        assert!(error("[device]\nmax_connections = 0").contains("`device.max_connections`"));
+        assert!(error("[device]\nmax_connections = -1").contains("max_connections"));
+        assert!(error("[admin]\nlisten = \"127.0.0.1:8443\"").contains("`admin.listen`"));
+        assert!(error("[log]\nlevel = \"info,[\"").contains("`log.level`"));
+        assert!(error("[tls]\ncert = \"c.pem\"").contains("`tls.cert`"));
+        assert!(error("[timers]\nreport_interval = \"91d\"").contains("`timers.report_interval`"));
+        assert!(error("data_dir = \"\"").contains("`data_dir`"));
+        let long = format!("[admin]\nsocket = \"/{}\"", "s".repeat(120));
+        assert!(error(&long).contains("`admin.socket`"));
+        let s = resolve("[admin]\nlisten = \"\"\n[tls]\ncert = \"c.pem\"\nkey = \"/k.pem\"")
+            .expect("ok");
+        assert_eq!(s.admin.listen, None);
+        assert_eq!(
+            s.tls,
+            Some(TlsFiles {
+                cert: PathBuf::from(FIXED_DIR).join("c.pem"),
+                key: PathBuf::from("/k.pem"),
+            })
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! `satellite serve`: the start-up and shutdown sequence, written as a script.
+//!
+//! Start: data directory → store → catalog → certificates → listeners → print where everything
+//! is → serve. Stop (SIGTERM/SIGINT): stop accepting, drain open requests within
+//! `shutdown.drain_timeout`, flush the store, exit 0.
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use tokio::net::{TcpListener, UnixListener};
+use tracing::{info, warn};
+
+use crate::app::{App, Clock, SystemClock};
+use crate::config::Settings;
+use crate::pki::{self, Pki};
+use crate::server::admin::{self, AdminCtx};
+use crate::server::device;
+use crate::server::listen::{self, Limits, TlsSource};
+use crate::shutdown::{self, Shutdown, ShutdownTrigger};
+use crate::store::{Store, tables};
+
+/// The listeners the daemon serves on, bound before anything is served.
+pub struct Listeners {
+    pub device: TcpListener,
+    pub admin_https: Option<TcpListener>,
+    pub admin_socket: UnixListener,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn serve(settings: Settings) -> Result<()> {
+    let (trigger, shutdown) = shutdown::channel();
+    let signals = crate::signals::spawn(trigger.clone())?;
+    let result = run(settings, Arc::new(SystemClock), trigger, shutdown).await;
+    signals.close();
+    result
+}
+
+/// Opens everything, binds the configured addresses and serves until `shutdown`.
+pub async fn run(
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    _trigger: ShutdownTrigger,
+    shutdown: Shutdown,
+) -> Result<()> {
+    let data_dir = settings.data_dir.clone();
+    prepare_data_dir(&data_dir)?;
+    info!(path = %data_dir.display(), "opening the store");
+    let store = Store::open(&data_dir.join("store"), tables::TABLES)
+        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    let app = App::load(store.clone(), clock.clone())?;
+    if !app.unreadable().is_empty() {
+        warn!(
+            count = app.unreadable().len(),
+            "some records could not be read and are skipped; `satellite status` lists them"
+        );
+    }
+    let pki = Pki::load_or_create(&data_dir.join("tls"), &pki::host_names(), clock.now())
+        .context("cannot prepare the device CA and server certificate")?;
+    let tls = match &settings.tls {
+        Some(files) => pki.server_config_with_files(&files.cert, &files.key)?,
+        None => pki.server_config()?,
+    };
+
+    let device_listener = TcpListener::bind(settings.device.listen)
+        .await
+        .with_context(|| format!("cannot listen for devices on {}", settings.device.listen))?;
+    let admin_https = match settings.admin.listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for the HTTPS admin API on {addr}"))?,
+        ),
+        None => None,
+    };
+    let admin_socket = bind_socket(&settings.admin.socket, settings.admin.socket_mode)?;
+    let listeners = Listeners {
+        device: device_listener,
+        admin_https,
+        admin_socket,
+    };
+    serve_on(settings, app, pki.ca_path(), tls, listeners, shutdown).await?;
+    store.flush().await.context("final flush of the store failed")?;
+    info!("store flushed; satellite stopped");
+    Ok(())
+}
+
+/// Serves on already-bound listeners until `shutdown`, then drains them.
+pub async fn serve_on(
+    settings: Settings,
+    app: App,
+    ca_path: std::path::PathBuf,
+    tls: Arc<rustls::ServerConfig>,
+    listeners: Listeners,
+    shutdown: Shutdown,
+) -> Result<()> {
+    let device_addr = listeners.device.local_addr()?;
+    let admin_addr = match &listeners.admin_https {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    let mut described = vec![format!("devices      https://{device_addr}")];
+    if let Some(a) = admin_addr {
+        described.push(format!("admin        https://{a}"));
+    }
+    described.push(format!(
+        "admin socket {}",
+        settings.admin.socket.display()
+    ));
+    // Operators (and tests) read these lines to find the satellite.
+    println!("satellite {}", env!("CARGO_PKG_VERSION"));
+    println!("data         {}", settings.data_dir.display());
+    for line in &described {
+        println!("{line}");
+    }
+    println!("device CA    {}", ca_path.display());
+    println!("ready");
+
+    let ctx = AdminCtx {
+        app: app.clone(),
+        max_body_bytes: settings.admin.max_body_bytes,
+        listeners: described,
+        data_dir: settings.data_dir.display().to_string(),
+    };
+    let admin_router = admin::router(ctx);
+    let limits = Limits {
+        max_connections: settings.device.max_connections,
+        handshake_timeout: settings.device.handshake_timeout,
+        drain_timeout: settings.shutdown.drain_timeout,
+    };
+    let tls = TlsSource::new(tls);
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(listen::serve_tls(
+        "devices",
+        listeners.device,
+        tls.clone(),
+        device::router(),
+        limits,
+        shutdown.clone(),
+    ));
+    if let Some(l) = listeners.admin_https {
+        tasks.spawn(listen::serve_tls(
+            "admin",
+            l,
+            tls.clone(),
+            admin_router.clone(),
+            limits,
+            shutdown.clone(),
+        ));
+    }
+    tasks.spawn(listen::serve_unix(
+        listeners.admin_socket,
+        admin_router,
+        limits,
+        shutdown.clone(),
+    ));
+    info!(devices = %device_addr, admin = ?admin_addr, "satellite is ready");
+    while let Some(done) = tasks.join_next().await {
+        done.context("a listener task failed")?;
+    }
+    let _ = std::fs::remove_file(&settings.admin.socket);
+    Ok(())
+}
+
+/// Creates the data directory readable by its owner only.
+fn prepare_data_dir(dir: &Path) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))
+}
+
+/// Binds the admin socket with the configured mode. A socket file left by a crashed daemon is
+/// replaced; one that a running daemon answers on is not.
+fn bind_socket(path: &Path, mode: u32) -> Result<UnixListener> {
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            bail!(
+                "another satellite is already serving on {}; stop it first or use another data \
+                 directory",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
+    }
+    let listener = UnixListener::bind(path)
+        .with_context(|| format!("cannot create the admin socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+    Ok(listener)
+}

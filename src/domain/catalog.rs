@@ -1,0 +1,321 @@
+//! The in-memory catalog of everything an operator manages, and the [`Change`] type through
+//! which it evolves.
+//!
+//! The catalog is loaded from the store at start and updated only by [`Catalog::apply`], after
+//! the change is durable. Indexes (children of a VA, licenses of a VA, tokens by hash) are
+//! derived here and never persisted, so they cannot disagree with the records.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::events::NewEvent;
+use super::ids::{AccountId, ApiTokenId, LicenseId, TokenId, UserId, VaId};
+use super::model::{Account, ApiToken, License, RegistrationToken, User, VirtualAccount};
+
+/// One record written by a change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    Account(Account),
+    Va(VirtualAccount),
+    License(License),
+    Token(RegistrationToken),
+    User(User),
+    ApiToken(ApiToken),
+}
+
+/// One record removed by a change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removal {
+    Va(VaId),
+    License(LicenseId),
+    Token(TokenId),
+    User(UserId),
+    ApiToken(ApiTokenId),
+}
+
+/// What an accepted operation does: records to write, records to remove, and the event that
+/// tells the audit log about it. Applied atomically or not at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub put: Vec<Record>,
+    pub remove: Vec<Removal>,
+    pub event: NewEvent,
+}
+
+impl Change {
+    pub fn new(event: NewEvent) -> Self {
+        Change {
+            put: Vec::new(),
+            remove: Vec::new(),
+            event,
+        }
+    }
+
+    pub fn put(mut self, record: Record) -> Self {
+        self.put.push(record);
+        self
+    }
+
+    pub fn remove(mut self, removal: Removal) -> Self {
+        self.remove.push(removal);
+        self
+    }
+}
+
+/// Everything the operators manage, indexed for the queries the operations need.
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    pub(super) accounts: BTreeMap<AccountId, Account>,
+    pub(super) vas: HashMap<VaId, VirtualAccount>,
+    pub(super) children: HashMap<VaId, BTreeSet<VaId>>,
+    pub(super) licenses: HashMap<LicenseId, License>,
+    pub(super) licenses_by_va: HashMap<VaId, BTreeSet<LicenseId>>,
+    pub(super) tokens: HashMap<TokenId, RegistrationToken>,
+    pub(super) tokens_by_hash: HashMap<[u8; 32], TokenId>,
+    pub(super) users: BTreeMap<UserId, User>,
+    pub(super) api_tokens: HashMap<ApiTokenId, ApiToken>,
+    pub(super) api_tokens_by_hash: HashMap<[u8; 32], ApiTokenId>,
+}
+
+impl Catalog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a catalog from stored records, in any order.
+    pub fn from_records(records: impl IntoIterator<Item = Record>) -> Self {
+        let mut catalog = Catalog::new();
+        for record in records {
+            catalog.put(record);
+        }
+        catalog
+    }
+
+    /// Applies a durable change. Infallible: the change was validated against this catalog.
+    pub fn apply(&mut self, change: &Change) {
+        for removal in &change.remove {
+            self.take(*removal);
+        }
+        for record in &change.put {
+            self.put(record.clone());
+        }
+    }
+
+    fn put(&mut self, record: Record) {
+        match record {
+            Record::Account(a) => {
+                self.accounts.insert(a.id, a);
+            }
+            Record::Va(va) => {
+                if let Some(old) = self.vas.get(&va.id).and_then(|old| old.parent) {
+                    if let Some(set) = self.children.get_mut(&old) {
+                        set.remove(&va.id);
+                    }
+                }
+                if let Some(parent) = va.parent {
+                    self.children.entry(parent).or_default().insert(va.id);
+                }
+                self.vas.insert(va.id, va);
+            }
+            Record::License(l) => {
+                if let Some(old) = self.licenses.get(&l.id) {
+                    let old_va = old.va;
+                    if let Some(set) = self.licenses_by_va.get_mut(&old_va) {
+                        set.remove(&l.id);
+                    }
+                }
+                self.licenses_by_va.entry(l.va).or_default().insert(l.id);
+                self.licenses.insert(l.id, l);
+            }
+            Record::Token(t) => {
+                self.tokens_by_hash.insert(t.secret_hash, t.id);
+                self.tokens.insert(t.id, t);
+            }
+            Record::User(u) => {
+                self.users.insert(u.id, u);
+            }
+            Record::ApiToken(t) => {
+                self.api_tokens_by_hash.insert(t.secret_hash, t.id);
+                self.api_tokens.insert(t.id, t);
+            }
+        }
+    }
+
+    fn take(&mut self, removal: Removal) {
+        match removal {
+            Removal::Va(id) => {
+                if let Some(va) = self.vas.remove(&id) {
+                    if let Some(parent) = va.parent {
+                        if let Some(set) = self.children.get_mut(&parent) {
+                            set.remove(&id);
+                        }
+                    }
+                }
+                self.children.remove(&id);
+                self.licenses_by_va.remove(&id);
+            }
+            Removal::License(id) => {
+                if let Some(l) = self.licenses.remove(&id) {
+                    if let Some(set) = self.licenses_by_va.get_mut(&l.va) {
+                        set.remove(&id);
+                    }
+                }
+            }
+            Removal::Token(id) => {
+                if let Some(t) = self.tokens.remove(&id) {
+                    self.tokens_by_hash.remove(&t.secret_hash);
+                }
+            }
+            Removal::User(id) => {
+                self.users.remove(&id);
+            }
+            Removal::ApiToken(id) => {
+                if let Some(t) = self.api_tokens.remove(&id) {
+                    self.api_tokens_by_hash.remove(&t.secret_hash);
+                }
+            }
+        }
+    }
+
+    // Read access. Callers that act for a principal filter through `access` first.
+
+    pub fn account(&self, id: AccountId) -> Option<&Account> {
+        self.accounts.get(&id)
+    }
+
+    pub fn accounts(&self) -> impl Iterator<Item = &Account> {
+        self.accounts.values()
+    }
+
+    pub fn account_by_name_or_domain(&self, key: &str) -> Option<&Account> {
+        self.accounts
+            .values()
+            .find(|a| a.name == key || a.domain == key || a.id.to_string() == key)
+    }
+
+    pub fn va(&self, id: VaId) -> Option<&VirtualAccount> {
+        self.vas.get(&id)
+    }
+
+    pub fn vas_of(&self, account: AccountId) -> impl Iterator<Item = &VirtualAccount> {
+        self.vas.values().filter(move |v| v.account == account)
+    }
+
+    /// The direct children of a VA, in id order.
+    pub fn children(&self, va: VaId) -> impl Iterator<Item = &VirtualAccount> {
+        self.children
+            .get(&va)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.vas.get(id))
+    }
+
+    /// The nesting level of a VA: the Default VA is level 1.
+    pub fn level(&self, va: VaId) -> usize {
+        self.ancestors(va).count() + 1
+    }
+
+    /// The VA's parent, its parent's parent, and so on up to the Default VA.
+    pub fn ancestors(&self, va: VaId) -> impl Iterator<Item = VaId> + '_ {
+        let mut next = self.vas.get(&va).and_then(|v| v.parent);
+        std::iter::from_fn(move || {
+            let current = next?;
+            next = self.vas.get(&current).and_then(|v| v.parent);
+            Some(current)
+        })
+    }
+
+    /// Whether `va` is `root` or lies below it.
+    pub fn in_subtree(&self, va: VaId, root: VaId) -> bool {
+        va == root || self.ancestors(va).any(|a| a == root)
+    }
+
+    /// The VA and every VA below it, parents before children.
+    pub fn subtree(&self, root: VaId) -> Vec<VaId> {
+        let mut out = vec![root];
+        let mut i = 0;
+        while i < out.len() {
+            out.extend(self.children.get(&out[i]).into_iter().flatten().copied());
+            i += 1;
+        }
+        out
+    }
+
+    /// Levels below and including `root`: 1 for a VA without children.
+    pub fn subtree_height(&self, root: VaId) -> usize {
+        1 + self
+            .children
+            .get(&root)
+            .into_iter()
+            .flatten()
+            .map(|c| self.subtree_height(*c))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// A VA's path from the Default VA, e.g. `Default/emea/paris`.
+    pub fn va_path(&self, va: VaId) -> String {
+        let mut names: Vec<&str> = self
+            .ancestors(va)
+            .filter_map(|a| self.vas.get(&a).map(|v| v.name.as_str()))
+            .collect();
+        names.reverse();
+        if let Some(v) = self.vas.get(&va) {
+            names.push(&v.name);
+        }
+        names.join("/")
+    }
+
+    pub fn license(&self, id: LicenseId) -> Option<&License> {
+        self.licenses.get(&id)
+    }
+
+    pub fn licenses_in(&self, va: VaId) -> impl Iterator<Item = &License> {
+        self.licenses_by_va
+            .get(&va)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.licenses.get(id))
+    }
+
+    pub fn token(&self, id: TokenId) -> Option<&RegistrationToken> {
+        self.tokens.get(&id)
+    }
+
+    pub fn token_by_hash(&self, hash: &[u8; 32]) -> Option<&RegistrationToken> {
+        self.tokens_by_hash
+            .get(hash)
+            .and_then(|id| self.tokens.get(id))
+    }
+
+    pub fn tokens_in(&self, va: VaId) -> impl Iterator<Item = &RegistrationToken> {
+        self.tokens.values().filter(move |t| t.va == va)
+    }
+
+    pub fn user(&self, id: UserId) -> Option<&User> {
+        self.users.get(&id)
+    }
+
+    pub fn user_by_name(&self, name: &str) -> Option<&User> {
+        self.users
+            .values()
+            .find(|u| u.name == name || u.id.to_string() == name)
+    }
+
+    pub fn users(&self) -> impl Iterator<Item = &User> {
+        self.users.values()
+    }
+
+    pub fn api_token(&self, id: ApiTokenId) -> Option<&ApiToken> {
+        self.api_tokens.get(&id)
+    }
+
+    pub fn api_token_by_hash(&self, hash: &[u8; 32]) -> Option<&ApiToken> {
+        self.api_tokens_by_hash
+            .get(hash)
+            .and_then(|id| self.api_tokens.get(id))
+    }
+
+    pub fn api_tokens_of(&self, user: UserId) -> impl Iterator<Item = &ApiToken> {
+        self.api_tokens.values().filter(move |t| t.user == user)
+    }
+}

@@ -1,0 +1,266 @@
+//! License pools (SPEC §2, §4): adding purchased licenses, removing them, transferring units
+//! between VAs of one account, and the per-VA, per-tag summary.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use time::OffsetDateTime;
+
+use super::access::{Access, Principal};
+use super::catalog::{Catalog, Change, Record, Removal};
+use super::error::DomainError;
+use super::events::NewEvent;
+use super::ids::{LicenseId, VaId};
+use super::model::{License, LicenseKind, LicenseSource};
+
+/// What an operator asks for when adding a license pool entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LicenseSpec {
+    pub entitlement_tag: String,
+    pub display_name: String,
+    pub quantity: i64,
+    pub kind: LicenseKind,
+    pub export_controlled: bool,
+    pub source: LicenseSource,
+    pub order_ref: Option<String>,
+    pub labels: BTreeSet<String>,
+}
+
+/// One line of the pool summary: a VA and a tag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolLine {
+    pub va: VaId,
+    pub entitlement_tag: String,
+    pub display_name: String,
+    /// Units valid now.
+    pub purchased: u64,
+    pub in_use: u64,
+    /// `purchased - in_use`; negative when the VA is short.
+    pub balance: i64,
+    pub export_controlled: bool,
+    /// The earliest end date among the term entries valid now.
+    pub next_expiry: Option<OffsetDateTime>,
+}
+
+fn validate_tag(tag: &str) -> Result<(), DomainError> {
+    if tag.is_empty() || tag.len() > 512 || tag.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(DomainError::Invalid(format!(
+            "entitlement tag `{tag}` must be 1 to 512 characters without spaces or control \
+             characters"
+        )));
+    }
+    Ok(())
+}
+
+impl Catalog {
+    /// Adds purchased licenses to a VA. Needs write access to the whole account: purchases are
+    /// an account-level act; VA administrators move licenses with transfers.
+    pub fn add_license(
+        &self,
+        p: &Principal,
+        va: VaId,
+        spec: LicenseSpec,
+        now: OffsetDateTime,
+    ) -> Result<(Change, License), DomainError> {
+        let v = self.check_va(p, va, Access::Read)?;
+        self.check_account(p, v.account, Access::Write)?;
+        validate_tag(&spec.entitlement_tag)?;
+        if spec.quantity <= 0 {
+            return Err(DomainError::Invalid(format!(
+                "quantity must be greater than 0 (got {})",
+                spec.quantity
+            )));
+        }
+        if let LicenseKind::Term { start, end } = spec.kind {
+            if end <= start {
+                return Err(DomainError::Invalid(format!(
+                    "a term license must end after it starts (start {start}, end {end})"
+                )));
+            }
+        }
+        if spec.labels.iter().any(|l| l.is_empty() || l.len() > 64) {
+            return Err(DomainError::Invalid("labels must be 1 to 64 characters".into()));
+        }
+        let license = License {
+            id: LicenseId::new(),
+            account: v.account,
+            va,
+            display_name: if spec.display_name.is_empty() {
+                spec.entitlement_tag.clone()
+            } else {
+                spec.display_name
+            },
+            entitlement_tag: spec.entitlement_tag,
+            quantity: spec.quantity as u64,
+            kind: spec.kind,
+            export_controlled: spec.export_controlled,
+            source: spec.source,
+            order_ref: spec.order_ref,
+            labels: spec.labels,
+            created_at: now,
+        };
+        let event = NewEvent::new("license.add", &license.entitlement_tag)
+            .account(v.account)
+            .va(va)
+            .detail("license", license.id)
+            .detail("quantity", license.quantity)
+            .detail("source", license.source.as_str());
+        Ok((Change::new(event).put(Record::License(license.clone())), license))
+    }
+
+    /// Removes a pool entry, or `quantity` units of it.
+    pub fn remove_license(
+        &self,
+        p: &Principal,
+        id: LicenseId,
+        quantity: Option<i64>,
+    ) -> Result<Change, DomainError> {
+        let l = self
+            .licenses
+            .get(&id)
+            .ok_or_else(|| DomainError::not_found("license", id))?;
+        self.check_va(p, l.va, Access::Read)
+            .map_err(|_| DomainError::not_found("license", id))?;
+        self.check_account(p, l.account, Access::Write)?;
+        let take = quantity.unwrap_or(l.quantity as i64);
+        if take <= 0 || take as u64 > l.quantity {
+            return Err(DomainError::Invalid(format!(
+                "cannot remove {take} unit(s) from license `{id}`, which holds {}",
+                l.quantity
+            )));
+        }
+        let event = NewEvent::new("license.remove", &l.entitlement_tag)
+            .account(l.account)
+            .va(l.va)
+            .detail("license", id)
+            .detail("quantity", take);
+        let change = Change::new(event);
+        Ok(if take as u64 == l.quantity {
+            change.remove(Removal::License(id))
+        } else {
+            let mut rest = l.clone();
+            rest.quantity -= take as u64;
+            change.put(Record::License(rest))
+        })
+    }
+
+    /// Transfers `quantity` units of `tag` from one VA to another of the same account, keeping
+    /// every entry's dates. Entries are taken oldest first (or only `only`, if given); an entry
+    /// that is taken whole moves, one that is taken in part is split.
+    #[allow(clippy::too_many_arguments)] // reason: each argument is one field of the operator's request
+    pub fn transfer_licenses(
+        &self,
+        p: &Principal,
+        from: VaId,
+        to: VaId,
+        tag: &str,
+        quantity: i64,
+        only: Option<LicenseId>,
+        now: OffsetDateTime,
+    ) -> Result<Change, DomainError> {
+        let src = self.check_va(p, from, Access::Write)?;
+        let dst = self.check_va(p, to, Access::Write)?;
+        if src.account != dst.account {
+            return Err(DomainError::Refused(
+                "licenses cannot be transferred between Smart Accounts; both virtual accounts \
+                 must belong to the same account"
+                    .into(),
+            ));
+        }
+        if from == to {
+            return Err(DomainError::Invalid(
+                "source and destination virtual accounts are the same".into(),
+            ));
+        }
+        if quantity <= 0 {
+            return Err(DomainError::Invalid(format!(
+                "quantity must be greater than 0 (got {quantity})"
+            )));
+        }
+        let mut candidates: Vec<&License> = self
+            .licenses_in(from)
+            .filter(|l| l.entitlement_tag == tag && !l.is_expired_at(now))
+            .filter(|l| only.is_none_or(|id| l.id == id))
+            .collect();
+        candidates.sort_by_key(|l| (l.created_at, l.id));
+        let available: u64 = candidates.iter().map(|l| l.quantity).sum();
+        if available < quantity as u64 {
+            return Err(DomainError::Refused(format!(
+                "cannot transfer {quantity} unit(s) of `{tag}` from `{}`: only {available} \
+                 unexpired unit(s) are there",
+                self.va_path(from)
+            )));
+        }
+        let mut left = quantity as u64;
+        let mut change = Change::new(
+            NewEvent::new("license.transfer", tag)
+                .account(src.account)
+                .va(from)
+                .detail("from", self.va_path(from))
+                .detail("to", self.va_path(to))
+                .detail("quantity", quantity),
+        );
+        for l in candidates {
+            if left == 0 {
+                break;
+            }
+            if l.quantity <= left {
+                left -= l.quantity;
+                let mut moved = l.clone();
+                moved.va = to;
+                change = change.put(Record::License(moved));
+            } else {
+                let mut stay = l.clone();
+                stay.quantity -= left;
+                let mut split = l.clone();
+                split.id = LicenseId::new();
+                split.va = to;
+                split.quantity = left;
+                left = 0;
+                change = change
+                    .put(Record::License(stay))
+                    .put(Record::License(split));
+            }
+        }
+        Ok(change)
+    }
+
+    /// Purchased / in use / balance per tag for one VA. `in_use` tells how many units of a tag
+    /// the VA's devices hold (the device registry knows; 0 without devices).
+    pub fn pool(
+        &self,
+        va: VaId,
+        now: OffsetDateTime,
+        in_use: impl Fn(VaId, &str) -> u64,
+    ) -> Vec<PoolLine> {
+        let mut lines: BTreeMap<&str, PoolLine> = BTreeMap::new();
+        for l in self.licenses_in(va) {
+            let line = lines
+                .entry(l.entitlement_tag.as_str())
+                .or_insert_with(|| PoolLine {
+                    va,
+                    entitlement_tag: l.entitlement_tag.clone(),
+                    display_name: l.display_name.clone(),
+                    purchased: 0,
+                    in_use: 0,
+                    balance: 0,
+                    export_controlled: l.export_controlled,
+                    next_expiry: None,
+                });
+            line.export_controlled |= l.export_controlled;
+            if l.is_valid_at(now) {
+                line.purchased += l.quantity;
+                if let LicenseKind::Term { end, .. } = l.kind {
+                    line.next_expiry = Some(line.next_expiry.map_or(end, |e| e.min(end)));
+                }
+            }
+        }
+        lines
+            .into_values()
+            .map(|mut line| {
+                line.in_use = in_use(va, &line.entitlement_tag);
+                line.balance = line.purchased as i64 - line.in_use as i64;
+                line
+            })
+            .collect()
+    }
+}

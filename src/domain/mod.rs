@@ -1,0 +1,34 @@
+//! The license domain: accounts, Virtual Accounts, license pools, registration tokens, users,
+//! roles and the audit log.
+//!
+//! This layer is pure. It never reads the clock (`now` is a parameter), never touches the disk
+//! or the network, and never blocks. Every operation validates a request against the in-memory
+//! [`Catalog`] and answers with a [`Change`]: the records to write, the records to remove and
+//! the audit [`Event`] describing it. The caller makes the change durable (the store writes the
+//! records and the event in one transaction) and only then applies it to the catalog, so the
+//! catalog never shows a state that is not on disk.
+//!
+//! Entities derive serde because the store persists them as versioned records (see
+//! `store::tables`); the wire formats of the admin API and the device protocol are separate
+//! types in `protocol`, converted at the edge.
+
+mod access;
+mod accounts;
+mod catalog;
+mod error;
+mod events;
+mod ids;
+mod licenses;
+mod model;
+mod tokens;
+mod users;
+
+pub use access::{Access, Principal};
+pub use accounts::{DEFAULT_VA_NAME, MAX_VA_DEPTH, validate_domain};
+pub use catalog::{Catalog, Change, Record, Removal};
+pub use error::DomainError;
+pub use events::{EventFilter, NewEvent};
+pub use ids::{AccountId, ApiTokenId, LicenseId, TokenId, UserId, VaId};
+pub use licenses::{LicenseSpec, PoolLine};
+pub use model::*;
+pub use tokens::{TokenSpec, TokenState};

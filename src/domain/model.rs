@@ -1,0 +1,227 @@
+//! The entities of SPEC §2 and §7. Plain data: the rules that keep them consistent live in the
+//! operation modules next to this one.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::ids::{AccountId, ApiTokenId, LicenseId, TokenId, UserId, VaId};
+
+/// Whether an account may be used. Accounts whose domain is a prefixed form of an existing
+/// account's domain start `Pending` until a system administrator approves them, as the upstream
+/// portal does for prefixed domains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccountStatus {
+    Pending,
+    Active,
+}
+
+impl AccountStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Pending => "pending",
+            AccountStatus::Active => "active",
+        }
+    }
+}
+
+/// A Smart Account as held locally.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: AccountId,
+    pub name: String,
+    /// The Smart Account domain identifier, a lowercase DNS name such as `example.com`.
+    pub domain: String,
+    pub status: AccountStatus,
+    pub created_at: OffsetDateTime,
+    /// The Default Virtual Account at the root of this account's tree.
+    pub default_va: VaId,
+}
+
+/// A Virtual Account: a node of the account's tree that holds licenses, tokens and devices.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VirtualAccount {
+    pub id: VaId,
+    pub account: AccountId,
+    pub name: String,
+    pub description: String,
+    /// `None` only for the account's Default VA.
+    pub parent: Option<VaId>,
+    pub created_at: OffsetDateTime,
+}
+
+/// How long a license lasts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LicenseKind {
+    Perpetual,
+    /// Valid from `start` (inclusive) to `end` (exclusive). Dates come from the order, not
+    /// from use: unused term licenses expire on the same date.
+    Term {
+        start: OffsetDateTime,
+        end: OffsetDateTime,
+    },
+}
+
+/// Where a license pool entry came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LicenseSource {
+    Manual,
+    Upstream,
+    Reservation,
+    Import,
+}
+
+impl LicenseSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LicenseSource::Manual => "manual",
+            LicenseSource::Upstream => "upstream",
+            LicenseSource::Reservation => "reservation",
+            LicenseSource::Import => "import",
+        }
+    }
+}
+
+/// A license pool entry: `quantity` units of one entitlement tag in one VA.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct License {
+    pub id: LicenseId,
+    pub account: AccountId,
+    pub va: VaId,
+    pub entitlement_tag: String,
+    pub display_name: String,
+    pub quantity: u64,
+    pub kind: LicenseKind,
+    pub export_controlled: bool,
+    pub source: LicenseSource,
+    pub order_ref: Option<String>,
+    /// Free-form labels (the upstream's "license tags"): for search only, never for access.
+    pub labels: BTreeSet<String>,
+    pub created_at: OffsetDateTime,
+}
+
+impl License {
+    /// Whether the entry counts towards the pool at `now`.
+    pub fn is_valid_at(&self, now: OffsetDateTime) -> bool {
+        match self.kind {
+            LicenseKind::Perpetual => true,
+            LicenseKind::Term { start, end } => start <= now && now < end,
+        }
+    }
+
+    /// Whether the entry can never count again.
+    pub fn is_expired_at(&self, now: OffsetDateTime) -> bool {
+        matches!(self.kind, LicenseKind::Term { end, .. } if end <= now)
+    }
+}
+
+/// A registration token. The secret itself is never stored, only its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrationToken {
+    pub id: TokenId,
+    pub account: AccountId,
+    pub va: VaId,
+    pub description: String,
+    pub secret_hash: [u8; 32],
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub max_uses: Option<u32>,
+    pub uses: u32,
+    pub allow_export_controlled: bool,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub created_by: String,
+}
+
+/// The roles of SPEC §7.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Role {
+    SystemAdmin,
+    AccountAdmin,
+    AccountUser,
+    VaAdmin,
+    VaUser,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::SystemAdmin,
+        Role::AccountAdmin,
+        Role::AccountUser,
+        Role::VaAdmin,
+        Role::VaUser,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::SystemAdmin => "system-admin",
+            Role::AccountAdmin => "account-admin",
+            Role::AccountUser => "account-user",
+            Role::VaAdmin => "va-admin",
+            Role::VaUser => "va-user",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// What a role grant applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Scope {
+    System,
+    Account(AccountId),
+    /// A VA and its whole subtree.
+    Va(VaId),
+}
+
+/// One role held by a user over one scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RoleGrant {
+    pub role: Role,
+    pub scope: Scope,
+}
+
+/// An operator. Users authenticate with API tokens; the owner of the admin socket acts as
+/// system administrator without one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub name: String,
+    pub grants: BTreeSet<RoleGrant>,
+    pub created_at: OffsetDateTime,
+}
+
+/// A bearer token for the HTTPS admin API, stored as the SHA-256 of its secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    pub id: ApiTokenId,
+    pub user: UserId,
+    pub description: String,
+    pub secret_hash: [u8; 32],
+    pub created_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl ApiToken {
+    pub fn is_usable_at(&self, now: OffsetDateTime) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
+}
+
+/// An append-only audit record. `seq` is assigned when the event is committed and orders the
+/// log; it is never reused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: u64,
+    pub at: OffsetDateTime,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub account: Option<AccountId>,
+    pub va: Option<VaId>,
+    pub device: Option<String>,
+    pub details: Vec<(String, String)>,
+}

@@ -1,0 +1,420 @@
+//! Admin API wire types: the JSON the operator CLI and the daemon exchange. Field names are a
+//! contract with scripts that use `--json`; add fields, never rename them.
+//!
+//! Objects are referred to by id or, for humans, by name: an account by its name or domain, a
+//! VA by `ACCOUNT/Default/child/...` (its path from the Default VA, prefixed by the account).
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::domain::{self, Catalog, TokenState};
+
+pub type Time = OffsetDateTime;
+
+/// The error body of every failed call, admin and device alike.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: Time,
+    #[serde(with = "time::serde::rfc3339")]
+    pub now: Time,
+    pub data_dir: String,
+    pub store_bytes: u64,
+    pub schema_version: u32,
+    pub accounts: usize,
+    pub virtual_accounts: usize,
+    pub licenses: usize,
+    pub tokens: usize,
+    pub users: usize,
+    pub unreadable_records: Vec<String>,
+    pub listeners: Vec<String>,
+    pub workers: Vec<WorkerStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    pub name: String,
+    pub state: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateAccount {
+    pub name: String,
+    pub domain: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccountView {
+    pub id: String,
+    pub name: String,
+    pub domain: String,
+    pub status: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: Time,
+    pub default_va: String,
+}
+
+impl From<&domain::Account> for AccountView {
+    fn from(a: &domain::Account) -> Self {
+        AccountView {
+            id: a.id.to_string(),
+            name: a.name.clone(),
+            domain: a.domain.clone(),
+            status: a.status.as_str().to_string(),
+            created_at: a.created_at,
+            default_va: a.default_va.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateVa {
+    /// The parent VA (id or path).
+    pub parent: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MoveVa {
+    pub parent: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VaView {
+    pub id: String,
+    pub account: String,
+    pub name: String,
+    pub path: String,
+    pub parent: Option<String>,
+    pub level: usize,
+    pub description: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: Time,
+}
+
+impl VaView {
+    pub fn new(c: &Catalog, v: &domain::VirtualAccount) -> Self {
+        VaView {
+            id: v.id.to_string(),
+            account: v.account.to_string(),
+            name: v.name.clone(),
+            path: c.va_path(v.id),
+            parent: v.parent.map(|p| p.to_string()),
+            level: c.level(v.id),
+            description: v.description.clone(),
+            created_at: v.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddLicense {
+    pub va: String,
+    pub entitlement_tag: String,
+    #[serde(default)]
+    pub display_name: String,
+    pub quantity: i64,
+    /// Term licenses give both; perpetual licenses neither.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub start: Option<Time>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub end: Option<Time>,
+    #[serde(default)]
+    pub export_controlled: bool,
+    #[serde(default)]
+    pub order_ref: Option<String>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TransferLicenses {
+    pub from: String,
+    pub to: String,
+    pub entitlement_tag: String,
+    pub quantity: i64,
+    #[serde(default)]
+    pub license: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LicenseView {
+    pub id: String,
+    pub va: String,
+    pub va_path: String,
+    pub entitlement_tag: String,
+    pub display_name: String,
+    pub quantity: u64,
+    pub kind: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub start: Option<Time>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub end: Option<Time>,
+    pub export_controlled: bool,
+    pub source: String,
+    pub order_ref: Option<String>,
+    pub labels: Vec<String>,
+}
+
+impl LicenseView {
+    pub fn new(c: &Catalog, l: &domain::License) -> Self {
+        let (kind, start, end) = match l.kind {
+            domain::LicenseKind::Perpetual => ("perpetual", None, None),
+            domain::LicenseKind::Term { start, end } => ("term", Some(start), Some(end)),
+        };
+        LicenseView {
+            id: l.id.to_string(),
+            va: l.va.to_string(),
+            va_path: c.va_path(l.va),
+            entitlement_tag: l.entitlement_tag.clone(),
+            display_name: l.display_name.clone(),
+            quantity: l.quantity,
+            kind: kind.into(),
+            start,
+            end,
+            export_controlled: l.export_controlled,
+            source: l.source.as_str().into(),
+            order_ref: l.order_ref.clone(),
+            labels: l.labels.iter().cloned().collect(),
+        }
+    }
+}
+
+/// One line of `license list`: a VA and a tag.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PoolLineView {
+    pub va: String,
+    pub va_path: String,
+    pub entitlement_tag: String,
+    pub display_name: String,
+    pub purchased: u64,
+    pub in_use: u64,
+    pub balance: i64,
+    pub export_controlled: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_expiry: Option<Time>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LicenseList {
+    pub pools: Vec<PoolLineView>,
+    pub entries: Vec<LicenseView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateToken {
+    pub va: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
+    #[serde(default)]
+    pub max_uses: Option<u32>,
+    #[serde(default)]
+    pub allow_export_controlled: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: String,
+    pub va: String,
+    pub va_path: String,
+    pub description: String,
+    pub state: String,
+    pub uses: u32,
+    pub max_uses: Option<u32>,
+    pub allow_export_controlled: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: Time,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: Time,
+    pub created_by: String,
+}
+
+impl TokenView {
+    pub fn new(c: &Catalog, t: &domain::RegistrationToken, now: Time) -> Self {
+        let state: TokenState = t.state(now);
+        TokenView {
+            id: t.id.to_string(),
+            va: t.va.to_string(),
+            va_path: c.va_path(t.va),
+            description: t.description.clone(),
+            state: state.as_str().into(),
+            uses: t.uses,
+            max_uses: t.max_uses,
+            allow_export_controlled: t.allow_export_controlled,
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            created_by: t.created_by.clone(),
+        }
+    }
+}
+
+/// The answer to a token or API-token creation: the only time the secret is shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedSecret<T> {
+    pub secret: String,
+    #[serde(flatten)]
+    pub object: T,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateUser {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GrantRole {
+    pub role: String,
+    #[serde(default)]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub va: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GrantView {
+    pub role: String,
+    pub scope: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserView {
+    pub id: String,
+    pub name: String,
+    pub grants: Vec<GrantView>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: Time,
+}
+
+impl UserView {
+    pub fn new(c: &Catalog, u: &domain::User) -> Self {
+        let grants = u
+            .grants
+            .iter()
+            .map(|g| GrantView {
+                role: g.role.as_str().into(),
+                scope: match g.scope {
+                    domain::Scope::System => "satellite".into(),
+                    domain::Scope::Account(a) => c
+                        .account(a)
+                        .map_or_else(|| a.to_string(), |a| format!("account {}", a.name)),
+                    domain::Scope::Va(v) => match c.va(v) {
+                        Some(va) => format!(
+                            "va {}/{}",
+                            c.account(va.account).map_or("?", |a| a.name.as_str()),
+                            c.va_path(v)
+                        ),
+                        None => v.to_string(),
+                    },
+                },
+            })
+            .collect();
+        UserView {
+            id: u.id.to_string(),
+            name: u.name.clone(),
+            grants,
+            created_at: u.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateApiToken {
+    pub user: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiTokenView {
+    pub id: String,
+    pub user: String,
+    pub description: String,
+    pub state: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: Time,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<Time>,
+}
+
+impl ApiTokenView {
+    pub fn new(c: &Catalog, t: &domain::ApiToken, now: Time) -> Self {
+        ApiTokenView {
+            id: t.id.to_string(),
+            user: c.user(t.user).map_or_else(|| t.user.to_string(), |u| u.name.clone()),
+            description: t.description.clone(),
+            state: if t.revoked_at.is_some() {
+                "revoked"
+            } else if t.is_usable_at(now) {
+                "active"
+            } else {
+                "expired"
+            }
+            .into(),
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventView {
+    pub seq: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: Time,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub account: Option<String>,
+    pub va: Option<String>,
+    pub device: Option<String>,
+    pub details: Vec<(String, String)>,
+}
+
+impl From<domain::Event> for EventView {
+    fn from(e: domain::Event) -> Self {
+        EventView {
+            seq: e.seq,
+            at: e.at,
+            actor: e.actor,
+            action: e.action,
+            subject: e.subject,
+            account: e.account.map(|a| a.to_string()),
+            va: e.va.map(|v| v.to_string()),
+            device: e.device,
+            details: e.details,
+        }
+    }
+}
+
+/// Query parameters of `GET /v1/events`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EventQuery {
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub since: Option<Time>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub until: Option<Time>,
+    pub account: Option<String>,
+    pub va: Option<String>,
+    pub device: Option<String>,
+    pub action: Option<String>,
+    pub limit: Option<usize>,
+}

@@ -1,0 +1,172 @@
+//! The admin API router: authentication, request decoding, and the references operators use
+//! to name objects. Handlers live in the files beside this one and stay thin: decode, call the
+//! domain through [`App`], encode.
+//!
+//! Authentication: a request through the admin Unix socket acts as system administrator (the
+//! socket's file mode is the access control); a request over HTTPS must carry
+//! `Authorization: Bearer <API token>`. Authorisation is then the domain's, on every call.
+
+mod handlers;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use super::listen::Peer;
+use crate::app::{App, secrets};
+use crate::domain::{AccountId, Catalog, Principal, VaId};
+
+/// What the admin handlers share.
+#[derive(Clone)]
+pub struct AdminCtx {
+    pub app: App,
+    pub max_body_bytes: usize,
+    /// Human-readable descriptions of the listeners, for `status`.
+    pub listeners: Vec<String>,
+    pub data_dir: String,
+}
+
+pub fn router(ctx: AdminCtx) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/v1/status", get(handlers::status))
+        .route("/v1/accounts", post(handlers::create_account).get(handlers::list_accounts))
+        .route("/v1/accounts/{account}", get(handlers::show_account))
+        .route("/v1/accounts/{account}/approve", post(handlers::approve_account))
+        .route("/v1/vas", post(handlers::create_va).get(handlers::list_vas))
+        .route("/v1/vas/{va}", get(handlers::show_va).delete(handlers::delete_va))
+        .route("/v1/vas/{va}/move", post(handlers::move_va))
+        .route("/v1/licenses", post(handlers::add_license).get(handlers::list_licenses))
+        .route("/v1/licenses/transfer", post(handlers::transfer_licenses))
+        .route("/v1/licenses/{license}", delete(handlers::remove_license))
+        .route("/v1/tokens", post(handlers::create_token).get(handlers::list_tokens))
+        .route("/v1/tokens/{token}/revoke", post(handlers::revoke_token))
+        .route("/v1/users", post(handlers::create_user).get(handlers::list_users))
+        .route("/v1/users/{user}", delete(handlers::delete_user))
+        .route("/v1/users/{user}/grants", post(handlers::grant_role))
+        .route("/v1/users/{user}/revoke", post(handlers::revoke_role))
+        .route("/v1/api-tokens", post(handlers::create_api_token).get(handlers::list_api_tokens))
+        .route("/v1/api-tokens/{token}/revoke", post(handlers::revoke_api_token))
+        .route("/v1/events", get(handlers::list_events))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint")
+        })
+        .with_state(ctx)
+}
+
+/// The caller, authenticated from the connection and the request headers.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AdminCtx> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &AdminCtx) -> Result<Self, ApiError> {
+        match parts.extensions.get::<Peer>() {
+            Some(Peer::Local { uid }) => Ok(Caller(Principal::system(match uid {
+                Some(uid) => format!("local:uid={uid}"),
+                None => "local".to_string(),
+            }))),
+            Some(Peer::Tls { .. }) => {
+                let header = parts
+                    .headers
+                    .get(axum::http::header::AUTHORIZATION)
+                    .and_then(|h| h.to_str().ok())
+                    .ok_or_else(|| {
+                        ApiError::unauthorized(
+                            "missing `Authorization: Bearer <API token>`; create one with \
+                             `satellite api-token create --user NAME` on the satellite host",
+                        )
+                    })?;
+                let token = header.strip_prefix("Bearer ").ok_or_else(|| {
+                    ApiError::unauthorized("the Authorization header must be `Bearer <API token>`")
+                })?;
+                let hash = secrets::hash(token.trim());
+                let now = ctx.app.now();
+                ctx.app
+                    .read(|c| c.authenticate(&hash, now))
+                    .map(Caller)
+                    .ok_or_else(|| {
+                        ApiError::unauthorized(
+                            "the API token is unknown, revoked or expired; create a new one with \
+                             `satellite api-token create`",
+                        )
+                    })
+            }
+            None => Err(ApiError::unauthorized("connection without a known peer")),
+        }
+    }
+}
+
+/// A JSON request body, size-limited, whose errors use the API's error shape.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AdminCtx> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, ctx: &AdminCtx) -> Result<Self, ApiError> {
+        decode_body(req, ctx.max_body_bytes).await.map(Body)
+    }
+}
+
+/// Reads at most `limit` bytes of body and decodes them as JSON.
+pub async fn decode_body<T: DeserializeOwned>(req: Request, limit: usize) -> Result<T, ApiError> {
+    let bytes = axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("the request body is larger than {limit} bytes"),
+                )
+            } else {
+                ApiError::malformed(format!("the request body could not be read: {e}"))
+            }
+        })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::malformed(format!("the request body is not valid: {e}")))
+}
+
+/// Finds an account by id, name or domain, among those `p` may see.
+pub fn account_ref(c: &Catalog, p: &Principal, r: &str) -> Result<AccountId, ApiError> {
+    c.account_by_name_or_domain(r)
+        .filter(|a| c.account_visible(p, a.id))
+        .map(|a| a.id)
+        .ok_or_else(|| ApiError::not_found("account", r))
+}
+
+/// Finds a VA by id or by `ACCOUNT/Default/child/...`, among those `p` may read.
+pub fn va_ref(c: &Catalog, p: &Principal, r: &str) -> Result<VaId, ApiError> {
+    let found = match r.parse::<VaId>() {
+        Ok(id) => c.va(id).map(|v| v.id),
+        Err(_) => {
+            let mut parts = r.split('/');
+            let account = parts
+                .next()
+                .and_then(|a| c.account_by_name_or_domain(a))
+                .filter(|a| c.account_visible(p, a.id));
+            account.and_then(|a| {
+                let mut current = None::<VaId>;
+                for name in parts {
+                    current = match current {
+                        None => (name == crate::domain::DEFAULT_VA_NAME).then_some(a.default_va),
+                        Some(id) => c.children(id).find(|v| v.name == name).map(|v| v.id),
+                    };
+                    current?;
+                }
+                current
+            })
+        }
+    };
+    found
+        .filter(|id| c.va_access(p, *id).is_some())
+        .ok_or_else(|| {
+            ApiError::not_found("virtual account", r)
+        })
+}

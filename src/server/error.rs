@@ -1,0 +1,86 @@
+//! The one mapping from errors to HTTP responses. Every failure, admin or device, answers
+//! `{ "error": { "code", "message" } }` with a stable code that scripts and devices branch on.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::app::AppError;
+use crate::domain::DomainError;
+use crate::protocol::admin::{ErrorBody, ErrorDetail};
+use crate::store::StoreError;
+
+/// An error on its way to the client.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn malformed(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "malformed_request", message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn not_found(what: &'static str, id: &str) -> Self {
+        DomainError::not_found(what, id).into()
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        let (status, code) = match &e {
+            DomainError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            DomainError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            DomainError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            DomainError::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "refused"),
+            DomainError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(cause = %e, "store error");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            format!("the change could not be made durable: {e}"),
+        )
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Domain(d) => d.into(),
+            AppError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}

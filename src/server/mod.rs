@@ -1,0 +1,8 @@
+//! The network side: accept loops, the admin and device routers, and the one mapping from
+//! errors to HTTP responses. Nothing here binds a port or installs a signal handler: the
+//! daemon passes listeners and a shutdown signal in, so tests can use port 0.
+
+pub mod admin;
+pub mod device;
+pub mod error;
+pub mod listen;

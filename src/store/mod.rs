@@ -1,0 +1,376 @@
+//! Persistence: typed tables over sled, atomic batches, and durable group commit.
+//!
+//! This module is the only code in satellite that names sled, and its `codec.rs` is the only
+//! code that names bincode, so the storage engine and the encoding can each be replaced behind
+//! one boundary. It knows nothing about licenses or devices: callers define [`Record`] types, each
+//! of which lives in one table (one sled tree), and the store reads, scans and writes them.
+//!
+//! Writes go through a [`Batch`]: [`Store::commit`] applies all of a batch's puts and deletes in
+//! one sled transaction across the tables it touches, then waits until the data is on disk.
+//! `Ok` from a commit means durable. Concurrent commits share their `fsync`s (see `commit.rs`).
+//!
+//! On open, the store checks its schema version and runs migrations (see `schema.rs`).
+
+mod codec;
+mod commit;
+mod error;
+mod schema;
+/// The satellite's own tables; written separately, and the only part of this module that knows
+/// the domain.
+pub mod tables;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sled::Transactional;
+
+pub use codec::{CodecError, MAX_RECORD_BYTES, Record, decode, decode_payload, encode};
+pub use error::StoreError;
+pub use schema::{MIGRATIONS, Migration, MigrationCtx, RawEntry, SCHEMA_VERSION};
+
+use commit::GroupCommit;
+
+/// A cheap-to-clone handle on the open store. The store closes (after a final flush) when the
+/// last clone is dropped.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    // Declared first so that it drops first: its drop flushes what is pending and joins the
+    // flusher thread, which holds a handle on `db`.
+    group: GroupCommit,
+    db: sled::Db,
+    /// The registered tables, in registration order.
+    trees: Vec<sled::Tree>,
+    /// Table name to index in `trees`.
+    index: HashMap<&'static str, usize>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One write: `value` `None` removes `key`. `T` addresses the tree: a table name in a batch,
+/// an index into the list of trees handed to [`transact`].
+#[derive(Debug)]
+struct Op<T> {
+    tree: T,
+    key: Vec<u8>,
+    value: Option<Vec<u8>>,
+}
+
+/// Applies `ops` in one sled transaction over `trees`. sled retries conflicts internally, and
+/// its transactions are crash-atomic: after recovery either all of the writes are there or none.
+fn transact(trees: &[sled::Tree], ops: &[Op<usize>]) -> Result<(), sled::Error> {
+    let result = trees.transaction(|views| {
+        for op in ops {
+            let view = &views[op.tree];
+            match &op.value {
+                Some(value) => view.insert(op.key.as_slice(), value.as_slice())?,
+                None => view.remove(op.key.as_slice())?,
+            };
+        }
+        Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+    });
+    match result {
+        Ok(()) => Ok(()),
+        Err(sled::transaction::TransactionError::Storage(err)) => Err(err),
+        // The closure above never aborts.
+        Err(sled::transaction::TransactionError::Abort(())) => Ok(()),
+    }
+}
+
+/// A set of writes to be committed together. Records are encoded when they are added, so a
+/// batch holds only bytes and can be built anywhere.
+#[derive(Debug, Default)]
+pub struct Batch {
+    ops: Vec<Op<&'static str>>,
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Writes `record` under its key, replacing any record there.
+    pub fn put<R: Record>(&mut self, record: &R) {
+        self.ops.push(Op {
+            tree: R::TABLE,
+            key: record.key(),
+            value: Some(encode(record)),
+        });
+    }
+
+    /// Removes the record of type `R` under `key`, if there is one.
+    pub fn delete<R: Record>(&mut self, key: &[u8]) {
+        self.ops.push(Op {
+            tree: R::TABLE,
+            key: key.to_vec(),
+            value: None,
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir` with the given tables, at the current schema.
+    pub fn open(dir: &Path, tables: &[&'static str]) -> Result<Store, StoreError> {
+        Self::open_with(dir, tables, SCHEMA_VERSION, MIGRATIONS)
+    }
+
+    /// Opens the store as a satellite whose schema is `current_schema` with `migrations` would.
+    /// Tests use it to play an older or a newer release.
+    pub fn open_with(
+        dir: &Path,
+        tables: &[&'static str],
+        current_schema: u32,
+        migrations: &[Migration],
+    ) -> Result<Store, StoreError> {
+        for table in tables {
+            if *table == schema::META_TREE || table.starts_with("__sled") {
+                return Err(StoreError::ReservedTable {
+                    table: (*table).to_owned(),
+                });
+            }
+        }
+        let path = dir.to_owned();
+        let db = sled::Config::new()
+            .path(dir)
+            .open()
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        schema::ensure(&db, &path, current_schema, migrations)?;
+        let mut trees = Vec::with_capacity(tables.len());
+        let mut index = HashMap::with_capacity(tables.len());
+        for table in tables {
+            if !index.contains_key(table) {
+                index.insert(*table, trees.len());
+                trees.push(
+                    db.open_tree(table)
+                        .map_err(StoreError::storage("open_tree"))?,
+                );
+            }
+        }
+        let group = GroupCommit::start(db.clone()).map_err(StoreError::Thread)?;
+        Ok(Store {
+            inner: Arc::new(Shared {
+                group,
+                db,
+                trees,
+                index,
+                path,
+            }),
+        })
+    }
+
+    fn tree(&self, table: &str) -> Result<&sled::Tree, StoreError> {
+        match self.inner.index.get(table) {
+            Some(&i) => Ok(&self.inner.trees[i]),
+            None => Err(StoreError::UnknownTable {
+                table: table.to_owned(),
+            }),
+        }
+    }
+
+    /// Applies a batch in one transaction across the tables it touches, without flushing.
+    fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
+        if let Some(cause) = self.inner.group.failure() {
+            return Err(StoreError::Flush { cause });
+        }
+        let mut touched: Vec<(&str, sled::Tree)> = Vec::new();
+        let mut ops = Vec::with_capacity(batch.ops.len());
+        for Op {
+            tree: table,
+            key,
+            value,
+        } in &batch.ops
+        {
+            let tree = match touched.iter().position(|(name, _)| name == table) {
+                Some(i) => i,
+                None => {
+                    touched.push((table, self.tree(table)?.clone()));
+                    touched.len() - 1
+                }
+            };
+            ops.push(Op {
+                tree,
+                key: key.clone(),
+                value: value.clone(),
+            });
+        }
+        let trees: Vec<sled::Tree> = touched.into_iter().map(|(_, tree)| tree).collect();
+        transact(&trees, &ops).map_err(StoreError::storage("commit"))?;
+        self.inner.group.count_commit();
+        Ok(())
+    }
+
+    /// Commits `batch` atomically and returns once it is on disk. An empty batch returns at
+    /// once. Applying the transaction runs on the calling task; it touches memory, not the disk.
+    pub async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.apply(&batch)?;
+        self.inner
+            .group
+            .durable()
+            .await
+            .map_err(|cause| StoreError::Flush { cause })
+    }
+
+    /// Like [`Store::commit`] for callers outside an async runtime (tools, startup): applies
+    /// the batch, then flushes on the calling thread. Never call it from an async task.
+    pub fn commit_blocking(&self, batch: Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.apply(&batch)?;
+        self.inner
+            .group
+            .flush_blocking()
+            .map_err(|cause| StoreError::Flush { cause })
+    }
+
+    /// Waits until everything written so far, including raw writes, is on disk.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.inner
+            .group
+            .durable()
+            .await
+            .map_err(|cause| StoreError::Flush { cause })
+    }
+
+    /// Reads the record of type `R` under `key`.
+    pub fn get<R: Record>(&self, key: &[u8]) -> Result<Option<R>, StoreError> {
+        let value = self
+            .tree(R::TABLE)?
+            .get(key)
+            .map_err(StoreError::storage("get"))?;
+        Ok(value
+            .map(|bytes| decode(R::TABLE, key, &bytes))
+            .transpose()?)
+    }
+
+    /// Iterates over all records of type `R` in key order. A record that cannot be read yields
+    /// an `Err` for that item and the iteration goes on with the next one.
+    pub fn scan<R: Record>(&self) -> impl Iterator<Item = Result<R, StoreError>> + use<R> {
+        records::<R>(self.tree(R::TABLE).map(sled::Tree::iter))
+    }
+
+    /// Like [`Store::scan`], over the keys in `range`.
+    pub fn scan_range<R: Record, B: RangeBounds<Vec<u8>>>(
+        &self,
+        range: B,
+    ) -> impl Iterator<Item = Result<R, StoreError>> + use<R, B> {
+        records::<R>(self.tree(R::TABLE).map(|tree| tree.range(range)))
+    }
+
+    /// Like [`Store::scan`], in descending key order.
+    pub fn scan_rev<R: Record>(&self) -> impl Iterator<Item = Result<R, StoreError>> + use<R> {
+        records::<R>(self.tree(R::TABLE).map(|tree| tree.iter().rev()))
+    }
+
+    /// The record of type `R` with the greatest key.
+    pub fn last<R: Record>(&self) -> Result<Option<R>, StoreError> {
+        let last = self
+            .tree(R::TABLE)?
+            .last()
+            .map_err(StoreError::storage("last"))?;
+        Ok(last
+            .map(|(key, bytes)| decode(R::TABLE, &key, &bytes))
+            .transpose()?)
+    }
+
+    /// The greatest key in `R`'s table, whether or not its record decodes.
+    pub fn last_key<R: Record>(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let last = self
+            .tree(R::TABLE)?
+            .last()
+            .map_err(StoreError::storage("last"))?;
+        Ok(last.map(|(key, _)| key.to_vec()))
+    }
+
+    /// How many records of type `R` there are. This walks the table.
+    pub fn count<R: Record>(&self) -> Result<usize, StoreError> {
+        Ok(self.tree(R::TABLE)?.len())
+    }
+
+    /// Writes raw bytes (format byte included) under `key` in a registered table, bypassing the
+    /// codec. For tests and tooling; the write is durable only after [`Store::flush`].
+    pub fn put_raw(&self, table: &str, key: &[u8], bytes: &[u8]) -> Result<(), StoreError> {
+        self.tree(table)?
+            .insert(key, bytes)
+            .map_err(StoreError::storage("put_raw"))?;
+        Ok(())
+    }
+
+    /// Reads the raw bytes under `key` in a registered table.
+    pub fn get_raw(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let value = self
+            .tree(table)?
+            .get(key)
+            .map_err(StoreError::storage("get_raw"))?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
+    /// The space the store's files take on disk, in bytes.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.inner
+            .db
+            .size_on_disk()
+            .map_err(StoreError::storage("size_on_disk"))
+    }
+
+    /// The directory the store lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// How many `fsync`s the store has issued since it was opened.
+    pub fn flushes(&self) -> u64 {
+        self.inner.group.flushes()
+    }
+
+    /// How many non-empty batches have been committed since the store was opened.
+    pub fn commits(&self) -> u64 {
+        self.inner.group.commits()
+    }
+}
+
+/// Decodes the items of a sled iterator as records of type `R`; an unknown table becomes a
+/// single `Err` item.
+fn records<R: Record>(
+    iter: Result<impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>, StoreError>,
+) -> impl Iterator<Item = Result<R, StoreError>> {
+    let (error, iter) = match iter {
+        Ok(iter) => (None, Some(iter)),
+        Err(err) => (Some(Err(err)), None),
+    };
+    error
+        .into_iter()
+        .chain(iter.into_iter().flatten().map(|item| {
+            let (key, bytes) = item.map_err(StoreError::storage("scan"))?;
+            Ok(decode(R::TABLE, &key, &bytes)?)
+        }))
+}

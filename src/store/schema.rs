@@ -1,0 +1,256 @@
+//! The store-wide schema version and the migrations between versions.
+//!
+//! Record format bytes (see `codec.rs`) handle a record whose shape changed; they are read lazily,
+//! one record at a time. Some changes cannot be done that way: moving records to another table,
+//! re-keying a table, splitting one record into two. Those are migrations. The `__meta` tree holds
+//! the store's schema version as a big-endian `u32`; on open, a store at an older version is
+//! migrated step by step, and a store at a newer version is refused so that an older binary never
+//! writes into data it does not understand.
+//!
+//! Each step runs in one sled transaction together with the bump of the version, so a crash
+//! during a migration leaves the store at the old version and the step simply runs again. The
+//! price is that a step's writes are held in memory until it commits.
+
+use std::cell::RefCell;
+use std::path::Path;
+
+use super::codec::{self, Record};
+use super::error::StoreError;
+use super::{Op, transact};
+
+/// The schema version this satellite writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The migrations from every older schema this satellite can still open, in order.
+pub static MIGRATIONS: &[Migration] = &[];
+
+/// The tree that holds store metadata; no table may use this name.
+pub(crate) const META_TREE: &str = "__meta";
+
+/// The key of the schema version in [`META_TREE`].
+const SCHEMA_KEY: &[u8] = b"schema_version";
+
+/// A raw key and value (format byte included), as a migration reads them.
+pub type RawEntry = (Vec<u8>, Vec<u8>);
+
+/// One step from schema `from` to schema `to`.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub from: u32,
+    pub to: u32,
+    /// A short description, shown in logs and errors.
+    pub name: &'static str,
+    /// Reads through the context and queues writes on it; the writes are applied only if this
+    /// returns `Ok`.
+    pub run: fn(&MigrationCtx<'_>) -> Result<(), StoreError>,
+}
+
+/// Raw access to the store's trees for a migration step. Reads see the store as it was before
+/// the step; writes are queued and applied atomically when the step succeeds.
+pub struct MigrationCtx<'a> {
+    db: &'a sled::Db,
+    writes: RefCell<Vec<Op<String>>>,
+}
+
+impl MigrationCtx<'_> {
+    fn tree(&self, table: &str) -> Result<sled::Tree, StoreError> {
+        if table == META_TREE {
+            return Err(StoreError::ReservedTable {
+                table: table.to_owned(),
+            });
+        }
+        self.db
+            .open_tree(table)
+            .map_err(StoreError::storage("migration open_tree"))
+    }
+
+    /// Reads one raw value (format byte included) from any table, registered or not.
+    pub fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let value = self
+            .tree(table)?
+            .get(key)
+            .map_err(StoreError::storage("migration get"))?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
+    /// Iterates over the raw keys and values of a table in key order.
+    pub fn scan(
+        &self,
+        table: &str,
+    ) -> Result<impl Iterator<Item = Result<RawEntry, StoreError>> + use<>, StoreError> {
+        Ok(self.tree(table)?.iter().map(|item| {
+            item.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(StoreError::storage("migration scan"))
+        }))
+    }
+
+    /// Queues a raw write.
+    pub fn put(&self, table: &str, key: &[u8], value: Vec<u8>) {
+        self.writes.borrow_mut().push(Op {
+            tree: table.to_owned(),
+            key: key.to_vec(),
+            value: Some(value),
+        });
+    }
+
+    /// Queues a write of a record in its current format.
+    pub fn put_record<R: Record>(&self, record: &R) {
+        self.put(R::TABLE, &record.key(), codec::encode(record));
+    }
+
+    /// Queues a removal.
+    pub fn delete(&self, table: &str, key: &[u8]) {
+        self.writes.borrow_mut().push(Op {
+            tree: table.to_owned(),
+            key: key.to_vec(),
+            value: None,
+        });
+    }
+}
+
+/// Brings the store at `path` to schema `current`, or refuses it. Called once from `Store::open`.
+pub(crate) fn ensure(
+    db: &sled::Db,
+    path: &Path,
+    current: u32,
+    migrations: &[Migration],
+) -> Result<(), StoreError> {
+    let meta = db
+        .open_tree(META_TREE)
+        .map_err(StoreError::storage("open __meta"))?;
+    let stored = meta
+        .get(SCHEMA_KEY)
+        .map_err(StoreError::storage("read schema version"))?;
+    let mut version = match stored {
+        Some(bytes) => {
+            let bytes: [u8; 4] =
+                bytes
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::CorruptSchemaVersion {
+                        path: path.to_owned(),
+                        len: bytes.len(),
+                    })?;
+            u32::from_be_bytes(bytes)
+        }
+        None => {
+            if holds_data(db)? {
+                return Err(StoreError::Unversioned {
+                    path: path.to_owned(),
+                });
+            }
+            let ops = [Op {
+                tree: 0,
+                key: SCHEMA_KEY.to_vec(),
+                value: Some(be(current)),
+            }];
+            transact(&[meta], &ops).map_err(StoreError::storage("write schema version"))?;
+            db.flush().map_err(StoreError::storage("flush"))?;
+            tracing::info!(path = %path.display(), schema = current, "created a new store");
+            return Ok(());
+        }
+    };
+    if version > current {
+        return Err(StoreError::SchemaFromTheFuture {
+            found: version,
+            supported: current,
+            path: path.to_owned(),
+        });
+    }
+    while version < current {
+        let Some(step) = migrations.iter().find(|m| m.from == version) else {
+            return Err(StoreError::NoMigrationPath {
+                found: version,
+                supported: current,
+                path: path.to_owned(),
+            });
+        };
+        let failed = |reason: String| StoreError::Migration {
+            path: path.to_owned(),
+            from: step.from,
+            to: step.to,
+            name: step.name,
+            reason,
+        };
+        if step.to <= step.from || step.to > current {
+            return Err(failed(format!(
+                "the step goes to an invalid version {}",
+                step.to
+            )));
+        }
+        let ctx = MigrationCtx {
+            db,
+            writes: RefCell::new(Vec::new()),
+        };
+        (step.run)(&ctx).map_err(|err| failed(err.to_string()))?;
+        apply_step(db, &meta, ctx.writes.into_inner(), step.to)
+            .map_err(|err| failed(err.to_string()))?;
+        tracing::info!(
+            path = %path.display(),
+            from = step.from,
+            to = step.to,
+            migration = step.name,
+            "migrated the store"
+        );
+        version = step.to;
+    }
+    Ok(())
+}
+
+/// Applies a step's queued writes together with the new version, then flushes.
+fn apply_step(
+    db: &sled::Db,
+    meta: &sled::Tree,
+    writes: Vec<Op<String>>,
+    to: u32,
+) -> Result<(), StoreError> {
+    let mut trees = vec![meta.clone()];
+    let mut names = vec![META_TREE.to_owned()];
+    let mut ops = vec![Op {
+        tree: 0,
+        key: SCHEMA_KEY.to_vec(),
+        value: Some(be(to)),
+    }];
+    for Op {
+        tree: table,
+        key,
+        value,
+    } in writes
+    {
+        if table == META_TREE {
+            return Err(StoreError::ReservedTable { table });
+        }
+        let tree = match names.iter().position(|n| *n == table) {
+            Some(index) => index,
+            None => {
+                trees.push(
+                    db.open_tree(&table)
+                        .map_err(StoreError::storage("open_tree"))?,
+                );
+                names.push(table);
+                trees.len() - 1
+            }
+        };
+        ops.push(Op { tree, key, value });
+    }
+    transact(&trees, &ops).map_err(StoreError::storage("migration transaction"))?;
+    db.flush().map_err(StoreError::storage("flush"))?;
+    Ok(())
+}
+
+/// Whether any tree of the database, including sled's default tree, holds a value.
+fn holds_data(db: &sled::Db) -> Result<bool, StoreError> {
+    for name in db.tree_names() {
+        let tree = db
+            .open_tree(&name)
+            .map_err(StoreError::storage("open_tree"))?;
+        if !tree.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn be(version: u32) -> Vec<u8> {
+    version.to_be_bytes().to_vec()
+}

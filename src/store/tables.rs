@@ -1,0 +1,193 @@
+//! The typed trees: which domain record lives in which tree, under which key, in which format
+//! version. Changing a record type's fields means a new `FORMAT` and an `upgrade` from the
+//! previous one; the golden-bytes tests below fail first.
+
+use crate::domain::{
+    Account, ApiToken, Change, Event, License, Record as DomainRecord, RegistrationToken, Removal,
+    User, VirtualAccount,
+};
+
+use super::{Batch, Record};
+
+macro_rules! table {
+    ($ty:ty, $name:literal, $format:literal, |$r:ident| $key:expr) => {
+        impl Record for $ty {
+            const TABLE: &'static str = $name;
+            const FORMAT: u8 = $format;
+            fn key(&self) -> Vec<u8> {
+                let $r = self;
+                $key
+            }
+        }
+    };
+}
+
+table!(Account, "accounts", 1, |r| r.id.as_bytes().to_vec());
+table!(VirtualAccount, "virtual_accounts", 1, |r| r.id.as_bytes().to_vec());
+table!(License, "licenses", 1, |r| r.id.as_bytes().to_vec());
+table!(RegistrationToken, "registration_tokens", 1, |r| r.id.as_bytes().to_vec());
+table!(User, "users", 1, |r| r.id.as_bytes().to_vec());
+table!(ApiToken, "api_tokens", 1, |r| r.id.as_bytes().to_vec());
+// Events are keyed by their sequence number, big-endian, so the tree iterates in log order.
+table!(Event, "events", 1, |r| r.seq.to_be_bytes().to_vec());
+
+/// Every tree the satellite uses, passed to `Store::open` so one transaction can span them.
+pub const TABLES: &[&str] = &[
+    Account::TABLE,
+    VirtualAccount::TABLE,
+    License::TABLE,
+    RegistrationToken::TABLE,
+    User::TABLE,
+    ApiToken::TABLE,
+    Event::TABLE,
+];
+
+/// The batch that makes a domain change and its event durable together.
+pub fn batch_for(change: &Change, event: &Event) -> Batch {
+    let mut batch = Batch::new();
+    for removal in &change.remove {
+        match removal {
+            Removal::Va(id) => batch.delete::<VirtualAccount>(id.as_bytes()),
+            Removal::License(id) => batch.delete::<License>(id.as_bytes()),
+            Removal::Token(id) => batch.delete::<RegistrationToken>(id.as_bytes()),
+            Removal::User(id) => batch.delete::<User>(id.as_bytes()),
+            Removal::ApiToken(id) => batch.delete::<ApiToken>(id.as_bytes()),
+        }
+    }
+    for record in &change.put {
+        match record {
+            DomainRecord::Account(r) => batch.put(r),
+            DomainRecord::Va(r) => batch.put(r),
+            DomainRecord::License(r) => batch.put(r),
+            DomainRecord::Token(r) => batch.put(r),
+            DomainRecord::User(r) => batch.put(r),
+            DomainRecord::ApiToken(r) => batch.put(r),
+        }
+    }
+    batch.put(event);
+    batch
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use time::macros::datetime;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::{
+        AccountId, AccountStatus, LicenseId, LicenseKind, LicenseSource, Role, RoleGrant, Scope,
+        UserId, VaId,
+    };
+    use crate::store::codec::encode;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn id(n: u8) -> Uuid {
+        Uuid::from_bytes([n; 16])
+    }
+
+    /// Pins the on-disk bytes of an account. If this fails, the stored format changed: add a
+    /// new FORMAT with an upgrade path instead of editing the expected bytes.
+    #[test]
+    fn golden_account() {
+        let a = Account {
+            id: AccountId(id(1)),
+            name: "acme".into(),
+            domain: "acme.com".into(),
+            status: AccountStatus::Active,
+            created_at: datetime!(2026-01-02 03:04:05 UTC),
+            default_va: VaId(id(2)),
+        };
+        assert_eq!(
+            hex(&encode(&a)),
+            "01\
+             1000000000000000\
+             01010101010101010101010101010101\
+             0400000000000000\
+             61636d65\
+             0800000000000000\
+             61636d652e636f6d\
+             01000000\
+             ea070000\
+             0200\
+             03040500000000\
+             000000\
+             1000000000000000\
+             02020202020202020202020202020202"
+        );
+    }
+
+    #[test]
+    fn golden_license_and_event() {
+        let l = License {
+            id: LicenseId(id(3)),
+            account: AccountId(id(1)),
+            va: VaId(id(2)),
+            entitlement_tag: "t".into(),
+            display_name: "T".into(),
+            quantity: 5,
+            kind: LicenseKind::Term {
+                start: datetime!(2026-01-01 0:00 UTC),
+                end: datetime!(2027-01-01 0:00 UTC),
+            },
+            export_controlled: true,
+            source: LicenseSource::Manual,
+            order_ref: None,
+            labels: BTreeSet::from(["x".to_string()]),
+            created_at: datetime!(2026-01-01 0:00 UTC),
+        };
+        let bytes = encode(&l);
+        assert_eq!(bytes[0], 1, "format version prefix");
+        assert_eq!(
+            hex(&bytes),
+            "011000000000000000030303030303030303030303030303031000000000000000010101010101\
+             0101010101010101010101100000000000000002020202020202020202020202020202020100000000\
+             00000074010000000000000054050000000000000001000000ea0701000000000000000000000000eb\
+             070100000000000000000000000001000000000001000000000000000100000000000000780000ea07\
+             0100000000000000000000"
+                .replace(char::is_whitespace, "")
+        );
+        let e = Event {
+            seq: 7,
+            at: datetime!(2026-01-01 0:00 UTC),
+            actor: "a".into(),
+            action: "b".into(),
+            subject: "c".into(),
+            account: None,
+            va: None,
+            device: None,
+            details: vec![("k".into(), "v".into())],
+        };
+        assert_eq!(e.key(), 7u64.to_be_bytes().to_vec());
+        assert_eq!(
+            hex(&encode(&e)),
+            "010700000000000000ea07010000000000000000000000010000000000000061010000000000000062\
+             010000000000000063000000010000000000000001000000000000006b010000000000000076"
+                .replace(char::is_whitespace, "")
+        );
+    }
+
+    #[test]
+    fn golden_user_grants() {
+        let u = User {
+            id: UserId(id(4)),
+            name: "ops".into(),
+            grants: BTreeSet::from([RoleGrant {
+                role: Role::VaUser,
+                scope: Scope::Va(VaId(id(5))),
+            }]),
+            created_at: datetime!(2026-01-01 0:00 UTC),
+        };
+        assert_eq!(
+            hex(&encode(&u)),
+            "01100000000000000004040404040404040404040404040404030000000000000\
+             06f70730100000000000000040000000200000010000000000000000505050505\
+             050505050505050505050505ea070100000000000000000000"
+                .replace(char::is_whitespace, "")
+        );
+    }
+}

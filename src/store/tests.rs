@@ -1,0 +1,442 @@
+//! Tests of the store against real directories: atomic commits, reopening, corrupt records,
+//! group commit, and schema migration between releases.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::*;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Device {
+    id: u64,
+    name: String,
+}
+
+impl Record for Device {
+    const TABLE: &'static str = "devices";
+    const FORMAT: u8 = 1;
+    fn key(&self) -> Vec<u8> {
+        self.id.to_be_bytes().to_vec()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Usage {
+    device: u64,
+    seq: u64,
+    units: u32,
+}
+
+impl Record for Usage {
+    const TABLE: &'static str = "usage";
+    const FORMAT: u8 = 1;
+    fn key(&self) -> Vec<u8> {
+        [self.device.to_be_bytes(), self.seq.to_be_bytes()].concat()
+    }
+}
+
+/// A record whose table is never registered.
+#[derive(Debug, Serialize, Deserialize)]
+struct Stray;
+
+impl Record for Stray {
+    const TABLE: &'static str = "stray";
+    const FORMAT: u8 = 1;
+    fn key(&self) -> Vec<u8> {
+        Vec::new()
+    }
+}
+
+const TABLES: &[&str] = &[Device::TABLE, Usage::TABLE];
+
+fn device(id: u64, name: &str) -> Device {
+    Device {
+        id,
+        name: name.to_owned(),
+    }
+}
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open(dir.path(), TABLES).expect("store opens")
+}
+
+fn key(id: u64) -> Vec<u8> {
+    id.to_be_bytes().to_vec()
+}
+
+#[tokio::test]
+async fn batch_across_tables_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let mut batch = Batch::new();
+    batch.put(&device(1, "gw-1"));
+    batch.put(&Usage {
+        device: 1,
+        seq: 1,
+        units: 10,
+    });
+    batch.put(&Usage {
+        device: 1,
+        seq: 2,
+        units: 20,
+    });
+    assert_eq!(batch.len(), 3);
+    store.commit(batch).await.expect("commit");
+    assert_eq!(store.commits(), 1);
+    drop(store);
+
+    let store = open(&dir);
+    assert_eq!(
+        store.get::<Device>(&key(1)).expect("get"),
+        Some(device(1, "gw-1"))
+    );
+    let usage: Vec<Usage> = store
+        .scan::<Usage>()
+        .collect::<Result<_, _>>()
+        .expect("scan");
+    assert_eq!(usage.iter().map(|u| u.units).collect::<Vec<_>>(), [10, 20]);
+    assert!(store.size_on_disk().expect("size") > 0);
+    assert_eq!(store.path(), dir.path());
+}
+
+#[tokio::test]
+async fn delete_removes_the_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let mut batch = Batch::new();
+    batch.put(&device(1, "a"));
+    batch.put(&device(2, "b"));
+    store.commit(batch).await.expect("commit");
+    let mut batch = Batch::new();
+    batch.delete::<Device>(&key(1));
+    store.commit(batch).await.expect("commit");
+    drop(store);
+
+    let store = open(&dir);
+    assert_eq!(store.get::<Device>(&key(1)).expect("get"), None);
+    assert_eq!(store.count::<Device>().expect("count"), 1);
+}
+
+#[tokio::test]
+async fn ranges_and_ordering() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let mut batch = Batch::new();
+    for id in 1..=5 {
+        batch.put(&device(id, &format!("d{id}")));
+    }
+    store.commit(batch).await.expect("commit");
+    let ids = |items: Vec<Result<Device, StoreError>>| -> Vec<u64> {
+        items.into_iter().map(|d| d.expect("decodes").id).collect()
+    };
+    assert_eq!(
+        ids(store.scan_range::<Device, _>(key(2)..key(4)).collect()),
+        [2, 3]
+    );
+    assert_eq!(ids(store.scan_rev::<Device>().collect()), [5, 4, 3, 2, 1]);
+    assert_eq!(store.last::<Device>().expect("last"), Some(device(5, "d5")));
+    assert_eq!(store.last::<Usage>().expect("last"), None);
+    assert!(store.commit(Batch::new()).await.is_ok());
+    assert_eq!(store.commits(), 1, "an empty batch is not a commit");
+}
+
+#[tokio::test]
+async fn a_corrupt_record_fails_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let mut batch = Batch::new();
+    for id in 1..=3 {
+        batch.put(&device(id, "ok"));
+    }
+    store.commit(batch).await.expect("commit");
+    store
+        .put_raw(Device::TABLE, &key(2), &[1, 0xde, 0xad])
+        .expect("put_raw");
+    store.flush().await.expect("flush");
+    assert_eq!(
+        store.get_raw(Device::TABLE, &key(2)).expect("get_raw"),
+        Some(vec![1, 0xde, 0xad])
+    );
+
+    let items: Vec<Result<Device, StoreError>> = store.scan().collect();
+    assert_eq!(items.len(), 3);
+    assert!(items[0].is_ok() && items[2].is_ok());
+    let message = items[1]
+        .as_ref()
+        .expect_err("record 2 is corrupt")
+        .to_string();
+    assert!(message.contains("table devices"), "{message}");
+    assert!(message.contains("0x0000000000000002"), "{message}");
+    assert!(matches!(
+        store.get::<Device>(&key(2)),
+        Err(StoreError::Codec(_))
+    ));
+}
+
+#[tokio::test]
+async fn unregistered_tables_are_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    assert!(matches!(
+        store.get::<Stray>(b""),
+        Err(StoreError::UnknownTable { .. })
+    ));
+    let items: Vec<_> = store.scan::<Stray>().collect();
+    assert!(matches!(
+        items.as_slice(),
+        [Err(StoreError::UnknownTable { .. })]
+    ));
+    let mut batch = Batch::new();
+    batch.put(&Stray);
+    assert!(matches!(
+        store.commit(batch).await,
+        Err(StoreError::UnknownTable { .. })
+    ));
+    drop(store);
+    let reserved = Store::open(dir.path(), &["__meta"]);
+    assert!(matches!(reserved, Err(StoreError::ReservedTable { .. })));
+}
+
+#[test]
+fn commit_blocking_is_durable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let mut batch = Batch::new();
+    batch.put(&device(7, "tool"));
+    store.commit_blocking(batch).expect("commit");
+    assert!(store.flushes() >= 1);
+    drop(store);
+    assert_eq!(
+        open(&dir).get::<Device>(&key(7)).expect("get"),
+        Some(device(7, "tool"))
+    );
+}
+
+/// With the flusher held, 200 writers queue up; releasing it makes one flush serve them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_commits_share_one_flush() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    store.inner.group.hold(true);
+    let tasks: Vec<_> = (0..200u64)
+        .map(|id| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut batch = Batch::new();
+                batch.put(&device(id, "c"));
+                store.commit(batch).await
+            })
+        })
+        .collect();
+    while store.inner.group.written() < 200 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        tasks.iter().all(|t| !t.is_finished()),
+        "no commit returns before its flush"
+    );
+    store.inner.group.hold(false);
+    for task in tasks {
+        task.await.expect("task").expect("commit");
+    }
+    assert_eq!(store.commits(), 200);
+    assert_eq!(store.flushes(), 1, "one flush served all 200 commits");
+}
+
+/// Free-running concurrent commits are all acknowledged, all durable, and share flushes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_commits_are_durable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let tasks: Vec<_> = (0..500u64)
+        .map(|id| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut batch = Batch::new();
+                batch.put(&device(id, "many"));
+                batch.put(&Usage {
+                    device: id,
+                    seq: 0,
+                    units: 1,
+                });
+                store.commit(batch).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task").expect("commit");
+    }
+    assert_eq!(store.commits(), 500);
+    assert!(store.flushes() <= store.commits());
+    drop(store);
+    let store = open(&dir);
+    assert_eq!(store.count::<Device>().expect("count"), 500);
+    assert_eq!(store.count::<Usage>().expect("count"), 500);
+}
+
+#[tokio::test]
+async fn a_failed_flush_refuses_all_later_writes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    store.inner.group.poison("disk on fire");
+    let mut batch = Batch::new();
+    batch.put(&device(1, "x"));
+    let err = store.commit(batch).await.expect_err("poisoned");
+    assert!(err.to_string().contains("disk on fire"), "{err}");
+    assert!(matches!(store.flush().await, Err(StoreError::Flush { .. })));
+    assert_eq!(
+        store.get::<Device>(&key(1)).expect("get"),
+        None,
+        "nothing was applied"
+    );
+}
+
+/// A test migration from schema 1 to 2: upper-case every device name and mark it with `!`, so
+/// that running it twice would show.
+fn shout(ctx: &MigrationCtx<'_>) -> Result<(), StoreError> {
+    for item in ctx.scan(Device::TABLE)? {
+        let (key, bytes) = item?;
+        let mut device: Device = decode(Device::TABLE, &key, &bytes)?;
+        device.name = format!("{}!", device.name.to_uppercase());
+        ctx.put_record(&device);
+    }
+    ctx.delete(
+        Usage::TABLE,
+        &Usage {
+            device: 1,
+            seq: 1,
+            units: 0,
+        }
+        .key(),
+    );
+    Ok(())
+}
+
+const SHOUT: Migration = Migration {
+    from: 1,
+    to: 2,
+    name: "shout device names",
+    run: shout,
+};
+
+fn broken(_: &MigrationCtx<'_>) -> Result<(), StoreError> {
+    Err(StoreError::UnknownTable {
+        table: "broken on purpose".to_owned(),
+    })
+}
+
+fn seed_v1(dir: &tempfile::TempDir) {
+    let store = Store::open_with(dir.path(), TABLES, 1, &[]).expect("v1 opens");
+    let mut batch = Batch::new();
+    batch.put(&device(1, "gw"));
+    batch.put(&device(2, "edge"));
+    batch.put(&Usage {
+        device: 1,
+        seq: 1,
+        units: 5,
+    });
+    store.commit_blocking(batch).expect("commit");
+}
+
+#[test]
+fn a_newer_release_migrates_and_an_older_one_refuses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    seed_v1(&dir);
+
+    let names = |store: &Store| -> Vec<String> {
+        store
+            .scan::<Device>()
+            .map(|d| d.expect("decodes").name)
+            .collect()
+    };
+    let v2 = Store::open_with(dir.path(), TABLES, 2, &[SHOUT]).expect("v2 migrates");
+    assert_eq!(names(&v2), ["GW!", "EDGE!"]);
+    assert_eq!(v2.count::<Usage>().expect("count"), 0);
+    drop(v2);
+
+    // Reopening at schema 2 does not run the migration again.
+    let v2 = Store::open_with(dir.path(), TABLES, 2, &[SHOUT]).expect("v2 reopens");
+    assert_eq!(names(&v2), ["GW!", "EDGE!"]);
+    drop(v2);
+
+    let err = Store::open_with(dir.path(), TABLES, 1, &[]).expect_err("v1 refuses v2");
+    assert!(matches!(
+        err,
+        StoreError::SchemaFromTheFuture {
+            found: 2,
+            supported: 1,
+            ..
+        }
+    ));
+    let expected = format!(
+        "store at {} has schema version 2 but this satellite supports up to 1; run a newer \
+         satellite or restore a backup",
+        dir.path().display()
+    );
+    assert_eq!(err.to_string(), expected);
+}
+
+#[test]
+fn a_failed_migration_leaves_the_old_schema() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    seed_v1(&dir);
+    let step = Migration {
+        run: broken,
+        ..SHOUT
+    };
+    let err = Store::open_with(dir.path(), TABLES, 2, &[step]).expect_err("migration fails");
+    assert!(
+        matches!(err, StoreError::Migration { from: 1, to: 2, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("broken on purpose"), "{err}");
+    let v1 = Store::open_with(dir.path(), TABLES, 1, &[]).expect("still at schema 1");
+    assert_eq!(
+        v1.get::<Device>(&key(1)).expect("get"),
+        Some(device(1, "gw"))
+    );
+    drop(v1);
+
+    // Each step commits on its own: reaching 2 succeeds even though 3 is out of reach.
+
+    let err = Store::open_with(dir.path(), TABLES, 3, &[SHOUT]).expect_err("no path to 3");
+    assert!(
+        matches!(
+            err,
+            StoreError::NoMigrationPath {
+                found: 2,
+                supported: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    let v1 = Store::open_with(dir.path(), TABLES, 1, &[]);
+    assert!(
+        matches!(v1, Err(StoreError::SchemaFromTheFuture { .. })),
+        "step 1 to 2 committed"
+    );
+}
+
+#[test]
+fn a_directory_with_foreign_data_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let db = sled::open(dir.path()).expect("sled opens");
+        db.insert(b"someone", b"else").expect("insert");
+        db.flush().expect("flush");
+    }
+    let err = Store::open(dir.path(), TABLES).expect_err("foreign data");
+    assert!(matches!(err, StoreError::Unversioned { .. }), "{err}");
+}
+
+#[test]
+fn store_handles_are_cheap_clones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let clone = store.clone();
+    assert!(Arc::ptr_eq(&store.inner, &clone.inner));
+    assert!(format!("{store:?}").contains("Store"));
+}
