@@ -1,1 +1,145 @@
-//! placeholder
+//! The command line: `satellite serve` runs the daemon; every other command is a client of the
+//! running daemon's admin API (SPEC §5).
+
+mod client;
+mod commands;
+mod table;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+pub use client::{AdminClient, Refused, Target};
+
+use crate::config::{Config, Settings};
+
+/// On-premises license satellite.
+#[derive(Debug, Parser)]
+#[command(name = "satellite", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Configuration file (default: the embedded defaults).
+    #[arg(long, global = true, env = "SATELLITE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides `data_dir` of the configuration).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Admin socket to talk to (default: `admin.socket` of the configuration).
+    #[arg(long, global = true)]
+    pub socket: Option<PathBuf>,
+    /// Talk to a remote satellite's HTTPS admin API instead of the local socket.
+    #[arg(long, global = true, requires = "token")]
+    pub url: Option<String>,
+    /// API token for --url.
+    #[arg(long, global = true, env = "SATELLITE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// CA certificate that signed the remote satellite's server certificate (for --url;
+    /// default: the local data directory's `tls/ca.pem`).
+    #[arg(long, global = true)]
+    pub ca: Option<PathBuf>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Serve,
+    /// Show what the running satellite holds and how it is doing.
+    Status,
+    /// Configuration file tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Smart Accounts held by this satellite.
+    #[command(subcommand)]
+    Account(commands::AccountCommand),
+    /// Virtual Accounts.
+    #[command(subcommand, name = "va")]
+    Va(commands::VaCommand),
+    /// License pools.
+    #[command(subcommand)]
+    License(commands::LicenseCommand),
+    /// Registration tokens for devices.
+    #[command(subcommand)]
+    Token(commands::TokenCommand),
+    /// Operators and their roles.
+    #[command(subcommand)]
+    User(commands::UserCommand),
+    /// API tokens for the HTTPS admin API.
+    #[command(subcommand, name = "api-token")]
+    ApiToken(commands::ApiTokenCommand),
+    /// The audit log.
+    Events(commands::EventsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and print the settings it resolves to.
+    Check,
+}
+
+impl Global {
+    /// Loads the configuration file if one was given, else the embedded defaults, and applies
+    /// the command-line overrides.
+    pub fn settings(&self) -> Result<Settings> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = Some(dir.clone());
+        }
+        Ok(config.resolve()?)
+    }
+
+    fn target(&self) -> Result<Target> {
+        let settings = self.settings()?;
+        if let Some(url) = &self.url {
+            let ca_path = self
+                .ca
+                .clone()
+                .unwrap_or_else(|| settings.data_dir.join("tls").join("ca.pem"));
+            let ca_pem = std::fs::read_to_string(&ca_path).with_context(|| {
+                format!(
+                    "cannot read the CA certificate {} (give the remote satellite's CA with --ca)",
+                    ca_path.display()
+                )
+            })?;
+            return Ok(Target::Https {
+                url: url.clone(),
+                token: self.token.clone().unwrap_or_default(),
+                ca_pem,
+            });
+        }
+        Ok(Target::Socket(self.socket.clone().unwrap_or(settings.admin.socket)))
+    }
+}
+
+/// Runs a client command (everything but `serve`).
+pub async fn run_client(global: &Global, command: Command) -> Result<()> {
+    if let Command::Config(ConfigCommand::Check) = command {
+        return commands::config_check(global);
+    }
+    let client = AdminClient::new(global.target()?);
+    let out = commands::Output { json: global.json };
+    match command {
+        Command::Serve | Command::Config(_) => unreachable!("handled by the caller"),
+        Command::Status => commands::status(&client, out).await,
+        Command::Account(c) => commands::account(&client, out, c).await,
+        Command::Va(c) => commands::va(&client, out, c).await,
+        Command::License(c) => commands::license(&client, out, c).await,
+        Command::Token(c) => commands::token(&client, out, c).await,
+        Command::User(c) => commands::user(&client, out, c).await,
+        Command::ApiToken(c) => commands::api_token(&client, out, c).await,
+        Command::Events(a) => commands::events(&client, out, a).await,
+    }
+}

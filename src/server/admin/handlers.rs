@@ -608,14 +608,18 @@ pub async fn revoke_api_token(
     State(ctx): State<AdminCtx>,
     Caller(p): Caller,
     Path(token): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Reply<ApiTokenView> {
     let id: ApiTokenId = token
         .parse()
         .map_err(|_| ApiError::not_found("API token", &token))?;
     ctx.app
         .change(&p, |c, now| c.revoke_api_token(&p, id, now).map(|ch| (ch, ())))
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    let now = ctx.app.now();
+    ctx.app.read(|c| {
+        let t = c.api_token(id).ok_or_else(|| ApiError::not_found("API token", &token))?;
+        Ok(Json(ApiTokenView::new(c, t, now)))
+    })
 }
 
 // Events.
