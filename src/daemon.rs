@@ -49,7 +49,7 @@ pub async fn run(
     info!(path = %data_dir.display(), "opening the store");
     let store = Store::open(&data_dir.join("store"), tables::TABLES)
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
-    let app = App::load(store.clone(), clock.clone())?;
+    let app = App::load(store.clone(), clock.clone(), device_timers(&settings.timers))?;
     if !app.unreadable().is_empty() {
         warn!(
             count = app.unreadable().len(),
@@ -191,4 +191,16 @@ fn bind_socket(path: &Path, mode: u32) -> Result<UnixListener> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("cannot set the mode of {}", path.display()))?;
     Ok(listener)
+}
+
+/// The device timers the domain needs, from the validated configuration.
+pub fn device_timers(t: &crate::config::Timers) -> crate::domain::DeviceTimers {
+    crate::domain::DeviceTimers {
+        certificate_validity: t.certificate_validity,
+        renew_after: t.renew_after,
+        report_interval: t.report_interval,
+        authorization_valid: t.authorization_valid,
+        deregister_after: t.deregister_after,
+        clock_skew: t.clock_skew,
+    }
 }

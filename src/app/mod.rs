@@ -15,8 +15,9 @@ use time::OffsetDateTime;
 use tracing::error;
 
 use crate::domain::{
-    Account, ApiToken, Catalog, Change, DomainError, Event, EventFilter, License, Principal,
-    Record, RegistrationToken, User, VirtualAccount,
+    Account, ApiToken, Catalog, Change, DeviceError, DeviceTimers, DomainError, Event,
+    EventFilter, License, Principal, ProductInstance, Record, RegistrationToken,
+    RevokedCertificate, RumRecord, User, VirtualAccount,
 };
 use crate::store::{self, Store, StoreError, tables};
 
@@ -27,6 +28,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub enum AppError {
     #[error(transparent)]
     Domain(#[from] DomainError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -39,18 +42,31 @@ pub struct App {
 
 struct Inner {
     store: Store,
-    catalog: RwLock<Catalog>,
-    /// Serialises writers and holds the sequence number of the last committed event.
-    writer: tokio::sync::Mutex<u64>,
+    state: RwLock<State>,
     clock: Arc<dyn Clock>,
+    timers: RwLock<DeviceTimers>,
     unreadable: Vec<String>,
     started_at: OffsetDateTime,
+}
+
+/// What the write lock protects: the catalog, the event numbering and the clock's high-water
+/// mark.
+struct State {
+    catalog: Catalog,
+    last_seq: u64,
+    /// The latest time the satellite has acted on. The satellite's own "now" never goes below
+    /// it, so setting the clock back cannot extend a token, an authorization or a certificate.
+    high_water: OffsetDateTime,
 }
 
 impl App {
     /// Loads the catalog from the store. A record that cannot be decoded is logged, listed in
     /// [`App::unreadable`] and skipped: the rest of the satellite keeps serving.
-    pub fn load(store: Store, clock: Arc<dyn Clock>) -> Result<App, StoreError> {
+    pub fn load(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        timers: DeviceTimers,
+    ) -> Result<App, StoreError> {
         let mut unreadable = Vec::new();
         let mut records = Vec::new();
         fn collect<R: store::Record>(
@@ -75,22 +91,51 @@ impl App {
         collect::<RegistrationToken>(&store, Record::Token, &mut records, &mut unreadable);
         collect::<User>(&store, Record::User, &mut records, &mut unreadable);
         collect::<ApiToken>(&store, Record::ApiToken, &mut records, &mut unreadable);
-        let last_seq = last_event_seq(&store, &mut unreadable);
+        collect::<ProductInstance>(&store, Record::Instance, &mut records, &mut unreadable);
+        collect::<RevokedCertificate>(&store, Record::Revoked, &mut records, &mut unreadable);
+        collect::<RumRecord>(&store, Record::Rum, &mut records, &mut unreadable);
+        let (last_seq, last_event_at) = last_event(&store, &mut unreadable);
+        let catalog = Catalog::from_records(records);
+        let high_water = catalog
+            .latest_contact()
+            .into_iter()
+            .chain(last_event_at)
+            .max()
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let now = clock.now();
         Ok(App {
             inner: Arc::new(Inner {
                 store,
-                catalog: RwLock::new(Catalog::from_records(records)),
-                writer: tokio::sync::Mutex::new(last_seq),
+                state: RwLock::new(State {
+                    catalog,
+                    last_seq,
+                    high_water,
+                }),
                 clock,
+                timers: RwLock::new(timers),
                 unreadable,
                 started_at: now,
             }),
         })
     }
 
+    /// The satellite's time: the clock, but never earlier than a time already acted on.
     pub fn now(&self) -> OffsetDateTime {
+        let high_water = self.state().high_water;
+        self.inner.clock.now().max(high_water)
+    }
+
+    /// The raw clock, for comparing with times devices send (clock skew detection).
+    pub fn clock_now(&self) -> OffsetDateTime {
         self.inner.clock.now()
+    }
+
+    pub fn timers(&self) -> DeviceTimers {
+        *self.inner.timers.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_timers(&self, timers: DeviceTimers) {
+        *self.inner.timers.write().unwrap_or_else(|p| p.into_inner()) = timers;
     }
 
     pub fn started_at(&self) -> OffsetDateTime {
@@ -106,40 +151,49 @@ impl App {
         &self.inner.unreadable
     }
 
-    /// Runs `f` on the current catalog.
-    pub fn read<R>(&self, f: impl FnOnce(&Catalog) -> R) -> R {
-        let catalog = self
-            .inner
-            .catalog
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&catalog)
+    fn state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.inner.state.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Validates and commits one operator change on behalf of `p`. Returns once the change and
-    /// its event are on disk and visible to readers.
-    pub async fn change<T>(
+    /// Runs `f` on the current catalog.
+    pub fn read<R>(&self, f: impl FnOnce(&Catalog) -> R) -> R {
+        f(&self.state().catalog)
+    }
+
+    /// Validates and commits one change on behalf of `actor`. Returns once the change and its
+    /// event are on disk.
+    ///
+    /// Under the write lock: validate, number the event, apply the batch to the store (memory
+    /// only) and to the catalog, so the store sees writes in the same order as the catalog.
+    /// Outside the lock: wait for the flush, which concurrent writers share (group commit).
+    pub async fn change<T, E>(
         &self,
-        p: &Principal,
-        op: impl FnOnce(&Catalog, OffsetDateTime) -> Result<(Change, T), DomainError>,
-    ) -> Result<T, AppError> {
-        let mut last_seq = self.inner.writer.lock().await;
-        let now = self.now();
-        let (change, out) = self.read(|c| op(c, now))?;
-        let event = change
-            .event
-            .clone()
-            .into_event(*last_seq + 1, now, &p.actor);
-        self.inner
-            .store
-            .commit(tables::batch_for(&change, &event))
-            .await?;
-        *last_seq = event.seq;
-        self.inner
-            .catalog
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .apply(&change);
+        actor: &str,
+        op: impl FnOnce(&Catalog, OffsetDateTime) -> Result<(Change, T), E>,
+    ) -> Result<T, AppError>
+    where
+        E: Into<AppError>,
+    {
+        let (staged, out) = {
+            let mut state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
+            let now = self.inner.clock.now().max(state.high_water);
+            let (change, out) = op(&state.catalog, now).map_err(Into::into)?;
+            let event = change
+                .event
+                .clone()
+                .map(|e| e.into_event(state.last_seq + 1, now, actor));
+            let staged = self
+                .inner
+                .store
+                .stage(tables::batch_for(&change, event.as_ref()))?;
+            if let Some(e) = &event {
+                state.last_seq = e.seq;
+            }
+            state.high_water = now;
+            state.catalog.apply(&change);
+            (staged, out)
+        };
+        staged.durable().await?;
         Ok(out)
     }
 
@@ -172,10 +226,10 @@ impl App {
     }
 }
 
-/// The sequence number of the newest event, so numbering continues after a restart. An
-/// unreadable newest event still reserves its number: the log is never rewritten.
-fn last_event_seq(store: &Store, unreadable: &mut Vec<String>) -> u64 {
-    match store.last_key::<Event>() {
+/// The sequence number and time of the newest event, so numbering continues after a restart.
+/// An unreadable newest event still reserves its number: the log is never rewritten.
+fn last_event(store: &Store, unreadable: &mut Vec<String>) -> (u64, Option<OffsetDateTime>) {
+    let seq = match store.last_key::<Event>() {
         Ok(Some(key)) => key
             .as_slice()
             .try_into()
@@ -186,5 +240,7 @@ fn last_event_seq(store: &Store, unreadable: &mut Vec<String>) -> u64 {
             unreadable.push(e.to_string());
             0
         }
-    }
+    };
+    let at = store.last::<Event>().ok().flatten().map(|e| e.at);
+    (seq, at)
 }

@@ -279,6 +279,7 @@ impl Catalog {
         if licenses > 0 {
             return not_empty(format!("{licenses} license pool entr(ies)"));
         }
+        let devices = devices.max(self.instance_count_in(va));
         if devices > 0 {
             return not_empty(format!("{devices} product instance(s)"));
         }

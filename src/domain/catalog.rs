@@ -5,11 +5,17 @@
 //! the change is durable. Indexes (children of a VA, licenses of a VA, tokens by hash) are
 //! derived here and never persisted, so they cannot disagree with the records.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use time::OffsetDateTime;
+
+use super::compliance::Pool;
 use super::events::NewEvent;
-use super::ids::{AccountId, ApiTokenId, LicenseId, TokenId, UserId, VaId};
-use super::model::{Account, ApiToken, License, RegistrationToken, User, VirtualAccount};
+use super::ids::{AccountId, ApiTokenId, InstanceId, LicenseId, TokenId, UserId, VaId};
+use super::model::{
+    Account, ApiToken, License, ProductInstance, RegistrationToken, RevokedCertificate, RumRecord,
+    Udi, User, VirtualAccount,
+};
 
 /// One record written by a change.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,25 +26,32 @@ pub enum Record {
     Token(RegistrationToken),
     User(User),
     ApiToken(ApiToken),
+    Instance(ProductInstance),
+    Revoked(RevokedCertificate),
+    Rum(RumRecord),
 }
 
 /// One record removed by a change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Removal {
     Va(VaId),
     License(LicenseId),
     Token(TokenId),
     User(UserId),
     ApiToken(ApiTokenId),
+    Instance(InstanceId),
+    Revoked(String),
 }
 
 /// What an accepted operation does: records to write, records to remove, and the event that
-/// tells the audit log about it. Applied atomically or not at all.
+/// tells the audit log about it. Applied atomically or not at all. Every operator action and
+/// every device lifecycle change has an event; a routine usage report does not (its content
+/// is kept on the device record).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
     pub put: Vec<Record>,
     pub remove: Vec<Removal>,
-    pub event: NewEvent,
+    pub event: Option<NewEvent>,
 }
 
 impl Change {
@@ -46,7 +59,16 @@ impl Change {
         Change {
             put: Vec::new(),
             remove: Vec::new(),
-            event,
+            event: Some(event),
+        }
+    }
+
+    /// A change without an audit event (routine device contact).
+    pub fn silent() -> Self {
+        Change {
+            put: Vec::new(),
+            remove: Vec::new(),
+            event: None,
         }
     }
 
@@ -74,6 +96,18 @@ pub struct Catalog {
     pub(super) users: BTreeMap<UserId, User>,
     pub(super) api_tokens: HashMap<ApiTokenId, ApiToken>,
     pub(super) api_tokens_by_hash: HashMap<[u8; 32], ApiTokenId>,
+    pub(super) instances: HashMap<InstanceId, ProductInstance>,
+    pub(super) instances_by_udi: HashMap<(AccountId, Udi), InstanceId>,
+    pub(super) instances_by_serial: HashMap<String, InstanceId>,
+    pub(super) instances_by_va: HashMap<VaId, BTreeSet<InstanceId>>,
+    /// Devices by last contact, oldest first, for the expiry sweep.
+    pub(super) by_contact: BTreeSet<(OffsetDateTime, InstanceId)>,
+    pub(super) pools: HashMap<(VaId, String), Pool>,
+    pub(super) tags_in_use: HashMap<VaId, BTreeSet<String>>,
+    pub(super) revoked: HashMap<String, RevokedCertificate>,
+    pub(super) rum_seen: HashSet<(String, u64)>,
+    /// The registration order the next device gets.
+    pub(super) next_order: u64,
 }
 
 impl Catalog {
@@ -93,7 +127,7 @@ impl Catalog {
     /// Applies a durable change. Infallible: the change was validated against this catalog.
     pub fn apply(&mut self, change: &Change) {
         for removal in &change.remove {
-            self.take(*removal);
+            self.take(removal.clone());
         }
         for record in &change.put {
             self.put(record.clone());
@@ -137,7 +171,60 @@ impl Catalog {
                 self.api_tokens_by_hash.insert(t.secret_hash, t.id);
                 self.api_tokens.insert(t.id, t);
             }
+            Record::Instance(i) => {
+                self.take(Removal::Instance(i.id));
+                self.index_instance(i);
+            }
+            Record::Revoked(r) => {
+                self.revoked.insert(r.serial.clone(), r);
+            }
+            Record::Rum(r) => {
+                self.rum_seen.insert((r.udi.serial, r.report_id));
+            }
         }
+    }
+
+    fn index_instance(&mut self, i: ProductInstance) {
+        self.next_order = self.next_order.max(i.order + 1);
+        self.instances_by_udi.insert((i.account, i.udi.clone()), i.id);
+        if let Some(serial) = &i.cert_serial {
+            self.instances_by_serial.insert(serial.clone(), i.id);
+        }
+        self.instances_by_va.entry(i.va).or_default().insert(i.id);
+        self.by_contact.insert((i.last_contact, i.id));
+        for (tag, count) in &i.usage {
+            let pool = self.pools.entry((i.va, tag.clone())).or_default();
+            pool.users.insert(i.order, (i.id, *count));
+            pool.total += count;
+            self.tags_in_use.entry(i.va).or_default().insert(tag.clone());
+        }
+        self.instances.insert(i.id, i);
+    }
+
+    fn unindex_instance(&mut self, id: InstanceId) -> Option<ProductInstance> {
+        let i = self.instances.remove(&id)?;
+        self.instances_by_udi.remove(&(i.account, i.udi.clone()));
+        if let Some(serial) = &i.cert_serial {
+            self.instances_by_serial.remove(serial);
+        }
+        if let Some(set) = self.instances_by_va.get_mut(&i.va) {
+            set.remove(&id);
+        }
+        self.by_contact.remove(&(i.last_contact, id));
+        for (tag, count) in &i.usage {
+            let key = (i.va, tag.clone());
+            if let Some(pool) = self.pools.get_mut(&key) {
+                pool.users.remove(&i.order);
+                pool.total -= count;
+                if pool.users.is_empty() {
+                    self.pools.remove(&key);
+                    if let Some(tags) = self.tags_in_use.get_mut(&i.va) {
+                        tags.remove(tag);
+                    }
+                }
+            }
+        }
+        Some(i)
     }
 
     fn take(&mut self, removal: Removal) {
@@ -172,6 +259,12 @@ impl Catalog {
                 if let Some(t) = self.api_tokens.remove(&id) {
                     self.api_tokens_by_hash.remove(&t.secret_hash);
                 }
+            }
+            Removal::Instance(id) => {
+                self.unindex_instance(id);
+            }
+            Removal::Revoked(serial) => {
+                self.revoked.remove(&serial);
             }
         }
     }
@@ -317,5 +410,65 @@ impl Catalog {
 
     pub fn api_tokens_of(&self, user: UserId) -> impl Iterator<Item = &ApiToken> {
         self.api_tokens.values().filter(move |t| t.user == user)
+    }
+}
+
+impl Catalog {
+    pub fn instance(&self, id: InstanceId) -> Option<&ProductInstance> {
+        self.instances.get(&id)
+    }
+
+    pub fn instance_by_udi(&self, account: AccountId, udi: &Udi) -> Option<&ProductInstance> {
+        self.instances_by_udi
+            .get(&(account, udi.clone()))
+            .and_then(|id| self.instances.get(id))
+    }
+
+    /// The device whose current identity certificate has this serial.
+    pub fn instance_by_serial(&self, serial: &str) -> Option<&ProductInstance> {
+        self.instances_by_serial
+            .get(serial)
+            .and_then(|id| self.instances.get(id))
+    }
+
+    pub fn revoked_certificate(&self, serial: &str) -> Option<&RevokedCertificate> {
+        self.revoked.get(serial)
+    }
+
+    pub fn revoked_certificates(&self) -> impl Iterator<Item = &RevokedCertificate> {
+        self.revoked.values()
+    }
+
+    pub fn instances_in(&self, va: VaId) -> impl Iterator<Item = &ProductInstance> {
+        self.instances_by_va
+            .get(&va)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.instances.get(id))
+    }
+
+    pub fn instance_count(&self) -> usize {
+        self.instances.len()
+    }
+
+    pub fn instance_count_in(&self, va: VaId) -> usize {
+        self.instances_by_va.get(&va).map_or(0, BTreeSet::len)
+    }
+
+    /// Devices whose last contact is before `before`, oldest first.
+    pub fn silent_since(&self, before: OffsetDateTime) -> impl Iterator<Item = &ProductInstance> {
+        self.by_contact
+            .iter()
+            .take_while(move |(t, _)| *t < before)
+            .filter_map(|(_, id)| self.instances.get(id))
+    }
+
+    /// The latest contact of any device, for the clock's high-water mark.
+    pub fn latest_contact(&self) -> Option<OffsetDateTime> {
+        self.by_contact.last().map(|(t, _)| *t)
+    }
+
+    pub fn rum_seen(&self, serial: &str, report_id: u64) -> bool {
+        self.rum_seen.contains(&(serial.to_string(), report_id))
     }
 }

@@ -66,3 +66,5 @@ id_type!(/// An operator.
     UserId, "user");
 id_type!(/// An API token of an operator.
     ApiTokenId, "API token");
+id_type!(/// A product instance (a registered device).
+    InstanceId, "product instance");

@@ -225,3 +225,139 @@ pub struct Event {
     pub device: Option<String>,
     pub details: Vec<(String, String)>,
 }
+
+/// A device's unique identifier: product id and serial number, unique per account.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Udi {
+    pub pid: String,
+    pub serial: String,
+}
+
+impl std::fmt::Display for Udi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.pid, self.serial)
+    }
+}
+
+/// How a device reached the satellite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InstanceSource {
+    /// The native protocol v1, with a token and an identity certificate.
+    Native,
+    /// Cisco RUM reports pushed to the CSLU-style endpoint.
+    Rum,
+}
+
+/// The state of one entitlement of a device (SPEC §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum EntitlementStatus {
+    Authorized,
+    OutOfCompliance,
+    NotAuthorized,
+    Unknown,
+}
+
+impl EntitlementStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntitlementStatus::Authorized => "authorized",
+            EntitlementStatus::OutOfCompliance => "out_of_compliance",
+            EntitlementStatus::NotAuthorized => "not_authorized",
+            EntitlementStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// The state of a device as a whole (SPEC §4), worst last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum InstanceStatus {
+    Registered,
+    Authorized,
+    OutOfCompliance,
+    AuthorizationExpired,
+}
+
+impl InstanceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceStatus::Registered => "registered",
+            InstanceStatus::Authorized => "authorized",
+            InstanceStatus::OutOfCompliance => "out_of_compliance",
+            InstanceStatus::AuthorizationExpired => "authorization_expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            InstanceStatus::Registered,
+            InstanceStatus::Authorized,
+            InstanceStatus::OutOfCompliance,
+            InstanceStatus::AuthorizationExpired,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+}
+
+/// The answer computed for a device: kept with the device so a repeated report gets exactly
+/// the answer the first one got.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationState {
+    pub status: InstanceStatus,
+    pub entitlements: Vec<(String, u64, EntitlementStatus)>,
+    pub expires_at: OffsetDateTime,
+    pub next_report_by: OffsetDateTime,
+}
+
+/// A registered device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductInstance {
+    pub id: super::ids::InstanceId,
+    pub account: AccountId,
+    pub va: VaId,
+    pub udi: Udi,
+    pub hostname: String,
+    pub product: String,
+    pub version: String,
+    pub source: InstanceSource,
+    pub registered_at: OffsetDateTime,
+    /// Registration order within the satellite: earlier devices are authorized first.
+    pub order: u64,
+    pub token: Option<TokenId>,
+    /// Taken from the registration token: may this device use export-controlled licenses?
+    pub export_allowed: bool,
+    pub cert_serial: Option<String>,
+    pub cert_not_after: Option<OffsetDateTime>,
+    pub last_contact: OffsetDateTime,
+    pub last_report_at: Option<OffsetDateTime>,
+    pub last_seq: Option<u64>,
+    pub last_measured_at: Option<OffsetDateTime>,
+    /// Entitlement tag → units in use, from the latest report. Tags at 0 are absent.
+    pub usage: std::collections::BTreeMap<String, u64>,
+    /// The answer to the latest report, returned again for a repeated `seq`.
+    pub last_answer: Option<AuthorizationState>,
+    pub clock_skew: bool,
+}
+
+/// A certificate that must no longer be accepted (renewed, re-registered or deregistered).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedCertificate {
+    pub serial: String,
+    pub instance: super::ids::InstanceId,
+    pub revoked_at: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub reason: String,
+}
+
+/// A Cisco RUM report accepted through the CSLU endpoint, kept raw for relay upstream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RumRecord {
+    pub report_id: u64,
+    pub account: AccountId,
+    pub instance: super::ids::InstanceId,
+    pub udi: Udi,
+    pub entitlement_tag: String,
+    pub count: u64,
+    pub received_at: OffsetDateTime,
+    pub raw: String,
+}

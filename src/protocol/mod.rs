@@ -3,3 +3,4 @@
 //! domain and a domain refactor cannot silently change what clients see.
 
 pub mod admin;
+pub mod device;

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::app::AppError;
-use crate::domain::DomainError;
+use crate::domain::{DeviceError, DomainError};
 use crate::protocol::admin::{ErrorBody, ErrorDetail};
 use crate::store::StoreError;
 
@@ -64,10 +64,33 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<DeviceError> for ApiError {
+    fn from(e: DeviceError) -> Self {
+        use crate::protocol::device::codes;
+        let (status, code) = match &e {
+            DeviceError::InvalidToken => (StatusCode::UNAUTHORIZED, codes::INVALID_TOKEN),
+            DeviceError::TokenExpired => (StatusCode::FORBIDDEN, codes::TOKEN_EXPIRED),
+            DeviceError::TokenRevoked => (StatusCode::FORBIDDEN, codes::TOKEN_REVOKED),
+            DeviceError::TokenExhausted => (StatusCode::FORBIDDEN, codes::TOKEN_EXHAUSTED),
+            DeviceError::AlreadyRegistered(_) => (StatusCode::CONFLICT, codes::ALREADY_REGISTERED),
+            DeviceError::AccountPending(_) => (StatusCode::FORBIDDEN, codes::ACCOUNT_PENDING),
+            DeviceError::UnknownInstance => (StatusCode::NOT_FOUND, codes::UNKNOWN_INSTANCE),
+            DeviceError::CertificateRevoked(_) => {
+                (StatusCode::UNAUTHORIZED, codes::CERTIFICATE_REVOKED)
+            }
+            DeviceError::StaleSeq { .. } => (StatusCode::CONFLICT, codes::STALE_SEQ),
+            DeviceError::BadCsr(_) => (StatusCode::BAD_REQUEST, codes::BAD_CSR),
+            DeviceError::Domain(d) => return d.clone().into(),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
         match e {
             AppError::Domain(d) => d.into(),
+            AppError::Device(d) => d.into(),
             AppError::Store(s) => s.into(),
         }
     }

@@ -35,6 +35,24 @@ pub use schema::{MIGRATIONS, Migration, MigrationCtx, RawEntry, SCHEMA_VERSION};
 
 use commit::GroupCommit;
 
+/// A batch applied by [`Store::stage`], not yet known to be on disk.
+#[must_use = "a staged batch is not durable until `durable()` returns Ok"]
+#[derive(Debug)]
+pub struct Staged {
+    store: Store,
+    empty: bool,
+}
+
+impl Staged {
+    /// Returns once the staged batch is on disk.
+    pub async fn durable(self) -> Result<(), StoreError> {
+        if self.empty {
+            return Ok(());
+        }
+        self.store.flush().await
+    }
+}
+
 /// A cheap-to-clone handle on the open store. The store closes (after a final flush) when the
 /// last clone is dropped.
 #[derive(Clone)]
@@ -237,6 +255,20 @@ impl Store {
             .durable()
             .await
             .map_err(|cause| StoreError::Flush { cause })
+    }
+
+    /// Applies `batch` atomically now (visible to readers of the store at once) and returns a
+    /// [`Staged`] to await its durability. Callers that must apply writes in the same order as
+    /// an in-memory update do the staging under their own lock and await outside it, so
+    /// concurrent writers still share one flush.
+    pub fn stage(&self, batch: Batch) -> Result<Staged, StoreError> {
+        if !batch.is_empty() {
+            self.apply(&batch)?;
+        }
+        Ok(Staged {
+            store: self.clone(),
+            empty: batch.is_empty(),
+        })
     }
 
     /// Like [`Store::commit`] for callers outside an async runtime (tools, startup): applies

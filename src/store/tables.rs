@@ -3,8 +3,8 @@
 //! previous one; the golden-bytes tests below fail first.
 
 use crate::domain::{
-    Account, ApiToken, Change, Event, License, Record as DomainRecord, RegistrationToken, Removal,
-    User, VirtualAccount,
+    Account, ApiToken, Change, Event, License, ProductInstance, Record as DomainRecord,
+    RegistrationToken, Removal, RevokedCertificate, RumRecord, User, VirtualAccount,
 };
 
 use super::{Batch, Record};
@@ -28,6 +28,15 @@ table!(License, "licenses", 1, |r| r.id.as_bytes().to_vec());
 table!(RegistrationToken, "registration_tokens", 1, |r| r.id.as_bytes().to_vec());
 table!(User, "users", 1, |r| r.id.as_bytes().to_vec());
 table!(ApiToken, "api_tokens", 1, |r| r.id.as_bytes().to_vec());
+table!(ProductInstance, "product_instances", 1, |r| r.id.as_bytes().to_vec());
+table!(RevokedCertificate, "revoked_certificates", 1, |r| r.serial.as_bytes().to_vec());
+// Cisco RUM reports: device serial, a zero byte, then the report id big-endian.
+table!(RumRecord, "rum_reports", 1, |r| {
+    let mut key = r.udi.serial.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(&r.report_id.to_be_bytes());
+    key
+});
 // Events are keyed by their sequence number, big-endian, so the tree iterates in log order.
 table!(Event, "events", 1, |r| r.seq.to_be_bytes().to_vec());
 
@@ -39,11 +48,14 @@ pub const TABLES: &[&str] = &[
     RegistrationToken::TABLE,
     User::TABLE,
     ApiToken::TABLE,
+    ProductInstance::TABLE,
+    RevokedCertificate::TABLE,
+    RumRecord::TABLE,
     Event::TABLE,
 ];
 
 /// The batch that makes a domain change and its event durable together.
-pub fn batch_for(change: &Change, event: &Event) -> Batch {
+pub fn batch_for(change: &Change, event: Option<&Event>) -> Batch {
     let mut batch = Batch::new();
     for removal in &change.remove {
         match removal {
@@ -52,6 +64,8 @@ pub fn batch_for(change: &Change, event: &Event) -> Batch {
             Removal::Token(id) => batch.delete::<RegistrationToken>(id.as_bytes()),
             Removal::User(id) => batch.delete::<User>(id.as_bytes()),
             Removal::ApiToken(id) => batch.delete::<ApiToken>(id.as_bytes()),
+            Removal::Instance(id) => batch.delete::<ProductInstance>(id.as_bytes()),
+            Removal::Revoked(serial) => batch.delete::<RevokedCertificate>(serial.as_bytes()),
         }
     }
     for record in &change.put {
@@ -62,9 +76,14 @@ pub fn batch_for(change: &Change, event: &Event) -> Batch {
             DomainRecord::Token(r) => batch.put(r),
             DomainRecord::User(r) => batch.put(r),
             DomainRecord::ApiToken(r) => batch.put(r),
+            DomainRecord::Instance(r) => batch.put(r),
+            DomainRecord::Revoked(r) => batch.put(r),
+            DomainRecord::Rum(r) => batch.put(r),
         }
     }
-    batch.put(event);
+    if let Some(event) = event {
+        batch.put(event);
+    }
     batch
 }
 
@@ -144,11 +163,11 @@ mod tests {
         assert_eq!(bytes[0], 1, "format version prefix");
         assert_eq!(
             hex(&bytes),
-            "011000000000000000030303030303030303030303030303031000000000000000010101010101\
-             0101010101010101010101100000000000000002020202020202020202020202020202020100000000\
-             00000074010000000000000054050000000000000001000000ea0701000000000000000000000000eb\
-             070100000000000000000000000001000000000001000000000000000100000000000000780000ea07\
-             0100000000000000000000"
+            "01100000000000000003030303030303030303030303030303100000000000000001010101010101\
+             01010101010101010110000000000000000202020202020202020202020202020201000000000000\
+             0074010000000000000054050000000000000001000000ea070000010000000000000000000000eb\
+             0700000100000000000000000000000100000000000100000000000000010000000000000078ea07\
+             0000010000000000000000000000"
                 .replace(char::is_whitespace, "")
         );
         let e = Event {
@@ -165,8 +184,9 @@ mod tests {
         assert_eq!(e.key(), 7u64.to_be_bytes().to_vec());
         assert_eq!(
             hex(&encode(&e)),
-            "010700000000000000ea07010000000000000000000000010000000000000061010000000000000062\
-             010000000000000063000000010000000000000001000000000000006b010000000000000076"
+            "010700000000000000ea070000010000000000000000000000010000000000000061010000000000\
+             000062010000000000000063000000010000000000000001000000000000006b0100000000000000\
+             76"
                 .replace(char::is_whitespace, "")
         );
     }
@@ -184,9 +204,9 @@ mod tests {
         };
         assert_eq!(
             hex(&encode(&u)),
-            "01100000000000000004040404040404040404040404040404030000000000000\
-             06f70730100000000000000040000000200000010000000000000000505050505\
-             050505050505050505050505ea070100000000000000000000"
+            "0110000000000000000404040404040404040404040404040403000000000000006f707301000000\
+             000000000400000002000000100000000000000005050505050505050505050505050505ea070000\
+             010000000000000000000000"
                 .replace(char::is_whitespace, "")
         );
     }

@@ -65,7 +65,7 @@ pub async fn create_account(
 ) -> Created<AccountView> {
     let account = ctx
         .app
-        .change(&p, |c, now| c.create_account(&p, &req.name, &req.domain, now))
+        .change(&p.actor, |c, now| c.create_account(&p, &req.name, &req.domain, now))
         .await?;
     created(AccountView::from(&account))
 }
@@ -102,7 +102,7 @@ pub async fn approve_account(
     Path(account): Path<String>,
 ) -> Reply<AccountView> {
     let id = ctx.app.read(|c| account_ref(c, &p, &account))?;
-    let a = ctx.app.change(&p, |c, _| c.approve_account(&p, id)).await?;
+    let a = ctx.app.change(&p.actor, |c, _| c.approve_account(&p, id)).await?;
     Ok(Json(AccountView::from(&a)))
 }
 
@@ -116,7 +116,7 @@ pub async fn create_va(
     let parent = ctx.app.read(|c| va_ref(c, &p, &req.parent))?;
     let va = ctx
         .app
-        .change(&p, |c, now| {
+        .change(&p.actor, |c, now| {
             c.create_va(&p, parent, &req.name, &req.description, now)
         })
         .await?;
@@ -185,7 +185,7 @@ pub async fn move_va(
     let (id, parent) = ctx
         .app
         .read(|c| Ok::<_, ApiError>((va_ref(c, &p, &va)?, va_ref(c, &p, &req.parent)?)))?;
-    let moved = ctx.app.change(&p, |c, _| c.move_va(&p, id, parent)).await?;
+    let moved = ctx.app.change(&p.actor, |c, _| c.move_va(&p, id, parent)).await?;
     Ok(Json(ctx.app.read(|c| VaView::new(c, &moved))))
 }
 
@@ -196,7 +196,7 @@ pub async fn delete_va(
 ) -> Result<StatusCode, ApiError> {
     let id = ctx.app.read(|c| va_ref(c, &p, &va))?;
     ctx.app
-        .change(&p, |c, now| c.delete_va(&p, id, 0, now).map(|ch| (ch, ())))
+        .change(&p.actor, |c, now| c.delete_va(&p, id, 0, now).map(|ch| (ch, ())))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -232,7 +232,7 @@ pub async fn add_license(
     };
     let license = ctx
         .app
-        .change(&p, |c, now| c.add_license(&p, va, spec, now))
+        .change(&p.actor, |c, now| c.add_license(&p, va, spec, now))
         .await?;
     created(ctx.app.read(|c| LicenseView::new(c, &license)))
 }
@@ -332,7 +332,7 @@ pub async fn transfer_licenses(
         .transpose()?;
     let moved = ctx
         .app
-        .change(&p, |c, now| {
+        .change(&p.actor, |c, now| {
             c.transfer_licenses(&p, from, to, &req.entitlement_tag, req.quantity, only, now)
                 .map(|ch| {
                     let ids: Vec<LicenseId> = ch
@@ -391,7 +391,7 @@ pub async fn remove_license(
         .parse()
         .map_err(|_| ApiError::not_found("license", &license))?;
     ctx.app
-        .change(&p, |c, _| c.remove_license(&p, id, q.quantity).map(|ch| (ch, ())))
+        .change(&p.actor, |c, _| c.remove_license(&p, id, q.quantity).map(|ch| (ch, ())))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -413,7 +413,7 @@ pub async fn create_token(
     };
     let token = ctx
         .app
-        .change(&p, |c, now| c.create_token(&p, va, spec, secret.hash, now))
+        .change(&p.actor, |c, now| c.create_token(&p, va, spec, secret.hash, now))
         .await?;
     let now = ctx.app.now();
     created(CreatedSecret {
@@ -456,7 +456,7 @@ pub async fn revoke_token(
         .map_err(|_| ApiError::not_found("token", &token))?;
     let t = ctx
         .app
-        .change(&p, |c, now| c.revoke_token(&p, id, now))
+        .change(&p.actor, |c, now| c.revoke_token(&p, id, now))
         .await?;
     let now = ctx.app.now();
     Ok(Json(ctx.app.read(|c| TokenView::new(c, &t, now))))
@@ -478,7 +478,7 @@ pub async fn create_user(
 ) -> Created<UserView> {
     let user = ctx
         .app
-        .change(&p, |c, now| c.create_user(&p, &req.name, now))
+        .change(&p.actor, |c, now| c.create_user(&p, &req.name, now))
         .await?;
     created(ctx.app.read(|c| UserView::new(c, &user)))
 }
@@ -499,7 +499,7 @@ pub async fn delete_user(
 ) -> Result<StatusCode, ApiError> {
     let id = ctx.app.read(|c| user_ref(c, &p, &user))?;
     ctx.app
-        .change(&p, |c, _| c.delete_user(&p, id).map(|ch| (ch, ())))
+        .change(&p.actor, |c, _| c.delete_user(&p, id).map(|ch| (ch, ())))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -540,7 +540,7 @@ pub async fn grant_role(
     let (id, grant) = ctx
         .app
         .read(|c| Ok::<_, ApiError>((user_ref(c, &p, &user)?, grant_of(c, &p, &req)?)))?;
-    let u = ctx.app.change(&p, |c, _| c.grant_role(&p, id, grant)).await?;
+    let u = ctx.app.change(&p.actor, |c, _| c.grant_role(&p, id, grant)).await?;
     Ok(Json(ctx.app.read(|c| UserView::new(c, &u))))
 }
 
@@ -553,7 +553,7 @@ pub async fn revoke_role(
     let (id, grant) = ctx
         .app
         .read(|c| Ok::<_, ApiError>((user_ref(c, &p, &user)?, grant_of(c, &p, &req)?)))?;
-    let u = ctx.app.change(&p, |c, _| c.revoke_role(&p, id, grant)).await?;
+    let u = ctx.app.change(&p.actor, |c, _| c.revoke_role(&p, id, grant)).await?;
     Ok(Json(ctx.app.read(|c| UserView::new(c, &u))))
 }
 
@@ -566,7 +566,7 @@ pub async fn create_api_token(
     let secret = secrets::generate("sat_");
     let token = ctx
         .app
-        .change(&p, |c, now| {
+        .change(&p.actor, |c, now| {
             c.create_api_token(&p, user, &req.description, req.expires_in_days, secret.hash, now)
         })
         .await?;
@@ -613,7 +613,7 @@ pub async fn revoke_api_token(
         .parse()
         .map_err(|_| ApiError::not_found("API token", &token))?;
     ctx.app
-        .change(&p, |c, now| c.revoke_api_token(&p, id, now).map(|ch| (ch, ())))
+        .change(&p.actor, |c, now| c.revoke_api_token(&p, id, now).map(|ch| (ch, ())))
         .await?;
     let now = ctx.app.now();
     ctx.app.read(|c| {

@@ -1,0 +1,277 @@
+//! Compliance (SPEC §4): which devices are authorized for which entitlement tags.
+//!
+//! Allocation is per VA and tag, in registration order, all-or-nothing per device, and a
+//! strict prefix: devices are granted in order while the licenses valid now last; the first
+//! device that does not fit, and every device registered after it, is `out_of_compliance`.
+//! Export-controlled tags skip devices whose token did not allow them (`not_authorized`;
+//! they hold no units). A tag without any license entry in the VA is `unknown`.
+//!
+//! The catalog keeps, per VA and tag, the devices using it ordered by registration and the
+//! total they ask for ([`Pool`]), updated incrementally by `Catalog::apply`. A device's answer
+//! costs O(1) when the pool is not over-subscribed (the common case) and a walk of the devices
+//! registered before it otherwise; nothing ever scans all devices.
+
+use std::collections::BTreeMap;
+
+use time::{Duration, OffsetDateTime};
+
+use super::catalog::Catalog;
+use super::ids::{InstanceId, VaId};
+use super::model::{
+    AuthorizationState, EntitlementStatus, InstanceStatus, LicenseKind, ProductInstance,
+};
+
+/// The device timers of SPEC §4, each configurable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceTimers {
+    pub certificate_validity: Duration,
+    pub renew_after: Duration,
+    pub report_interval: Duration,
+    pub authorization_valid: Duration,
+    pub deregister_after: Duration,
+    pub clock_skew: Duration,
+}
+
+impl Default for DeviceTimers {
+    fn default() -> Self {
+        DeviceTimers {
+            certificate_validity: Duration::days(365),
+            renew_after: Duration::days(180),
+            report_interval: Duration::days(30),
+            authorization_valid: Duration::days(90),
+            deregister_after: Duration::days(90),
+            clock_skew: Duration::hours(1),
+        }
+    }
+}
+
+/// The devices of one VA that use one tag, in registration order.
+#[derive(Clone, Debug, Default)]
+pub struct Pool {
+    pub(super) users: BTreeMap<u64, (InstanceId, u64)>,
+    pub(super) total: u64,
+}
+
+/// One line of the compliance report: a VA and a tag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ComplianceLine {
+    pub va: VaId,
+    pub entitlement_tag: String,
+    /// Units valid now.
+    pub purchased: u64,
+    /// Units asked for by devices allowed to use the tag.
+    pub requested: u64,
+    /// Units granted.
+    pub granted: u64,
+    /// Devices out of compliance for the tag.
+    pub devices_short: usize,
+    /// Other VAs of the account with spare units of this tag: (VA, spare units).
+    pub spare_in: Vec<(VaId, u64)>,
+}
+
+impl ComplianceLine {
+    pub fn shortage(&self) -> u64 {
+        self.requested - self.granted
+    }
+}
+
+impl Catalog {
+    /// Units of `tag` in `va` that count at `now` (term licenses between start and end).
+    pub fn available(&self, va: VaId, tag: &str, now: OffsetDateTime) -> u64 {
+        self.licenses_in(va)
+            .filter(|l| l.entitlement_tag == tag && l.is_valid_at(now))
+            .map(|l| l.quantity)
+            .sum()
+    }
+
+    /// `None` if the VA has no license entry of the tag at all; else whether any is
+    /// export-controlled.
+    fn export_controlled(&self, va: VaId, tag: &str) -> Option<bool> {
+        let mut found = None;
+        for l in self.licenses_in(va).filter(|l| l.entitlement_tag == tag) {
+            found = Some(found.unwrap_or(false) | l.export_controlled);
+        }
+        found
+    }
+
+    fn eligible(&self, id: InstanceId, export: bool) -> bool {
+        !export || self.instances.get(&id).is_some_and(|i| i.export_allowed)
+    }
+
+    /// The status of `me` (possibly a version not yet applied) for `count` units of `tag`.
+    pub fn entitlement_status(
+        &self,
+        me: &ProductInstance,
+        tag: &str,
+        count: u64,
+        now: OffsetDateTime,
+    ) -> EntitlementStatus {
+        let Some(export) = self.export_controlled(me.va, tag) else {
+            return EntitlementStatus::Unknown;
+        };
+        if export && !me.export_allowed {
+            return EntitlementStatus::NotAuthorized;
+        }
+        let available = self.available(me.va, tag, now);
+        let pool = self.pools.get(&(me.va, tag.to_string()));
+        let mine_now = pool
+            .and_then(|p| p.users.get(&me.order))
+            .filter(|(id, _)| *id == me.id)
+            .map_or(0, |(_, c)| *c);
+        let others = pool.map_or(0, |p| p.total - mine_now);
+        if !export && others + count <= available {
+            return EntitlementStatus::Authorized;
+        }
+        let mut used = 0u64;
+        if let Some(pool) = pool {
+            for (_, (id, c)) in pool.users.range(..me.order) {
+                if *id == me.id || !self.eligible(*id, export) {
+                    continue;
+                }
+                if used + c > available {
+                    return EntitlementStatus::OutOfCompliance;
+                }
+                used += c;
+            }
+        }
+        if used + count <= available {
+            EntitlementStatus::Authorized
+        } else {
+            EntitlementStatus::OutOfCompliance
+        }
+    }
+
+    /// The full answer for `me` at `now`.
+    pub fn authorization(
+        &self,
+        me: &ProductInstance,
+        now: OffsetDateTime,
+        timers: &DeviceTimers,
+    ) -> AuthorizationState {
+        let base = me.last_report_at.unwrap_or(me.registered_at);
+        let expires_at = base + timers.authorization_valid;
+        let entitlements: Vec<(String, u64, EntitlementStatus)> = me
+            .usage
+            .iter()
+            .map(|(tag, count)| (tag.clone(), *count, self.entitlement_status(me, tag, *count, now)))
+            .collect();
+        let status = if now >= expires_at {
+            InstanceStatus::AuthorizationExpired
+        } else if me.last_report_at.is_none() {
+            InstanceStatus::Registered
+        } else if entitlements.iter().all(|(_, _, s)| *s == EntitlementStatus::Authorized) {
+            InstanceStatus::Authorized
+        } else {
+            InstanceStatus::OutOfCompliance
+        };
+        AuthorizationState {
+            status,
+            entitlements,
+            expires_at,
+            next_report_by: base + timers.report_interval,
+        }
+    }
+
+    /// Units granted and units requested by eligible devices, for one VA and tag.
+    pub fn granted(&self, va: VaId, tag: &str, now: OffsetDateTime) -> (u64, u64, usize) {
+        let Some(pool) = self.pools.get(&(va, tag.to_string())) else {
+            return (0, 0, 0);
+        };
+        let Some(export) = self.export_controlled(va, tag) else {
+            return (0, pool.total, pool.users.len());
+        };
+        let available = self.available(va, tag, now);
+        if !export && pool.total <= available {
+            return (pool.total, pool.total, 0);
+        }
+        let (mut used, mut requested, mut short, mut full) = (0, 0, 0, false);
+        for (id, c) in pool.users.values() {
+            if !self.eligible(*id, export) {
+                continue;
+            }
+            requested += c;
+            if !full && used + c <= available {
+                used += c;
+            } else {
+                full = true;
+                short += 1;
+            }
+        }
+        (used, requested, short)
+    }
+
+    /// Tags in use or licensed in `va`.
+    fn tags_of(&self, va: VaId) -> std::collections::BTreeSet<String> {
+        let mut tags: std::collections::BTreeSet<String> =
+            self.licenses_in(va).map(|l| l.entitlement_tag.clone()).collect();
+        if let Some(set) = self.tags_in_use.get(&va) {
+            tags.extend(set.iter().cloned());
+        }
+        tags
+    }
+
+    /// The compliance report of the given VAs; `only_short` keeps lines with a shortage.
+    pub fn compliance(
+        &self,
+        vas: &[VaId],
+        now: OffsetDateTime,
+        only_short: bool,
+    ) -> Vec<ComplianceLine> {
+        let mut out = Vec::new();
+        for &va in vas {
+            for tag in self.tags_of(va) {
+                let purchased = self.available(va, &tag, now);
+                let (granted, requested, devices_short) = self.granted(va, &tag, now);
+                if only_short && requested <= granted {
+                    continue;
+                }
+                let spare_in = if requested > granted {
+                    self.spare_elsewhere(va, &tag, now)
+                } else {
+                    Vec::new()
+                };
+                out.push(ComplianceLine {
+                    va,
+                    entitlement_tag: tag,
+                    purchased,
+                    requested,
+                    granted,
+                    devices_short,
+                    spare_in,
+                });
+            }
+        }
+        out
+    }
+
+    /// Other VAs of the same account holding unused units of `tag`.
+    fn spare_elsewhere(&self, va: VaId, tag: &str, now: OffsetDateTime) -> Vec<(VaId, u64)> {
+        let Some(account) = self.va(va).map(|v| v.account) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(VaId, u64)> = self
+            .vas_of(account)
+            .filter(|v| v.id != va)
+            .filter_map(|v| {
+                let purchased = self.available(v.id, tag, now);
+                let (granted, _, _) = self.granted(v.id, tag, now);
+                (purchased > granted).then_some((v.id, purchased - granted))
+            })
+            .collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        out
+    }
+
+    /// The earliest future instant at which a license of `va` starts or ends: compliance may
+    /// change then without any request.
+    pub fn next_license_boundary(&self, va: VaId, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        self.licenses_in(va)
+            .filter_map(|l| match l.kind {
+                LicenseKind::Term { start, end } => {
+                    [start, end].into_iter().filter(|t| *t > now).min()
+                }
+                LicenseKind::Perpetual => None,
+            })
+            .min()
+    }
+}

@@ -1,0 +1,443 @@
+//! The product instance lifecycle (SPEC §3, §4): registration with a token, usage reports,
+//! certificate renewal, deregistration by the device, by an operator or by the expiry sweep,
+//! and devices learned from Cisco RUM reports.
+
+use std::collections::BTreeMap;
+
+use time::OffsetDateTime;
+
+use super::access::{Access, Principal};
+use super::catalog::{Catalog, Change, Record, Removal};
+use super::compliance::DeviceTimers;
+use super::error::DomainError;
+use super::events::NewEvent;
+use super::ids::{AccountId, InstanceId, VaId};
+use super::model::{
+    AccountStatus, AuthorizationState, EntitlementStatus, InstanceSource, ProductInstance,
+    RevokedCertificate, RumRecord, Udi,
+};
+use super::tokens::TokenState;
+
+/// Why a device request was refused. Each cause maps to one stable wire code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    #[error("the registration token is not valid")]
+    InvalidToken,
+    #[error("the registration token has expired; ask the operator for a new one")]
+    TokenExpired,
+    #[error("the registration token has been revoked; ask the operator for a new one")]
+    TokenRevoked,
+    #[error("the registration token has reached its maximum number of uses")]
+    TokenExhausted,
+    #[error("a device with this UDI is already registered as {0}; send `force: true` to re-register it")]
+    AlreadyRegistered(InstanceId),
+    #[error("account `{0}` is pending approval; devices can register once it is active")]
+    AccountPending(String),
+    #[error("this device is not registered (it was deregistered or never existed); register again")]
+    UnknownInstance,
+    #[error("this identity certificate has been revoked ({0}); use the newest certificate or register again")]
+    CertificateRevoked(String),
+    #[error("report sequence {got} is older than the last accepted ({last}); send a higher seq")]
+    StaleSeq { last: u64, got: u64 },
+    #[error("the certificate signing request was refused: {0}")]
+    BadCsr(String),
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+}
+
+/// A registration as the device asked for it; the token is already hashed.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub token_hash: [u8; 32],
+    pub udi: Udi,
+    pub hostname: String,
+    pub product: String,
+    pub version: String,
+    pub force: bool,
+}
+
+/// The identity certificate issued for a device.
+#[derive(Debug, Clone)]
+pub struct IssuedIdentity {
+    pub serial: String,
+    pub not_after: OffsetDateTime,
+}
+
+/// What a usage report did.
+#[derive(Debug, Clone)]
+pub enum UsageOutcome {
+    /// The `seq` was already accepted: the stored answer, nothing changed.
+    Repeat(AuthorizationState),
+    /// A new report: the change to make durable and the answer to give once it is.
+    Applied(Change, AuthorizationState),
+}
+
+/// A Cisco RUM report reduced to what compliance needs.
+#[derive(Debug, Clone)]
+pub struct RumInput {
+    pub report_id: u64,
+    pub udi: Udi,
+    pub entitlement_tag: String,
+    pub count: u64,
+    pub software_version: Option<String>,
+    pub raw: String,
+}
+
+impl Catalog {
+    /// Registers (or, with `force`, re-registers) a device with a token. `issue` signs the
+    /// device's CSR for the instance id it is given.
+    pub fn register_device(
+        &self,
+        r: &Registration,
+        now: OffsetDateTime,
+        issue: impl FnOnce(InstanceId) -> Result<IssuedIdentity, DeviceError>,
+    ) -> Result<(Change, ProductInstance), DeviceError> {
+        let token = self.token_by_hash(&r.token_hash).ok_or(DeviceError::InvalidToken)?;
+        match token.state(now) {
+            TokenState::Active => {}
+            TokenState::Expired => return Err(DeviceError::TokenExpired),
+            TokenState::Revoked => return Err(DeviceError::TokenRevoked),
+            TokenState::Exhausted => return Err(DeviceError::TokenExhausted),
+        }
+        let account = self
+            .account(token.account)
+            .ok_or(DeviceError::InvalidToken)?;
+        if account.status == AccountStatus::Pending {
+            return Err(DeviceError::AccountPending(account.name.clone()));
+        }
+        let existing = self.instance_by_udi(account.id, &r.udi);
+        if let Some(e) = existing {
+            if !r.force {
+                return Err(DeviceError::AlreadyRegistered(e.id));
+            }
+        }
+        let id = existing.map_or_else(InstanceId::new, |e| e.id);
+        let issued = issue(id)?;
+        let instance = ProductInstance {
+            id,
+            account: account.id,
+            va: token.va,
+            udi: r.udi.clone(),
+            hostname: r.hostname.clone(),
+            product: r.product.clone(),
+            version: r.version.clone(),
+            source: InstanceSource::Native,
+            registered_at: now,
+            order: existing.map_or(self.next_order, |e| e.order),
+            token: Some(token.id),
+            export_allowed: token.allow_export_controlled,
+            cert_serial: Some(issued.serial),
+            cert_not_after: Some(issued.not_after),
+            last_contact: now,
+            last_report_at: None,
+            last_seq: None,
+            last_measured_at: None,
+            usage: BTreeMap::new(),
+            last_answer: None,
+            clock_skew: false,
+        };
+        let mut used = token.clone();
+        used.uses += 1;
+        let action = if existing.is_some() { "device.reregister" } else { "device.register" };
+        let event = NewEvent::new(action, &instance.udi)
+            .account(account.id)
+            .va(token.va)
+            .device(id)
+            .detail("hostname", &instance.hostname)
+            .detail("token", token.id);
+        let mut change = Change::new(event)
+            .put(Record::Instance(instance.clone()))
+            .put(Record::Token(used));
+        if let Some(old) = existing.and_then(|e| revocation(e, now, "re-registered")) {
+            change = change.put(Record::Revoked(old));
+        }
+        Ok((change, instance))
+    }
+
+    /// The device presenting the certificate with `serial`.
+    pub fn authenticate_device(&self, serial: &str) -> Result<&ProductInstance, DeviceError> {
+        if let Some(i) = self.instance_by_serial(serial) {
+            return Ok(i);
+        }
+        match self.revoked_certificate(serial) {
+            Some(r) => Err(DeviceError::CertificateRevoked(r.reason.clone())),
+            None => Err(DeviceError::UnknownInstance),
+        }
+    }
+
+    /// Accepts a usage report. A repeated `seq` returns the stored answer; an older one is
+    /// refused. `measured_at` differing from `now` by `clock_skew` or more flags the device.
+    pub fn report_usage(
+        &self,
+        id: InstanceId,
+        seq: u64,
+        measured_at: OffsetDateTime,
+        usage: &[(String, u64)],
+        now: OffsetDateTime,
+        timers: &DeviceTimers,
+    ) -> Result<UsageOutcome, DeviceError> {
+        let current = self.instance(id).ok_or(DeviceError::UnknownInstance)?;
+        if let Some(last) = current.last_seq {
+            if seq == last {
+                let answer = current
+                    .last_answer
+                    .clone()
+                    .unwrap_or_else(|| self.authorization(current, now, timers));
+                return Ok(UsageOutcome::Repeat(answer));
+            }
+            if seq < last {
+                return Err(DeviceError::StaleSeq { last, got: seq });
+            }
+        }
+        let mut updated = current.clone();
+        updated.usage = usage
+            .iter()
+            .filter(|(_, c)| *c > 0)
+            .map(|(t, c)| (t.clone(), *c))
+            .collect();
+        updated.last_seq = Some(seq);
+        updated.last_contact = now;
+        updated.last_report_at = Some(now);
+        updated.last_measured_at = Some(measured_at);
+        updated.clock_skew = (measured_at - now).abs() >= timers.clock_skew;
+        let answer = self.authorization(&updated, now, timers);
+        updated.last_answer = Some(answer.clone());
+        let change = if updated.clock_skew && !current.clock_skew {
+            Change::new(
+                NewEvent::new("device.clock_skew", &updated.udi)
+                    .account(updated.account)
+                    .va(updated.va)
+                    .device(id)
+                    .detail("measured_at", measured_at)
+                    .detail("satellite_time", now),
+            )
+        } else {
+            Change::silent()
+        };
+        Ok(UsageOutcome::Applied(change.put(Record::Instance(updated)), answer))
+    }
+
+    /// The current answer for a device, recording the contact.
+    pub fn contact(
+        &self,
+        id: InstanceId,
+        now: OffsetDateTime,
+        timers: &DeviceTimers,
+    ) -> Result<(Change, AuthorizationState), DeviceError> {
+        let current = self.instance(id).ok_or(DeviceError::UnknownInstance)?;
+        let answer = self.authorization(current, now, timers);
+        let mut updated = current.clone();
+        updated.last_contact = now;
+        Ok((Change::silent().put(Record::Instance(updated)), answer))
+    }
+
+    /// Replaces a device's identity certificate, revoking the old one.
+    pub fn renew_device(
+        &self,
+        id: InstanceId,
+        now: OffsetDateTime,
+        issue: impl FnOnce(InstanceId) -> Result<IssuedIdentity, DeviceError>,
+    ) -> Result<(Change, ProductInstance), DeviceError> {
+        let current = self.instance(id).ok_or(DeviceError::UnknownInstance)?;
+        let issued = issue(id)?;
+        let mut updated = current.clone();
+        updated.cert_serial = Some(issued.serial.clone());
+        updated.cert_not_after = Some(issued.not_after);
+        updated.last_contact = now;
+        let event = NewEvent::new("device.renew", &current.udi)
+            .account(current.account)
+            .va(current.va)
+            .device(id)
+            .detail("serial", &issued.serial);
+        let mut change = Change::new(event).put(Record::Instance(updated.clone()));
+        if let Some(old) = revocation(current, now, "renewed") {
+            change = change.put(Record::Revoked(old));
+        }
+        Ok((change, updated))
+    }
+
+    /// Removes a device, releasing its licenses; `why` goes into the event.
+    pub fn deregister_device(
+        &self,
+        id: InstanceId,
+        action: &'static str,
+        why: &str,
+        now: OffsetDateTime,
+    ) -> Result<(Change, Vec<(String, u64)>), DeviceError> {
+        let current = self.instance(id).ok_or(DeviceError::UnknownInstance)?;
+        let released: Vec<(String, u64)> = current
+            .usage
+            .iter()
+            .filter(|(tag, count)| {
+                self.entitlement_status(current, tag, **count, now) == EntitlementStatus::Authorized
+            })
+            .map(|(t, c)| (t.clone(), *c))
+            .collect();
+        let mut event = NewEvent::new(action, &current.udi)
+            .account(current.account)
+            .va(current.va)
+            .device(id)
+            .detail("reason", why);
+        for (tag, count) in &released {
+            event = event.detail("released", format!("{tag}={count}"));
+        }
+        let mut change = Change::new(event).remove(Removal::Instance(id));
+        if let Some(r) = revocation(current, now, "deregistered") {
+            change = change.put(Record::Revoked(r));
+        }
+        Ok((change, released))
+    }
+
+    /// An operator removes a device.
+    pub fn remove_device(
+        &self,
+        p: &Principal,
+        id: InstanceId,
+        now: OffsetDateTime,
+    ) -> Result<(Change, Vec<(String, u64)>), DeviceError> {
+        let current = self
+            .instance(id)
+            .ok_or_else(|| DomainError::not_found("product instance", id))?;
+        self.check_va(p, current.va, Access::Read)
+            .map_err(|_| DomainError::not_found("product instance", id))?;
+        self.check_va(p, current.va, Access::Write)?;
+        self.deregister_device(id, "device.remove", &format!("removed by {}", p.actor), now)
+    }
+
+    /// An operator moves a device to another VA of its account; its licenses follow the VA.
+    pub fn move_device(
+        &self,
+        p: &Principal,
+        id: InstanceId,
+        to: VaId,
+    ) -> Result<(Change, ProductInstance), DeviceError> {
+        let current = self
+            .instance(id)
+            .ok_or_else(|| DomainError::not_found("product instance", id))?;
+        self.check_va(p, current.va, Access::Read)
+            .map_err(|_| DomainError::not_found("product instance", id))?;
+        self.check_va(p, current.va, Access::Write)?;
+        let target = self.check_va(p, to, Access::Write)?;
+        if target.account != current.account {
+            return Err(DomainError::Refused(
+                "a device cannot move to another account; register it there instead".into(),
+            )
+            .into());
+        }
+        if to == current.va {
+            return Err(DomainError::Invalid("the device is already in that VA".into()).into());
+        }
+        let mut moved = current.clone();
+        moved.va = to;
+        moved.last_answer = None;
+        let event = NewEvent::new("device.move", &current.udi)
+            .account(current.account)
+            .va(to)
+            .device(id)
+            .detail("from", self.va_path(current.va))
+            .detail("to", self.va_path(to));
+        Ok((Change::new(event).put(Record::Instance(moved.clone())), moved))
+    }
+
+    /// Devices silent for longer than authorization validity plus the deregistration delay.
+    pub fn devices_to_deregister(
+        &self,
+        now: OffsetDateTime,
+        timers: &DeviceTimers,
+    ) -> Vec<InstanceId> {
+        let before = now - timers.authorization_valid - timers.deregister_after;
+        self.silent_since(before).map(|i| i.id).collect()
+    }
+
+    /// Records a Cisco RUM report: creates the device (in the account's Default VA) if it is
+    /// new, sets its usage of the report's tag, keeps the raw report. `None` for a duplicate.
+    pub fn ingest_rum(
+        &self,
+        account: AccountId,
+        r: &RumInput,
+        now: OffsetDateTime,
+    ) -> Result<Option<Change>, DeviceError> {
+        let acc = self
+            .account(account)
+            .ok_or_else(|| DomainError::not_found("account", account))?;
+        if acc.status == AccountStatus::Pending {
+            return Err(DeviceError::AccountPending(acc.name.clone()));
+        }
+        if self.rum_seen(&r.udi.serial, r.report_id) {
+            return Ok(None);
+        }
+        let existing = self.instance_by_udi(account, &r.udi);
+        let mut instance = existing.cloned().unwrap_or_else(|| ProductInstance {
+            id: InstanceId::new(),
+            account,
+            va: acc.default_va,
+            udi: r.udi.clone(),
+            hostname: String::new(),
+            product: r.udi.pid.clone(),
+            version: String::new(),
+            source: InstanceSource::Rum,
+            registered_at: now,
+            order: self.next_order,
+            token: None,
+            export_allowed: false,
+            cert_serial: None,
+            cert_not_after: None,
+            last_contact: now,
+            last_report_at: None,
+            last_seq: None,
+            last_measured_at: None,
+            usage: BTreeMap::new(),
+            last_answer: None,
+            clock_skew: false,
+        });
+        if let Some(v) = &r.software_version {
+            instance.version = v.clone();
+        }
+        if r.count > 0 {
+            instance.usage.insert(r.entitlement_tag.clone(), r.count);
+        } else {
+            instance.usage.remove(&r.entitlement_tag);
+        }
+        instance.last_contact = now;
+        instance.last_report_at = Some(now);
+        instance.last_answer = None;
+        let event = if existing.is_none() {
+            NewEvent::new("device.register", &r.udi)
+                .account(account)
+                .va(instance.va)
+                .device(instance.id)
+                .detail("source", "cisco-rum")
+        } else {
+            NewEvent::new("device.rum_report", &r.udi)
+                .account(account)
+                .va(instance.va)
+                .device(instance.id)
+        }
+        .detail("report_id", r.report_id);
+        let record = RumRecord {
+            report_id: r.report_id,
+            account,
+            instance: instance.id,
+            udi: r.udi.clone(),
+            entitlement_tag: r.entitlement_tag.clone(),
+            count: r.count,
+            received_at: now,
+            raw: r.raw.clone(),
+        };
+        Ok(Some(
+            Change::new(event)
+                .put(Record::Instance(instance))
+                .put(Record::Rum(record)),
+        ))
+    }
+}
+
+fn revocation(i: &ProductInstance, now: OffsetDateTime, reason: &str) -> Option<RevokedCertificate> {
+    Some(RevokedCertificate {
+        serial: i.cert_serial.clone()?,
+        instance: i.id,
+        revoked_at: now,
+        not_after: i.cert_not_after.unwrap_or(now),
+        reason: reason.to_string(),
+    })
+}
