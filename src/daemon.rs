@@ -18,6 +18,7 @@ use crate::pki::{self, Pki};
 use crate::server::admin::{self, AdminCtx};
 use crate::server::device;
 use crate::server::listen::{self, Limits, TlsSource};
+use crate::server::ratelimit::FailureLimiter;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::store::{Store, tables};
 
@@ -80,7 +81,7 @@ pub async fn run(
         admin_https,
         admin_socket,
     };
-    serve_on(settings, app, pki.ca_path(), tls, listeners, shutdown).await?;
+    serve_on(settings, app, Arc::new(pki), tls, listeners, shutdown).await?;
     store.flush().await.context("final flush of the store failed")?;
     info!("store flushed; satellite stopped");
     Ok(())
@@ -90,7 +91,7 @@ pub async fn run(
 pub async fn serve_on(
     settings: Settings,
     app: App,
-    ca_path: std::path::PathBuf,
+    pki: Arc<Pki>,
     tls: Arc<rustls::ServerConfig>,
     listeners: Listeners,
     shutdown: Shutdown,
@@ -114,7 +115,7 @@ pub async fn serve_on(
     for line in &described {
         println!("{line}");
     }
-    println!("device CA    {}", ca_path.display());
+    println!("device CA    {}", pki.ca_path().display());
     println!("ready");
 
     let ctx = AdminCtx {
@@ -135,7 +136,16 @@ pub async fn serve_on(
         "devices",
         listeners.device,
         tls.clone(),
-        device::router(),
+        device::router(device::DeviceCtx {
+            app: app.clone(),
+            pki: pki.clone(),
+            max_body_bytes: settings.device.max_body_bytes,
+            limiter: Arc::new(FailureLimiter::new(10, time::Duration::minutes(1))),
+        })
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            settings.device.request_timeout,
+        )),
         limits,
         shutdown.clone(),
     ));

@@ -63,9 +63,12 @@ impl DeviceClient {
     /// A client for the satellite at `url` (`https://HOST:PORT`) presenting `identity`.
     pub fn new(url: &str, identity: &AgentIdentity) -> Result<DeviceClient, AgentError> {
         let url = check_url(url)?;
-        let config =
-            pki::client_config_with_identity(&identity.ca_pem, &identity.cert_pem, &identity.key_pem)
-                .map_err(|e| AgentError::Invalid(format!("device identity: {e}")))?;
+        let config = pki::client_config_with_identity(
+            &identity.ca_pem,
+            &identity.cert_pem,
+            &identity.key_pem,
+        )
+        .map_err(|e| AgentError::Invalid(format!("device identity: {e}")))?;
         Ok(DeviceClient {
             url: url.into(),
             instance_id: identity.instance_id.as_str().into(),
@@ -90,22 +93,50 @@ impl DeviceClient {
 
     /// `POST /v1/usage`.
     pub async fn usage(&self, report: &UsageRequest) -> Result<Authorization, AgentError> {
-        call(&self.http, &self.url, Method::POST, "/v1/usage", Some(report)).await
+        call(
+            &self.http,
+            &self.url,
+            Method::POST,
+            "/v1/usage",
+            Some(report),
+        )
+        .await
     }
 
     /// `GET /v1/authorization`.
     pub async fn authorization(&self) -> Result<Authorization, AgentError> {
-        call(&self.http, &self.url, Method::GET, "/v1/authorization", None::<&()>).await
+        call(
+            &self.http,
+            &self.url,
+            Method::GET,
+            "/v1/authorization",
+            None::<&()>,
+        )
+        .await
     }
 
     /// `POST /v1/renew`.
     pub async fn renew(&self, request: &RenewRequest) -> Result<RenewResponse, AgentError> {
-        call(&self.http, &self.url, Method::POST, "/v1/renew", Some(request)).await
+        call(
+            &self.http,
+            &self.url,
+            Method::POST,
+            "/v1/renew",
+            Some(request),
+        )
+        .await
     }
 
     /// `POST /v1/deregister`.
     pub async fn deregister(&self) -> Result<DeregisterResponse, AgentError> {
-        call(&self.http, &self.url, Method::POST, "/v1/deregister", None::<&()>).await
+        call(
+            &self.http,
+            &self.url,
+            Method::POST,
+            "/v1/deregister",
+            None::<&()>,
+        )
+        .await
     }
 }
 
@@ -136,7 +167,9 @@ pub fn new_key_and_csr(common_name: &str) -> Result<(String, String), AgentError
         .map_err(|e| AgentError::Invalid(format!("cannot generate a key: {e}")))?;
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, common_name);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
     let csr = params
         .serialize_request(&key)
         .and_then(|csr| csr.pem())

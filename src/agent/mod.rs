@@ -27,9 +27,7 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-pub use client::{
-    AgentIdentity, DeviceClient, new_key_and_csr, register_raw, registration_client,
-};
+pub use client::{AgentIdentity, DeviceClient, new_key_and_csr, register_raw, registration_client};
 pub use state::AgentState;
 
 use crate::protocol::device::{

@@ -231,7 +231,8 @@ fn missing(dir: &Path, path: &Path, e: io::Error) -> AgentError {
         AgentError::State(format!(
             "{} is missing from the agent state in {}; register again with `satellite agent \
              register --force`",
-            path.file_name().map_or_else(Default::default, |n| n.to_string_lossy()),
+            path.file_name()
+                .map_or_else(Default::default, |n| n.to_string_lossy()),
             dir.display()
         ))
     } else {

@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
-use rcgen::{CertificateSigningRequestParams, KeyPair};
+use rcgen::{CertificateSigningRequestParams, KeyPair, PublicKeyData};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
@@ -52,7 +52,12 @@ fn line(tag: &str, count: u64) -> UsageLine {
 fn authorization(instance_id: &str, usage: &[UsageLine]) -> Authorization {
     Authorization {
         instance_id: instance_id.into(),
-        status: if usage.is_empty() { "registered" } else { "authorized" }.into(),
+        status: if usage.is_empty() {
+            "registered"
+        } else {
+            "authorized"
+        }
+        .into(),
         entitlements: usage
             .iter()
             .map(|l| EntitlementState {
@@ -130,14 +135,21 @@ fn a_csr_carries_the_common_name_and_matches_the_key() {
     assert_eq!(cn, &rcgen::DnValue::Utf8String("sw-01 FOC1234X0AB".into()));
     let key = KeyPair::from_pem(&key_pem).expect("key parses");
     assert_eq!(key.algorithm(), &rcgen::PKCS_ECDSA_P256_SHA256);
-    assert_eq!(csr.public_key.der_bytes(), key.public_key_der());
+    assert_eq!(
+        csr.public_key.subject_public_key_info(),
+        key.subject_public_key_info()
+    );
 }
 
 #[test]
 fn the_key_is_owner_only_and_the_state_round_trips() {
     let (ca, dir) = (tempdir(), tempdir());
     let agent_dir = dir.path().join("agent");
-    install(&agent_dir, &pki(ca.path()), "https://satellite.example:8443");
+    install(
+        &agent_dir,
+        &pki(ca.path()),
+        "https://satellite.example:8443",
+    );
     assert_eq!(mode(&agent_dir.join("key.pem")), 0o600);
     assert_eq!(mode(&agent_dir), 0o700);
 
@@ -234,7 +246,8 @@ fn an_interrupted_renewal_is_finished_or_abandoned_at_open() {
         .expect("signed");
 
     // Committed (cert.next.pem exists): the new pair is installed.
-    fs::write(dir.path().join("key.next.pem"), &key).expect("write");
+    state::write_atomically(&dir.path().join("key.next.pem"), key.as_bytes(), 0o600)
+        .expect("write");
     fs::write(dir.path().join("cert.next.pem"), &cert.pem).expect("write");
     let agent = Agent::open(dir.path()).expect("open");
     assert_eq!(agent.identity().key_pem, key);
@@ -243,7 +256,8 @@ fn an_interrupted_renewal_is_finished_or_abandoned_at_open() {
 
     // Not committed: the stray key is removed, the pair in place stays.
     let (stray, _) = new_key_and_csr("y").expect("key");
-    fs::write(dir.path().join("key.next.pem"), &stray).expect("write");
+    state::write_atomically(&dir.path().join("key.next.pem"), stray.as_bytes(), 0o600)
+        .expect("write");
     let agent = Agent::open(dir.path()).expect("open");
     assert_eq!(agent.identity().key_pem, key);
     assert!(!dir.path().join("key.next.pem").exists());
@@ -308,7 +322,12 @@ impl Fake {
 
     fn sign(&self, csr: &str) -> String {
         self.pki
-            .sign_csr(csr, "instance-1", time::Duration::days(2), MEASURED)
+            .sign_csr(
+                csr,
+                "instance-1",
+                time::Duration::days(2),
+                OffsetDateTime::now_utc(),
+            )
             .expect("signed")
             .pem
     }
@@ -328,7 +347,11 @@ async fn register(State(fake): State<Fake>, Json(req): Json<RegisterRequest>) ->
     })))
 }
 
-async fn usage(State(fake): State<Fake>, version: Version, Json(req): Json<UsageRequest>) -> Answer {
+async fn usage(
+    State(fake): State<Fake>,
+    version: Version,
+    Json(req): Json<UsageRequest>,
+) -> Answer {
     let peer = fake.peer(version)?;
     fake.seen.lock().expect("lock").seqs.push(req.seq);
     Ok(Json(json!(authorization(&peer, &req.usage))))
@@ -339,7 +362,11 @@ async fn current(State(fake): State<Fake>, version: Version) -> Answer {
     Ok(Json(json!(authorization(&peer, &[]))))
 }
 
-async fn renew(State(fake): State<Fake>, version: Version, Json(req): Json<RenewRequest>) -> Answer {
+async fn renew(
+    State(fake): State<Fake>,
+    version: Version,
+    Json(req): Json<RenewRequest>,
+) -> Answer {
     fake.peer(version)?;
     Ok(Json(json!(RenewResponse {
         certificate: fake.sign(&req.csr),
@@ -361,7 +388,9 @@ async fn deregister(State(fake): State<Fake>, version: Version) -> Answer {
 async fn serve_fake(pki: Pki, seen: Arc<Mutex<Seen>>) -> String {
     let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config().expect("server config"));
     let pki = Arc::new(pki);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
@@ -422,10 +451,7 @@ async fn a_device_lives_its_life_over_mutual_tls() {
         matches!(err, AgentError::Refused { status: 403, .. }),
         "{err:?}"
     );
-    assert!(matches!(
-        Agent::open(dir.path()),
-        Err(AgentError::State(_))
-    ));
+    assert!(matches!(Agent::open(dir.path()), Err(AgentError::State(_))));
 
     let (mut agent, answer) = Agent::register(dir.path(), &url, &ca_pem, params("good", false))
         .await
@@ -435,7 +461,10 @@ async fn a_device_lives_its_life_over_mutual_tls() {
 
     let usage = vec![line("regid.ADV", 3), line("regid.ESS", 1)];
     let auth = agent.report(usage.clone(), MEASURED).await.expect("report");
-    assert_eq!(auth.instance_id, "instance-1", "the server saw our certificate");
+    assert_eq!(
+        auth.instance_id, "instance-1",
+        "the server saw our certificate"
+    );
     assert_eq!(auth.entitlements.len(), 2);
     agent.report_again().await.expect("again");
     agent.report(usage, MEASURED).await.expect("report");
@@ -454,8 +483,15 @@ async fn a_device_lives_its_life_over_mutual_tls() {
     let der = CertificateDer::from_pem_slice(renewed.certificate.as_bytes()).expect("pem");
     let key = KeyPair::from_pem(&reopened.identity().key_pem).expect("key");
     let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("cert");
-    assert_eq!(cert.public_key().raw, key.public_key_der(), "key and certificate match");
-    agent.authorization().await.expect("the renewed identity works");
+    assert_eq!(
+        cert.public_key().raw,
+        key.subject_public_key_info(),
+        "key and certificate match"
+    );
+    agent
+        .authorization()
+        .await
+        .expect("the renewed identity works");
 
     let err = Agent::register(dir.path(), &url, &ca_pem, params("good", false))
         .await

@@ -40,7 +40,10 @@ pub enum AgentCommand {
     Deregister,
 }
 
+/// `--version` here is the device's software version, so clap's own `--version` flag (which
+/// `propagate_version` would add) is turned off for this subcommand.
 #[derive(Debug, Args)]
+#[command(disable_version_flag = true)]
 pub struct RegisterArgs {
     /// The satellite's device URL.
     #[arg(long, value_name = "URL", default_value = "https://localhost:8443")]
@@ -110,7 +113,10 @@ pub async fn run(args: AgentArgs, json: bool) -> Result<()> {
                 "certificate_expires_at": expires.as_ref().map(stamp),
             });
             print_json_or(json, &value, || {
-                println!("renewed the certificate of instance {}", agent.instance_id());
+                println!(
+                    "renewed the certificate of instance {}",
+                    agent.instance_id()
+                );
                 if let Some(t) = &expires {
                     println!("valid until   {}", stamp(t));
                 }
@@ -204,7 +210,9 @@ async fn status(dir: &std::path::Path, json: bool) -> Result<()> {
         "authorization": auth,
         "authorization_is_current": error.is_none(),
     });
-    print_json_or(json, &value, || print_status(&agent, &state, expires, auth.as_ref(), &error))?;
+    print_json_or(json, &value, || {
+        print_status(&agent, &state, expires, auth.as_ref(), &error)
+    })?;
     match error {
         Some(e) => Err(e),
         None => Ok(()),
@@ -266,7 +274,10 @@ fn print_authorization(auth: &Authorization) {
     println!("instance           {}", auth.instance_id);
     println!("status             {}", auth.status);
     println!("next report by     {}", stamp(&auth.next_report_by));
-    println!("authorized until   {}", stamp(&auth.authorization_expires_at));
+    println!(
+        "authorized until   {}",
+        stamp(&auth.authorization_expires_at)
+    );
 }
 
 fn print_json_or<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce()) -> Result<()> {
@@ -474,8 +485,23 @@ mod tests {
     #[test]
     fn register_takes_its_own_url_token_and_version() {
         let cli = parse(&[
-            "agent", "--dir", "/tmp/a", "register", "--url", "https://s:8443", "--ca", "ca.pem",
-            "--token", "T", "--pid", "P", "--serial", "S", "--version", "1.2", "--json",
+            "agent",
+            "--dir",
+            "/tmp/a",
+            "register",
+            "--url",
+            "https://s:8443",
+            "--ca",
+            "ca.pem",
+            "--token",
+            "T",
+            "--pid",
+            "P",
+            "--serial",
+            "S",
+            "--version",
+            "1.2",
+            "--json",
         ])
         .expect("parses");
         assert!(cli.json);
@@ -513,7 +539,10 @@ mod tests {
         assert_eq!(r.usage[1].entitlement_tag, "a=b");
         assert!(r.measured_at.is_some());
         for bad in ["ADV", "=3", "ADV=x", "ADV=-1"] {
-            assert!(parse(&["agent", "report", "--usage", bad]).is_err(), "{bad}");
+            assert!(
+                parse(&["agent", "report", "--usage", bad]).is_err(),
+                "{bad}"
+            );
         }
         assert!(parse(&["agent", "report", "--measured-at", "yesterday"]).is_err());
     }

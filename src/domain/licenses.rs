@@ -182,7 +182,10 @@ impl Catalog {
             .filter(|l| only.is_none_or(|id| l.id == id))
             .collect();
         candidates.sort_by_key(|l| (l.created_at, l.id));
-        let available: u64 = candidates.iter().map(|l| l.quantity).sum();
+        // Saturating: entries may each hold up to i64::MAX units, so a plain sum can overflow.
+        let available = candidates
+            .iter()
+            .fold(0u64, |sum, l| sum.saturating_add(l.quantity));
         if available < quantity as u64 {
             return Err(DomainError::Refused(format!(
                 "cannot transfer {quantity} unit(s) of `{tag}` from `{}`: only {available} \
@@ -248,7 +251,7 @@ impl Catalog {
                 });
             line.export_controlled |= l.export_controlled;
             if l.is_valid_at(now) {
-                line.purchased += l.quantity;
+                line.purchased = line.purchased.saturating_add(l.quantity);
                 if let LicenseKind::Term { end, .. } = l.kind {
                     line.next_expiry = Some(line.next_expiry.map_or(end, |e| e.min(end)));
                 }
@@ -258,7 +261,8 @@ impl Catalog {
             .into_values()
             .map(|mut line| {
                 line.in_use = in_use(va, &line.entitlement_tag);
-                line.balance = line.purchased as i64 - line.in_use as i64;
+                let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                line.balance = signed(line.purchased).saturating_sub(signed(line.in_use));
                 line
             })
             .collect()

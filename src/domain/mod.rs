@@ -29,7 +29,7 @@ pub use access::{Access, Principal};
 pub use accounts::{DEFAULT_VA_NAME, MAX_VA_DEPTH, validate_domain};
 pub use catalog::{Catalog, Change, Record, Removal};
 pub use compliance::{ComplianceLine, DeviceTimers};
-pub use devices::{DeviceError, Registration, UsageOutcome};
+pub use devices::{DeviceError, IssuedIdentity, Registration, RumInput, UsageOutcome};
 pub use error::DomainError;
 pub use events::{EventFilter, NewEvent};
 pub use ids::{AccountId, ApiTokenId, InstanceId, LicenseId, TokenId, UserId, VaId};

@@ -202,3 +202,27 @@ pub fn decode_renew(body: &[u8]) -> Result<RenewRequest, Malformed> {
     }
     Ok(r)
 }
+
+impl Authorization {
+    /// The wire form of a device's authorization state.
+    pub fn from_state(
+        instance_id: crate::domain::InstanceId,
+        s: &crate::domain::AuthorizationState,
+    ) -> Self {
+        Authorization {
+            instance_id: instance_id.to_string(),
+            status: s.status.as_str().to_string(),
+            entitlements: s
+                .entitlements
+                .iter()
+                .map(|(tag, count, status)| EntitlementState {
+                    entitlement_tag: tag.clone(),
+                    count: *count,
+                    status: status.as_str().to_string(),
+                })
+                .collect(),
+            authorization_expires_at: s.expires_at,
+            next_report_by: s.next_report_by,
+        }
+    }
+}

@@ -4,3 +4,4 @@
 
 pub mod admin;
 pub mod device;
+pub mod rum;

@@ -1,9 +1,372 @@
-//! The device listener's router. Devices reach the satellite only over TLS; this module grows
-//! the device protocol (SPEC §3) on top of the health check.
+//! The device listener's router: protocol v1 (SPEC §3) and the CSLU-style endpoint for Cisco
+//! RUM reports (SPEC §3b). Handlers are thin: authenticate, decode, call the domain through
+//! `App`, encode. A 2xx is sent only after the change is on disk.
 
-use axum::Router;
-use axum::routing::get;
+use std::net::IpAddr;
+use std::sync::Arc;
 
-pub fn router() -> Router {
-    Router::new().route("/healthz", get(|| async { "ok\n" }))
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use time::OffsetDateTime;
+
+use super::error::ApiError;
+use super::listen::Peer;
+use super::ratelimit::FailureLimiter;
+use crate::app::{App, AppError, secrets};
+use crate::domain::{
+    Change, DeviceError, InstanceId, IssuedIdentity, Registration, RumInput, Udi, UsageOutcome,
+};
+use crate::pki::{self, Pki};
+use crate::protocol::device::{self as wire, Authorization, codes};
+
+/// The largest RUM upload accepted: a controller may batch many reports.
+pub const MAX_RUM_BYTES: usize = 8 * 1024 * 1024;
+
+/// What the device handlers share.
+#[derive(Clone)]
+pub struct DeviceCtx {
+    pub app: App,
+    pub pki: Arc<Pki>,
+    pub max_body_bytes: usize,
+    pub limiter: Arc<FailureLimiter>,
+}
+
+pub fn router(ctx: DeviceCtx) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/v1/register", post(register))
+        .route("/v1/usage", post(usage))
+        .route("/v1/authorization", get(authorization))
+        .route("/v1/renew", post(renew))
+        .route("/v1/deregister", post(deregister))
+        .route("/cslu/v1/pi", post(rum_default))
+        .route("/cslu/v1/pi/{target}", post(rum_for_account))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such device endpoint")
+        })
+        .with_state(ctx)
+}
+
+/// Reads a size-limited body; the device decoders do the rest.
+async fn body(req: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                codes::PAYLOAD_TOO_LARGE,
+                format!("the request body is larger than {limit} bytes"),
+            )
+        } else {
+            ApiError::malformed(format!("the request body could not be read: {e}"))
+        }
+    })
+}
+
+fn malformed(e: wire::Malformed) -> ApiError {
+    ApiError::malformed(e.0)
+}
+
+fn peer_ip(req: &Request) -> Option<IpAddr> {
+    match req.extensions().get::<Peer>() {
+        Some(Peer::Tls { addr, .. }) => Some(addr.ip()),
+        _ => None,
+    }
+}
+
+async fn register(State(ctx): State<DeviceCtx>, req: Request) -> Response {
+    let ip = peer_ip(&req);
+    if let Some(ip) = ip {
+        if let Some(wait) = ctx.limiter.check(ip, ctx.app.clock_now()) {
+            let mut res = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                codes::RATE_LIMITED,
+                format!("too many failed registrations from {ip}; retry in {wait} s"),
+            )
+            .into_response();
+            res.headers_mut()
+                .insert("retry-after", HeaderValue::from(wait));
+            return res;
+        }
+    }
+    match register_inner(&ctx, req).await {
+        Ok(r) => (StatusCode::CREATED, Json(r)).into_response(),
+        Err(e) => {
+            if let Some(ip) = ip {
+                if e.status.is_client_error() {
+                    ctx.limiter.failed(ip, ctx.app.clock_now());
+                }
+            }
+            e.into_response()
+        }
+    }
+}
+
+async fn register_inner(ctx: &DeviceCtx, req: Request) -> Result<wire::RegisterResponse, ApiError> {
+    let r = wire::decode_register(&body(req, ctx.max_body_bytes).await?).map_err(malformed)?;
+    let registration = Registration {
+        token_hash: secrets::hash(&r.token),
+        udi: Udi {
+            pid: r.udi.pid.clone(),
+            serial: r.udi.serial.clone(),
+        },
+        hostname: r.hostname,
+        product: r.product,
+        version: r.version,
+        force: r.force,
+    };
+    let timers = ctx.app.timers();
+    let mut certificate = None;
+    let actor = format!("device:{}:{}", r.udi.pid, r.udi.serial);
+    let (instance, answer, now) = ctx
+        .app
+        .change(&actor, |c, now| {
+            let (change, instance) = c.register_device(&registration, now, |id| {
+                let issued = sign(&ctx.pki, &r.csr, id, timers.certificate_validity, now)?;
+                let identity = IssuedIdentity {
+                    serial: issued.serial.clone(),
+                    not_after: issued.not_after,
+                };
+                certificate = Some(issued.pem);
+                Ok(identity)
+            })?;
+            let answer = c.authorization(&instance, now, &timers);
+            Ok::<_, DeviceError>((change, (instance, answer, now)))
+        })
+        .await?;
+    Ok(wire::RegisterResponse {
+        instance_id: instance.id.to_string(),
+        certificate: certificate.unwrap_or_default(),
+        ca_chain: ctx.pki.ca_pem().to_string(),
+        renew_after: now + timers.renew_after,
+        report_interval_secs: timers.report_interval.whole_seconds().max(0) as u64,
+        authorization: Authorization::from_state(instance.id, &answer),
+    })
+}
+
+fn sign(
+    pki: &Pki,
+    csr: &str,
+    id: InstanceId,
+    validity: time::Duration,
+    now: OffsetDateTime,
+) -> Result<pki::IssuedCert, DeviceError> {
+    pki.sign_csr(csr, &id.to_string(), validity, now)
+        .map_err(|e| DeviceError::BadCsr(e.to_string()))
+}
+
+/// The device behind the identity certificate of this connection.
+pub struct DeviceIdentity(pub InstanceId);
+
+impl FromRequestParts<DeviceCtx> for DeviceIdentity {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &DeviceCtx) -> Result<Self, ApiError> {
+        let cert = match parts.extensions.get::<Peer>() {
+            Some(Peer::Tls {
+                client_cert: Some(cert),
+                ..
+            }) => cert,
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    codes::CERTIFICATE_REQUIRED,
+                    "this call needs the identity certificate issued at registration (mutual TLS)",
+                ));
+            }
+        };
+        let serial = pki::peer_certificate_serial(cert)
+            .ok_or_else(|| ApiError::malformed("the client certificate could not be read"))?;
+        let id = ctx
+            .app
+            .read(|c| c.authenticate_device(&serial).map(|i| i.id))?;
+        Ok(DeviceIdentity(id))
+    }
+}
+
+fn actor(id: InstanceId) -> String {
+    format!("device:{id}")
+}
+
+/// Either a new answer, or a repeat of one that may still be on its way to disk.
+enum Reply {
+    New(crate::domain::AuthorizationState),
+    Repeat(crate::domain::AuthorizationState),
+}
+
+async fn usage(
+    State(ctx): State<DeviceCtx>,
+    DeviceIdentity(id): DeviceIdentity,
+    req: Request,
+) -> Result<Json<Authorization>, ApiError> {
+    let u = wire::decode_usage(&body(req, ctx.max_body_bytes).await?).map_err(malformed)?;
+    let lines: Vec<(String, u64)> = u
+        .usage
+        .into_iter()
+        .map(|l| (l.entitlement_tag, l.count))
+        .collect();
+    let timers = ctx.app.timers();
+    let reply = ctx
+        .app
+        .change(&actor(id), |c, now| {
+            Ok::<_, DeviceError>(
+                match c.report_usage(id, u.seq, u.measured_at, &lines, now, &timers)? {
+                    UsageOutcome::Applied(change, answer) => (change, Reply::New(answer)),
+                    UsageOutcome::Repeat(answer) => (Change::silent(), Reply::Repeat(answer)),
+                },
+            )
+        })
+        .await?;
+    let answer = match reply {
+        Reply::New(a) => a,
+        Reply::Repeat(a) => {
+            // The first copy of this report may still be waiting for its flush: answer the
+            // repeat only once everything before it is durable too.
+            ctx.app.store().flush().await?;
+            a
+        }
+    };
+    Ok(Json(Authorization::from_state(id, &answer)))
+}
+
+async fn authorization(
+    State(ctx): State<DeviceCtx>,
+    DeviceIdentity(id): DeviceIdentity,
+) -> Result<Json<Authorization>, ApiError> {
+    let timers = ctx.app.timers();
+    let answer = ctx
+        .app
+        .change(&actor(id), |c, now| c.contact(id, now, &timers))
+        .await?;
+    Ok(Json(Authorization::from_state(id, &answer)))
+}
+
+async fn renew(
+    State(ctx): State<DeviceCtx>,
+    DeviceIdentity(id): DeviceIdentity,
+    req: Request,
+) -> Result<Json<wire::RenewResponse>, ApiError> {
+    let r = wire::decode_renew(&body(req, ctx.max_body_bytes).await?).map_err(malformed)?;
+    let timers = ctx.app.timers();
+    let mut certificate = None;
+    let now = ctx
+        .app
+        .change(&actor(id), |c, now| {
+            let (change, _) = c.renew_device(id, now, |id| {
+                let issued = sign(&ctx.pki, &r.csr, id, timers.certificate_validity, now)?;
+                let identity = IssuedIdentity {
+                    serial: issued.serial.clone(),
+                    not_after: issued.not_after,
+                };
+                certificate = Some(issued.pem);
+                Ok(identity)
+            })?;
+            Ok::<_, DeviceError>((change, now))
+        })
+        .await?;
+    Ok(Json(wire::RenewResponse {
+        certificate: certificate.unwrap_or_default(),
+        ca_chain: ctx.pki.ca_pem().to_string(),
+        renew_after: now + timers.renew_after,
+    }))
+}
+
+async fn deregister(
+    State(ctx): State<DeviceCtx>,
+    DeviceIdentity(id): DeviceIdentity,
+) -> Result<Json<wire::DeregisterResponse>, ApiError> {
+    let released = ctx
+        .app
+        .change(&actor(id), |c, now| {
+            c.deregister_device(id, "device.deregister", "requested by the device", now)
+        })
+        .await?;
+    Ok(Json(wire::DeregisterResponse {
+        instance_id: id.to_string(),
+        released: released
+            .into_iter()
+            .map(|(entitlement_tag, count)| wire::UsageLine {
+                entitlement_tag,
+                count,
+            })
+            .collect(),
+    }))
+}
+
+async fn rum_default(State(ctx): State<DeviceCtx>, req: Request) -> Result<Response, ApiError> {
+    let accounts: Vec<_> = ctx.app.read(|c| c.accounts().map(|a| a.id).collect());
+    let [account] = accounts[..] else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::MALFORMED_REQUEST,
+            "this satellite holds several accounts: send RUM reports to /cslu/v1/pi/<account>-1",
+        ));
+    };
+    rum(ctx, account, req).await
+}
+
+async fn rum_for_account(
+    State(ctx): State<DeviceCtx>,
+    Path(target): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    // Cisco devices append a numeric suffix to the tenant name (`<account>-1`).
+    let name = match target.rsplit_once('-') {
+        Some((name, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => target.as_str(),
+    };
+    let account = ctx
+        .app
+        .read(|c| c.account_by_name_or_domain(name).map(|a| a.id))
+        .ok_or_else(|| ApiError::not_found("account", name))?;
+    rum(ctx, account, req).await
+}
+
+async fn rum(
+    ctx: DeviceCtx,
+    account: crate::domain::AccountId,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let bytes = body(req, MAX_RUM_BYTES).await?;
+    let reports = crate::protocol::rum::parse(&bytes)
+        .map_err(|e| ApiError::malformed(format!("RUM report refused: {e}")))?;
+    let mut accepted = Vec::new();
+    let mut duplicates = Vec::new();
+    for r in reports {
+        let input = RumInput {
+            report_id: r.report_id,
+            udi: Udi {
+                pid: r.udi_pid,
+                serial: r.udi_serial,
+            },
+            entitlement_tag: r.entitlement_tag,
+            count: r.count,
+            software_version: r.software_version,
+            raw: r.raw,
+        };
+        let actor = format!("device:{}:{}", input.udi.pid, input.udi.serial);
+        let fresh = ctx
+            .app
+            .change(&actor, |c, now| {
+                Ok::<_, AppError>(match c.ingest_rum(account, &input, now)? {
+                    Some(change) => (change, true),
+                    None => (Change::silent(), false),
+                })
+            })
+            .await?;
+        if fresh {
+            accepted.push(r.report_id);
+        } else {
+            duplicates.push(r.report_id);
+        }
+    }
+    if !duplicates.is_empty() {
+        ctx.app.store().flush().await?;
+    }
+    Ok(Json(serde_json::json!({ "accepted": accepted, "duplicates": duplicates })).into_response())
 }

@@ -6,3 +6,4 @@ pub mod admin;
 pub mod device;
 pub mod error;
 pub mod listen;
+pub mod ratelimit;

@@ -1,0 +1,74 @@
+//! Per-address limit on failed registrations (SPEC §3), so registration tokens cannot be
+//! guessed. Successful registrations do not count. Time comes from the caller.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use time::{Duration, OffsetDateTime};
+
+/// At most `max_failures` failed registrations per address per `window`.
+#[derive(Debug)]
+pub struct FailureLimiter {
+    max_failures: u32,
+    window: Duration,
+    seen: Mutex<HashMap<IpAddr, (OffsetDateTime, u32)>>,
+}
+
+impl FailureLimiter {
+    pub fn new(max_failures: u32, window: Duration) -> Self {
+        FailureLimiter {
+            max_failures,
+            window,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Some(seconds to wait)` if `addr` has used up its failures in the current window.
+    pub fn check(&self, addr: IpAddr, now: OffsetDateTime) -> Option<u64> {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let (start, count) = seen.get(&addr)?;
+        let end = *start + self.window;
+        (*count >= self.max_failures && now < end)
+            .then(|| (end - now).whole_seconds().max(1) as u64)
+    }
+
+    /// Counts one failed registration from `addr`.
+    pub fn failed(&self, addr: IpAddr, now: OffsetDateTime) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() > 100_000 {
+            // Bounded memory under a spray of addresses: forget finished windows.
+            let window = self.window;
+            seen.retain(|_, (start, _)| *start + window > now);
+        }
+        let entry = seen.entry(addr).or_insert((now, 0));
+        if entry.0 + self.window <= now {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn blocks_after_the_limit_until_the_window_ends() {
+        let l = FailureLimiter::new(3, Duration::seconds(60));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let t0 = datetime!(2026-01-01 0:00 UTC);
+        for _ in 0..3 {
+            assert_eq!(l.check(a, t0), None);
+            l.failed(a, t0);
+        }
+        assert_eq!(l.check(a, t0 + Duration::seconds(10)), Some(50));
+        assert_eq!(l.check(b, t0), None, "other addresses are not affected");
+        assert_eq!(l.check(a, t0 + Duration::seconds(60)), None, "a new window starts");
+        l.failed(a, t0 + Duration::seconds(60));
+        assert_eq!(l.check(a, t0 + Duration::seconds(61)), None);
+    }
+}
