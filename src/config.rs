@@ -86,6 +86,8 @@ pub struct Config {
     pub timers: TimersConfig,
     /// Graceful shutdown.
     pub shutdown: ShutdownConfig,
+    /// Alert derivation and notification.
+    pub alerts: AlertsConfig,
     /// An operator-supplied server certificate replacing the generated one.
     pub tls: TlsConfig,
     /// Where this configuration came from, for error messages; not a key in the file.
@@ -233,6 +235,26 @@ impl Default for ShutdownConfig {
     }
 }
 
+/// `[alerts]`: derived alerts (SPEC §6).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// How often alerts are derived, logged and sent. Default `"60s"`.
+    pub interval: String,
+    /// A local URL (`http://127.0.0.1:PORT/...` or `https://...`) that receives new alerts as a
+    /// JSON POST; empty disables it. Default `""`.
+    pub webhook: String,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            interval: "60s".to_owned(),
+            webhook: String::new(),
+        }
+    }
+}
+
 /// `[tls]`: an operator-supplied server certificate. Both or neither.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -259,6 +281,8 @@ pub struct Settings {
     pub timers: Timers,
     /// Shutdown deadlines.
     pub shutdown: ShutdownSettings,
+    /// Validated `[alerts]`.
+    pub alerts: AlertsSettings,
     /// An operator-supplied server certificate, if any.
     pub tls: Option<TlsFiles>,
 }
@@ -318,6 +342,15 @@ pub struct Timers {
     pub clock_skew: time::Duration,
     /// Period of the expiry sweep.
     pub sweep_interval: Duration,
+}
+
+/// Validated `[alerts]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertsSettings {
+    /// How often alerts are derived.
+    pub interval: Duration,
+    /// Where new alerts are POSTed, if anywhere.
+    pub webhook: Option<String>,
 }
 
 /// Validated `[shutdown]`.
@@ -404,7 +437,7 @@ impl Config {
             None
         } else {
             let addr = v.socket_addr("admin.listen", &self.admin.listen)?;
-            if addr == device.listen {
+            if addr == device.listen && addr.port() != 0 {
                 return Err(v.invalid(
                     "admin.listen",
                     &quote(&self.admin.listen),
@@ -459,6 +492,21 @@ impl Config {
             ));
         }
 
+        let webhook = self.alerts.webhook.trim();
+        if !(webhook.is_empty()
+            || webhook.starts_with("http://")
+            || webhook.starts_with("https://"))
+        {
+            return Err(v.invalid(
+                "alerts.webhook",
+                &quote(webhook),
+                "must be an http:// or https:// URL (or empty to disable)",
+            ));
+        }
+        let alerts = AlertsSettings {
+            interval: v.duration("alerts.interval", &self.alerts.interval)?,
+            webhook: (!webhook.is_empty()).then(|| webhook.to_string()),
+        };
         let shutdown = ShutdownSettings {
             drain_timeout: v.duration("shutdown.drain_timeout", &self.shutdown.drain_timeout)?,
         };
@@ -492,6 +540,7 @@ impl Config {
             log,
             timers,
             shutdown,
+            alerts,
             tls,
         })
     }

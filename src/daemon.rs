@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 use crate::app::{App, Clock, SystemClock};
 use crate::config::Settings;
+use crate::domain::AlertInputs;
 use crate::pki::{self, Pki};
 use crate::server::admin::{self, AdminCtx};
 use crate::server::device;
@@ -21,6 +22,9 @@ use crate::server::listen::{self, Limits, TlsSource};
 use crate::server::ratelimit::FailureLimiter;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::store::{Store, tables};
+use crate::workers::alerts::AlertsWorker;
+use crate::workers::expiry::ExpiryWorker;
+use crate::workers::{self, Registry};
 
 /// The listeners the daemon serves on, bound before anything is served.
 pub struct Listeners {
@@ -50,7 +54,11 @@ pub async fn run(
     info!(path = %data_dir.display(), "opening the store");
     let store = Store::open(&data_dir.join("store"), tables::TABLES)
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
-    let app = App::load(store.clone(), clock.clone(), device_timers(&settings.timers))?;
+    let app = App::load(
+        store.clone(),
+        clock.clone(),
+        device_timers(&settings.timers),
+    )?;
     if !app.unreadable().is_empty() {
         warn!(
             count = app.unreadable().len(),
@@ -82,7 +90,10 @@ pub async fn run(
         admin_socket,
     };
     serve_on(settings, app, Arc::new(pki), tls, listeners, shutdown).await?;
-    store.flush().await.context("final flush of the store failed")?;
+    store
+        .flush()
+        .await
+        .context("final flush of the store failed")?;
     info!("store flushed; satellite stopped");
     Ok(())
 }
@@ -105,10 +116,7 @@ pub async fn serve_on(
     if let Some(a) = admin_addr {
         described.push(format!("admin        https://{a}"));
     }
-    described.push(format!(
-        "admin socket {}",
-        settings.admin.socket.display()
-    ));
+    described.push(format!("admin socket {}", settings.admin.socket.display()));
     // Operators (and tests) read these lines to find the satellite.
     println!("satellite {}", env!("CARGO_PKG_VERSION"));
     println!("data         {}", settings.data_dir.display());
@@ -118,12 +126,40 @@ pub async fn serve_on(
     println!("device CA    {}", pki.ca_path().display());
     println!("ready");
 
+    let workers = Registry::default();
+    let alert_inputs = AlertInputs {
+        ca_not_after: Some(pki.ca_not_after()),
+        server_cert_not_after: Some(pki.server_cert_not_after()),
+        sync_problem: None,
+    };
     let ctx = AdminCtx {
         app: app.clone(),
         max_body_bytes: settings.admin.max_body_bytes,
         listeners: described,
         data_dir: settings.data_dir.display().to_string(),
+        workers: workers.clone(),
+        alert_inputs: alert_inputs.clone(),
     };
+    let mut worker_tasks = vec![
+        workers::spawn(
+            ExpiryWorker {
+                app: app.clone(),
+                interval: settings.timers.sweep_interval,
+            },
+            workers.clone(),
+            shutdown.clone(),
+        ),
+        workers::spawn(
+            AlertsWorker::new(
+                app.clone(),
+                alert_inputs,
+                settings.alerts.webhook.clone(),
+                settings.alerts.interval,
+            ),
+            workers.clone(),
+            shutdown.clone(),
+        ),
+    ];
     let admin_router = admin::router(ctx);
     let limits = Limits {
         max_connections: settings.device.max_connections,
@@ -168,6 +204,9 @@ pub async fn serve_on(
     info!(devices = %device_addr, admin = ?admin_addr, "satellite is ready");
     while let Some(done) = tasks.join_next().await {
         done.context("a listener task failed")?;
+    }
+    for task in worker_tasks.drain(..) {
+        task.await.context("a worker failed")?;
     }
     let _ = std::fs::remove_file(&settings.admin.socket);
     Ok(())

@@ -16,6 +16,7 @@
 //! - [`cli`]: the operator commands, clients of the admin API.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -27,3 +28,4 @@ pub mod server;
 pub mod shutdown;
 pub mod signals;
 pub mod store;
+pub mod workers;

@@ -17,7 +17,10 @@ fn main() -> ExitCode {
         std::process::abort();
     }));
     let cli = Cli::parse();
-    if rustls::crypto::aws_lc_rs::default_provider().install_default().is_err() {
+    if rustls::crypto::aws_lc_rs::default_provider()
+        .install_default()
+        .is_err()
+    {
         eprintln!("satellite: a TLS crypto provider was already installed");
     }
     match run(cli) {
@@ -34,7 +37,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Command::Serve => {
             let settings = cli.global.settings()?;
@@ -51,7 +56,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// Logs to stderr; `RUST_LOG` overrides the configured level.
 fn init_tracing(level: &str, format: satellite::config::LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         satellite::config::LogFormat::Json => builder.json().init(),
         satellite::config::LogFormat::Text => builder.init(),

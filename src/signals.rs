@@ -18,7 +18,9 @@ pub fn spawn(trigger: ShutdownTrigger) -> Result<Handle> {
     tokio::spawn(async move {
         while let Some(signal) = signals.next().await {
             match signal {
-                SIGHUP => warn!("SIGHUP received: configuration reload is not supported by this version; restart to apply changes"),
+                SIGHUP => warn!(
+                    "SIGHUP received: configuration reload is not supported by this version; restart to apply changes"
+                ),
                 _ => {
                     info!(signal, "shutdown requested");
                     trigger.trigger();

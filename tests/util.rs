@@ -23,7 +23,7 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// `satellite` refuses two listeners on the same `IP:0` (see
 /// `config::both_listeners_may_use_port_zero`), so the admin API takes another loopback address;
 /// the client reaches it as `localhost`, which the server certificate names.
-const ADMIN_LISTEN: &str = "127.0.0.2:0";
+const ADMIN_LISTEN: &str = "127.0.0.1:0";
 
 /// A running daemon with its own temporary data directory.
 pub struct Daemon {
@@ -39,14 +39,14 @@ pub struct Daemon {
     child: Option<Child>,
 }
 
-/// Writes the test configuration for `dir`, with `extra` TOML appended inside the right
-/// sections: `extra` may contain `[admin]`/`[device]` keys, given as `section.key = value`
-/// lines, or whole extra sections.
-fn write_config(dir: &Path, extra_admin: &str, extra: &str) -> PathBuf {
+/// Writes the test configuration in `dir`: data under `dir/data`, both listeners on a free
+/// port, `admin_keys` as extra lines of the `[admin]` section and `extra` (whole sections)
+/// after it.
+fn write_config(dir: &Path, admin_keys: &str, extra: &str) -> PathBuf {
     let data = dir.join("data");
     let text = format!(
         "data_dir = {data:?}\n\n[device]\nlisten = \"127.0.0.1:0\"\n\n[admin]\nlisten = \
-         \"{ADMIN_LISTEN}\"\n{extra_admin}\n{extra}\n",
+         \"{ADMIN_LISTEN}\"\n{admin_keys}\n{extra}\n",
         data = data.display().to_string(),
     );
     let path = dir.join("satellite.toml");

@@ -15,9 +15,9 @@ use time::OffsetDateTime;
 use tracing::error;
 
 use crate::domain::{
-    Account, ApiToken, Catalog, Change, DeviceError, DeviceTimers, DomainError, Event,
-    EventFilter, License, Principal, ProductInstance, Record, RegistrationToken,
-    RevokedCertificate, RumRecord, User, VirtualAccount,
+    Account, ApiToken, Catalog, Change, DeviceError, DeviceTimers, DomainError, Event, EventFilter,
+    License, Principal, ProductInstance, Record, RegistrationToken, RevokedCertificate, RumRecord,
+    User, VirtualAccount,
 };
 use crate::store::{self, Store, StoreError, tables};
 

@@ -45,8 +45,8 @@ pub enum AgentCommand {
 #[derive(Debug, Args)]
 #[command(disable_version_flag = true)]
 pub struct RegisterArgs {
-    /// The satellite's device URL.
-    #[arg(long, value_name = "URL", default_value = "https://localhost:8443")]
+    /// The satellite's device URL, e.g. https://localhost:8443.
+    #[arg(long, value_name = "URL")]
     pub url: String,
     /// CA certificate to trust for the satellite (its `tls/ca.pem`).
     #[arg(long, value_name = "FILE")]
@@ -414,7 +414,9 @@ fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
         .map_err(|_| format!("`{s}` is not an RFC 3339 time (e.g. 2025-03-01T12:00:00Z)"))
 }
 
+/// A time for people and scripts: RFC 3339, whole seconds.
 fn stamp(t: &OffsetDateTime) -> String {
+    let t = t.replace_nanosecond(0).unwrap_or(*t);
     t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
@@ -456,9 +458,9 @@ mod tests {
     #[derive(Debug, Parser)]
     #[command(name = "satellite", version, propagate_version = true)]
     struct Cli {
-        #[arg(long, global = true)]
+        #[arg(long, global = true, requires = "token")]
         url: Option<String>,
-        #[arg(long, global = true)]
+        #[arg(long, global = true, env = "SATELLITE_TOKEN", hide_env_values = true)]
         token: Option<String>,
         #[arg(long, global = true)]
         ca: Option<PathBuf>,
@@ -514,6 +516,26 @@ mod tests {
         assert_eq!(r.token, "T");
         assert_eq!(r.version, "1.2");
         assert!(!r.force);
+
+        // A --url before `register` is the operator CLI's; register still demands its own.
+        let err = parse(&[
+            "agent",
+            "--url",
+            "https://s:8443",
+            "--token",
+            "T",
+            "register",
+            "--ca",
+            "ca.pem",
+            "--token",
+            "T",
+            "--pid",
+            "P",
+            "--serial",
+            "S",
+        ])
+        .expect_err("register needs --url");
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
     }
 
     #[test]

@@ -52,7 +52,9 @@ impl AdminClient {
     }
 
     pub async fn delete(&self, path: &str) -> Result<()> {
-        self.send(Method::DELETE, path, None::<&()>).await.map(|_| ())
+        self.send(Method::DELETE, path, None::<&()>)
+            .await
+            .map(|_| ())
     }
 
     pub async fn call<B: Serialize, T: DeserializeOwned>(
@@ -66,7 +68,12 @@ impl AdminClient {
             .with_context(|| format!("the daemon's answer to {path} could not be understood"))
     }
 
-    async fn send<B: Serialize>(&self, method: Method, path: &str, body: Option<&B>) -> Result<Bytes> {
+    async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Bytes> {
         let body = match body {
             Some(b) => serde_json::to_vec(b)?,
             None => Vec::new(),
@@ -87,7 +94,10 @@ impl AdminClient {
                 message: e.error.message,
             }
             .into()),
-            Err(_) => bail!("the daemon answered {status}: {}", String::from_utf8_lossy(&bytes)),
+            Err(_) => bail!(
+                "the daemon answered {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            ),
         }
     }
 }
@@ -115,7 +125,10 @@ async fn unix_request(
         .header(hyper::header::HOST, "satellite")
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body)))?;
-    let res = sender.send_request(req).await.context("admin request failed")?;
+    let res = sender
+        .send_request(req)
+        .await
+        .context("admin request failed")?;
     let status = res.status();
     let bytes = res.into_body().collect().await?.to_bytes();
     Ok((status, bytes))

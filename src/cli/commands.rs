@@ -20,7 +20,7 @@ pub struct Output {
 
 impl Output {
     /// Prints `value` as JSON, or runs `human` to print it for people.
-    fn show<T: Serialize>(self, value: &T, human: impl FnOnce(&T)) -> Result<()> {
+    pub fn show<T: Serialize>(self, value: &T, human: impl FnOnce(&T)) -> Result<()> {
         if self.json {
             println!("{}", serde_json::to_string_pretty(value)?);
         } else {
@@ -54,7 +54,9 @@ pub fn config_check(global: &super::Global) -> Result<()> {
     let origin = global
         .config
         .as_ref()
-        .map_or("the embedded defaults".to_string(), |p| p.display().to_string());
+        .map_or("the embedded defaults".to_string(), |p| {
+            p.display().to_string()
+        });
     if global.json {
         println!(
             "{}",
@@ -141,10 +143,14 @@ fn accounts_table(accounts: &[AccountView]) {
 pub async fn account(client: &AdminClient, out: Output, c: AccountCommand) -> Result<()> {
     match c {
         AccountCommand::Create { name, domain } => {
-            let a: AccountView =
-                client.post("/v1/accounts", &CreateAccount { name, domain }).await?;
+            let a: AccountView = client
+                .post("/v1/accounts", &CreateAccount { name, domain })
+                .await?;
             out.show(&a, |a| {
-                println!("created account {} ({}), status {}", a.name, a.domain, a.status);
+                println!(
+                    "created account {} ({}), status {}",
+                    a.name, a.domain, a.status
+                );
                 println!("its Default virtual account is {}/Default", a.name);
             })
         }
@@ -153,12 +159,17 @@ pub async fn account(client: &AdminClient, out: Output, c: AccountCommand) -> Re
             out.show(&list, |l| accounts_table(l))
         }
         AccountCommand::Show { account } => {
-            let a: AccountView = client.get(&format!("/v1/accounts/{}", segment(&account))).await?;
+            let a: AccountView = client
+                .get(&format!("/v1/accounts/{}", segment(&account)))
+                .await?;
             out.show(&a, |a| accounts_table(std::slice::from_ref(a)))
         }
         AccountCommand::Approve { account } => {
             let a: AccountView = client
-                .post(&format!("/v1/accounts/{}/approve", segment(&account)), &json!({}))
+                .post(
+                    &format!("/v1/accounts/{}/approve", segment(&account)),
+                    &json!({}),
+                )
                 .await?;
             out.show(&a, |a| println!("account {} is now {}", a.name, a.status))
         }
@@ -199,13 +210,27 @@ pub async fn va(client: &AdminClient, out: Output, c: VaCommand) -> Result<()> {
             parent,
             description,
         } => {
-            let v: VaView =
-                client.post("/v1/vas", &CreateVa { parent, name, description }).await?;
-            out.show(&v, |v| println!("created virtual account {} (level {}, id {})", v.path, v.level, v.id))
+            let v: VaView = client
+                .post(
+                    "/v1/vas",
+                    &CreateVa {
+                        parent,
+                        name,
+                        description,
+                    },
+                )
+                .await?;
+            out.show(&v, |v| {
+                println!(
+                    "created virtual account {} (level {}, id {})",
+                    v.path, v.level, v.id
+                )
+            })
         }
         VaCommand::List { account } => {
-            let list: Vec<VaView> =
-                client.get(&format!("/v1/vas{}", query(&[("account", account)]))).await?;
+            let list: Vec<VaView> = client
+                .get(&format!("/v1/vas{}", query(&[("account", account)])))
+                .await?;
             out.show(&list, |l| {
                 let mut t = Table::new(&["VIRTUAL ACCOUNT", "LEVEL", "ID"]).right(&[1]);
                 for v in l {
@@ -230,13 +255,21 @@ pub async fn va(client: &AdminClient, out: Output, c: VaCommand) -> Result<()> {
             })
         }
         VaCommand::Move { va, parent } => {
-            let v: VaView =
-                client.post(&format!("/v1/vas/{}/move", segment(&va)), &MoveVa { parent }).await?;
-            out.show(&v, |v| println!("moved: {} is now at level {}", v.path, v.level))
+            let v: VaView = client
+                .post(
+                    &format!("/v1/vas/{}/move", segment(&va)),
+                    &MoveVa { parent },
+                )
+                .await?;
+            out.show(&v, |v| {
+                println!("moved: {} is now at level {}", v.path, v.level)
+            })
         }
         VaCommand::Delete { va } => {
             client.delete(&format!("/v1/vas/{}", segment(&va))).await?;
-            out.show(&json!({ "deleted": va }), |_| println!("deleted virtual account {va}"))
+            out.show(&json!({ "deleted": va }), |_| {
+                println!("deleted virtual account {va}")
+            })
         }
     }
 }
@@ -324,15 +357,28 @@ fn pools_table(list: &LicenseList) {
     print!("{}", t.render());
     if !list.entries.is_empty() {
         println!();
-        let mut t = Table::new(&["LICENSE", "VIRTUAL ACCOUNT", "ENTITLEMENT TAG", "QTY", "KIND", "START", "END", "LABELS"])
-            .right(&[3]);
+        let mut t = Table::new(&[
+            "LICENSE",
+            "VIRTUAL ACCOUNT",
+            "ENTITLEMENT TAG",
+            "QTY",
+            "KIND",
+            "START",
+            "END",
+            "LABELS",
+        ])
+        .right(&[3]);
         for e in &list.entries {
             t.row(vec![
                 e.id.clone(),
                 e.va_path.clone(),
                 e.entitlement_tag.clone(),
                 e.quantity.to_string(),
-                if e.export_controlled { format!("{} (export)", e.kind) } else { e.kind.clone() },
+                if e.export_controlled {
+                    format!("{} (export)", e.kind)
+                } else {
+                    e.kind.clone()
+                },
                 e.start.as_ref().map_or("-".into(), day),
                 e.end.as_ref().map_or("-".into(), day),
                 e.labels.join(","),
@@ -380,7 +426,12 @@ pub async fn license(client: &AdminClient, out: Output, c: LicenseCommand) -> Re
             label,
             tag,
         } => {
-            let q = query(&[("account", account), ("va", va), ("label", label), ("tag", tag)]);
+            let q = query(&[
+                ("account", account),
+                ("va", va),
+                ("label", label),
+                ("tag", tag),
+            ]);
             let list: LicenseList = client.get(&format!("/v1/licenses{q}")).await?;
             out.show(&list, pools_table)
         }
@@ -406,7 +457,9 @@ pub async fn license(client: &AdminClient, out: Output, c: LicenseCommand) -> Re
         }
         LicenseCommand::Remove { license, quantity } => {
             let q = query(&[("quantity", quantity.map(|q| q.to_string()))]);
-            client.delete(&format!("/v1/licenses/{}{q}", segment(&license))).await?;
+            client
+                .delete(&format!("/v1/licenses/{}{q}", segment(&license)))
+                .await?;
             out.show(&json!({ "removed": license, "quantity": quantity }), |_| {
                 println!("removed license {license}")
             })
@@ -442,8 +495,16 @@ pub enum TokenCommand {
 }
 
 fn tokens_table(list: &[TokenView]) {
-    let mut t = Table::new(&["TOKEN", "VIRTUAL ACCOUNT", "STATE", "USES", "EXPIRES", "EXPORT", "DESCRIPTION"])
-        .right(&[3]);
+    let mut t = Table::new(&[
+        "TOKEN",
+        "VIRTUAL ACCOUNT",
+        "STATE",
+        "USES",
+        "EXPIRES",
+        "EXPORT",
+        "DESCRIPTION",
+    ])
+    .right(&[3]);
     for k in list {
         t.row(vec![
             k.id.clone(),
@@ -454,7 +515,12 @@ fn tokens_table(list: &[TokenView]) {
                 None => k.uses.to_string(),
             },
             day(&k.expires_at),
-            if k.allow_export_controlled { "yes" } else { "no" }.into(),
+            if k.allow_export_controlled {
+                "yes"
+            } else {
+                "no"
+            }
+            .into(),
             k.description.clone(),
         ]);
     }
@@ -479,7 +545,12 @@ pub async fn token(client: &AdminClient, out: Output, c: TokenCommand) -> Result
             };
             let t: CreatedSecret<TokenView> = client.post("/v1/tokens", &req).await?;
             out.show(&t, |t| {
-                println!("token {} for {} (expires {})", t.object.id, t.object.va_path, day(&t.object.expires_at));
+                println!(
+                    "token {} for {} (expires {})",
+                    t.object.id,
+                    t.object.va_path,
+                    day(&t.object.expires_at)
+                );
                 println!("secret (shown once, store it now): {}", t.secret);
             })
         }
@@ -489,8 +560,12 @@ pub async fn token(client: &AdminClient, out: Output, c: TokenCommand) -> Result
             out.show(&list, |l| tokens_table(l))
         }
         TokenCommand::Revoke { token } => {
-            let t: TokenView =
-                client.post(&format!("/v1/tokens/{}/revoke", segment(&token)), &json!({})).await?;
+            let t: TokenView = client
+                .post(
+                    &format!("/v1/tokens/{}/revoke", segment(&token)),
+                    &json!({}),
+                )
+                .await?;
             out.show(&t, |t| println!("token {} is {}", t.id, t.state))
         }
     }
@@ -525,10 +600,18 @@ pub struct GrantArgs {
 fn users_table(list: &[UserView]) {
     let mut t = Table::new(&["USER", "ROLES", "ID"]);
     for u in list {
-        let roles: Vec<String> = u.grants.iter().map(|g| format!("{} on {}", g.role, g.scope)).collect();
+        let roles: Vec<String> = u
+            .grants
+            .iter()
+            .map(|g| format!("{} on {}", g.role, g.scope))
+            .collect();
         t.row(vec![
             u.name.clone(),
-            if roles.is_empty() { "-".into() } else { roles.join("; ") },
+            if roles.is_empty() {
+                "-".into()
+            } else {
+                roles.join("; ")
+            },
             u.id.clone(),
         ]);
     }
@@ -546,8 +629,12 @@ pub async fn user(client: &AdminClient, out: Output, c: UserCommand) -> Result<(
             out.show(&list, |l| users_table(l))
         }
         UserCommand::Delete { user } => {
-            client.delete(&format!("/v1/users/{}", segment(&user))).await?;
-            out.show(&json!({ "deleted": user }), |_| println!("deleted user {user}"))
+            client
+                .delete(&format!("/v1/users/{}", segment(&user)))
+                .await?;
+            out.show(&json!({ "deleted": user }), |_| {
+                println!("deleted user {user}")
+            })
         }
         UserCommand::Grant(g) => grant(client, out, g, "grants").await,
         UserCommand::Revoke(g) => grant(client, out, g, "revoke").await,
@@ -560,7 +647,9 @@ async fn grant(client: &AdminClient, out: Output, g: GrantArgs, verb: &str) -> R
         account: g.account,
         va: g.va,
     };
-    let u: UserView = client.post(&format!("/v1/users/{}/{verb}", segment(&g.user)), &req).await?;
+    let u: UserView = client
+        .post(&format!("/v1/users/{}/{verb}", segment(&g.user)), &req)
+        .await?;
     out.show(&u, |u| users_table(std::slice::from_ref(u)))
 }
 
@@ -603,10 +692,18 @@ pub async fn api_token(client: &AdminClient, out: Output, c: ApiTokenCommand) ->
             })
         }
         ApiTokenCommand::List { user } => {
-            let list: Vec<ApiTokenView> =
-                client.get(&format!("/v1/api-tokens{}", query(&[("user", user)]))).await?;
+            let list: Vec<ApiTokenView> = client
+                .get(&format!("/v1/api-tokens{}", query(&[("user", user)])))
+                .await?;
             out.show(&list, |l| {
-                let mut t = Table::new(&["API TOKEN", "USER", "STATE", "CREATED", "EXPIRES", "DESCRIPTION"]);
+                let mut t = Table::new(&[
+                    "API TOKEN",
+                    "USER",
+                    "STATE",
+                    "CREATED",
+                    "EXPIRES",
+                    "DESCRIPTION",
+                ]);
                 for k in l {
                     t.row(vec![
                         k.id.clone(),
@@ -622,9 +719,14 @@ pub async fn api_token(client: &AdminClient, out: Output, c: ApiTokenCommand) ->
         }
         ApiTokenCommand::Revoke { token } => {
             let t: ApiTokenView = client
-                .post(&format!("/v1/api-tokens/{}/revoke", segment(&token)), &json!({}))
+                .post(
+                    &format!("/v1/api-tokens/{}/revoke", segment(&token)),
+                    &json!({}),
+                )
                 .await?;
-            out.show(&t, |t| println!("API token {} of {} is {}", t.id, t.user, t.state))
+            out.show(&t, |t| {
+                println!("API token {} of {} is {}", t.id, t.user, t.state)
+            })
         }
     }
 }
@@ -663,7 +765,8 @@ pub async fn events(client: &AdminClient, out: Output, a: EventsArgs) -> Result<
     ]);
     let list: Vec<EventView> = client.get(&format!("/v1/events{q}")).await?;
     out.show(&list, |l| {
-        let mut t = Table::new(&["SEQ", "TIME", "ACTOR", "ACTION", "SUBJECT", "DETAILS"]).right(&[0]);
+        let mut t =
+            Table::new(&["SEQ", "TIME", "ACTOR", "ACTION", "SUBJECT", "DETAILS"]).right(&[0]);
         for e in l {
             let details: Vec<String> = e.details.iter().map(|(k, v)| format!("{k}={v}")).collect();
             t.row(vec![

@@ -1,8 +1,10 @@
 //! The command line: `satellite serve` runs the daemon; every other command is a client of the
 //! running daemon's admin API (SPEC §5).
 
+pub mod agent;
 mod client;
 mod commands;
+mod devices;
 mod table;
 
 use std::path::PathBuf;
@@ -79,6 +81,15 @@ pub enum Command {
     ApiToken(commands::ApiTokenCommand),
     /// The audit log.
     Events(commands::EventsArgs),
+    /// Registered devices (product instances).
+    #[command(subcommand)]
+    Device(devices::DeviceCommand),
+    /// Shortages per VA and tag, and where spare licenses are.
+    Compliance(devices::ComplianceArgs),
+    /// Alerts that hold now (expiring licenses, shortages, silent devices...).
+    Alerts,
+    /// Act as a device: register, report usage, renew, deregister (protocol v1 over TLS).
+    Agent(agent::AgentArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,19 +131,25 @@ impl Global {
                 ca_pem,
             });
         }
-        Ok(Target::Socket(self.socket.clone().unwrap_or(settings.admin.socket)))
+        Ok(Target::Socket(
+            self.socket.clone().unwrap_or(settings.admin.socket),
+        ))
     }
 }
 
 /// Runs a client command (everything but `serve`).
 pub async fn run_client(global: &Global, command: Command) -> Result<()> {
-    if let Command::Config(ConfigCommand::Check) = command {
-        return commands::config_check(global);
+    match command {
+        Command::Config(ConfigCommand::Check) => return commands::config_check(global),
+        Command::Agent(a) => return agent::run(a, global.json).await,
+        _ => {}
     }
     let client = AdminClient::new(global.target()?);
     let out = commands::Output { json: global.json };
     match command {
-        Command::Serve | Command::Config(_) => unreachable!("handled by the caller"),
+        Command::Serve | Command::Config(_) | Command::Agent(_) => {
+            unreachable!("handled above or by the caller")
+        }
         Command::Status => commands::status(&client, out).await,
         Command::Account(c) => commands::account(&client, out, c).await,
         Command::Va(c) => commands::va(&client, out, c).await,
@@ -141,5 +158,8 @@ pub async fn run_client(global: &Global, command: Command) -> Result<()> {
         Command::User(c) => commands::user(&client, out, c).await,
         Command::ApiToken(c) => commands::api_token(&client, out, c).await,
         Command::Events(a) => commands::events(&client, out, a).await,
+        Command::Device(c) => devices::device(&client, out, c).await,
+        Command::Compliance(a) => devices::compliance(&client, out, a).await,
+        Command::Alerts => devices::alerts(&client, out).await,
     }
 }

@@ -120,7 +120,11 @@ impl Catalog {
                     "{} has no {} access to account `{}`; ask a system-admin for the \
                      account-admin role",
                     p.actor,
-                    if need == Access::Write { "write" } else { "account-wide read" },
+                    if need == Access::Write {
+                        "write"
+                    } else {
+                        "account-wide read"
+                    },
                     a.name
                 )))
             }

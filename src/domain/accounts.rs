@@ -208,8 +208,7 @@ impl Catalog {
         let target = self.check_va(p, new_parent, Access::Write)?;
         let Some(old_parent) = current.parent else {
             return Err(DomainError::Refused(
-                "the Default virtual account is the root of its account and cannot be moved"
-                    .into(),
+                "the Default virtual account is the root of its account and cannot be moved".into(),
             ));
         };
         // A VA-scoped administrator may not move the root of their own grant away.
@@ -288,7 +287,9 @@ impl Catalog {
             .filter(|t| t.state(now).is_usable())
             .count();
         if usable > 0 {
-            return not_empty(format!("{usable} active registration token(s) (revoke them)"));
+            return not_empty(format!(
+                "{usable} active registration token(s) (revoke them)"
+            ));
         }
         let mut change = Change::new(
             NewEvent::new("va.delete", &path)

@@ -106,6 +106,8 @@ pub struct Catalog {
     pub(super) tags_in_use: HashMap<VaId, BTreeSet<String>>,
     pub(super) revoked: HashMap<String, RevokedCertificate>,
     pub(super) rum_seen: HashSet<(String, u64)>,
+    /// Devices whose latest report had a skewed clock.
+    pub(super) skewed: BTreeSet<InstanceId>,
     /// The registration order the next device gets.
     pub(super) next_order: u64,
 }
@@ -140,10 +142,10 @@ impl Catalog {
                 self.accounts.insert(a.id, a);
             }
             Record::Va(va) => {
-                if let Some(old) = self.vas.get(&va.id).and_then(|old| old.parent) {
-                    if let Some(set) = self.children.get_mut(&old) {
-                        set.remove(&va.id);
-                    }
+                if let Some(old) = self.vas.get(&va.id).and_then(|old| old.parent)
+                    && let Some(set) = self.children.get_mut(&old)
+                {
+                    set.remove(&va.id);
                 }
                 if let Some(parent) = va.parent {
                     self.children.entry(parent).or_default().insert(va.id);
@@ -186,17 +188,24 @@ impl Catalog {
 
     fn index_instance(&mut self, i: ProductInstance) {
         self.next_order = self.next_order.max(i.order + 1);
-        self.instances_by_udi.insert((i.account, i.udi.clone()), i.id);
+        self.instances_by_udi
+            .insert((i.account, i.udi.clone()), i.id);
         if let Some(serial) = &i.cert_serial {
             self.instances_by_serial.insert(serial.clone(), i.id);
         }
         self.instances_by_va.entry(i.va).or_default().insert(i.id);
         self.by_contact.insert((i.last_contact, i.id));
+        if i.clock_skew {
+            self.skewed.insert(i.id);
+        }
         for (tag, count) in &i.usage {
             let pool = self.pools.entry((i.va, tag.clone())).or_default();
             pool.users.insert(i.order, (i.id, *count));
             pool.total += count;
-            self.tags_in_use.entry(i.va).or_default().insert(tag.clone());
+            self.tags_in_use
+                .entry(i.va)
+                .or_default()
+                .insert(tag.clone());
         }
         self.instances.insert(i.id, i);
     }
@@ -211,6 +220,7 @@ impl Catalog {
             set.remove(&id);
         }
         self.by_contact.remove(&(i.last_contact, id));
+        self.skewed.remove(&id);
         for (tag, count) in &i.usage {
             let key = (i.va, tag.clone());
             if let Some(pool) = self.pools.get_mut(&key) {
@@ -230,21 +240,20 @@ impl Catalog {
     fn take(&mut self, removal: Removal) {
         match removal {
             Removal::Va(id) => {
-                if let Some(va) = self.vas.remove(&id) {
-                    if let Some(parent) = va.parent {
-                        if let Some(set) = self.children.get_mut(&parent) {
-                            set.remove(&id);
-                        }
-                    }
+                if let Some(va) = self.vas.remove(&id)
+                    && let Some(parent) = va.parent
+                    && let Some(set) = self.children.get_mut(&parent)
+                {
+                    set.remove(&id);
                 }
                 self.children.remove(&id);
                 self.licenses_by_va.remove(&id);
             }
             Removal::License(id) => {
-                if let Some(l) = self.licenses.remove(&id) {
-                    if let Some(set) = self.licenses_by_va.get_mut(&l.va) {
-                        set.remove(&id);
-                    }
+                if let Some(l) = self.licenses.remove(&id)
+                    && let Some(set) = self.licenses_by_va.get_mut(&l.va)
+                {
+                    set.remove(&id);
                 }
             }
             Removal::Token(id) => {
@@ -345,17 +354,23 @@ impl Catalog {
             .unwrap_or(0)
     }
 
-    /// A VA's path from the Default VA, e.g. `Default/emea/paris`.
+    /// A VA's path: its account's name, then the VAs from the Default VA down, e.g.
+    /// `acme/Default/emea/paris`. The same text names the VA in every command.
     pub fn va_path(&self, va: VaId) -> String {
         let mut names: Vec<&str> = self
             .ancestors(va)
             .filter_map(|a| self.vas.get(&a).map(|v| v.name.as_str()))
             .collect();
         names.reverse();
-        if let Some(v) = self.vas.get(&va) {
-            names.push(&v.name);
-        }
-        names.join("/")
+        let Some(v) = self.vas.get(&va) else {
+            return va.to_string();
+        };
+        names.push(&v.name);
+        let account = self
+            .accounts
+            .get(&v.account)
+            .map_or("?", |a| a.name.as_str());
+        format!("{account}/{}", names.join("/"))
     }
 
     pub fn license(&self, id: LicenseId) -> Option<&License> {

@@ -153,13 +153,22 @@ impl Catalog {
         let entitlements: Vec<(String, u64, EntitlementStatus)> = me
             .usage
             .iter()
-            .map(|(tag, count)| (tag.clone(), *count, self.entitlement_status(me, tag, *count, now)))
+            .map(|(tag, count)| {
+                (
+                    tag.clone(),
+                    *count,
+                    self.entitlement_status(me, tag, *count, now),
+                )
+            })
             .collect();
         let status = if now >= expires_at {
             InstanceStatus::AuthorizationExpired
         } else if me.last_report_at.is_none() {
             InstanceStatus::Registered
-        } else if entitlements.iter().all(|(_, _, s)| *s == EntitlementStatus::Authorized) {
+        } else if entitlements
+            .iter()
+            .all(|(_, _, s)| *s == EntitlementStatus::Authorized)
+        {
             InstanceStatus::Authorized
         } else {
             InstanceStatus::OutOfCompliance
@@ -202,8 +211,10 @@ impl Catalog {
 
     /// Tags in use or licensed in `va`.
     fn tags_of(&self, va: VaId) -> std::collections::BTreeSet<String> {
-        let mut tags: std::collections::BTreeSet<String> =
-            self.licenses_in(va).map(|l| l.entitlement_tag.clone()).collect();
+        let mut tags: std::collections::BTreeSet<String> = self
+            .licenses_in(va)
+            .map(|l| l.entitlement_tag.clone())
+            .collect();
         if let Some(set) = self.tags_in_use.get(&va) {
             tags.extend(set.iter().cloned());
         }

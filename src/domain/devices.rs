@@ -29,13 +29,17 @@ pub enum DeviceError {
     TokenRevoked,
     #[error("the registration token has reached its maximum number of uses")]
     TokenExhausted,
-    #[error("a device with this UDI is already registered as {0}; send `force: true` to re-register it")]
+    #[error(
+        "a device with this UDI is already registered as {0}; send `force: true` to re-register it"
+    )]
     AlreadyRegistered(InstanceId),
     #[error("account `{0}` is pending approval; devices can register once it is active")]
     AccountPending(String),
     #[error("this device is not registered (it was deregistered or never existed); register again")]
     UnknownInstance,
-    #[error("this identity certificate has been revoked ({0}); use the newest certificate or register again")]
+    #[error(
+        "this identity certificate has been revoked ({0}); use the newest certificate or register again"
+    )]
     CertificateRevoked(String),
     #[error("report sequence {got} is older than the last accepted ({last}); send a higher seq")]
     StaleSeq { last: u64, got: u64 },
@@ -92,7 +96,9 @@ impl Catalog {
         now: OffsetDateTime,
         issue: impl FnOnce(InstanceId) -> Result<IssuedIdentity, DeviceError>,
     ) -> Result<(Change, ProductInstance), DeviceError> {
-        let token = self.token_by_hash(&r.token_hash).ok_or(DeviceError::InvalidToken)?;
+        let token = self
+            .token_by_hash(&r.token_hash)
+            .ok_or(DeviceError::InvalidToken)?;
         match token.state(now) {
             TokenState::Active => {}
             TokenState::Expired => return Err(DeviceError::TokenExpired),
@@ -106,10 +112,10 @@ impl Catalog {
             return Err(DeviceError::AccountPending(account.name.clone()));
         }
         let existing = self.instance_by_udi(account.id, &r.udi);
-        if let Some(e) = existing {
-            if !r.force {
-                return Err(DeviceError::AlreadyRegistered(e.id));
-            }
+        if let Some(e) = existing
+            && !r.force
+        {
+            return Err(DeviceError::AlreadyRegistered(e.id));
         }
         let id = existing.map_or_else(InstanceId::new, |e| e.id);
         let issued = issue(id)?;
@@ -138,7 +144,11 @@ impl Catalog {
         };
         let mut used = token.clone();
         used.uses += 1;
-        let action = if existing.is_some() { "device.reregister" } else { "device.register" };
+        let action = if existing.is_some() {
+            "device.reregister"
+        } else {
+            "device.register"
+        };
         let event = NewEvent::new(action, &instance.udi)
             .account(account.id)
             .va(token.va)
@@ -214,7 +224,10 @@ impl Catalog {
         } else {
             Change::silent()
         };
-        Ok(UsageOutcome::Applied(change.put(Record::Instance(updated)), answer))
+        Ok(UsageOutcome::Applied(
+            change.put(Record::Instance(updated)),
+            answer,
+        ))
     }
 
     /// The current answer for a device, recording the contact.
@@ -336,7 +349,10 @@ impl Catalog {
             .device(id)
             .detail("from", self.va_path(current.va))
             .detail("to", self.va_path(to));
-        Ok((Change::new(event).put(Record::Instance(moved.clone())), moved))
+        Ok((
+            Change::new(event).put(Record::Instance(moved.clone())),
+            moved,
+        ))
     }
 
     /// Devices silent for longer than authorization validity plus the deregistration delay.
@@ -432,7 +448,11 @@ impl Catalog {
     }
 }
 
-fn revocation(i: &ProductInstance, now: OffsetDateTime, reason: &str) -> Option<RevokedCertificate> {
+fn revocation(
+    i: &ProductInstance,
+    now: OffsetDateTime,
+    reason: &str,
+) -> Option<RevokedCertificate> {
     Some(RevokedCertificate {
         serial: i.cert_serial.clone()?,
         instance: i.id,
@@ -440,4 +460,39 @@ fn revocation(i: &ProductInstance, now: OffsetDateTime, reason: &str) -> Option<
         not_after: i.cert_not_after.unwrap_or(now),
         reason: reason.to_string(),
     })
+}
+
+impl Catalog {
+    /// Deregisters a device if it is still silent past the deadline (it may have reported
+    /// since the sweep looked). `true` in the output when it was removed.
+    pub fn auto_deregister(
+        &self,
+        id: InstanceId,
+        now: OffsetDateTime,
+        timers: &DeviceTimers,
+    ) -> Result<(Change, bool), DeviceError> {
+        let deadline = now - timers.authorization_valid - timers.deregister_after;
+        match self.instance(id) {
+            Some(i) if i.last_contact < deadline => {
+                let days = (now - i.last_contact).whole_days();
+                let why = format!(
+                    "no contact for {days} days (authorization expired, then the deregistration delay passed)"
+                );
+                let (change, _) =
+                    self.deregister_device(id, "device.auto_deregister", &why, now)?;
+                Ok((change, true))
+            }
+            _ => Ok((Change::silent(), false)),
+        }
+    }
+
+    /// Removes revocations of certificates that have expired: they are refused by TLS anyway.
+    pub fn prune_revocations(&self, now: OffsetDateTime) -> (Change, usize) {
+        let mut change = Change::silent();
+        for r in self.revoked_certificates().filter(|r| r.not_after <= now) {
+            change = change.remove(Removal::Revoked(r.serial.clone()));
+        }
+        let n = change.remove.len();
+        (change, n)
+    }
 }

@@ -82,7 +82,10 @@ impl EventFilter {
             && self.until.is_none_or(|t| e.at < t)
             && self.account.is_none_or(|a| e.account == Some(a))
             && self.va.is_none_or(|v| e.va == Some(v))
-            && self.device.as_ref().is_none_or(|d| e.device.as_ref() == Some(d))
+            && self
+                .device
+                .as_ref()
+                .is_none_or(|d| e.device.as_ref() == Some(d))
             && self
                 .action
                 .as_ref()

@@ -70,15 +70,17 @@ impl Catalog {
                 spec.quantity
             )));
         }
-        if let LicenseKind::Term { start, end } = spec.kind {
-            if end <= start {
-                return Err(DomainError::Invalid(format!(
-                    "a term license must end after it starts (start {start}, end {end})"
-                )));
-            }
+        if let LicenseKind::Term { start, end } = spec.kind
+            && end <= start
+        {
+            return Err(DomainError::Invalid(format!(
+                "a term license must end after it starts (start {start}, end {end})"
+            )));
         }
         if spec.labels.iter().any(|l| l.is_empty() || l.len() > 64) {
-            return Err(DomainError::Invalid("labels must be 1 to 64 characters".into()));
+            return Err(DomainError::Invalid(
+                "labels must be 1 to 64 characters".into(),
+            ));
         }
         let license = License {
             id: LicenseId::new(),
@@ -104,7 +106,10 @@ impl Catalog {
             .detail("license", license.id)
             .detail("quantity", license.quantity)
             .detail("source", license.source.as_str());
-        Ok((Change::new(event).put(Record::License(license.clone())), license))
+        Ok((
+            Change::new(event).put(Record::License(license.clone())),
+            license,
+        ))
     }
 
     /// Removes a pool entry, or `quantity` units of it.

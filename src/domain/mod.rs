@@ -14,6 +14,7 @@
 
 mod access;
 mod accounts;
+mod alerts;
 mod catalog;
 mod compliance;
 mod devices;
@@ -27,6 +28,7 @@ mod users;
 
 pub use access::{Access, Principal};
 pub use accounts::{DEFAULT_VA_NAME, MAX_VA_DEPTH, validate_domain};
+pub use alerts::{Alert, AlertInputs, Severity};
 pub use catalog::{Catalog, Change, Record, Removal};
 pub use compliance::{ComplianceLine, DeviceTimers};
 pub use devices::{DeviceError, IssuedIdentity, Registration, RumInput, UsageOutcome};
@@ -36,3 +38,6 @@ pub use ids::{AccountId, ApiTokenId, InstanceId, LicenseId, TokenId, UserId, VaI
 pub use licenses::{LicenseSpec, PoolLine};
 pub use model::*;
 pub use tokens::{TokenSpec, TokenState};
+
+#[cfg(test)]
+mod tests;

@@ -91,7 +91,9 @@ impl Catalog {
             ));
         }
         if self.tokens_by_hash.contains_key(&secret_hash) {
-            return Err(DomainError::Conflict("token secret collision; retry".into()));
+            return Err(DomainError::Conflict(
+                "token secret collision; retry".into(),
+            ));
         }
         let token = RegistrationToken {
             id: TokenId::new(),
@@ -133,14 +135,19 @@ impl Catalog {
             .map_err(|_| DomainError::not_found("token", id))?;
         self.check_va(p, token.va, Access::Write)?;
         if token.revoked_at.is_some() {
-            return Err(DomainError::Refused(format!("token `{id}` is already revoked")));
+            return Err(DomainError::Refused(format!(
+                "token `{id}` is already revoked"
+            )));
         }
         let mut revoked = token.clone();
         revoked.revoked_at = Some(now);
         let event = NewEvent::new("token.revoke", id)
             .account(token.account)
             .va(token.va);
-        Ok((Change::new(event).put(Record::Token(revoked.clone())), revoked))
+        Ok((
+            Change::new(event).put(Record::Token(revoked.clone())),
+            revoked,
+        ))
     }
 
     /// Finds the token a device presents and checks it can register one more device.

@@ -30,7 +30,9 @@ impl Catalog {
             )));
         }
         if self.users.values().any(|u| u.name == name) {
-            return Err(DomainError::Conflict(format!("a user named `{name}` already exists")));
+            return Err(DomainError::Conflict(format!(
+                "a user named `{name}` already exists"
+            )));
         }
         let user = User {
             id: UserId::new(),
@@ -49,7 +51,8 @@ impl Catalog {
             .users
             .get(&id)
             .ok_or_else(|| DomainError::not_found("user", id))?;
-        let mut change = Change::new(NewEvent::new("user.delete", &user.name)).remove(Removal::User(id));
+        let mut change =
+            Change::new(NewEvent::new("user.delete", &user.name)).remove(Removal::User(id));
         for t in self.api_tokens_of(id) {
             change = change.remove(Removal::ApiToken(t.id));
         }
@@ -104,7 +107,10 @@ impl Catalog {
             .detail("role", grant.role.as_str())
             .detail("scope", &subject);
         event = scope_tags(self, event, grant.scope);
-        Ok((Change::new(event).put(Record::User(updated.clone())), updated))
+        Ok((
+            Change::new(event).put(Record::User(updated.clone())),
+            updated,
+        ))
     }
 
     pub fn revoke_role(
@@ -131,7 +137,10 @@ impl Catalog {
             NewEvent::new("user.revoke", &user.name).detail("role", grant.role.as_str()),
             grant.scope,
         );
-        Ok((Change::new(event).put(Record::User(updated.clone())), updated))
+        Ok((
+            Change::new(event).put(Record::User(updated.clone())),
+            updated,
+        ))
     }
 
     /// Creates an API token for `user`. A system-admin may create one for anybody; a user may
@@ -167,7 +176,10 @@ impl Catalog {
             revoked_at: None,
         };
         let event = NewEvent::new("api_token.create", token.id).detail("user", &u.name);
-        Ok((Change::new(event).put(Record::ApiToken(token.clone())), token))
+        Ok((
+            Change::new(event).put(Record::ApiToken(token.clone())),
+            token,
+        ))
     }
 
     pub fn revoke_api_token(
@@ -185,7 +197,9 @@ impl Catalog {
                 .map_err(|_| DomainError::not_found("API token", id))?;
         }
         if t.revoked_at.is_some() {
-            return Err(DomainError::Refused(format!("API token `{id}` is already revoked")));
+            return Err(DomainError::Refused(format!(
+                "API token `{id}` is already revoked"
+            )));
         }
         let mut revoked = t.clone();
         revoked.revoked_at = Some(now);
@@ -213,7 +227,9 @@ impl Catalog {
             return true;
         }
         match (e.va, e.account) {
-            (Some(va), _) if self.vas.contains_key(&va) => self.va_access(p, va) >= Some(Access::Read),
+            (Some(va), _) if self.vas.contains_key(&va) => {
+                self.va_access(p, va) >= Some(Access::Read)
+            }
             (_, Some(a)) => self.account_access(p, a).is_some(),
             _ => false,
         }

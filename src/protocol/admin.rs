@@ -38,6 +38,7 @@ pub struct Status {
     pub licenses: usize,
     pub tokens: usize,
     pub users: usize,
+    pub devices: usize,
     pub unreadable_records: Vec<String>,
     pub listeners: Vec<String>,
     pub workers: Vec<WorkerStatus>,
@@ -314,14 +315,7 @@ impl UserView {
                     domain::Scope::Account(a) => c
                         .account(a)
                         .map_or_else(|| a.to_string(), |a| format!("account {}", a.name)),
-                    domain::Scope::Va(v) => match c.va(v) {
-                        Some(va) => format!(
-                            "va {}/{}",
-                            c.account(va.account).map_or("?", |a| a.name.as_str()),
-                            c.va_path(v)
-                        ),
-                        None => v.to_string(),
-                    },
+                    domain::Scope::Va(v) => format!("va {}", c.va_path(v)),
                 },
             })
             .collect();
@@ -359,7 +353,9 @@ impl ApiTokenView {
     pub fn new(c: &Catalog, t: &domain::ApiToken, now: Time) -> Self {
         ApiTokenView {
             id: t.id.to_string(),
-            user: c.user(t.user).map_or_else(|| t.user.to_string(), |u| u.name.clone()),
+            user: c
+                .user(t.user)
+                .map_or_else(|| t.user.to_string(), |u| u.name.clone()),
             description: t.description.clone(),
             state: if t.revoked_at.is_some() {
                 "revoked"
@@ -417,4 +413,148 @@ pub struct EventQuery {
     pub device: Option<String>,
     pub action: Option<String>,
     pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceView {
+    pub id: String,
+    pub account: String,
+    pub va: String,
+    pub va_path: String,
+    pub udi_pid: String,
+    pub udi_serial: String,
+    pub hostname: String,
+    pub product: String,
+    pub version: String,
+    pub source: String,
+    pub status: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub registered_at: Time,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_contact: Time,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_report_at: Option<Time>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub certificate_expires_at: Option<Time>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub authorization_expires_at: Time,
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_report_by: Time,
+    pub clock_skew: bool,
+    pub entitlements: Vec<crate::protocol::device::EntitlementState>,
+}
+
+impl DeviceView {
+    pub fn new(
+        c: &Catalog,
+        i: &domain::ProductInstance,
+        now: Time,
+        timers: &domain::DeviceTimers,
+    ) -> Self {
+        let a = c.authorization(i, now, timers);
+        let auth = crate::protocol::device::Authorization::from_state(i.id, &a);
+        DeviceView {
+            id: i.id.to_string(),
+            account: i.account.to_string(),
+            va: i.va.to_string(),
+            va_path: c.va_path(i.va),
+            udi_pid: i.udi.pid.clone(),
+            udi_serial: i.udi.serial.clone(),
+            hostname: i.hostname.clone(),
+            product: i.product.clone(),
+            version: i.version.clone(),
+            source: match i.source {
+                domain::InstanceSource::Native => "native",
+                domain::InstanceSource::Rum => "cisco-rum",
+            }
+            .into(),
+            status: auth.status,
+            registered_at: i.registered_at,
+            last_contact: i.last_contact,
+            last_report_at: i.last_report_at,
+            certificate_expires_at: i.cert_not_after,
+            authorization_expires_at: a.expires_at,
+            next_report_by: a.next_report_by,
+            clock_skew: i.clock_skew,
+            entitlements: auth.entitlements,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MoveDevice {
+    pub va: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemovedDevice {
+    pub id: String,
+    pub released: Vec<crate::protocol::device::UsageLine>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SpareView {
+    pub va: String,
+    pub va_path: String,
+    pub spare: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ComplianceView {
+    pub va: String,
+    pub va_path: String,
+    pub entitlement_tag: String,
+    pub purchased: u64,
+    pub requested: u64,
+    pub granted: u64,
+    pub shortage: u64,
+    pub devices_short: usize,
+    pub spare_in: Vec<SpareView>,
+}
+
+impl ComplianceView {
+    pub fn new(c: &Catalog, l: domain::ComplianceLine) -> Self {
+        ComplianceView {
+            va: l.va.to_string(),
+            va_path: c.va_path(l.va),
+            shortage: l.shortage(),
+            entitlement_tag: l.entitlement_tag,
+            purchased: l.purchased,
+            requested: l.requested,
+            granted: l.granted,
+            devices_short: l.devices_short,
+            spare_in: l
+                .spare_in
+                .into_iter()
+                .map(|(va, spare)| SpareView {
+                    va: va.to_string(),
+                    va_path: c.va_path(va),
+                    spare,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AlertView {
+    pub key: String,
+    pub kind: String,
+    pub severity: String,
+    pub account: Option<String>,
+    pub va: Option<String>,
+    pub message: String,
+}
+
+impl From<domain::Alert> for AlertView {
+    fn from(a: domain::Alert) -> Self {
+        AlertView {
+            key: a.key,
+            kind: a.kind.into(),
+            severity: a.severity.as_str().into(),
+            account: a.account.map(|x| x.to_string()),
+            va: a.va.map(|x| x.to_string()),
+            message: a.message,
+        }
+    }
 }

@@ -171,7 +171,10 @@ pub fn decode_usage(body: &[u8]) -> Result<UsageRequest, Malformed> {
     for line in &r.usage {
         if line.entitlement_tag.is_empty()
             || line.entitlement_tag.len() > MAX_TAG_BYTES
-            || line.entitlement_tag.chars().any(|c| c.is_control() || c == ' ')
+            || line
+                .entitlement_tag
+                .chars()
+                .any(|c| c.is_control() || c == ' ')
         {
             return Err(Malformed(format!(
                 "entitlement tag `{}` must be 1 to {MAX_TAG_BYTES} bytes without spaces",
@@ -198,7 +201,9 @@ pub fn decode_usage(body: &[u8]) -> Result<UsageRequest, Malformed> {
 pub fn decode_renew(body: &[u8]) -> Result<RenewRequest, Malformed> {
     let r: RenewRequest = json(body, "renew")?;
     if r.csr.len() > 16 * 1024 || !r.csr.contains("-----BEGIN CERTIFICATE REQUEST-----") {
-        return Err(Malformed("`csr` must be a PEM certificate signing request".into()));
+        return Err(Malformed(
+            "`csr` must be a PEM certificate signing request".into(),
+        ));
     }
     Ok(r)
 }

@@ -46,26 +46,32 @@ pub fn router(ctx: DeviceCtx) -> Router {
         .route("/cslu/v1/pi", post(rum_default))
         .route("/cslu/v1/pi/{target}", post(rum_for_account))
         .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such device endpoint")
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                codes::NOT_FOUND,
+                "no such device endpoint",
+            )
         })
         .with_state(ctx)
 }
 
 /// Reads a size-limited body; the device decoders do the rest.
 async fn body(req: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                codes::PAYLOAD_TOO_LARGE,
-                format!("the request body is larger than {limit} bytes"),
-            )
-        } else {
-            ApiError::malformed(format!("the request body could not be read: {e}"))
-        }
-    })
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    codes::PAYLOAD_TOO_LARGE,
+                    format!("the request body is larger than {limit} bytes"),
+                )
+            } else {
+                ApiError::malformed(format!("the request body could not be read: {e}"))
+            }
+        })
 }
 
 fn malformed(e: wire::Malformed) -> ApiError {
@@ -81,26 +87,26 @@ fn peer_ip(req: &Request) -> Option<IpAddr> {
 
 async fn register(State(ctx): State<DeviceCtx>, req: Request) -> Response {
     let ip = peer_ip(&req);
-    if let Some(ip) = ip {
-        if let Some(wait) = ctx.limiter.check(ip, ctx.app.clock_now()) {
-            let mut res = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                codes::RATE_LIMITED,
-                format!("too many failed registrations from {ip}; retry in {wait} s"),
-            )
-            .into_response();
-            res.headers_mut()
-                .insert("retry-after", HeaderValue::from(wait));
-            return res;
-        }
+    if let Some(ip) = ip
+        && let Some(wait) = ctx.limiter.check(ip, ctx.app.clock_now())
+    {
+        let mut res = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            codes::RATE_LIMITED,
+            format!("too many failed registrations from {ip}; retry in {wait} s"),
+        )
+        .into_response();
+        res.headers_mut()
+            .insert("retry-after", HeaderValue::from(wait));
+        return res;
     }
     match register_inner(&ctx, req).await {
         Ok(r) => (StatusCode::CREATED, Json(r)).into_response(),
         Err(e) => {
-            if let Some(ip) = ip {
-                if e.status.is_client_error() {
-                    ctx.limiter.failed(ip, ctx.app.clock_now());
-                }
+            if let Some(ip) = ip
+                && e.status.is_client_error()
+            {
+                ctx.limiter.failed(ip, ctx.app.clock_now());
             }
             e.into_response()
         }

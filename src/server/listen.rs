@@ -184,7 +184,10 @@ async fn drain(name: &'static str, graceful: GracefulShutdown, deadline: Duratio
         .await
         .is_err()
     {
-        warn!(listener = name, open, "drain deadline passed; closing remaining connections");
+        warn!(
+            listener = name,
+            open, "drain deadline passed; closing remaining connections"
+        );
     } else {
         info!(listener = name, "listener stopped");
     }

@@ -67,7 +67,11 @@ mod tests {
         }
         assert_eq!(l.check(a, t0 + Duration::seconds(10)), Some(50));
         assert_eq!(l.check(b, t0), None, "other addresses are not affected");
-        assert_eq!(l.check(a, t0 + Duration::seconds(60)), None, "a new window starts");
+        assert_eq!(
+            l.check(a, t0 + Duration::seconds(60)),
+            None,
+            "a new window starts"
+        );
         l.failed(a, t0 + Duration::seconds(60));
         assert_eq!(l.check(a, t0 + Duration::seconds(61)), None);
     }

@@ -23,13 +23,25 @@ macro_rules! table {
 }
 
 table!(Account, "accounts", 1, |r| r.id.as_bytes().to_vec());
-table!(VirtualAccount, "virtual_accounts", 1, |r| r.id.as_bytes().to_vec());
+table!(VirtualAccount, "virtual_accounts", 1, |r| r
+    .id
+    .as_bytes()
+    .to_vec());
 table!(License, "licenses", 1, |r| r.id.as_bytes().to_vec());
-table!(RegistrationToken, "registration_tokens", 1, |r| r.id.as_bytes().to_vec());
+table!(RegistrationToken, "registration_tokens", 1, |r| r
+    .id
+    .as_bytes()
+    .to_vec());
 table!(User, "users", 1, |r| r.id.as_bytes().to_vec());
 table!(ApiToken, "api_tokens", 1, |r| r.id.as_bytes().to_vec());
-table!(ProductInstance, "product_instances", 1, |r| r.id.as_bytes().to_vec());
-table!(RevokedCertificate, "revoked_certificates", 1, |r| r.serial.as_bytes().to_vec());
+table!(ProductInstance, "product_instances", 1, |r| r
+    .id
+    .as_bytes()
+    .to_vec());
+table!(RevokedCertificate, "revoked_certificates", 1, |r| r
+    .serial
+    .as_bytes()
+    .to_vec());
 // Cisco RUM reports: device serial, a zero byte, then the report id big-endian.
 table!(RumRecord, "rum_reports", 1, |r| {
     let mut key = r.udi.serial.as_bytes().to_vec();
@@ -187,7 +199,7 @@ mod tests {
             "010700000000000000ea070000010000000000000000000000010000000000000061010000000000\
              000062010000000000000063000000010000000000000001000000000000006b0100000000000000\
              76"
-                .replace(char::is_whitespace, "")
+            .replace(char::is_whitespace, "")
         );
     }
 

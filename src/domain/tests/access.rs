@@ -161,7 +161,7 @@ fn va_admin_manages_tokens_vas_and_transfers_in_its_subtree() {
     assert_eq!(t.created_by, "user:emea");
     let lab = w.c.commit(w.c.create_va(&p, w.emea, "lab", "", NOW)).id;
     w.c.commit(w.c.move_va(&p, lab, w.paris));
-    assert_eq!(w.c.va_path(lab), "Default/emea/paris/lab");
+    assert_eq!(w.c.va_path(lab), "Acme/Default/emea/paris/lab");
     w.c.commit_change(w.c.delete_va(&p, lab, 0, NOW));
     w.c.commit(w.c.revoke_token(&p, t.id, NOW));
     add_lic(&mut w.c, w.paris, perpetual("t", 5));
@@ -324,23 +324,23 @@ fn revoked_and_expired_api_tokens_do_not_authenticate() {
 fn events_of_other_accounts_and_sibling_vas_are_hidden() {
     let mut w = world();
     // Events are read after their change is applied, so the VAs they name exist.
-    let mut ev = |parent: VaId| {
+    let mut lab_under = |parent: VaId| {
         let (change, _) = w.c.create_va(&admin(), parent, "lab", "", NOW).unwrap();
         w.c.apply(&change);
-        change.event.into_event(0, NOW, "test")
+        ev(&change).clone().into_event(0, NOW, "test")
     };
-    let in_paris = ev(w.paris);
-    let in_berlin = ev(w.berlin);
-    let in_b = ev(w.b.default_va);
+    let in_paris = lab_under(w.paris);
+    let in_berlin = lab_under(w.berlin);
+    let in_b = lab_under(w.b.default_va);
     let (ch, _) =
         w.c.create_account(&admin(), "Fourth", "fourth.net", NOW)
             .unwrap();
     let account_a = NewEvent::new("account.approve", "Acme")
         .account(w.a.id)
         .into_event(0, NOW, "test");
-    let new_account = ch.event.into_event(0, NOW, "test");
+    let new_account = ev(&ch).clone().into_event(0, NOW, "test");
     let (ch, _) = w.c.create_user(&admin(), "zed", NOW).unwrap();
-    let system = ch.event.into_event(0, NOW, "test");
+    let system = ev(&ch).clone().into_event(0, NOW, "test");
 
     let all = [
         &in_paris,

@@ -13,7 +13,7 @@ fn create_account_gives_a_default_va_at_level_1() {
     assert_eq!(d.parent, None);
     assert_eq!(d.account, a.id);
     assert_eq!(c.level(a.default_va), 1);
-    assert_eq!(c.va_path(a.default_va), "Default");
+    assert_eq!(c.va_path(a.default_va), "Acme/Default");
     assert_eq!(c.vas_of(a.id).count(), 1);
 }
 

@@ -9,10 +9,10 @@ fn every_operation_carries_its_event() {
     let (ch, a) = c
         .create_account(&admin(), "Acme", "example.com", NOW)
         .unwrap();
-    assert_eq!(ch.event.action, "account.create");
-    assert_eq!((ch.event.account, ch.event.va), (Some(a.id), None));
+    assert_eq!(ev(&ch).action, "account.create");
+    assert_eq!((ev(&ch).account, ev(&ch).va), (Some(a.id), None));
     assert!(
-        ch.event
+        ev(&ch)
             .details
             .contains(&("status".into(), "active".into()))
     );
@@ -22,72 +22,64 @@ fn every_operation_carries_its_event() {
         .create_account(&admin(), "Sub", "abc.example.com", NOW)
         .unwrap();
     assert!(
-        ch.event
+        ev(&ch)
             .details
             .contains(&("status".into(), "pending".into()))
     );
     c.apply(&ch);
     let (ch, _) = c.approve_account(&admin(), sub.id).unwrap();
     assert_eq!(
-        (ch.event.action, ch.event.account),
+        (ev(&ch).action, ev(&ch).account),
         ("account.approve", Some(sub.id))
     );
     c.apply(&ch);
 
     let (ch, x) = c.create_va(&admin(), a.default_va, "x", "", NOW).unwrap();
     assert_eq!(
-        (ch.event.action, ch.event.account, ch.event.va),
+        (ev(&ch).action, ev(&ch).account, ev(&ch).va),
         ("va.create", Some(a.id), Some(x.id))
     );
-    assert_eq!(ch.event.subject, "Default/x");
+    assert_eq!(ev(&ch).subject, "Acme/Default/x");
     c.apply(&ch);
     let (ch, y) = c.create_va(&admin(), a.default_va, "y", "", NOW).unwrap();
     c.apply(&ch);
 
     let (ch, _) = c.move_va(&admin(), y.id, x.id).unwrap();
     assert_eq!(
-        (ch.event.action, ch.event.account, ch.event.va),
+        (ev(&ch).action, ev(&ch).account, ev(&ch).va),
         ("va.move", Some(a.id), Some(y.id))
     );
-    assert!(
-        ch.event
-            .details
-            .contains(&("from".into(), "Default".into()))
-    );
-    assert!(
-        ch.event
-            .details
-            .contains(&("to".into(), "Default/x".into()))
-    );
+    assert!(ev(&ch).details.contains(&("from".into(), "Acme/Default".into())));
+    assert!(ev(&ch).details.contains(&("to".into(), "Acme/Default/x".into())));
     c.apply(&ch);
 
     let (ch, l) = c
         .add_license(&admin(), x.id, perpetual("t", 5), NOW)
         .unwrap();
     assert_eq!(
-        (ch.event.action, ch.event.account, ch.event.va),
+        (ev(&ch).action, ev(&ch).account, ev(&ch).va),
         ("license.add", Some(a.id), Some(x.id))
     );
-    assert!(ch.event.details.contains(&("quantity".into(), "5".into())));
+    assert!(ev(&ch).details.contains(&("quantity".into(), "5".into())));
     c.apply(&ch);
 
     let ch = c
         .transfer_licenses(&admin(), x.id, y.id, "t", 2, None, NOW)
         .unwrap();
     assert_eq!(
-        (ch.event.action, ch.event.account, ch.event.va),
+        (ev(&ch).action, ev(&ch).account, ev(&ch).va),
         ("license.transfer", Some(a.id), Some(x.id))
     );
     assert!(
-        ch.event
+        ev(&ch)
             .details
-            .contains(&("to".into(), "Default/x/y".into()))
+            .contains(&("to".into(), "Acme/Default/x/y".into()))
     );
     c.apply(&ch);
 
     let ch = c.remove_license(&admin(), l.id, Some(1)).unwrap();
     assert_eq!(
-        (ch.event.action, ch.event.account, ch.event.va),
+        (ev(&ch).action, ev(&ch).account, ev(&ch).va),
         ("license.remove", Some(a.id), Some(x.id))
     );
     c.apply(&ch);
@@ -96,14 +88,14 @@ fn every_operation_carries_its_event() {
         .create_token(&admin(), y.id, token_spec(), hash(1), NOW)
         .unwrap();
     assert_eq!(
-        (ch.event.action, ch.event.account, ch.event.va),
+        (ev(&ch).action, ev(&ch).account, ev(&ch).va),
         ("token.create", Some(a.id), Some(y.id))
     );
-    assert_eq!(ch.event.subject, t.id.to_string());
+    assert_eq!(ev(&ch).subject, t.id.to_string());
     c.apply(&ch);
     let (ch, _) = c.revoke_token(&admin(), t.id, NOW).unwrap();
     assert_eq!(
-        (ch.event.action, ch.event.account, ch.event.va),
+        (ev(&ch).action, ev(&ch).account, ev(&ch).va),
         ("token.revoke", Some(a.id), Some(y.id))
     );
     c.apply(&ch);
@@ -111,37 +103,37 @@ fn every_operation_carries_its_event() {
     let z = mk_va(&mut c, a.default_va, "z");
     let ch = c.delete_va(&admin(), z, 0, NOW).unwrap();
     assert_eq!(
-        (ch.event.action, ch.event.account, ch.event.va),
+        (ev(&ch).action, ev(&ch).account, ev(&ch).va),
         ("va.delete", Some(a.id), Some(z))
     );
     c.apply(&ch);
 
     let (ch, u) = c.create_user(&admin(), "bob", NOW).unwrap();
-    assert_eq!((ch.event.action, ch.event.account), ("user.create", None));
+    assert_eq!((ev(&ch).action, ev(&ch).account), ("user.create", None));
     c.apply(&ch);
     let g = grant(Role::VaUser, Scope::Va(x.id));
     let (ch, _) = c.grant_role(&admin(), u.id, g).unwrap();
     assert_eq!(
-        (ch.event.action, ch.event.account, ch.event.va),
+        (ev(&ch).action, ev(&ch).account, ev(&ch).va),
         ("user.grant", Some(a.id), Some(x.id))
     );
     c.apply(&ch);
     let (ch, _) = c.revoke_role(&admin(), u.id, g).unwrap();
     assert_eq!(
-        (ch.event.action, ch.event.account, ch.event.va),
+        (ev(&ch).action, ev(&ch).account, ev(&ch).va),
         ("user.revoke", Some(a.id), Some(x.id))
     );
     c.apply(&ch);
     let (ch, at) = c
         .create_api_token(&admin(), u.id, "", None, hash(2), NOW)
         .unwrap();
-    assert_eq!(ch.event.action, "api_token.create");
+    assert_eq!(ev(&ch).action, "api_token.create");
     c.apply(&ch);
     let ch = c.revoke_api_token(&admin(), at.id, NOW).unwrap();
-    assert_eq!(ch.event.action, "api_token.revoke");
+    assert_eq!(ev(&ch).action, "api_token.revoke");
     c.apply(&ch);
     let ch = c.delete_user(&admin(), u.id).unwrap();
-    assert_eq!(ch.event.action, "user.delete");
+    assert_eq!(ev(&ch).action, "user.delete");
     assert_eq!(
         ch.remove,
         vec![Removal::User(u.id), Removal::ApiToken(at.id)]

@@ -133,8 +133,8 @@ fn a_partial_transfer_splits_one_entry_keeping_dates_and_labels() {
     s.export_controlled = true;
     let orig = add_lic(&mut c, x, s);
     let change = c.commit_change(c.transfer_licenses(&admin(), x, y, TAG, 4, None, NOW));
-    assert_eq!(change.event.action, "license.transfer");
-    assert_eq!(change.event.account, Some(a.id));
+    assert_eq!(ev(&change).action, "license.transfer");
+    assert_eq!(ev(&change).account, Some(a.id));
 
     let stay = c
         .license(orig.id)
@@ -258,9 +258,9 @@ fn remove_a_whole_entry_or_part_of_it() {
     let (mut c, a, x, _) = two_vas();
     let l = add_lic(&mut c, x, perpetual(TAG, 10));
     let change = c.commit_change(c.remove_license(&admin(), l.id, Some(4)));
-    assert_eq!(change.event.action, "license.remove");
-    assert_eq!(change.event.account, Some(a.id));
-    assert_eq!(change.event.va, Some(x));
+    assert_eq!(ev(&change).action, "license.remove");
+    assert_eq!(ev(&change).account, Some(a.id));
+    assert_eq!(ev(&change).va, Some(x));
     assert_eq!(c.license(l.id).unwrap().quantity, 6);
 
     for q in [0, -1, 7] {

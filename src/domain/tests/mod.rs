@@ -50,6 +50,15 @@ impl Commit for Catalog {
     }
 }
 
+/// The audit event of an accepted operator action; every one has exactly one.
+#[track_caller]
+fn ev(change: &Change) -> &NewEvent {
+    change
+        .event
+        .as_ref()
+        .expect("an operator action carries an audit event")
+}
+
 /// The error of an operation that must be refused.
 #[track_caller]
 fn refused<T: std::fmt::Debug>(r: Result<T, DomainError>) -> DomainError {

@@ -15,8 +15,8 @@ fn sibling_names_are_unique_but_cousins_may_share_a_name() {
     let lab1 = mk_va(&mut c, emea, "lab");
     let lab2 = mk_va(&mut c, apac, "lab");
     assert_ne!(lab1, lab2);
-    assert_eq!(c.va_path(lab1), "Default/emea/lab");
-    assert_eq!(c.va_path(lab2), "Default/apac/lab");
+    assert_eq!(c.va_path(lab1), "Acme/Default/emea/lab");
+    assert_eq!(c.va_path(lab2), "Acme/Default/apac/lab");
     assert_eq!(c.children(a.default_va).count(), 2);
     // The same name in another account is fine too.
     let b = add_account(&mut c, "Other", "other.org");
@@ -91,7 +91,7 @@ fn move_refuses_when_the_whole_subtree_would_exceed_depth_10() {
     assert_eq!(c.level(moved[0]), 6);
     assert_eq!(c.level(moved[4]), 10);
     assert!(c.in_subtree(moved[4], target5));
-    assert_eq!(c.va_path(moved[1]), "Default/t0/t1/t2/t3/s0/s1");
+    assert_eq!(c.va_path(moved[1]), "Acme/Default/t0/t1/t2/t3/s0/s1");
     assert!(c.children(a.default_va).all(|v| v.id != moved[0]));
 }
 

@@ -50,9 +50,10 @@ pub async fn status(State(ctx): State<AdminCtx>, Caller(_p): Caller) -> Reply<St
         licenses,
         tokens,
         users,
+        devices: ctx.app.read(|c| c.instance_count()),
         unreadable_records: ctx.app.unreadable().to_vec(),
         listeners: ctx.listeners.clone(),
-        workers: Vec::new(),
+        workers: ctx.workers.statuses(),
     }))
 }
 
@@ -65,7 +66,9 @@ pub async fn create_account(
 ) -> Created<AccountView> {
     let account = ctx
         .app
-        .change(&p.actor, |c, now| c.create_account(&p, &req.name, &req.domain, now))
+        .change(&p.actor, |c, now| {
+            c.create_account(&p, &req.name, &req.domain, now)
+        })
         .await?;
     created(AccountView::from(&account))
 }
@@ -102,7 +105,10 @@ pub async fn approve_account(
     Path(account): Path<String>,
 ) -> Reply<AccountView> {
     let id = ctx.app.read(|c| account_ref(c, &p, &account))?;
-    let a = ctx.app.change(&p.actor, |c, _| c.approve_account(&p, id)).await?;
+    let a = ctx
+        .app
+        .change(&p.actor, |c, _| c.approve_account(&p, id))
+        .await?;
     Ok(Json(AccountView::from(&a)))
 }
 
@@ -185,7 +191,10 @@ pub async fn move_va(
     let (id, parent) = ctx
         .app
         .read(|c| Ok::<_, ApiError>((va_ref(c, &p, &va)?, va_ref(c, &p, &req.parent)?)))?;
-    let moved = ctx.app.change(&p.actor, |c, _| c.move_va(&p, id, parent)).await?;
+    let moved = ctx
+        .app
+        .change(&p.actor, |c, _| c.move_va(&p, id, parent))
+        .await?;
     Ok(Json(ctx.app.read(|c| VaView::new(c, &moved))))
 }
 
@@ -196,7 +205,9 @@ pub async fn delete_va(
 ) -> Result<StatusCode, ApiError> {
     let id = ctx.app.read(|c| va_ref(c, &p, &va))?;
     ctx.app
-        .change(&p.actor, |c, now| c.delete_va(&p, id, 0, now).map(|ch| (ch, ())))
+        .change(&p.actor, |c, now| {
+            c.delete_va(&p, id, 0, now).map(|ch| (ch, ()))
+        })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -263,8 +274,11 @@ pub async fn list_licenses(
                 .filter(|l| q.label.as_ref().is_none_or(|lb| l.labels.contains(lb)))
                 .filter(|l| q.tag.as_ref().is_none_or(|t| &l.entitlement_tag == t))
                 .collect();
-            let tags: BTreeSet<&str> = selected.iter().map(|l| l.entitlement_tag.as_str()).collect();
-            for line in c.pool(va, now, |_, _| 0) {
+            let tags: BTreeSet<&str> = selected
+                .iter()
+                .map(|l| l.entitlement_tag.as_str())
+                .collect();
+            for line in c.pool(va, now, |va, tag| c.granted(va, tag, now).0) {
                 if tags.contains(line.entitlement_tag.as_str()) {
                     pools.push(PoolLineView {
                         va: va.to_string(),
@@ -348,31 +362,33 @@ pub async fn transfer_licenses(
         })
         .await?;
     let now = ctx.app.now();
-    Ok(Json(ctx.app.read(|c| LicenseList {
-        pools: [from, to]
-            .into_iter()
-            .flat_map(|va| {
-                c.pool(va, now, |_, _| 0)
-                    .into_iter()
-                    .filter(|l| l.entitlement_tag == req.entitlement_tag)
-                    .map(move |l| PoolLineView {
-                        va: va.to_string(),
-                        va_path: c.va_path(va),
-                        entitlement_tag: l.entitlement_tag,
-                        display_name: l.display_name,
-                        purchased: l.purchased,
-                        in_use: l.in_use,
-                        balance: l.balance,
-                        export_controlled: l.export_controlled,
-                        next_expiry: l.next_expiry,
-                    })
-            })
-            .collect(),
-        entries: moved
-            .iter()
-            .filter_map(|id| c.license(*id))
-            .map(|l| LicenseView::new(c, l))
-            .collect(),
+    Ok(Json(ctx.app.read(|c| {
+        LicenseList {
+            pools: [from, to]
+                .into_iter()
+                .flat_map(|va| {
+                    c.pool(va, now, |va, tag| c.granted(va, tag, now).0)
+                        .into_iter()
+                        .filter(|l| l.entitlement_tag == req.entitlement_tag)
+                        .map(move |l| PoolLineView {
+                            va: va.to_string(),
+                            va_path: c.va_path(va),
+                            entitlement_tag: l.entitlement_tag,
+                            display_name: l.display_name,
+                            purchased: l.purchased,
+                            in_use: l.in_use,
+                            balance: l.balance,
+                            export_controlled: l.export_controlled,
+                            next_expiry: l.next_expiry,
+                        })
+                })
+                .collect(),
+            entries: moved
+                .iter()
+                .filter_map(|id| c.license(*id))
+                .map(|l| LicenseView::new(c, l))
+                .collect(),
+        }
     })))
 }
 
@@ -391,7 +407,9 @@ pub async fn remove_license(
         .parse()
         .map_err(|_| ApiError::not_found("license", &license))?;
     ctx.app
-        .change(&p.actor, |c, _| c.remove_license(&p, id, q.quantity).map(|ch| (ch, ())))
+        .change(&p.actor, |c, _| {
+            c.remove_license(&p, id, q.quantity).map(|ch| (ch, ()))
+        })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -413,7 +431,9 @@ pub async fn create_token(
     };
     let token = ctx
         .app
-        .change(&p.actor, |c, now| c.create_token(&p, va, spec, secret.hash, now))
+        .change(&p.actor, |c, now| {
+            c.create_token(&p, va, spec, secret.hash, now)
+        })
         .await?;
     let now = ctx.app.now();
     created(CreatedSecret {
@@ -540,7 +560,10 @@ pub async fn grant_role(
     let (id, grant) = ctx
         .app
         .read(|c| Ok::<_, ApiError>((user_ref(c, &p, &user)?, grant_of(c, &p, &req)?)))?;
-    let u = ctx.app.change(&p.actor, |c, _| c.grant_role(&p, id, grant)).await?;
+    let u = ctx
+        .app
+        .change(&p.actor, |c, _| c.grant_role(&p, id, grant))
+        .await?;
     Ok(Json(ctx.app.read(|c| UserView::new(c, &u))))
 }
 
@@ -553,7 +576,10 @@ pub async fn revoke_role(
     let (id, grant) = ctx
         .app
         .read(|c| Ok::<_, ApiError>((user_ref(c, &p, &user)?, grant_of(c, &p, &req)?)))?;
-    let u = ctx.app.change(&p.actor, |c, _| c.revoke_role(&p, id, grant)).await?;
+    let u = ctx
+        .app
+        .change(&p.actor, |c, _| c.revoke_role(&p, id, grant))
+        .await?;
     Ok(Json(ctx.app.read(|c| UserView::new(c, &u))))
 }
 
@@ -567,7 +593,14 @@ pub async fn create_api_token(
     let token = ctx
         .app
         .change(&p.actor, |c, now| {
-            c.create_api_token(&p, user, &req.description, req.expires_in_days, secret.hash, now)
+            c.create_api_token(
+                &p,
+                user,
+                &req.description,
+                req.expires_in_days,
+                secret.hash,
+                now,
+            )
         })
         .await?;
     let now = ctx.app.now();
@@ -613,11 +646,15 @@ pub async fn revoke_api_token(
         .parse()
         .map_err(|_| ApiError::not_found("API token", &token))?;
     ctx.app
-        .change(&p.actor, |c, now| c.revoke_api_token(&p, id, now).map(|ch| (ch, ())))
+        .change(&p.actor, |c, now| {
+            c.revoke_api_token(&p, id, now).map(|ch| (ch, ()))
+        })
         .await?;
     let now = ctx.app.now();
     ctx.app.read(|c| {
-        let t = c.api_token(id).ok_or_else(|| ApiError::not_found("API token", &token))?;
+        let t = c
+            .api_token(id)
+            .ok_or_else(|| ApiError::not_found("API token", &token))?;
         Ok(Json(ApiTokenView::new(c, t, now)))
     })
 }
@@ -633,14 +670,19 @@ pub async fn list_events(
         Ok::<_, ApiError>(EventFilter {
             since: q.since,
             until: q.until,
-            account: q.account.as_deref().map(|a| account_ref(c, &p, a)).transpose()?,
+            account: q
+                .account
+                .as_deref()
+                .map(|a| account_ref(c, &p, a))
+                .transpose()?,
             va: q.va.as_deref().map(|v| va_ref(c, &p, v)).transpose()?,
             device: q.device.clone(),
             action: q.action.clone(),
         })
     })?;
     if let Some(va) = filter.va {
-        ctx.app.read(|c| c.check_va(&p, va, Access::Read).map(|_| ()))?;
+        ctx.app
+            .read(|c| c.check_va(&p, va, Access::Read).map(|_| ()))?;
     }
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
     let events = ctx.app.events(&p, &filter, limit)?;

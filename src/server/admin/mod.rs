@@ -6,13 +6,14 @@
 //! socket's file mode is the access control); a request over HTTPS must carry
 //! `Authorization: Bearer <API token>`. Authorisation is then the domain's, on every call.
 
+mod devices;
 mod handlers;
 
+use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::routing::{delete, get, post};
-use axum::Router;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -28,30 +29,64 @@ pub struct AdminCtx {
     /// Human-readable descriptions of the listeners, for `status`.
     pub listeners: Vec<String>,
     pub data_dir: String,
+    pub workers: crate::workers::Registry,
+    pub alert_inputs: crate::domain::AlertInputs,
 }
 
 pub fn router(ctx: AdminCtx) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/v1/status", get(handlers::status))
-        .route("/v1/accounts", post(handlers::create_account).get(handlers::list_accounts))
+        .route(
+            "/v1/accounts",
+            post(handlers::create_account).get(handlers::list_accounts),
+        )
         .route("/v1/accounts/{account}", get(handlers::show_account))
-        .route("/v1/accounts/{account}/approve", post(handlers::approve_account))
+        .route(
+            "/v1/accounts/{account}/approve",
+            post(handlers::approve_account),
+        )
         .route("/v1/vas", post(handlers::create_va).get(handlers::list_vas))
-        .route("/v1/vas/{va}", get(handlers::show_va).delete(handlers::delete_va))
+        .route(
+            "/v1/vas/{va}",
+            get(handlers::show_va).delete(handlers::delete_va),
+        )
         .route("/v1/vas/{va}/move", post(handlers::move_va))
-        .route("/v1/licenses", post(handlers::add_license).get(handlers::list_licenses))
+        .route(
+            "/v1/licenses",
+            post(handlers::add_license).get(handlers::list_licenses),
+        )
         .route("/v1/licenses/transfer", post(handlers::transfer_licenses))
         .route("/v1/licenses/{license}", delete(handlers::remove_license))
-        .route("/v1/tokens", post(handlers::create_token).get(handlers::list_tokens))
+        .route(
+            "/v1/tokens",
+            post(handlers::create_token).get(handlers::list_tokens),
+        )
         .route("/v1/tokens/{token}/revoke", post(handlers::revoke_token))
-        .route("/v1/users", post(handlers::create_user).get(handlers::list_users))
+        .route(
+            "/v1/users",
+            post(handlers::create_user).get(handlers::list_users),
+        )
         .route("/v1/users/{user}", delete(handlers::delete_user))
         .route("/v1/users/{user}/grants", post(handlers::grant_role))
         .route("/v1/users/{user}/revoke", post(handlers::revoke_role))
-        .route("/v1/api-tokens", post(handlers::create_api_token).get(handlers::list_api_tokens))
-        .route("/v1/api-tokens/{token}/revoke", post(handlers::revoke_api_token))
+        .route(
+            "/v1/api-tokens",
+            post(handlers::create_api_token).get(handlers::list_api_tokens),
+        )
+        .route(
+            "/v1/api-tokens/{token}/revoke",
+            post(handlers::revoke_api_token),
+        )
         .route("/v1/events", get(handlers::list_events))
+        .route("/v1/devices", get(devices::list_devices))
+        .route(
+            "/v1/devices/{device}",
+            get(devices::show_device).delete(devices::remove_device),
+        )
+        .route("/v1/devices/{device}/move", post(devices::move_device))
+        .route("/v1/compliance", get(devices::compliance))
+        .route("/v1/alerts", get(devices::alerts))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint")
         })
@@ -166,7 +201,5 @@ pub fn va_ref(c: &Catalog, p: &Principal, r: &str) -> Result<VaId, ApiError> {
     };
     found
         .filter(|id| c.va_access(p, *id).is_some())
-        .ok_or_else(|| {
-            ApiError::not_found("virtual account", r)
-        })
+        .ok_or_else(|| ApiError::not_found("virtual account", r))
 }
