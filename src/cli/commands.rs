@@ -92,8 +92,8 @@ pub async fn status(client: &AdminClient, out: Output) -> Result<()> {
             println!("listener          {l}");
         }
         println!(
-            "holds             {} account(s), {} VA(s), {} license entr(ies), {} token(s), {} user(s)",
-            s.accounts, s.virtual_accounts, s.licenses, s.tokens, s.users
+            "holds             {} account(s), {} VA(s), {} license entr(ies), {} token(s), {} user(s), {} device(s)",
+            s.accounts, s.virtual_accounts, s.licenses, s.tokens, s.users, s.devices
         );
         for w in &s.workers {
             println!("worker            {:<16} {:<8} {}", w.name, w.state, w.detail);
@@ -235,7 +235,11 @@ pub async fn va(client: &AdminClient, out: Output, c: VaCommand) -> Result<()> {
                 let mut t = Table::new(&["VIRTUAL ACCOUNT", "LEVEL", "ID"]).right(&[1]);
                 for v in l {
                     t.row(vec![
-                        format!("{}{}", "  ".repeat(v.level - 1), v.name),
+                        if v.level == 1 {
+                            v.path.clone()
+                        } else {
+                            format!("{}{}", "  ".repeat(v.level - 1), v.name)
+                        },
                         v.level.to_string(),
                         v.id.clone(),
                     ]);
