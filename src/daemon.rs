@@ -1,19 +1,21 @@
-//! `satellite serve`: the start-up and shutdown sequence, written as a script.
+//! `satellite serve`: the start-up, reload and shutdown sequences, written as scripts.
 //!
 //! Start: data directory → store → catalog → certificates → listeners → print where everything
-//! is → serve. Stop (SIGTERM/SIGINT): stop accepting, drain open requests within
-//! `shutdown.drain_timeout`, flush the store, exit 0.
+//! is → READY → serve. Reload (SIGHUP): read and validate the configuration and the server
+//! certificate; apply log level, timers, alert settings and the certificate, or keep the old
+//! ones if anything is wrong. Stop (SIGTERM/SIGINT): STOPPING, stop accepting, drain open
+//! requests within `shutdown.drain_timeout`, stop workers, flush the store, exit 0.
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use anyhow::{Context, Result, bail};
 use tokio::net::{TcpListener, UnixListener};
 use tracing::{info, warn};
 
 use crate::app::{App, Clock, SystemClock};
-use crate::config::Settings;
+use crate::config::{AlertsSettings, Settings};
 use crate::domain::AlertInputs;
 use crate::pki::{self, Pki};
 use crate::server::admin::{self, AdminCtx};
@@ -33,11 +35,39 @@ pub struct Listeners {
     pub admin_socket: UnixListener,
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
-pub async fn serve(settings: Settings) -> Result<()> {
+/// Changes the log filter of the running process.
+pub type SetLogLevel = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// How a running daemon re-reads its configuration on SIGHUP.
+pub struct Reloader {
+    /// Reads and validates the configuration again (same file, same command-line overrides).
+    pub settings: Box<dyn Fn() -> Result<Settings> + Send + Sync>,
+    /// Changes the log filter.
+    pub set_log_level: SetLogLevel,
+}
+
+/// What a reload may change while serving.
+#[derive(Clone)]
+struct Live {
+    app: App,
+    tls: TlsSource,
+    alerts: Arc<RwLock<AlertsSettings>>,
+    settings: Settings,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads.
+pub async fn serve(settings: Settings, reloader: Reloader) -> Result<()> {
     let (trigger, shutdown) = shutdown::channel();
-    let signals = crate::signals::spawn(trigger.clone())?;
-    let result = run(settings, Arc::new(SystemClock), trigger, shutdown).await;
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
+    let signals = crate::signals::spawn(trigger.clone(), reload_tx)?;
+    let result = run(
+        settings,
+        Arc::new(SystemClock),
+        Some((reloader, reload_rx)),
+        trigger,
+        shutdown,
+    )
+    .await;
     signals.close();
     result
 }
@@ -46,6 +76,7 @@ pub async fn serve(settings: Settings) -> Result<()> {
 pub async fn run(
     settings: Settings,
     clock: Arc<dyn Clock>,
+    reload: Option<(Reloader, tokio::sync::mpsc::UnboundedReceiver<()>)>,
     _trigger: ShutdownTrigger,
     shutdown: Shutdown,
 ) -> Result<()> {
@@ -89,7 +120,21 @@ pub async fn run(
         admin_https,
         admin_socket,
     };
-    serve_on(settings, app, Arc::new(pki), tls, listeners, shutdown).await?;
+    let live = Live {
+        app: app.clone(),
+        tls: TlsSource::new(tls),
+        alerts: Arc::new(RwLock::new(settings.alerts.clone())),
+        settings: settings.clone(),
+    };
+    if let Some((reloader, requests)) = reload {
+        tokio::spawn(reload_loop(
+            live.clone(),
+            reloader,
+            requests,
+            shutdown.clone(),
+        ));
+    }
+    serve_live(settings, Arc::new(pki), live, listeners, shutdown).await?;
     store
         .flush()
         .await
@@ -107,6 +152,24 @@ pub async fn serve_on(
     listeners: Listeners,
     shutdown: Shutdown,
 ) -> Result<()> {
+    let live = Live {
+        app,
+        tls: TlsSource::new(tls),
+        alerts: Arc::new(RwLock::new(settings.alerts.clone())),
+        settings: settings.clone(),
+    };
+    serve_live(settings, pki, live, listeners, shutdown).await
+}
+
+async fn serve_live(
+    settings: Settings,
+    pki: Arc<Pki>,
+    live: Live,
+    listeners: Listeners,
+    shutdown: Shutdown,
+) -> Result<()> {
+    let app = live.app.clone();
+    let tls = live.tls.clone();
     let device_addr = listeners.device.local_addr()?;
     let admin_addr = match &listeners.admin_https {
         Some(l) => Some(l.local_addr()?),
@@ -125,6 +188,8 @@ pub async fn serve_on(
     }
     println!("device CA    {}", pki.ca_path().display());
     println!("ready");
+    crate::systemd::ready();
+    let watchdog = crate::systemd::spawn_watchdog(shutdown.clone());
 
     let workers = Registry::default();
     let alert_inputs = AlertInputs {
@@ -150,12 +215,7 @@ pub async fn serve_on(
             shutdown.clone(),
         ),
         workers::spawn(
-            AlertsWorker::new(
-                app.clone(),
-                alert_inputs,
-                settings.alerts.webhook.clone(),
-                settings.alerts.interval,
-            ),
+            AlertsWorker::new(app.clone(), alert_inputs, live.alerts.clone()),
             workers.clone(),
             shutdown.clone(),
         ),
@@ -166,7 +226,6 @@ pub async fn serve_on(
         handshake_timeout: settings.device.handshake_timeout,
         drain_timeout: settings.shutdown.drain_timeout,
     };
-    let tls = TlsSource::new(tls);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(listen::serve_tls(
         "devices",
@@ -205,7 +264,7 @@ pub async fn serve_on(
     while let Some(done) = tasks.join_next().await {
         done.context("a listener task failed")?;
     }
-    for task in worker_tasks.drain(..) {
+    for task in worker_tasks.drain(..).chain(watchdog) {
         task.await.context("a worker failed")?;
     }
     let _ = std::fs::remove_file(&settings.admin.socket);
@@ -252,4 +311,71 @@ pub fn device_timers(t: &crate::config::Timers) -> crate::domain::DeviceTimers {
         deregister_after: t.deregister_after,
         clock_skew: t.clock_skew,
     }
+}
+
+/// Applies each SIGHUP until shutdown.
+async fn reload_loop(
+    mut live: Live,
+    reloader: Reloader,
+    mut requests: tokio::sync::mpsc::UnboundedReceiver<()>,
+    mut shutdown: Shutdown,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            request = requests.recv() => {
+                if request.is_none() {
+                    break;
+                }
+                crate::systemd::reloading();
+                match reload(&mut live, &reloader) {
+                    Ok(summary) => info!(%summary, "configuration reloaded"),
+                    Err(e) => warn!(cause = %format!("{e:#}"), "reload refused; the previous configuration stays in force"),
+                }
+                crate::systemd::ready();
+            }
+        }
+    }
+}
+
+/// Validates everything first, then applies: a bad configuration or certificate changes nothing.
+fn reload(live: &mut Live, reloader: &Reloader) -> Result<String> {
+    let new = (reloader.settings)()?;
+    let pki = Pki::load_or_create(
+        &new.data_dir.join("tls"),
+        &pki::host_names(),
+        live.app.now(),
+    )
+    .context("cannot reload the server certificate")?;
+    let tls = match &new.tls {
+        Some(files) => pki.server_config_with_files(&files.cert, &files.key)?,
+        None => pki.server_config()?,
+    };
+    let mut ignored = Vec::new();
+    if new.device.listen != live.settings.device.listen {
+        ignored.push("device.listen");
+    }
+    if new.admin.listen != live.settings.admin.listen {
+        ignored.push("admin.listen");
+    }
+    if new.admin.socket != live.settings.admin.socket {
+        ignored.push("admin.socket");
+    }
+    if new.data_dir != live.settings.data_dir {
+        ignored.push("data_dir");
+    }
+    (reloader.set_log_level)(&new.log.level)
+        .map_err(|e| anyhow::anyhow!("cannot apply log.level: {e}"))?;
+    live.app.set_timers(device_timers(&new.timers));
+    *live.alerts.write().unwrap_or_else(|p| p.into_inner()) = new.alerts.clone();
+    live.tls.replace(tls);
+    live.settings = new;
+    Ok(if ignored.is_empty() {
+        "log level, timers, alerts and server certificate applied".to_string()
+    } else {
+        format!(
+            "log level, timers, alerts and server certificate applied; {} need a restart",
+            ignored.join(", ")
+        )
+    })
 }

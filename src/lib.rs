@@ -12,7 +12,9 @@
 //! - [`server`]: accept loops, routers, handlers, the one error-to-HTTP mapping.
 //! - [`pki`]: the device CA and the server certificate.
 //! - [`config`]: the TOML configuration, validated into `Settings`.
-//! - [`daemon`], [`signals`], [`shutdown`]: `satellite serve`.
+//! - [`daemon`], [`signals`], [`shutdown`], [`systemd`]: `satellite serve`.
+//! - [`workers`]: named background work (expiry sweep, alerts).
+//! - [`agent`]: the device-side client.
 //! - [`cli`]: the operator commands, clients of the admin API.
 #![forbid(unsafe_code)]
 
@@ -28,4 +30,5 @@ pub mod server;
 pub mod shutdown;
 pub mod signals;
 pub mod store;
+pub mod systemd;
 pub mod workers;

@@ -43,24 +43,46 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => {
             let settings = cli.global.settings()?;
-            init_tracing(&settings.log.level, settings.log.format);
-            runtime.block_on(satellite::daemon::serve(settings))
+            let set_log_level = init_tracing(&settings.log.level, settings.log.format);
+            let global = cli.global;
+            let reloader = satellite::daemon::Reloader {
+                settings: Box::new(move || global.settings()),
+                set_log_level,
+            };
+            runtime.block_on(satellite::daemon::serve(settings, reloader))
         }
         command => {
-            init_tracing("warn", satellite::config::LogFormat::Text);
+            let _set_level = init_tracing("warn", satellite::config::LogFormat::Text);
             runtime.block_on(satellite::cli::run_client(&cli.global, command))
         }
     }
 }
 
-/// Logs to stderr; `RUST_LOG` overrides the configured level.
-fn init_tracing(level: &str, format: satellite::config::LogFormat) {
+/// Logs to stderr; `RUST_LOG`, when set, overrides the configured level (also on reload).
+/// Returns how to change the level later.
+fn init_tracing(level: &str, format: satellite::config::LogFormat) -> satellite::daemon::SetLogLevel {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{Layer, fmt, reload};
+
+    let from_env = std::env::var_os("RUST_LOG").is_some();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        satellite::config::LogFormat::Json => builder.json().init(),
-        satellite::config::LogFormat::Text => builder.init(),
-    }
+    let (filter, handle) = reload::Layer::new(filter);
+    let output = match format {
+        satellite::config::LogFormat::Json => {
+            fmt::layer().json().with_writer(std::io::stderr).boxed()
+        }
+        satellite::config::LogFormat::Text => fmt::layer().with_writer(std::io::stderr).boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(output)
+        .init();
+    Box::new(move |level: &str| {
+        if from_env {
+            return Ok(());
+        }
+        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    })
 }

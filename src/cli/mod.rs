@@ -26,7 +26,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Global {
     /// Configuration file (default: the embedded defaults).
     #[arg(long, global = true, env = "SATELLITE_CONFIG")]

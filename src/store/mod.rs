@@ -11,6 +11,8 @@
 //!
 //! On open, the store checks its schema version and runs migrations (see `schema.rs`).
 
+/// Backup files: `Store::export`, `Store::import` and `verify`.
+pub mod backup;
 mod codec;
 mod commit;
 mod error;
@@ -30,6 +32,7 @@ use std::sync::Arc;
 use sled::Transactional;
 
 pub use codec::{CodecError, MAX_RECORD_BYTES, Record, decode, decode_payload, encode};
+pub use backup::{BACKUP_FORMAT, BackupError, BackupSummary};
 pub use error::StoreError;
 pub use schema::{MIGRATIONS, Migration, MigrationCtx, RawEntry, SCHEMA_VERSION};
 

@@ -4,31 +4,32 @@
 //! sent again.
 
 use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde_json::json;
 use tracing::warn;
 
 use crate::app::App;
+use crate::config::AlertsSettings;
 use crate::domain::{Alert, AlertInputs};
 
 pub struct AlertsWorker {
     pub app: App,
     pub inputs: AlertInputs,
-    pub webhook: Option<String>,
-    pub interval: Duration,
+    /// Interval and webhook; replaced on reload.
+    pub settings: Arc<RwLock<AlertsSettings>>,
     pub sent: HashSet<String>,
     logged: HashSet<String>,
     client: reqwest::Client,
 }
 
 impl AlertsWorker {
-    pub fn new(app: App, inputs: AlertInputs, webhook: Option<String>, interval: Duration) -> Self {
+    pub fn new(app: App, inputs: AlertInputs, settings: Arc<RwLock<AlertsSettings>>) -> Self {
         AlertsWorker {
             app,
             inputs,
-            webhook,
-            interval,
+            settings,
             sent: HashSet::new(),
             logged: HashSet::new(),
             client: reqwest::Client::builder()
@@ -61,7 +62,13 @@ impl AlertsWorker {
                 );
             }
         }
-        let Some(url) = &self.webhook else {
+        let webhook = self
+            .settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .webhook
+            .clone();
+        let Some(url) = &webhook else {
             return Ok((alerts.len(), 0));
         };
         let fresh: Vec<&Alert> = alerts
@@ -113,6 +120,9 @@ impl super::Worker for AlertsWorker {
     }
 
     fn interval(&self) -> Duration {
-        self.interval
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .interval
     }
 }

@@ -49,8 +49,16 @@ fn every_operation_carries_its_event() {
         (ev(&ch).action, ev(&ch).account, ev(&ch).va),
         ("va.move", Some(a.id), Some(y.id))
     );
-    assert!(ev(&ch).details.contains(&("from".into(), "Acme/Default".into())));
-    assert!(ev(&ch).details.contains(&("to".into(), "Acme/Default/x".into())));
+    assert!(
+        ev(&ch)
+            .details
+            .contains(&("from".into(), "Acme/Default".into()))
+    );
+    assert!(
+        ev(&ch)
+            .details
+            .contains(&("to".into(), "Acme/Default/x".into()))
+    );
     c.apply(&ch);
 
     let (ch, l) = c
