@@ -21,6 +21,7 @@ use crate::pki::{self, Pki};
 use crate::server::admin::{self, AdminCtx};
 use crate::server::device;
 use crate::server::listen::{self, Limits, TlsSource};
+use crate::server::metrics::{self as server_metrics, Metrics, Observed};
 use crate::server::ratelimit::FailureLimiter;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::store::{Store, tables};
@@ -192,6 +193,7 @@ async fn serve_live(
     let watchdog = crate::systemd::spawn_watchdog(shutdown.clone());
 
     let workers = Registry::default();
+    let metrics = Metrics::new();
     let alert_inputs = AlertInputs {
         ca_not_after: Some(pki.ca_not_after()),
         server_cert_not_after: Some(pki.server_cert_not_after()),
@@ -204,6 +206,7 @@ async fn serve_live(
         data_dir: settings.data_dir.display().to_string(),
         workers: workers.clone(),
         alert_inputs: alert_inputs.clone(),
+        metrics: metrics.clone(),
     };
     let mut worker_tasks = vec![
         workers::spawn(
@@ -220,7 +223,19 @@ async fn serve_live(
             shutdown.clone(),
         ),
     ];
-    let admin_router = admin::router(ctx);
+    let admin_router = admin::router(ctx)
+        .merge(
+            axum::Router::new()
+                .route("/readyz", axum::routing::get(server_metrics::ready))
+                .with_state(app.clone()),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            Observed {
+                metrics: metrics.clone(),
+                listener: "admin",
+            },
+            server_metrics::track,
+        ));
     let limits = Limits {
         max_connections: settings.device.max_connections,
         handshake_timeout: settings.device.handshake_timeout,
@@ -240,6 +255,13 @@ async fn serve_live(
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             settings.device.request_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Observed {
+                metrics: metrics.clone(),
+                listener: "devices",
+            },
+            server_metrics::track,
         )),
         limits,
         shutdown.clone(),

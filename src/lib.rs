@@ -15,6 +15,7 @@
 //! - [`daemon`], [`signals`], [`shutdown`], [`systemd`]: `satellite serve`.
 //! - [`workers`]: named background work (expiry sweep, alerts).
 //! - [`agent`]: the device-side client.
+//! - [`loadgen`]: the load generator (`satellite loadgen`), many agents over real TLS.
 //! - [`cli`]: the operator commands, clients of the admin API.
 #![forbid(unsafe_code)]
 
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod domain;
+pub mod loadgen;
 pub mod pki;
 pub mod protocol;
 pub mod server;

@@ -60,7 +60,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Logs to stderr; `RUST_LOG`, when set, overrides the configured level (also on reload).
 /// Returns how to change the level later.
-fn init_tracing(level: &str, format: satellite::config::LogFormat) -> satellite::daemon::SetLogLevel {
+fn init_tracing(
+    level: &str,
+    format: satellite::config::LogFormat,
+) -> satellite::daemon::SetLogLevel {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{Layer, fmt, reload};

@@ -349,4 +349,26 @@ async fn forced_re_registration_replaces_the_device_without_counting_it_twice() 
     let events = s.events("device.reregister").await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].device.as_deref(), Some(first.id.as_str()));
+
+    // Re-registered with another VA's token, the device moves there with its licenses.
+    s.va("acme/Default", "lab").await;
+    s.license("acme/Default/lab", ADV, 2).await;
+    let (lab_token, _) = s.token("acme/Default/lab").await;
+    let (mut moved, answer) = s
+        .register_req(s.request(&lab_token, "C9300-24T", "FOC1", true))
+        .await
+        .expect("forced re-registration into lab");
+    assert_eq!(answer.instance_id, first.id);
+    refused(again.authorization().await, 401, "certificate_revoked");
+    assert_eq!(s.device(&first.id).await.va_path, "acme/Default/lab");
+    let a = moved.report(&[(ADV, 2)]).await.expect("report in lab");
+    assert_eq!(a.status, "authorized");
+    assert_eq!(s.in_use("acme/Default/lab", ADV).await, 2);
+    assert_eq!(s.in_use("acme/Default", ADV).await, 2, "second's units");
+    assert_eq!(
+        tag_status(&second.authorization().await.unwrap(), ADV),
+        "authorized",
+        "the device left Default's pool"
+    );
+    assert_eq!(s.devices("").await.len(), 2);
 }

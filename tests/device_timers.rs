@@ -18,7 +18,22 @@ async fn authorization_expires_and_silent_devices_are_deregistered() {
     s.account("acme").await;
     s.license("acme/Default", ADV, 1).await;
     let (token, _) = s.token("acme/Default").await;
-    let mut silent = s.register(&token, "P", "SILENT").await.expect("silent");
+    let t_reg = s.now();
+    let (mut silent, answer) = s
+        .register_req(s.request(&token, "P", "SILENT", false))
+        .await
+        .expect("silent");
+    assert_eq!(answer.authorization.status, "registered");
+    assert_eq!(answer.report_interval_secs, 3600);
+    assert_eq!(
+        answer.authorization.next_report_by,
+        t_reg + Duration::hours(1),
+        "a device that never reported is due one report interval after registering"
+    );
+    assert_eq!(
+        answer.authorization.authorization_expires_at,
+        t_reg + Duration::hours(2)
+    );
     let mut talker = s.register(&token, "P", "TALKER").await.expect("talker");
     let mut waiting = s.register(&token, "P", "WAITING").await.expect("waiting");
 
@@ -34,9 +49,21 @@ async fn authorization_expires_and_silent_devices_are_deregistered() {
     assert_eq!(shown.next_report_by, t0 + Duration::hours(1));
     assert_eq!(shown.authorization_expires_at, t0 + Duration::hours(2));
 
-    // The waiting device keeps reporting; the others fall silent.
+    // The waiting device keeps reporting; the others fall silent and miss their report.
     s.advance(Duration::minutes(90));
     waiting.report(&[(ADV, 1)]).await.expect("report");
+    let missed: Vec<_> = s
+        .alerts()
+        .await
+        .into_iter()
+        .filter(|a| a.kind == "report_missed")
+        .collect();
+    assert_eq!(missed.len(), 1, "{missed:#?}");
+    assert!(
+        missed[0].message.contains("2 device"),
+        "{}",
+        missed[0].message
+    );
     s.advance(Duration::minutes(30) + Duration::seconds(1));
     let a = silent.authorization().await.expect("authorization");
     assert_eq!(a.status, "authorization_expired");
@@ -150,6 +177,36 @@ async fn setting_the_clock_back_extends_nothing() {
         "authorization_expired",
         "setting the clock back does not revive an expired authorization"
     );
+}
+
+/// A token the satellite has refused as expired stays expired when the clock is set back,
+/// even if nothing else happened in between: the refusal was an act at that time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_stays_expired_when_the_clock_is_set_back() {
+    let s = Sat::start().await;
+    s.account("acme").await;
+    let (token, _) = s
+        .token_with(satellite::protocol::admin::CreateToken {
+            va: "acme/Default".into(),
+            description: String::new(),
+            expires_in_days: Some(1),
+            max_uses: None,
+            allow_export_controlled: false,
+        })
+        .await;
+    s.advance(Duration::days(1) + Duration::seconds(1));
+    refused(
+        s.register(&token, "P", "S1").await.map(|d| d.id),
+        403,
+        "token_expired",
+    );
+    s.clock.advance(-Duration::days(2));
+    refused(
+        s.register(&token, "P", "S2").await.map(|d| d.id),
+        403,
+        "token_expired",
+    );
+    assert!(s.devices("").await.is_empty());
 }
 
 /// A report whose time is off by an hour or more is accepted, flagged on the device, in an

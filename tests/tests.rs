@@ -3,14 +3,21 @@
 mod inproc;
 mod util;
 
+mod agent_cli;
 mod allocation;
 mod bad_input;
+mod concurrency;
 mod config;
 mod corrupt;
+mod crash;
 mod device_auth;
 mod device_timers;
 mod devices;
 mod durability;
+mod full_disk;
 mod https;
+mod metrics;
+mod operator_devices;
 mod process;
+mod rum;
 mod walkthrough;

@@ -37,13 +37,19 @@ pub struct Daemon {
     pub ca_pem: String,
     log_path: PathBuf,
     child: Option<Child>,
+    /// A command the daemon is started under (e.g. `prlimit --fsize=N`), empty for none.
+    wrapper: Vec<String>,
 }
 
 /// Writes the test configuration in `dir`: data under `dir/data`, both listeners on a free
 /// port, `admin_keys` as extra lines of the `[admin]` section and `extra` (whole sections)
 /// after it.
 fn write_config(dir: &Path, admin_keys: &str, extra: &str) -> PathBuf {
-    let data = dir.join("data");
+    write_config_at(dir, &dir.join("data"), admin_keys, extra)
+}
+
+/// Like [`write_config`], with the data directory at `data`.
+fn write_config_at(dir: &Path, data: &Path, admin_keys: &str, extra: &str) -> PathBuf {
     let text = format!(
         "data_dir = {data:?}\n\n[device]\nlisten = \"127.0.0.1:0\"\n\n[admin]\nlisten = \
          \"{ADMIN_LISTEN}\"\n{admin_keys}\n{extra}\n",
@@ -77,9 +83,54 @@ impl Daemon {
             admin_addr: "0.0.0.0:0".parse().unwrap(),
             ca_pem: String::new(),
             child: None,
+            wrapper: Vec::new(),
         };
         daemon.spawn();
         daemon
+    }
+
+    /// Starts a daemon with the default test configuration whose data directory is `data_dir`
+    /// (which may live on a file system the test controls), run under `wrapper` (a command and
+    /// its arguments that end by executing the rest of the command line, such as `prlimit
+    /// --fsize=N`; empty for none).
+    pub fn start_custom(data_dir: &Path, wrapper: &[String]) -> Daemon {
+        install_crypto();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let config_path = write_config_at(dir.path(), data_dir, "", "");
+        let mut daemon = Daemon {
+            log_path: dir.path().join("daemon.log"),
+            _dir: dir,
+            config_path,
+            data_dir: data_dir.to_owned(),
+            socket: PathBuf::new(),
+            device_addr: "0.0.0.0:0".parse().unwrap(),
+            admin_addr: "0.0.0.0:0".parse().unwrap(),
+            ca_pem: String::new(),
+            child: None,
+            wrapper: wrapper.to_vec(),
+        };
+        daemon.spawn();
+        daemon
+    }
+
+    /// Sets the command the next [`Daemon::start_again`] runs the daemon under (see
+    /// [`Daemon::start_custom`]).
+    pub fn set_wrapper(&mut self, wrapper: &[String]) {
+        self.wrapper = wrapper.to_vec();
+    }
+
+    /// Kills the daemon with SIGKILL (no shutdown sequence at all) and waits for it to exit.
+    pub fn kill9(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("the daemon is running");
+        // `Child::kill` sends SIGKILL on Unix.
+        child.kill().expect("send SIGKILL to the daemon");
+        child.wait().expect("wait for the killed daemon")
+    }
+
+    /// Sends SIGTERM and returns how the daemon exited, whatever the exit code (`None` if it
+    /// had to be killed after the guard time).
+    pub fn stop_status(&mut self) -> Option<ExitStatus> {
+        self.terminate()
     }
 
     /// Spawns `satellite serve` and reads its stdout up to `ready`.
@@ -89,7 +140,15 @@ impl Daemon {
             .append(true)
             .open(&self.log_path)
             .expect("daemon log file");
-        let mut child = Command::new(BIN)
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let mut child = command
             .arg("--config")
             .arg(&self.config_path)
             .arg("serve")

@@ -100,6 +100,91 @@ impl AdminClient {
             ),
         }
     }
+    /// GETs `path` and hands the body to `sink` chunk by chunk as it arrives (for large,
+    /// non-JSON answers such as a backup). Returns the number of bytes received.
+    pub async fn download(
+        &self,
+        path: &str,
+        mut sink: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<u64> {
+        let mut total = 0u64;
+        match &self.target {
+            Target::Socket(socket) => {
+                let stream = tokio::net::UnixStream::connect(socket).await.map_err(|e| {
+                    anyhow!(
+                        "cannot reach the satellite's admin socket {}: {e}. Is `satellite serve` \
+                         running? Point at it with --data-dir DIR or --socket PATH",
+                        socket.display()
+                    )
+                })?;
+                let (mut sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                        .await
+                        .context("admin socket handshake failed")?;
+                tokio::spawn(conn);
+                let req = Request::builder()
+                    .method(Method::GET)
+                    .uri(path)
+                    .header(hyper::header::HOST, "satellite")
+                    .body(Full::new(Bytes::new()))?;
+                let mut res = sender
+                    .send_request(req)
+                    .await
+                    .context("admin request failed")?;
+                if !res.status().is_success() {
+                    let status = res.status();
+                    let bytes = res.into_body().collect().await?.to_bytes();
+                    return Err(refusal(status, &bytes));
+                }
+                while let Some(frame) = res.body_mut().frame().await {
+                    if let Ok(data) = frame.context("the download was interrupted")?.into_data() {
+                        total += data.len() as u64;
+                        sink(&data)?;
+                    }
+                }
+            }
+            Target::Https { url, token, ca_pem } => {
+                let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes())
+                    .context("bad CA certificate")?;
+                let client = reqwest::Client::builder()
+                    .tls_certs_only([ca])
+                    .build()
+                    .context("cannot build the HTTPS client")?;
+                let mut res = client
+                    .get(format!("{}{path}", url.trim_end_matches('/')))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .with_context(|| format!("cannot reach the satellite at {url}"))?;
+                if !res.status().is_success() {
+                    let status = res.status();
+                    let bytes = res.bytes().await?;
+                    return Err(refusal(status, &bytes));
+                }
+                while let Some(data) = res.chunk().await.context("the download was interrupted")? {
+                    total += data.len() as u64;
+                    sink(&data)?;
+                }
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// The error for a non-2xx answer: the daemon's refusal with its code, or the raw answer.
+fn refusal(status: StatusCode, bytes: &[u8]) -> anyhow::Error {
+    match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(e) => Refused {
+            status,
+            code: e.error.code,
+            message: e.error.message,
+        }
+        .into(),
+        Err(_) => anyhow!(
+            "the daemon answered {status}: {}",
+            String::from_utf8_lossy(bytes)
+        ),
+    }
 }
 
 async fn unix_request(

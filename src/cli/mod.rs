@@ -5,6 +5,7 @@ pub mod agent;
 mod client;
 mod commands;
 mod devices;
+pub mod loadgen;
 mod table;
 
 use std::path::PathBuf;
@@ -90,6 +91,8 @@ pub enum Command {
     Alerts,
     /// Act as a device: register, report usage, renew, deregister (protocol v1 over TLS).
     Agent(agent::AgentArgs),
+    /// Simulate many devices to measure a satellite: throughput, latency, memory.
+    Loadgen(loadgen::LoadgenArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,12 +145,13 @@ pub async fn run_client(global: &Global, command: Command) -> Result<()> {
     match command {
         Command::Config(ConfigCommand::Check) => return commands::config_check(global),
         Command::Agent(a) => return agent::run(a, global.json).await,
+        Command::Loadgen(a) => return loadgen::run(a, global.json).await,
         _ => {}
     }
     let client = AdminClient::new(global.target()?);
     let out = commands::Output { json: global.json };
     match command {
-        Command::Serve | Command::Config(_) | Command::Agent(_) => {
+        Command::Serve | Command::Config(_) | Command::Agent(_) | Command::Loadgen(_) => {
             unreachable!("handled above or by the caller")
         }
         Command::Status => commands::status(&client, out).await,

@@ -462,6 +462,15 @@ impl Catalog {
             .filter_map(|id| self.instances.get(id))
     }
 
+    pub fn instances(&self) -> impl Iterator<Item = &ProductInstance> {
+        self.instances.values()
+    }
+
+    /// Every (VA, tag) some device uses.
+    pub fn pool_keys(&self) -> Vec<(VaId, String)> {
+        self.pools.keys().cloned().collect()
+    }
+
     pub fn instance_count(&self) -> usize {
         self.instances.len()
     }

@@ -191,6 +191,7 @@ impl FromRequestParts<DeviceCtx> for DeviceIdentity {
         let id = ctx
             .app
             .read(|c| c.authenticate_device(&serial).map(|i| i.id))?;
+        crate::server::metrics::record_actor(&format!("device:{id}"));
         Ok(DeviceIdentity(id))
     }
 }

@@ -6,4 +6,5 @@ pub mod admin;
 pub mod device;
 pub mod error;
 pub mod listen;
+pub mod metrics;
 pub mod ratelimit;

@@ -45,6 +45,9 @@ struct State {
     db: sled::Db,
     written: AtomicU64,
     flushes: AtomicU64,
+    /// Total time spent in flushes, in microseconds, and the longest flush.
+    flush_micros: AtomicU64,
+    flush_max_micros: AtomicU64,
     commits: AtomicU64,
     work: Mutex<Work>,
     wake: Condvar,
@@ -66,6 +69,8 @@ impl GroupCommit {
             db,
             written: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
+            flush_micros: AtomicU64::new(0),
+            flush_max_micros: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             work: Mutex::new(Work::default()),
             wake: Condvar::new(),
@@ -124,6 +129,14 @@ impl GroupCommit {
     }
 
     /// How many `fsync`s the store has issued.
+    /// Total and longest flush time, in microseconds.
+    pub(crate) fn flush_time(&self) -> (u64, u64) {
+        (
+            self.state.flush_micros.load(Ordering::Relaxed),
+            self.state.flush_max_micros.load(Ordering::Relaxed),
+        )
+    }
+
     pub(crate) fn flushes(&self) -> u64 {
         self.state.flushes.load(Ordering::Relaxed)
     }
@@ -248,7 +261,12 @@ impl Drop for PanicGuard<'_> {
 /// Runs one `sled` flush, counting it and publishing a failure.
 fn flush_once(state: &State) -> Result<(), Arc<str>> {
     state.flushes.fetch_add(1, Ordering::Relaxed);
-    match state.db.flush() {
+    let started = std::time::Instant::now();
+    let result = state.db.flush();
+    let micros = started.elapsed().as_micros() as u64;
+    state.flush_micros.fetch_add(micros, Ordering::Relaxed);
+    state.flush_max_micros.fetch_max(micros, Ordering::Relaxed);
+    match result {
         Ok(_) => Ok(()),
         Err(err) => {
             let cause: Arc<str> = Arc::from(err.to_string());

@@ -31,8 +31,8 @@ use std::sync::Arc;
 
 use sled::Transactional;
 
-pub use codec::{CodecError, MAX_RECORD_BYTES, Record, decode, decode_payload, encode};
 pub use backup::{BACKUP_FORMAT, BackupError, BackupSummary};
+pub use codec::{CodecError, MAX_RECORD_BYTES, Record, decode, decode_payload, encode};
 pub use error::StoreError;
 pub use schema::{MIGRATIONS, Migration, MigrationCtx, RawEntry, SCHEMA_VERSION};
 
@@ -388,6 +388,16 @@ impl Store {
     }
 
     /// How many non-empty batches have been committed since the store was opened.
+    /// Why the store refuses writes, if a flush has failed (see `commit.rs`).
+    pub fn write_failure(&self) -> Option<String> {
+        self.inner.group.failure().map(|c| c.to_string())
+    }
+
+    /// Total and longest time spent flushing, in microseconds.
+    pub fn flush_time(&self) -> (u64, u64) {
+        self.inner.group.flush_time()
+    }
+
     pub fn commits(&self) -> u64 {
         self.inner.group.commits()
     }

@@ -57,6 +57,19 @@ pub async fn status(State(ctx): State<AdminCtx>, Caller(_p): Caller) -> Reply<St
     }))
 }
 
+/// Prometheus metrics; any authenticated caller may scrape (the socket owner, or an API token).
+pub async fn metrics(State(ctx): State<AdminCtx>, Caller(_p): Caller) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        ctx.metrics.render(&ctx.app),
+    )
+        .into_response()
+}
+
 // Accounts.
 
 pub async fn create_account(

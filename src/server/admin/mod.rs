@@ -6,6 +6,7 @@
 //! socket's file mode is the access control); a request over HTTPS must carry
 //! `Authorization: Bearer <API token>`. Authorisation is then the domain's, on every call.
 
+pub mod backup;
 mod devices;
 mod handlers;
 
@@ -31,12 +32,14 @@ pub struct AdminCtx {
     pub data_dir: String,
     pub workers: crate::workers::Registry,
     pub alert_inputs: crate::domain::AlertInputs,
+    pub metrics: crate::server::metrics::Metrics,
 }
 
 pub fn router(ctx: AdminCtx) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/v1/status", get(handlers::status))
+        .route("/metrics", get(handlers::metrics))
         .route(
             "/v1/accounts",
             post(handlers::create_account).get(handlers::list_accounts),
@@ -79,6 +82,7 @@ pub fn router(ctx: AdminCtx) -> Router {
             post(handlers::revoke_api_token),
         )
         .route("/v1/events", get(handlers::list_events))
+        .route("/v1/backup", get(backup::backup))
         .route("/v1/devices", get(devices::list_devices))
         .route(
             "/v1/devices/{device}",
@@ -100,6 +104,14 @@ impl FromRequestParts<AdminCtx> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, ctx: &AdminCtx) -> Result<Self, ApiError> {
+        let caller = Self::authenticate(parts, ctx)?;
+        crate::server::metrics::record_actor(&caller.0.actor);
+        Ok(caller)
+    }
+}
+
+impl Caller {
+    fn authenticate(parts: &Parts, ctx: &AdminCtx) -> Result<Self, ApiError> {
         match parts.extensions.get::<Peer>() {
             Some(Peer::Local { uid }) => Ok(Caller(Principal::system(match uid {
                 Some(uid) => format!("local:uid={uid}"),

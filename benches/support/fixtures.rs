@@ -1,0 +1,100 @@
+//! Records shared by the micro-benchmarks: a device shaped like the ones the satellite stores
+//! after a few reports, and a catalog of many such devices in one VA and tag.
+//! Included with `#[path]` by each bench target (they are separate crates).
+
+#![allow(dead_code)] // reason: each bench target uses a different part of the fixtures
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use satellite::domain::{
+    Account, AccountId, AccountStatus, AuthorizationState, Catalog, DeviceTimers,
+    EntitlementStatus, InstanceId, InstanceSource, InstanceStatus, License, LicenseId, LicenseKind,
+    LicenseSource, ProductInstance, Record, Udi, VaId, VirtualAccount,
+};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+pub const TAG: &str = "regid.2017-03.com.example.advantage";
+pub const NOW: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
+
+/// A device of `va` registered `order`-th, using one unit of [`TAG`], with a stored answer:
+/// the size of a typical `product_instances` record.
+pub fn instance(account: AccountId, va: VaId, order: u64) -> ProductInstance {
+    let timers = DeviceTimers::default();
+    ProductInstance {
+        id: InstanceId::new(),
+        account,
+        va,
+        udi: Udi {
+            pid: "C9300-24T".to_owned(),
+            serial: format!("FOC{order:08}"),
+        },
+        hostname: format!("switch-{order}.branch.example.com"),
+        product: "Catalyst 9300".to_owned(),
+        version: "17.9.4".to_owned(),
+        source: InstanceSource::Native,
+        registered_at: NOW - time::Duration::days(30),
+        order,
+        token: None,
+        export_allowed: false,
+        cert_serial: Some(format!(
+            "{:032x}",
+            u128::from(order) * 0x9e37_79b9_7f4a_7c15
+        )),
+        cert_not_after: Some(NOW + time::Duration::days(335)),
+        last_contact: NOW,
+        last_report_at: Some(NOW),
+        last_seq: Some(42),
+        last_measured_at: Some(NOW),
+        usage: BTreeMap::from([(TAG.to_owned(), 1)]),
+        last_answer: Some(AuthorizationState {
+            status: InstanceStatus::Authorized,
+            entitlements: vec![(TAG.to_owned(), 1, EntitlementStatus::Authorized)],
+            expires_at: NOW + timers.authorization_valid,
+            next_report_by: NOW + timers.report_interval,
+        }),
+        clock_skew: false,
+    }
+}
+
+/// A catalog with one account, one VA holding `licenses` units of [`TAG`], and `devices`
+/// devices in that VA using one unit each. Returns it with the devices in registration order.
+pub fn catalog(devices: u64, licenses: u64) -> (Catalog, Vec<ProductInstance>) {
+    let account = AccountId::new();
+    let va = VaId::new();
+    let mut records = vec![
+        Record::Account(Account {
+            id: account,
+            name: "bench".to_owned(),
+            domain: "bench.example.com".to_owned(),
+            status: AccountStatus::Active,
+            created_at: NOW,
+            default_va: va,
+        }),
+        Record::Va(VirtualAccount {
+            id: va,
+            account,
+            name: "Default".to_owned(),
+            description: String::new(),
+            parent: None,
+            created_at: NOW,
+        }),
+        Record::License(License {
+            id: LicenseId::new(),
+            account,
+            va,
+            entitlement_tag: TAG.to_owned(),
+            display_name: "Advantage".to_owned(),
+            quantity: licenses,
+            kind: LicenseKind::Perpetual,
+            export_controlled: false,
+            source: LicenseSource::Manual,
+            order_ref: None,
+            labels: BTreeSet::new(),
+            created_at: NOW,
+        }),
+    ];
+    let instances: Vec<_> = (0..devices).map(|i| instance(account, va, i)).collect();
+    records.extend(instances.iter().cloned().map(Record::Instance));
+    (Catalog::from_records(records), instances)
+}

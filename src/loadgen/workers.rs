@@ -1,0 +1,391 @@
+//! The two phases: registration workers and reporting workers, plus the progress line.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::report::PhaseReport;
+use super::stats::Tally;
+use super::{LoadgenError, Options, Target, server};
+use crate::agent::{
+    AgentError, AgentIdentity, DeviceClient, new_key_and_csr, register_raw, registration_client,
+};
+use crate::pki;
+use crate::protocol::device::{RegisterRequest, Udi, UsageLine, UsageRequest, codes};
+
+/// Refusals after which no registration can succeed: the run stops at the first one.
+const FATAL_REGISTRATION_CODES: &[&str] = &[
+    codes::INVALID_TOKEN,
+    codes::TOKEN_EXPIRED,
+    codes::TOKEN_REVOKED,
+    codes::TOKEN_EXHAUSTED,
+    codes::ACCOUNT_PENDING,
+    codes::RATE_LIMITED,
+];
+
+/// A failed request: its kind (see [`super::PhaseReport::errors`]) and message.
+type Failure = (String, String);
+
+fn agent_failure(e: AgentError) -> Failure {
+    let kind = match &e {
+        AgentError::Refused { code, .. } => code.clone(),
+        AgentError::Transport(_) => "transport".to_owned(),
+        AgentError::Unexpected(_) => "unexpected".to_owned(),
+        _ => "client".to_owned(),
+    };
+    (kind, e.to_string())
+}
+
+fn reqwest_failure(e: reqwest::Error) -> Failure {
+    ("transport".to_owned(), e.without_url().to_string())
+}
+
+/// A registration prepared before the clock starts.
+struct Job {
+    request: RegisterRequest,
+    key_pem: String,
+    client: reqwest::Client,
+}
+
+/// Phase 1. Returns the phase report and the identities of the registered devices (none
+/// against the baseline, which issues nothing).
+pub(super) async fn register_all(
+    options: &Options,
+) -> Result<(PhaseReport, Vec<AgentIdentity>), LoadgenError> {
+    let token = match &options.target {
+        Target::Satellite { token } => token.clone(),
+        Target::Baseline { .. } => "baseline".to_owned(),
+    };
+    // Serials are unique per run so that repeated runs against one satellite do not collide.
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let run = &run[..8];
+    let mut jobs = Vec::with_capacity(options.devices);
+    for i in 0..options.devices {
+        let udi = Udi {
+            pid: "LOADGEN".to_owned(),
+            serial: format!("LG{run}{i:07}"),
+        };
+        let (key_pem, csr) = new_key_and_csr(&format!("{} {}", udi.pid, udi.serial))
+            .map_err(|e| LoadgenError::Invalid(e.to_string()))?;
+        let client = registration_client(&options.ca_pem)
+            .map_err(|e| LoadgenError::Invalid(e.to_string()))?;
+        jobs.push(Job {
+            request: RegisterRequest {
+                token: token.clone(),
+                udi,
+                hostname: format!("loadgen-{i}"),
+                product: "satellite loadgen".to_owned(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                csr,
+                force: false,
+            },
+            key_pem,
+            client,
+        });
+    }
+    let total = jobs.len() as u64;
+    let queue = Arc::new(std::sync::Mutex::new(jobs.into_iter().enumerate()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let progress = Progress::start(options.progress, "registrations", total);
+    let cpu_before = options.server_pid.and_then(server::cpu_time);
+    let started = Instant::now();
+    let mut set = JoinSet::new();
+    for _ in 0..options.concurrency.min(options.devices) {
+        let queue = Arc::clone(&queue);
+        let stop = Arc::clone(&stop);
+        let counters = Arc::clone(&progress.counters);
+        let options = options.clone();
+        set.spawn(async move {
+            let mut tally = Tally::default();
+            let mut issued = Vec::new();
+            let mut fatal = None;
+            loop {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+                let Some((i, job)) = next else { break };
+                let sent = Instant::now();
+                let result = register_one(&options, &job).await;
+                drop(job.client);
+                match result {
+                    Ok(identity) => {
+                        tally.ok(sent.elapsed());
+                        if let Some((cert_pem, instance_id)) = identity {
+                            issued.push((
+                                i,
+                                AgentIdentity {
+                                    key_pem: job.key_pem,
+                                    cert_pem,
+                                    ca_pem: options.ca_pem.clone(),
+                                    instance_id,
+                                },
+                            ));
+                        }
+                    }
+                    Err((kind, message)) => {
+                        counters.errors.fetch_add(1, Ordering::Relaxed);
+                        if FATAL_REGISTRATION_CODES.contains(&kind.as_str()) {
+                            stop.store(true, Ordering::Relaxed);
+                            fatal = Some(message.clone());
+                        }
+                        tally.error(kind, message);
+                    }
+                }
+                counters.done.fetch_add(1, Ordering::Relaxed);
+            }
+            (tally, issued, fatal)
+        });
+    }
+    let mut tally = Tally::with_capacity(options.devices);
+    let mut identities = Vec::with_capacity(options.devices);
+    let mut fatal = None;
+    while let Some(joined) = set.join_next().await {
+        let (t, issued, f) = joined.expect("a registration worker panicked");
+        tally.merge(t);
+        identities.extend(issued);
+        fatal = fatal.or(f);
+    }
+    let elapsed = started.elapsed();
+    let cpu = cpu_delta(options.server_pid, cpu_before);
+    progress.finish();
+    if let Some(reason) = fatal {
+        return Err(LoadgenError::Aborted {
+            phase: "registrations",
+            reason,
+        });
+    }
+    identities.sort_by_key(|(i, _)| *i);
+    let identities = identities.into_iter().map(|(_, id)| id).collect();
+    let report = PhaseReport::new(tally, elapsed, cpu, &Tally::default(), "send");
+    Ok((report, identities))
+}
+
+/// One registration; against a satellite, the certificate and instance id it issued.
+async fn register_one(options: &Options, job: &Job) -> Result<Option<(String, String)>, Failure> {
+    match options.target {
+        Target::Satellite { .. } => {
+            let answer = register_raw(&job.client, &options.url, &job.request)
+                .await
+                .map_err(agent_failure)?;
+            Ok(Some((answer.certificate, answer.instance_id)))
+        }
+        Target::Baseline { .. } => {
+            let url = format!("{}/v1/register", options.url.trim_end_matches('/'));
+            let response = job
+                .client
+                .post(url)
+                .json(&job.request)
+                .send()
+                .await
+                .map_err(reqwest_failure)?;
+            let status = response.status();
+            response.bytes().await.map_err(reqwest_failure)?;
+            if !status.is_success() {
+                return Err((format!("http_{}", status.as_u16()), status.to_string()));
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// How one reporting worker sends: the agent's client against a satellite, the same kind of
+/// HTTPS client posting the same body against the baseline.
+enum Reporter {
+    Device(DeviceClient),
+    Raw { http: reqwest::Client, url: String },
+}
+
+impl Reporter {
+    fn new(options: &Options, identity: Option<&AgentIdentity>) -> Result<Reporter, LoadgenError> {
+        let invalid = |e: String| LoadgenError::Invalid(e);
+        match (&options.target, identity) {
+            (Target::Satellite { .. }, Some(identity)) => Ok(Reporter::Device(
+                DeviceClient::new(&options.url, identity).map_err(|e| invalid(e.to_string()))?,
+            )),
+            (Target::Baseline { cert_pem, key_pem }, _) => {
+                let config = pki::client_config_with_identity(&options.ca_pem, cert_pem, key_pem)
+                    .map_err(|e| invalid(format!("baseline identity: {e}")))?;
+                let mut config = Arc::unwrap_or_clone(config);
+                // As the agent does: HTTP/2 preferred, HTTP/1.1 accepted.
+                config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+                let http = reqwest::Client::builder()
+                    .tls_backend_preconfigured(config)
+                    .connect_timeout(Duration::from_secs(10))
+                    .timeout(Duration::from_secs(60))
+                    .build()
+                    .map_err(|e| invalid(format!("cannot build the HTTPS client: {e}")))?;
+                let url = format!("{}/v1/usage", options.url.trim_end_matches('/'));
+                Ok(Reporter::Raw { http, url })
+            }
+            (Target::Satellite { .. }, None) => {
+                Err(invalid("not enough devices registered to report".into()))
+            }
+        }
+    }
+
+    async fn send(&self, report: &UsageRequest) -> Result<(), Failure> {
+        match self {
+            Reporter::Device(client) => client.usage(report).await.map(drop).map_err(agent_failure),
+            Reporter::Raw { http, url } => {
+                let response = http
+                    .post(url)
+                    .json(report)
+                    .send()
+                    .await
+                    .map_err(reqwest_failure)?;
+                let status = response.status();
+                response.bytes().await.map_err(reqwest_failure)?;
+                if status.is_success() {
+                    Ok(())
+                } else {
+                    Err((format!("http_{}", status.as_u16()), status.to_string()))
+                }
+            }
+        }
+    }
+}
+
+/// Phase 2: warm-up, then `reports` reports shared by `concurrency` workers.
+pub(super) async fn report_all(
+    options: &Options,
+    identities: &[AgentIdentity],
+) -> Result<PhaseReport, LoadgenError> {
+    let mut reporters = Vec::with_capacity(options.concurrency);
+    for w in 0..options.concurrency {
+        reporters.push(Reporter::new(options, identities.get(w))?);
+    }
+    let t0 = Instant::now() + options.warmup;
+    let next = Arc::new(AtomicU64::new(0));
+    let progress = Progress::start(options.progress, "usage reports", options.reports);
+    let per_worker = (options.reports as usize / options.concurrency) + 1;
+    let mut set = JoinSet::new();
+    for reporter in reporters {
+        let next = Arc::clone(&next);
+        let counters = Arc::clone(&progress.counters);
+        let (total, rate, tag) = (options.reports, options.rate, options.tag.clone());
+        set.spawn(async move {
+            let usage = vec![UsageLine {
+                entitlement_tag: tag,
+                count: 1,
+            }];
+            let mut seq = 0u64;
+            let report = |seq: u64| UsageRequest {
+                seq,
+                measured_at: OffsetDateTime::now_utc(),
+                usage: usage.clone(),
+            };
+            let mut warmup = Tally::default();
+            while Instant::now() < t0 {
+                seq += 1;
+                let sent = Instant::now();
+                match reporter.send(&report(seq)).await {
+                    Ok(()) => warmup.ok(sent.elapsed()),
+                    Err((kind, message)) => warmup.error(kind, message),
+                }
+            }
+            let mut tally = Tally::with_capacity(per_worker);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let start = match rate {
+                    Some(rate) => {
+                        let intended = t0 + Duration::from_secs_f64(i as f64 / rate);
+                        tokio::time::sleep_until(intended).await;
+                        intended
+                    }
+                    None => Instant::now(),
+                };
+                seq += 1;
+                match reporter.send(&report(seq)).await {
+                    Ok(()) => tally.ok(start.elapsed()),
+                    Err((kind, message)) => {
+                        counters.errors.fetch_add(1, Ordering::Relaxed);
+                        tally.error(kind, message);
+                    }
+                }
+                counters.done.fetch_add(1, Ordering::Relaxed);
+            }
+            (tally, warmup, Instant::now())
+        });
+    }
+    tokio::time::sleep_until(t0).await;
+    let cpu_before = options.server_pid.and_then(server::cpu_time);
+    let mut tally = Tally::with_capacity(options.reports as usize);
+    let mut warmup = Tally::default();
+    let mut last = t0;
+    while let Some(joined) = set.join_next().await {
+        let (t, w, finished) = joined.expect("a reporting worker panicked");
+        tally.merge(t);
+        warmup.merge(w);
+        last = last.max(finished);
+    }
+    let cpu = cpu_delta(options.server_pid, cpu_before);
+    progress.finish();
+    let from = if options.rate.is_some() {
+        "intended_send"
+    } else {
+        "send"
+    };
+    Ok(PhaseReport::new(tally, last - t0, cpu, &warmup, from))
+}
+
+fn cpu_delta(pid: Option<u32>, before: Option<Duration>) -> Option<Duration> {
+    let after = server::cpu_time(pid?)?;
+    after.checked_sub(before?)
+}
+
+/// Requests done and failed so far, for the progress line.
+#[derive(Default)]
+struct Counters {
+    done: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// A `\r` status line on stderr, twice a second, while a phase runs.
+struct Progress {
+    counters: Arc<Counters>,
+    ticker: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(enabled: bool, phase: &'static str, total: u64) -> Progress {
+        let counters = Arc::new(Counters::default());
+        let ticker = enabled.then(|| {
+            let counters = Arc::clone(&counters);
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let mut tick = tokio::time::interval(Duration::from_millis(500));
+                loop {
+                    tick.tick().await;
+                    let done = counters.done.load(Ordering::Relaxed);
+                    let errors = counters.errors.load(Ordering::Relaxed);
+                    let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                    let mut err = std::io::stderr().lock();
+                    let _ = write!(
+                        err,
+                        "\r{phase}: {done}/{total} ({rate:.0}/s), {errors} errors   "
+                    );
+                    let _ = err.flush();
+                }
+            })
+        });
+        Progress { counters, ticker }
+    }
+
+    fn finish(self) {
+        if let Some(ticker) = self.ticker {
+            ticker.abort();
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r{:72}\r", "");
+            let _ = err.flush();
+        }
+    }
+}
