@@ -20,4 +20,5 @@ mod metrics;
 mod operator_devices;
 mod process;
 mod rum;
+mod upgrade;
 mod walkthrough;

@@ -2,6 +2,7 @@
 //! running daemon's admin API (SPEC §5).
 
 pub mod agent;
+mod backup;
 mod client;
 mod commands;
 mod devices;
@@ -91,6 +92,10 @@ pub enum Command {
     Alerts,
     /// Act as a device: register, report usage, renew, deregister (protocol v1 over TLS).
     Agent(agent::AgentArgs),
+    /// Take a consistent backup of the running satellite's store into a file.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a new data directory (offline: the daemon must be stopped).
+    Restore(backup::RestoreArgs),
     /// Simulate many devices to measure a satellite: throughput, latency, memory.
     Loadgen(loadgen::LoadgenArgs),
 }
@@ -145,13 +150,18 @@ pub async fn run_client(global: &Global, command: Command) -> Result<()> {
     match command {
         Command::Config(ConfigCommand::Check) => return commands::config_check(global),
         Command::Agent(a) => return agent::run(a, global.json).await,
+        Command::Restore(a) => return backup::restore(global, a),
         Command::Loadgen(a) => return loadgen::run(a, global.json).await,
         _ => {}
     }
     let client = AdminClient::new(global.target()?);
     let out = commands::Output { json: global.json };
     match command {
-        Command::Serve | Command::Config(_) | Command::Agent(_) | Command::Loadgen(_) => {
+        Command::Serve
+        | Command::Config(_)
+        | Command::Agent(_)
+        | Command::Loadgen(_)
+        | Command::Restore(_) => {
             unreachable!("handled above or by the caller")
         }
         Command::Status => commands::status(&client, out).await,
@@ -165,5 +175,6 @@ pub async fn run_client(global: &Global, command: Command) -> Result<()> {
         Command::Device(c) => devices::device(&client, out, c).await,
         Command::Compliance(a) => devices::compliance(&client, out, a).await,
         Command::Alerts => devices::alerts(&client, out).await,
+        Command::Backup(a) => backup::backup(&client, global.json, a).await,
     }
 }

@@ -1,0 +1,280 @@
+//! `satellite backup` and `satellite restore` (SPEC §9).
+//!
+//! `backup` asks the running daemon for a consistent snapshot (`GET /v1/backup`), writes it to
+//! `FILE.partial`, checks it completely and only then renames it to `FILE`: a `FILE` that exists
+//! is always a whole, verified backup. `restore` works offline on a stopped satellite: it
+//! refuses a data directory whose admin socket answers or that holds anything, builds the new
+//! data directory beside it and renames it into place only once the store is restored and opens.
+
+use std::io::{IsTerminal, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde_json::json;
+
+use super::client::AdminClient;
+use crate::store::backup::{Phase, Progress};
+use crate::store::{BackupSummary, Store, tables};
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where to write the backup. It is written to FILE.partial and renamed to FILE once it is
+    /// complete and its checksum verified; an existing FILE is replaced.
+    #[arg(long = "out", value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup file to restore (from `satellite backup`). The target is the data directory
+    /// (`--data-dir` or the configuration's), which must be new or empty.
+    #[arg(long = "in", value_name = "FILE")]
+    pub input: PathBuf,
+}
+
+/// `satellite backup --out FILE`.
+pub async fn backup(client: &AdminClient, json: bool, args: BackupArgs) -> Result<()> {
+    let out = args.out;
+    let partial = with_suffix(&out, ".partial");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial)
+        .with_context(|| format!("cannot create {}", partial.display()))?;
+    let mut meter = Meter::new();
+    let result = async {
+        client
+            .download("/v1/backup", |chunk| {
+                file.write_all(chunk)
+                    .with_context(|| format!("cannot write {}", partial.display()))?;
+                meter.bytes(chunk.len() as u64);
+                Ok(())
+            })
+            .await?;
+        meter.done();
+        file.sync_all()
+            .with_context(|| format!("cannot sync {}", partial.display()))?;
+        let summary = crate::store::backup::verify(&partial, |p| meter.records(p))
+            .context("the backup the daemon sent does not verify")?;
+        meter.done();
+        std::fs::rename(&partial, &out)
+            .with_context(|| format!("cannot rename {} to {}", partial.display(), out.display()))?;
+        sync_parent(&out)?;
+        Ok::<_, anyhow::Error>(summary)
+    }
+    .await;
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            meter.done();
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&describe(&summary, &out))?
+        );
+    } else {
+        println!("backup written to {}", out.display());
+        print_summary(&summary);
+    }
+    Ok(())
+}
+
+/// `satellite restore --in FILE`: offline, into the (new or empty) data directory.
+pub fn restore(global: &super::Global, args: RestoreArgs) -> Result<()> {
+    let settings = global.settings()?;
+    let dir = settings.data_dir;
+    let socket = global.socket.clone().unwrap_or(settings.admin.socket);
+    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        bail!(
+            "a satellite is running on {} (its admin socket {} answers): stop the daemon first, \
+             then restore into a new or empty data directory",
+            dir.display(),
+            socket.display()
+        );
+    }
+    let holds_files = match std::fs::read_dir(&dir) {
+        Ok(mut entries) => entries.next().is_some(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    if holds_files {
+        bail!(
+            "{} already holds a store (or other files); restore into an empty or new directory \
+             (give it with --data-dir DIR)",
+            dir.display()
+        );
+    }
+    // The new data directory is built beside the target and renamed into place when complete,
+    // so a failed restore leaves nothing at the target.
+    let tmp = sibling(&dir, "restore");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut meter = Meter::new();
+    let result = Store::import(&args.input, &tmp.join("store"), tables::TABLES, |p| {
+        meter.records(p)
+    })
+    .map_err(anyhow::Error::from)
+    .and_then(|summary| {
+        std::fs::rename(&tmp, &dir)
+            .with_context(|| format!("cannot move the restored data to {}", dir.display()))?;
+        sync_parent(&dir)?;
+        Ok(summary)
+    });
+    meter.done();
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    if global.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&describe(&summary, &args.input))?
+        );
+    } else {
+        println!("restored {} into {}", args.input.display(), dir.display());
+        print_summary(&summary);
+        println!(
+            "note: a backup holds the store only. Before starting the daemon, copy tls/ (the \
+             device CA and server certificate) from the old data directory into {}, or \
+             registered devices will not trust the new CA the daemon would create",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn print_summary(s: &BackupSummary) {
+    let tables: Vec<String> = s.tables.iter().map(|(n, c)| format!("{n} {c}")).collect();
+    let taken = time::OffsetDateTime::from_unix_timestamp(s.created_at)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| s.created_at.to_string());
+    println!("taken at  {taken}");
+    println!("records   {} ({})", s.records, tables.join(", "));
+    println!("bytes     {}", s.bytes);
+    println!("sha256    {}", s.sha256);
+    println!("schema    {} (backup format {})", s.schema, s.format);
+}
+
+fn describe(s: &BackupSummary, file: &Path) -> serde_json::Value {
+    let tables: serde_json::Map<String, serde_json::Value> = s
+        .tables
+        .iter()
+        .map(|(n, c)| (n.clone(), json!(c)))
+        .collect();
+    json!({
+        "file": file,
+        "created_at": s.created_at,
+        "records": s.records,
+        "tables": tables,
+        "bytes": s.bytes,
+        "sha256": s.sha256,
+        "schema_version": s.schema,
+        "format_version": s.format,
+    })
+}
+
+/// Progress on stderr, when it is a terminal: one line rewritten at most ten times a second.
+struct Meter {
+    on: bool,
+    last: Option<Instant>,
+    bytes: u64,
+    shown: bool,
+}
+
+impl Meter {
+    fn new() -> Meter {
+        Meter {
+            on: std::io::stderr().is_terminal(),
+            last: None,
+            bytes: 0,
+            shown: false,
+        }
+    }
+
+    fn due(&mut self) -> bool {
+        let now = Instant::now();
+        if !self.on
+            || self
+                .last
+                .is_some_and(|t| now - t < Duration::from_millis(100))
+        {
+            return false;
+        }
+        self.last = Some(now);
+        self.shown = true;
+        true
+    }
+
+    fn bytes(&mut self, n: u64) {
+        self.bytes += n;
+        if self.due() {
+            eprint!("\rdownloading  {} bytes", self.bytes);
+        }
+    }
+
+    fn records(&mut self, p: Progress) {
+        if self.due() || (self.on && p.records == p.total) {
+            let what = match p.phase {
+                Phase::Export => "exporting",
+                Phase::Verify => "verifying",
+                Phase::Restore => "restoring",
+            };
+            eprint!("\r{what}    {}/{} records", p.records, p.total);
+            self.shown = true;
+        }
+    }
+
+    /// Ends the progress line, if one was shown.
+    fn done(&mut self) {
+        if self.shown {
+            eprintln!();
+            self.shown = false;
+            self.last = None;
+        }
+    }
+}
+
+/// `PATH` with `suffix` appended to its file name.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// `.NAME.WHAT-PID` next to `dir`, on the same file system so that a rename is atomic.
+fn sibling(dir: &Path, what: &str) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map_or_else(|| "data".into(), |n| n.to_string_lossy().into_owned());
+    dir.with_file_name(format!(".{name}.{what}-{}", std::process::id()))
+}
+
+/// Makes a rename of `path` durable by syncing its directory.
+fn sync_parent(path: &Path) -> Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(parent)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync the directory {}", parent.display()))
+}
