@@ -224,3 +224,87 @@ fn device_lifecycle_over_mutual_tls() {
         "{dereg:?}"
     );
 }
+
+/// What devices did survives a restart: revocations, sequence numbers, stored answers,
+/// allocation order and seen RUM reports.
+#[test]
+fn device_state_survives_a_restart() {
+    let mut d = Daemon::start();
+    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    d.cli_ok(&[
+        "license",
+        "add",
+        "--va",
+        "acme/Default",
+        "--tag",
+        ADV,
+        "--quantity",
+        "2",
+    ]);
+    let secret = d.cli_json(&["token", "create", "--va", "acme/Default"])["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rt = runtime();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut a = register(&rt, &d, &dirs.path().join("a"), &secret, "A");
+    let mut b = register(&rt, &d, &dirs.path().join("b"), &secret, "B");
+    let mut c = register(&rt, &d, &dirs.path().join("c"), &secret, "C");
+    let now = OffsetDateTime::now_utc();
+    // Reported out of order: c first, so only the allocation order puts a and b ahead.
+    rt.block_on(c.report(usage(ADV, 1), now)).unwrap();
+    let first = rt.block_on(a.report(usage(ADV, 1), now)).unwrap();
+    rt.block_on(b.report(usage(ADV, 1), now)).unwrap();
+    let old_a = a.identity().clone();
+    rt.block_on(a.renew()).unwrap();
+    let seq_a = a.state().last_report.clone().unwrap();
+    let rum = include_str!("data/cisco-rum/example-rum-1671840750.xml");
+    assert_eq!(
+        d.device_api().post_raw("/cslu/v1/pi/acme-1", rum).status,
+        200
+    );
+    let devices = d.cli_json(&["device", "list"]);
+
+    d.restart();
+    assert_eq!(d.cli_json(&["device", "list"]), devices);
+    let url = device_url(&d);
+    let client = |id: &satellite::agent::AgentIdentity| {
+        satellite::agent::DeviceClient::new(&url, id).expect("client")
+    };
+    let (ca, cb, cc) = (
+        client(a.identity()),
+        client(b.identity()),
+        client(c.identity()),
+    );
+    match rt.block_on(client(&old_a).authorization()) {
+        Err(e) => assert_eq!(e.code(), Some("certificate_revoked"), "{e}"),
+        Ok(x) => panic!("the renewed-away certificate was accepted after a restart: {x:?}"),
+    }
+    // The stored answer of the last report, and its seq, survived.
+    assert_eq!(rt.block_on(ca.usage(&seq_a)).expect("repeat"), first);
+    let mut stale = seq_a.clone();
+    stale.seq -= 1;
+    match rt.block_on(ca.usage(&stale)) {
+        Err(e) => assert_eq!(e.code(), Some("stale_seq"), "{e}"),
+        Ok(x) => panic!("a stale seq was accepted after a restart: {x:?}"),
+    }
+    let statuses: Vec<String> = [&ca, &cb, &cc]
+        .iter()
+        .map(|c| rt.block_on(c.authorization()).unwrap().status)
+        .collect();
+    assert_eq!(statuses, ["authorized", "authorized", "out_of_compliance"]);
+    let r = d.device_api().post_raw("/cslu/v1/pi/acme-1", rum);
+    assert_eq!(
+        r.body["duplicates"],
+        serde_json::json!([1671840750]),
+        "{}",
+        r.text
+    );
+
+    // Deregistration after the restart still releases a's unit to c.
+    rt.block_on(ca.deregister()).expect("deregister");
+    assert_eq!(
+        rt.block_on(cc.authorization()).unwrap().status,
+        "authorized"
+    );
+}

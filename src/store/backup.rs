@@ -939,3 +939,42 @@ mod tests {
         );
     }
 }
+#[cfg(test)]
+mod measure_tmp {
+    use super::*;
+    #[test]
+    fn measure_export_100k() {
+        let dir = tempfile::tempdir().unwrap();
+        let tables: &[&str] = &["a", "events"];
+        let store = Store::open(&dir.path().join("s"), tables).unwrap();
+        for i in 0u64..100_000 {
+            let t = if i % 2 == 0 { "a" } else { "events" };
+            let mut v = vec![1u8; 250];
+            v[1..9].copy_from_slice(&i.to_le_bytes());
+            store
+                .put_raw(t, &[&i.to_be_bytes()[..], &[7u8; 8]].concat(), &v)
+                .unwrap();
+        }
+        let mut out = Vec::new();
+        let t = std::time::Instant::now();
+        let s = store.export(&mut out, |_| {}).unwrap();
+        let e = t.elapsed();
+        let f = dir.path().join("b");
+        std::fs::write(&f, &out).unwrap();
+        let t = std::time::Instant::now();
+        let mut file = std::fs::File::create(dir.path().join("c")).unwrap();
+        store.export(&mut file, |_| {}).unwrap();
+        file.sync_all().unwrap();
+        let e2 = t.elapsed();
+        let t = std::time::Instant::now();
+        Store::import(&f, &dir.path().join("r"), tables, |_| {}).unwrap();
+        eprintln!(
+            "MEASURE export {} records {} bytes: vec {:?}, file+fsync {:?}; import {:?}",
+            s.records,
+            s.bytes,
+            e,
+            e2,
+            t.elapsed()
+        );
+    }
+}

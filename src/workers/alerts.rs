@@ -126,3 +126,114 @@ impl super::Worker for AlertsWorker {
             .interval
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use time::macros::datetime;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::app::ManualClock;
+    use crate::domain::{DeviceTimers, LicenseKind, LicenseSource, LicenseSpec, Principal};
+    use crate::store::{Store, tables::TABLES};
+
+    /// A webhook that answers the given statuses in turn and hands every body it got back.
+    async fn webhook(statuses: Vec<u16>) -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            for status in statuses {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Read the head, then exactly Content-Length bytes of body.
+                let body = loop {
+                    let n = conn.read(&mut chunk).await.unwrap();
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            break body.to_string();
+                        }
+                    }
+                };
+                tx.send(body).unwrap();
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                conn.write_all(reply.as_bytes()).await.unwrap();
+            }
+        });
+        (url, rx)
+    }
+
+    #[tokio::test]
+    async fn new_alerts_are_posted_once_and_retried_until_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), TABLES).unwrap();
+        let now = datetime!(2026-06-01 0:00 UTC);
+        let clock = Arc::new(ManualClock::new(now));
+        let app = App::load(store, clock.clone(), DeviceTimers::default()).unwrap();
+        let p = Principal::system("test");
+        let account = app
+            .change("test", |c, now| {
+                c.create_account(&p, "acme", "acme.com", now)
+            })
+            .await
+            .unwrap();
+        let spec = LicenseSpec {
+            entitlement_tag: "T".into(),
+            display_name: String::new(),
+            quantity: 3,
+            kind: LicenseKind::Term {
+                start: datetime!(2026-01-01 0:00 UTC),
+                end: datetime!(2026-06-05 0:00 UTC),
+            },
+            export_controlled: false,
+            source: LicenseSource::Manual,
+            order_ref: None,
+            labels: Default::default(),
+        };
+        app.change("test", |c, now| {
+            c.add_license(&p, account.default_va, spec, now)
+        })
+        .await
+        .unwrap();
+
+        let (url, mut bodies) = webhook(vec![500, 200]).await;
+        let settings = Arc::new(RwLock::new(AlertsSettings {
+            interval: Duration::from_secs(60),
+            webhook: Some(url),
+        }));
+        let mut worker = AlertsWorker::new(app.clone(), AlertInputs::default(), settings);
+
+        // The webhook fails: the alert is not marked sent.
+        let err = worker.round().await.unwrap_err();
+        assert!(err.contains("answered 500"), "{err}");
+        let first = bodies.recv().await.unwrap();
+        assert!(
+            first.contains("license_expiring") && first.contains("within 7 days"),
+            "{first}"
+        );
+        // Retried next round and accepted.
+        assert_eq!(worker.round().await.unwrap(), (1, 1));
+        assert_eq!(bodies.recv().await.unwrap(), first);
+        // Nothing new: nothing posted (the fake webhook would not answer a third request).
+        assert_eq!(worker.round().await.unwrap(), (1, 0));
+        // Once the licenses have expired the alert clears.
+        clock.advance(time::Duration::days(10));
+        assert_eq!(worker.round().await.unwrap(), (0, 0));
+    }
+}

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: the satellite against a bare hyper + rustls server answering 204
+# (examples/baseline.rs), both driven by `satellite loadgen` with the same concurrency.
+#
+# From a fresh clone:   benches/compare.sh
+# Knobs (environment):  ROUNDS=3 DEVICES=2000 REPORTS=30000 CONCURRENCY=32 WARMUP=2
+#                       SERVER_CPU=0 GEN_CPU=1 OUT=<dir for the JSON results>
+#
+# Each round runs the baseline, then the satellite, each on a fresh temporary data directory,
+# the server pinned to SERVER_CPU and the generator to GEN_CPU. Everything is local
+# (127.0.0.1) and every request loop is a fixed count. Needs: cargo, jq, taskset (util-linux).
+# See docs/benchmarks.md for what the figures mean and what limits them.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+DEVICES=${DEVICES:-2000}
+REPORTS=${REPORTS:-30000}
+CONCURRENCY=${CONCURRENCY:-32}
+WARMUP=${WARMUP:-2}
+SERVER_CPU=${SERVER_CPU:-0}
+GEN_CPU=${GEN_CPU:-1}
+TAG=bench.tag
+
+for tool in cargo jq taskset; do
+    command -v "$tool" >/dev/null || { echo "compare.sh: $tool is needed" >&2; exit 2; }
+done
+cd "$(dirname "$0")/.."
+cargo build --release --locked --bin satellite --example baseline
+SAT=$PWD/target/release/satellite
+BASE=$PWD/target/release/examples/baseline
+OUT=${OUT:-$(mktemp -d -t satellite-bench.XXXXXX)}
+mkdir -p "$OUT"
+
+WORK=$(mktemp -d -t satellite-bench-run.XXXXXX)
+SERVER_PID=
+cleanup() {
+    if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# start_server LOG CMD...: starts CMD pinned to SERVER_CPU, waits for its `ready` line.
+start_server() {
+    local log=$1
+    shift
+    taskset -c "$SERVER_CPU" "$@" >"$log" 2>"$log.err" &
+    SERVER_PID=$!
+    for _ in $(seq 300); do
+        if grep -qx ready "$log"; then return 0; fi
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    echo "compare.sh: the server did not become ready:" >&2
+    cat "$log" "$log.err" >&2
+    exit 1
+}
+
+stop_server() {
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+}
+
+# loadgen RESULT ARGS...: runs the generator pinned to GEN_CPU; a run with errors is kept (its
+# JSON says which) but reported.
+loadgen() {
+    local result=$1
+    shift
+    if ! taskset -c "$GEN_CPU" "$SAT" loadgen --devices "$DEVICES" --reports "$REPORTS" \
+        --concurrency "$CONCURRENCY" --warmup "$WARMUP" --tag "$TAG" \
+        --server-pid "$SERVER_PID" --quiet --json "$@" >"$result" 2>"$result.err"; then
+        echo "  (errors: $(cat "$result.err"))" >&2
+    fi
+}
+
+run_baseline() {
+    local round=$1 dir=$WORK/baseline-$1
+    mkdir -p "$dir"
+    start_server "$dir/out" "$BASE" --listen 127.0.0.1:0 --dir "$dir/pki"
+    local url
+    url=$(awk '$1 == "baseline" { print $2 }' "$dir/out")
+    loadgen "$OUT/baseline-$round.json" --url "$url" --ca "$dir/pki/ca.pem" \
+        --baseline-identity "$dir/pki"
+    stop_server
+    rm -rf "$dir"
+}
+
+run_satellite() {
+    local round=$1 dir=$WORK/satellite-$1
+    mkdir -p "$dir"
+    cat >"$dir/satellite.toml" <<TOML
+data_dir = "$dir/data"
+
+[device]
+listen = "127.0.0.1:0"
+
+[admin]
+listen = ""
+
+[log]
+level = "warn"
+TOML
+    start_server "$dir/out" "$SAT" --config "$dir/satellite.toml" serve
+    local url ca token
+    url=$(awk '$1 == "devices" { print $2 }' "$dir/out")
+    ca=$(sed -n 's/^device CA *//p' "$dir/out")
+    cli() { "$SAT" --config "$dir/satellite.toml" "$@"; }
+    cli account create bench --domain bench.example >/dev/null
+    cli license add --va bench/Default --tag "$TAG" --quantity $((DEVICES * 2)) >/dev/null
+    token=$(cli --json token create --va bench/Default | jq -r .secret)
+    loadgen "$OUT/satellite-$round.json" --url "$url" --ca "$ca" --token "$token"
+    stop_server
+    rm -rf "$dir"
+}
+
+echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), kernel $(uname -r)"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "devices $DEVICES, reports $REPORTS, concurrency $CONCURRENCY, warm-up ${WARMUP}s, $ROUNDS rounds; results in $OUT"
+for round in $(seq "$ROUNDS"); do
+    echo "round $round: baseline"
+    run_baseline "$round"
+    echo "round $round: satellite"
+    run_satellite "$round"
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+
+# Summary: median [min .. max] over the rounds, and the ratios against the SPEC §10 targets.
+jq -rs '
+  def median: sort | if length == 0 then null
+    elif length % 2 == 1 then .[length / 2 | floor]
+    else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+  def fmt($d): if . == null then "-" else (. * pow(10; $d) | round) / pow(10; $d) | tostring end;
+  def spread($d): if length == 0 then "-" else
+    "\(median | fmt($d)) [\(min | fmt($d)) .. \(max | fmt($d))]" end;
+  def inv: if . == null or . == 0 then null else 1 / . end;
+  def of($mode; f): [.[] | select(.mode == $mode) | f | select(. != null)];
+  def row($name; f; $d): "\($name)\t\(of("baseline"; f) | spread($d))\t\(of("satellite"; f) | spread($d))";
+  def ratio($name; f; $target):
+    (of("baseline"; f) | median) as $b | (of("satellite"; f) | median) as $s |
+    if $b == null or $s == null or $b == 0 then "\($name)\t-" else
+      ($s / $b) as $r |
+      "\($name)\t\($r | fmt(3))\t(target >= \($target): \(if $r >= $target then "met" else "MISSED" end))"
+    end;
+  . as $all |
+  ["figure\tbaseline median [min .. max]\tsatellite median [min .. max]",
+   row("usage reports/s"; .usage.per_sec; 0),
+   row("registrations/s"; .registrations.per_sec; 0),
+   row("usage p50 ms"; .usage.latency_ms.p50; 2),
+   row("usage p99 ms"; .usage.latency_ms.p99; 2),
+   row("usage p99.9 ms"; .usage.latency_ms.p999; 2),
+   row("registration p99 ms"; .registrations.latency_ms.p99; 2),
+   row("server CPU us/report"; .usage.server_cpu_us_per_op; 1),
+   row("server CPU us/registration"; .registrations.server_cpu_us_per_op; 1),
+   row("server RSS MiB (end)"; .server.rss_kib / 1024; 1),
+   row("failed requests"; (.registrations.requests - .registrations.ok) + (.usage.requests - .usage.ok); 0),
+   "",
+   "ratio satellite/baseline (medians)",
+   ratio("usage reports"; .usage.per_sec; 0.5),
+   ratio("registrations"; .registrations.per_sec; 0.5),
+   ratio("server CPU per report (baseline/satellite)"; .usage.server_cpu_us_per_op | inv; 0.5),
+   ratio("server CPU per registration (baseline/satellite)"; .registrations.server_cpu_us_per_op | inv; 0.5)
+  ] | .[]
+' "$OUT"/baseline-*.json "$OUT"/satellite-*.json | column -t -s $'\t'
