@@ -300,6 +300,15 @@ impl Catalog {
         for t in self.tokens_in(va) {
             change = change.remove(Removal::Token(t.id));
         }
+        // Roles scoped to the VA go with it, so no grant points at nothing.
+        for u in self.users() {
+            let scoped = |g: &super::model::RoleGrant| g.scope == super::model::Scope::Va(va);
+            if u.grants.iter().any(scoped) {
+                let mut kept = u.clone();
+                kept.grants.retain(|g| !scoped(g));
+                change = change.put(super::catalog::Record::User(kept));
+            }
+        }
         Ok(change)
     }
 }

@@ -178,23 +178,32 @@ pub fn decode_usage(body: &[u8]) -> Result<UsageRequest, Malformed> {
         {
             return Err(Malformed(format!(
                 "entitlement tag `{}` must be 1 to {MAX_TAG_BYTES} bytes without spaces",
-                line.entitlement_tag
+                shorten(&line.entitlement_tag)
             )));
         }
         if !seen.insert(line.entitlement_tag.as_str()) {
             return Err(Malformed(format!(
                 "entitlement tag `{}` appears twice in one report",
-                line.entitlement_tag
+                shorten(&line.entitlement_tag)
             )));
         }
         if line.count > u32::MAX as u64 {
             return Err(Malformed(format!(
                 "count {} for `{}` is implausibly large",
-                line.count, line.entitlement_tag
+                line.count,
+                shorten(&line.entitlement_tag)
             )));
         }
     }
     Ok(r)
+}
+
+/// At most 64 characters of a client-supplied value, for error messages.
+fn shorten(s: &str) -> String {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
 }
 
 /// Decodes and checks a renewal body.

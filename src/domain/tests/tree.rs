@@ -232,3 +232,33 @@ fn va_names_are_validated() {
     let e = refused(c.create_va(&admin(), VaId::new(), "x", "", NOW));
     assert!(matches!(e, DomainError::NotFound { .. }), "{e:?}");
 }
+
+#[test]
+fn deleting_a_va_takes_the_roles_scoped_to_it() {
+    let mut c = Catalog::new();
+    let a = c.commit(c.create_account(&admin(), "Acme", "acme.com", NOW));
+    let lab = c
+        .commit(c.create_va(&admin(), a.default_va, "lab", "", NOW))
+        .id;
+    let u = c.commit(c.create_user(&admin(), "ops", NOW));
+    let grant = RoleGrant {
+        role: Role::VaUser,
+        scope: Scope::Va(lab),
+    };
+    c.commit(c.grant_role(&admin(), u.id, grant));
+    let keep = RoleGrant {
+        role: Role::AccountUser,
+        scope: Scope::Account(a.id),
+    };
+    c.commit(c.grant_role(&admin(), u.id, keep));
+    c.commit_change(c.delete_va(&admin(), lab, 0, NOW));
+    assert_eq!(
+        c.user(u.id)
+            .unwrap()
+            .grants
+            .iter()
+            .copied()
+            .collect::<Vec<_>>(),
+        vec![keep]
+    );
+}
