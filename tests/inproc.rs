@@ -375,14 +375,7 @@ impl Dev {
 
     /// Sends `body` as it is to `path` with this device's certificate.
     pub async fn raw(&self, method: reqwest::Method, path: &str, body: Vec<u8>) -> (u16, Value) {
-        raw(
-            self.client.http(),
-            method,
-            &self.client.url().to_owned(),
-            path,
-            body,
-        )
-        .await
+        raw(self.client.http(), method, self.client.url(), path, body).await
     }
 }
 

@@ -5,6 +5,7 @@ mod util;
 
 mod agent_cli;
 mod allocation;
+mod backup;
 mod bad_input;
 mod concurrency;
 mod config;

@@ -48,7 +48,7 @@ fn operator_walkthrough() {
     let names: Vec<&str> = tree.raw.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(
         names,
-        ["Default", "  amer", "  emea", "    de"],
+        ["acme/Default", "  amer", "  emea", "    de"],
         "{tree:#?}"
     );
     assert_eq!(tree.row_where(2, de["id"].as_str().unwrap())[1], "3");

@@ -177,6 +177,9 @@ impl App {
         let (staged, out) = {
             let mut state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
             let now = self.inner.clock.now().max(state.high_water);
+            // Recorded even if the operation is refused: a refusal because of the time (an
+            // expired token) must not be undone by setting the clock back.
+            state.high_water = now;
             let (change, out) = op(&state.catalog, now).map_err(Into::into)?;
             let event = change
                 .event
@@ -189,7 +192,6 @@ impl App {
             if let Some(e) = &event {
                 state.last_seq = e.seq;
             }
-            state.high_water = now;
             state.catalog.apply(&change);
             (staged, out)
         };
@@ -202,7 +204,8 @@ impl App {
     /// Holds the catalog's read lock for the whole export. Every writer stages its batch under
     /// the write lock, so no change can land in the middle of the copy; readers go on (until a
     /// writer queues for the lock, which the lock then serves first). Writers wait for the
-    /// length of the export, about 0.1 s per 100k records. Changes already staged but still
+    /// length of the export: measured at 0.14 s for 100k records of 250 bytes (27 MB) in a
+    /// release build. Changes already staged but still
     /// waiting for their flush are included. Blocking: call it off the async runtime.
     pub fn backup(
         &self,

@@ -5,3 +5,4 @@
 pub mod admin;
 pub mod device;
 pub mod rum;
+pub mod sync;

@@ -28,7 +28,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::digest;
 
-use super::schema::{self, META_TREE, SCHEMA_VERSION};
+use super::schema::{self, META_TREE, MIGRATIONS, SCHEMA_VERSION};
 use super::{Store, StoreError};
 
 /// The backup format this satellite writes, and the newest it reads.
@@ -217,7 +217,7 @@ impl Store {
                 w.put(&value)?;
                 written += 1;
                 done += 1;
-                if done % PROGRESS_EVERY == 0 {
+                if done.is_multiple_of(PROGRESS_EVERY) {
                     progress(Progress {
                         phase: Phase::Export,
                         records: done,
@@ -255,9 +255,8 @@ impl Store {
     /// Restores the backup `file` as a new store in `dir`, which must not exist or be empty.
     ///
     /// The whole file is checked first (structure, counts, checksum); nothing is written unless
-    /// it is intact. The store is then written into a temporary sibling of `dir`, opened once
-    /// with `tables` (which runs migrations if the backup is from an older schema), closed, and
-    /// renamed to `dir`. On any failure `dir` is as it was and the temporary directory is gone.
+    /// it is intact. The store is then written into a temporary sibling of `dir`, migrated if
+    /// the backup is from an older schema, given the trees of `tables`, and renamed to `dir`. On any failure `dir` is as it was and the temporary directory is gone.
     pub fn import(
         file: &Path,
         dir: &Path,
@@ -300,8 +299,8 @@ pub fn verify(
     read_backup(file, Phase::Verify, &mut progress, |_, _, _| Ok(()))
 }
 
-/// Writes the verified backup into a new store at `tmp`, then opens it once as the satellite
-/// would, so that a restored store is known to open (and is migrated) before it is moved.
+/// Writes the verified backup into a new store at `tmp` and brings it to the current schema,
+/// so that a restored store is known to open (and is migrated) before it is moved.
 fn write_store(
     file: &Path,
     tmp: &Path,
@@ -318,50 +317,50 @@ fn write_store(
         })?;
     // Marks the new store with the backup's schema, so that opening it below migrates it.
     schema::ensure(&db, tmp, expected.schema, &[])?;
-    let mut trees: Vec<sled::Tree> = Vec::new();
+    let mut tree: Option<(usize, sled::Tree)> = None;
     let mut batch = sled::Batch::default();
     let mut pending = 0usize;
-    let mut current = usize::MAX;
+    let apply = |tree: &Option<(usize, sled::Tree)>, batch: &mut sled::Batch| match tree {
+        Some((_, t)) => t
+            .apply_batch(std::mem::take(batch))
+            .map_err(StoreError::storage("restore write")),
+        None => Ok(()),
+    };
     let summary = read_backup(file, Phase::Restore, progress, |table, key, value| {
-        if table != current {
-            if pending > 0 {
-                trees[current]
-                    .apply_batch(std::mem::take(&mut batch))
-                    .map_err(StoreError::storage("restore write"))?;
-                pending = 0;
-            }
+        if tree.as_ref().is_none_or(|(i, _)| *i != table) {
+            apply(&tree, &mut batch)?;
+            pending = 0;
             let name = &expected.tables[table].0;
-            trees.push(
-                db.open_tree(name)
-                    .map_err(StoreError::storage("restore open_tree"))?,
-            );
-            current = table;
+            let t = db
+                .open_tree(name)
+                .map_err(StoreError::storage("restore open_tree"))?;
+            tree = Some((table, t));
         }
         batch.insert(key, value);
         pending += 1;
         if pending >= 10_000 {
-            trees[current]
-                .apply_batch(std::mem::take(&mut batch))
-                .map_err(StoreError::storage("restore write"))?;
+            apply(&tree, &mut batch)?;
             pending = 0;
         }
         Ok(())
     })?;
-    if pending > 0 {
-        trees[current]
-            .apply_batch(batch)
-            .map_err(StoreError::storage("restore write"))?;
-    }
+    apply(&tree, &mut batch)?;
     if summary.sha256 != expected.sha256 {
         // The file changed between the check and the restore.
         return Err(BackupError::ChecksumMismatch {
             path: file.to_owned(),
         });
     }
+    drop(tree);
+    // Migrates a backup from an older schema now, on this handle, as `Store::open` would. The
+    // store is not closed and reopened here: sled releases its directory lock from background
+    // threads, so an immediate reopen in the same process can find it still locked.
+    schema::ensure(&db, tmp, SCHEMA_VERSION, MIGRATIONS)?;
+    for table in tables {
+        db.open_tree(table)
+            .map_err(StoreError::storage("restore open_tree"))?;
+    }
     db.flush().map_err(StoreError::storage("restore flush"))?;
-    drop(trees);
-    drop(db);
-    drop(Store::open(tmp, tables)?);
     Ok(())
 }
 
@@ -465,7 +464,7 @@ fn read_backup(
                 .map_err(|e| e.or(short(found)))?;
             sink(index, &key, &value)?;
             found += 1;
-            if found % PROGRESS_EVERY == 0 {
+            if found.is_multiple_of(PROGRESS_EVERY) {
                 progress(Progress {
                     phase,
                     records: found,
@@ -679,7 +678,7 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    const TABLES: &[&str] = &["alpha", "beta", "empty"];
+    const TABLES: &[&str] = &["alpha", "empty", "beta"];
 
     /// A store with odd keys and values: empty, binary, long, and enough records to report
     /// progress.
@@ -719,6 +718,21 @@ mod tests {
             }
         }
         all
+    }
+
+    /// Opens a restored store. sled releases the directory lock of the import's handle from
+    /// background threads, so the first attempts right after an import may find it locked.
+    fn open_restored(dir: &Path) -> Store {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Store::open(dir, TABLES) {
+                Ok(store) => return store,
+                Err(StoreError::Open { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("the restored store does not open: {e}"),
+            }
+        }
     }
 
     /// Recomputes the trailer of an edited backup, so that a test reaches the check after the
@@ -770,8 +784,8 @@ mod tests {
             summary.tables,
             [
                 ("alpha".into(), 4),
-                ("beta".into(), 2500),
-                ("empty".into(), 0)
+                ("empty".into(), 0),
+                ("beta".into(), 2500)
             ]
         );
         assert_eq!(progress.last().map(|p| p.records), Some(2504));
@@ -788,7 +802,7 @@ mod tests {
             seen.last().map(|p| (p.phase, p.records)),
             Some((Phase::Restore, 2504))
         );
-        let reopened = Store::open(&case.target, TABLES).expect("the restored store opens");
+        let reopened = open_restored(&case.target);
         assert_eq!(raw(&reopened), before);
         assert_eq!(verify(&case.file, |_| {}).expect("verify"), summary);
     }
@@ -800,10 +814,7 @@ mod tests {
         let case = Case::new(&bytes);
         std::fs::create_dir(&case.target).expect("mkdir");
         Store::import(&case.file, &case.target, TABLES, |_| {}).expect("import");
-        assert_eq!(
-            raw(&Store::open(&case.target, TABLES).expect("open")).len(),
-            7
-        );
+        assert_eq!(raw(&open_restored(&case.target)).len(), 7);
     }
 
     #[test]
@@ -936,45 +947,6 @@ mod tests {
         assert_eq!(
             std::fs::read(case.target.join("keep")).expect("read"),
             b"mine"
-        );
-    }
-}
-#[cfg(test)]
-mod measure_tmp {
-    use super::*;
-    #[test]
-    fn measure_export_100k() {
-        let dir = tempfile::tempdir().unwrap();
-        let tables: &[&str] = &["a", "events"];
-        let store = Store::open(&dir.path().join("s"), tables).unwrap();
-        for i in 0u64..100_000 {
-            let t = if i % 2 == 0 { "a" } else { "events" };
-            let mut v = vec![1u8; 250];
-            v[1..9].copy_from_slice(&i.to_le_bytes());
-            store
-                .put_raw(t, &[&i.to_be_bytes()[..], &[7u8; 8]].concat(), &v)
-                .unwrap();
-        }
-        let mut out = Vec::new();
-        let t = std::time::Instant::now();
-        let s = store.export(&mut out, |_| {}).unwrap();
-        let e = t.elapsed();
-        let f = dir.path().join("b");
-        std::fs::write(&f, &out).unwrap();
-        let t = std::time::Instant::now();
-        let mut file = std::fs::File::create(dir.path().join("c")).unwrap();
-        store.export(&mut file, |_| {}).unwrap();
-        file.sync_all().unwrap();
-        let e2 = t.elapsed();
-        let t = std::time::Instant::now();
-        Store::import(&f, &dir.path().join("r"), tables, |_| {}).unwrap();
-        eprintln!(
-            "MEASURE export {} records {} bytes: vec {:?}, file+fsync {:?}; import {:?}",
-            s.records,
-            s.bytes,
-            e,
-            e2,
-            t.elapsed()
         );
     }
 }
