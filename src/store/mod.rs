@@ -174,13 +174,10 @@ impl Store {
             }
         }
         let path = dir.to_owned();
-        let db = sled::Config::new()
-            .path(dir)
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: path.clone(),
-                source,
-            })?;
+        let db = open_db(dir).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
         schema::ensure(&db, &path, current_schema, migrations)?;
         let mut trees = Vec::with_capacity(tables.len());
         let mut index = HashMap::with_capacity(tables.len());
@@ -418,4 +415,23 @@ fn records<R: Record>(
             let (key, bytes) = item.map_err(StoreError::storage("scan"))?;
             Ok(decode(R::TABLE, &key, &bytes)?)
         }))
+}
+
+/// Opens the sled database. sled releases its directory lock from background threads when the
+/// last handle of a previous open is dropped in this process, so a prompt reopen (a restore, a
+/// test) may briefly find the lock held: wait for its release, for a bounded time. Another
+/// process holding the lock is still refused after that.
+fn open_db(dir: &Path) -> Result<sled::Db, sled::Error> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::Config::new().path(dir).open() {
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
 }
