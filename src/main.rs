@@ -12,6 +12,16 @@ fn main() -> ExitCode {
     // restart the daemon from what is on disk.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        // `satellite ... | head` closes our stdout early: end quietly, as a filter should.
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
         default_hook(info);
         eprintln!("satellite: internal error (panic); aborting so the service restarts cleanly");
         std::process::abort();

@@ -95,6 +95,17 @@ struct Op<T> {
 /// Applies `ops` in one sled transaction over `trees`. sled retries conflicts internally, and
 /// its transactions are crash-atomic: after recovery either all of the writes are there or none.
 fn transact(trees: &[sled::Tree], ops: &[Op<usize>]) -> Result<(), sled::Error> {
+    // A single write is atomic on its own. sled ends every transaction by sealing its log
+    // buffer (one extra write and sync per transaction), so the hot path's one-record changes
+    // (a usage report) skip the transaction machinery.
+    if let [op] = ops {
+        let tree = &trees[op.tree];
+        match &op.value {
+            Some(value) => tree.insert(op.key.as_slice(), value.as_slice())?,
+            None => tree.remove(op.key.as_slice())?,
+        };
+        return Ok(());
+    }
     let result = trees.transaction(|views| {
         for op in ops {
             let view = &views[op.tree];
