@@ -411,3 +411,26 @@ fn printed_va_paths_name_their_account() {
         "`va show {path}` finds the VA it names"
     );
 }
+
+#[test]
+fn the_audit_log_pages_back_by_sequence_number() {
+    let d = Daemon::start();
+    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    for name in ["a", "b", "c", "d", "e"] {
+        d.cli_ok(&["va", "create", name, "--parent", "acme/Default"]);
+    }
+    let seqs = |args: &[&str]| -> Vec<u64> {
+        let mut all = vec!["events"];
+        all.extend_from_slice(args);
+        d.cli_json(&all)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(seqs(&["--limit", "2"]), [6, 5]);
+    assert_eq!(seqs(&["--limit", "2", "--before", "5"]), [4, 3]);
+    assert_eq!(seqs(&["--before", "3"]), [2, 1]);
+    assert_eq!(seqs(&["--before", "1"]), Vec::<u64>::new());
+}

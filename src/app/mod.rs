@@ -217,14 +217,24 @@ impl App {
     }
 
     /// The newest events visible to `p` that match `filter`, newest first, at most `limit`.
+    /// With `before`, only events numbered below it: pages back through a log of any length.
     pub fn events(
         &self,
         p: &Principal,
         filter: &EventFilter,
+        before: Option<u64>,
         limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
         let mut out = Vec::new();
-        for item in self.inner.store.scan_rev::<Event>() {
+        let items: Box<dyn Iterator<Item = Result<Event, StoreError>>> = match before {
+            Some(seq) => Box::new(
+                self.inner
+                    .store
+                    .scan_rev_below::<Event>(seq.to_be_bytes().to_vec()),
+            ),
+            None => Box::new(self.inner.store.scan_rev::<Event>()),
+        };
+        for item in items {
             let event = match item {
                 Ok(e) => e,
                 Err(e) => {

@@ -754,6 +754,9 @@ pub struct EventsArgs {
     action: Option<String>,
     #[arg(long, default_value_t = 100)]
     limit: usize,
+    /// Only events numbered below SEQ: page back from the last SEQ shown.
+    #[arg(long, value_name = "SEQ")]
+    before: Option<u64>,
 }
 
 pub async fn events(client: &AdminClient, out: Output, a: EventsArgs) -> Result<()> {
@@ -766,6 +769,7 @@ pub async fn events(client: &AdminClient, out: Output, a: EventsArgs) -> Result<
         ("device", a.device),
         ("action", a.action),
         ("limit", Some(a.limit.to_string())),
+        ("before", a.before.map(|b| b.to_string())),
     ]);
     let list: Vec<EventView> = client.get(&format!("/v1/events{q}")).await?;
     out.show(&list, |l| {

@@ -413,6 +413,8 @@ pub struct EventQuery {
     pub device: Option<String>,
     pub action: Option<String>,
     pub limit: Option<usize>,
+    /// Only events numbered below this (paging back from the oldest event of a page).
+    pub before: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

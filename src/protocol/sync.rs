@@ -52,6 +52,7 @@
 pub mod envelope;
 pub mod key;
 pub mod messages;
+mod rfc3339;
 
 #[cfg(test)]
 mod tests;
@@ -61,7 +62,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use envelope::{Envelope, SignError, SyncError, VerifyCtx, open, peek_kind, sign};
-pub use key::{KeyError, PublicKeyId, SatelliteKey, TrustedKeys, TrustedPeer};
+pub use key::{KeyError, PublicKeyId, SatelliteKey, TrustedKeys, TrustedPeer, parse_public_key};
 pub use messages::{
     Change, LicenseFile, LicenseGrant, LicenseKind, LicenseLine, PoolSnapshot, Removal, Revocation,
     SyncRequest, SyncResponse,

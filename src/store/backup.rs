@@ -9,7 +9,8 @@
 //! ```text
 //! magic "SATBAK01"
 //! header   format u32 | schema u32 | created_at i64 (unix seconds) | tables u32 | records u64
-//! table    name_len u16 | name | records u64 | records × (key_len u32 | key | value_len u32 | value)
+//! table    name_len u16 | name | records u64 | records × entry
+//! entry    key_len u32 | key | value_len u32 | value
 //! trailer  records u64 | SHA-256 of every byte before it
 //! ```
 //!
@@ -60,7 +61,10 @@ pub enum BackupError {
     },
 
     /// The file does not start with the backup magic.
-    #[error("{} is not a satellite backup (it does not start with {:?})", path.display(), "SATBAK01")]
+    #[error(
+        "{} is not a satellite backup (it does not start with \"SATBAK01\")",
+        path.display()
+    )]
     NotABackup { path: PathBuf },
 
     /// The file was written by a newer satellite in a format this one cannot read.

@@ -334,6 +334,14 @@ impl Store {
         records::<R>(self.tree(R::TABLE).map(|tree| tree.iter().rev()))
     }
 
+    /// Like [`Store::scan_rev`], starting below `key` (exclusive): for paging backwards.
+    pub fn scan_rev_below<R: Record>(
+        &self,
+        key: Vec<u8>,
+    ) -> impl Iterator<Item = Result<R, StoreError>> + use<R> {
+        records::<R>(self.tree(R::TABLE).map(|tree| tree.range(..key).rev()))
+    }
+
     /// The record of type `R` with the greatest key.
     pub fn last<R: Record>(&self) -> Result<Option<R>, StoreError> {
         let last = self

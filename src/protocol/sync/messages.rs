@@ -26,7 +26,7 @@ pub struct SyncRequest {
     pub seq: u64,
     /// The last response of the upstream the child applied (0 when none).
     pub ack_upstream_seq: u64,
-    #[serde(with = "rfc3339")]
+    #[serde(with = "super::rfc3339")]
     pub created_at: OffsetDateTime,
     /// In the order they happened on the child.
     pub changes: Vec<Change>,
@@ -45,7 +45,7 @@ pub enum Change {
         hostname: String,
         product: String,
         version: String,
-        #[serde(with = "rfc3339")]
+        #[serde(with = "super::rfc3339")]
         registered_at: OffsetDateTime,
     },
     /// A device left the child (deregistered, removed by an operator, timed out).
@@ -61,7 +61,7 @@ pub enum Change {
         units_requested: u64,
         /// Units the child could authorize from its pool.
         units_granted: u64,
-        #[serde(with = "rfc3339")]
+        #[serde(with = "super::rfc3339")]
         measured_at: OffsetDateTime,
     },
     /// A Cisco RUM report received on the CSLU endpoint, relayed untouched.
@@ -85,7 +85,7 @@ pub struct SyncResponse {
     pub seq: u64,
     /// The request numbers applied upstream, ascending.
     pub acks: Vec<u64>,
-    #[serde(with = "rfc3339")]
+    #[serde(with = "super::rfc3339")]
     pub created_at: OffsetDateTime,
     /// License pools of the VAs dedicated to the child.
     pub pools: Vec<PoolSnapshot>,
@@ -120,10 +120,10 @@ pub struct LicenseLine {
     pub quantity: u64,
     pub kind: LicenseKind,
     /// Set for term licenses only: valid from `start` (inclusive) …
-    #[serde(default, with = "rfc3339::option")]
+    #[serde(default, with = "super::rfc3339::option")]
     pub start: Option<OffsetDateTime>,
     /// … to `end` (exclusive).
-    #[serde(default, with = "rfc3339::option")]
+    #[serde(default, with = "super::rfc3339::option")]
     pub end: Option<OffsetDateTime>,
     pub export_controlled: bool,
     #[serde(default)]
@@ -169,7 +169,7 @@ pub struct LicenseFile {
     /// Unique per file, so an importer can refuse a file it already imported even after the
     /// licenses were moved or removed.
     pub file_id: String,
-    #[serde(with = "rfc3339")]
+    #[serde(with = "super::rfc3339")]
     pub created_at: OffsetDateTime,
     pub grants: Vec<LicenseGrant>,
 }
@@ -434,51 +434,4 @@ fn tag(at: &str, value: &str) -> Result<(), String> {
 fn udi(at: &str, udi: &Udi) -> Result<(), String> {
     text(at, "udi.pid", &udi.pid, 128)?;
     text(at, "udi.serial", &udi.serial, 128)
-}
-
-/// RFC 3339 times in their one canonical spelling only (`2025-03-01T12:00:00Z`, the form this
-/// module writes). The `time` parser also accepts other separators and spellings that mean the
-/// same instant; refusing them keeps what a reader sees in a file exactly what was signed.
-mod rfc3339 {
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-    use time::OffsetDateTime;
-    use time::format_description::well_known::Rfc3339;
-
-    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
-        time::serde::rfc3339::serialize(t, s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
-        let text = std::borrow::Cow::<str>::deserialize(d)?;
-        parse(&text).map_err(D::Error::custom)
-    }
-
-    fn parse(text: &str) -> Result<OffsetDateTime, String> {
-        let t = OffsetDateTime::parse(text, &Rfc3339)
-            .map_err(|err| format!("`{text}` is not an RFC 3339 time ({err})"))?;
-        match t.format(&Rfc3339) {
-            Ok(canonical) if canonical == text => Ok(t),
-            Ok(canonical) => Err(format!("time `{text}` must be written `{canonical}`")),
-            Err(err) => Err(format!("`{text}` cannot be represented ({err})")),
-        }
-    }
-
-    pub mod option {
-        use super::*;
-
-        pub fn serialize<S: Serializer>(
-            t: &Option<OffsetDateTime>,
-            s: S,
-        ) -> Result<S::Ok, S::Error> {
-            time::serde::rfc3339::option::serialize(t, s)
-        }
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(
-            d: D,
-        ) -> Result<Option<OffsetDateTime>, D::Error> {
-            Option::<std::borrow::Cow<'de, str>>::deserialize(d)?
-                .map(|text| parse(&text).map_err(D::Error::custom))
-                .transpose()
-        }
-    }
 }

@@ -698,6 +698,6 @@ pub async fn list_events(
             .read(|c| c.check_va(&p, va, Access::Read).map(|_| ()))?;
     }
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
-    let events = ctx.app.events(&p, &filter, limit)?;
+    let events = ctx.app.events(&p, &filter, q.before, limit)?;
     Ok(Json(events.into_iter().map(EventView::from).collect()))
 }
