@@ -64,3 +64,25 @@ fn metrics_count_requests_and_describe_the_catalog() {
     let health = d.admin_api(None).get("/healthz");
     assert_eq!(health.status, 200);
 }
+
+#[test]
+fn status_summarises_devices_and_the_store() {
+    let d = Daemon::start();
+    let s = d.cli_json(&["status"]);
+    let states: Vec<&str> = s["devices_by_state"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[0].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        ["registered", "authorized", "out_of_compliance", "authorization_expired"]
+    );
+    assert!(s["store_failure"].is_null());
+    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    let s = d.cli_json(&["status"]);
+    assert!(s["store_flushes"].as_u64().unwrap() >= 1, "{s}");
+    let human = d.cli_ok(&["status"]);
+    assert!(human.contains("devices           0 registered, 0 authorized"), "{human}");
+}

@@ -95,6 +95,16 @@ pub async fn status(client: &AdminClient, out: Output) -> Result<()> {
             "holds             {} account(s), {} VA(s), {} license entr(ies), {} token(s), {} user(s), {} device(s)",
             s.accounts, s.virtual_accounts, s.licenses, s.tokens, s.users, s.devices
         );
+        let states: Vec<String> =
+            s.devices_by_state.iter().map(|(state, n)| format!("{n} {state}")).collect();
+        println!("devices           {}", states.join(", "));
+        println!(
+            "flushes           {} (mean {:.2} ms)",
+            s.store_flushes, s.store_flush_mean_ms
+        );
+        if let Some(f) = &s.store_failure {
+            println!("STORE FAILURE     {f}; writes are refused until the satellite restarts");
+        }
         for w in &s.workers {
             println!("worker            {:<16} {:<8} {}", w.name, w.state, w.detail);
         }

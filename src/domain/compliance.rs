@@ -181,6 +181,36 @@ impl Catalog {
         }
     }
 
+    /// Devices by state, as of each device's last report aged by the clock: cheap enough for a
+    /// million devices (no entitlement is re-evaluated), for status and metrics.
+    pub fn device_states(
+        &self,
+        now: OffsetDateTime,
+        timers: &DeviceTimers,
+    ) -> BTreeMap<InstanceStatus, usize> {
+        let mut out: BTreeMap<InstanceStatus, usize> = [
+            InstanceStatus::Registered,
+            InstanceStatus::Authorized,
+            InstanceStatus::OutOfCompliance,
+            InstanceStatus::AuthorizationExpired,
+        ]
+        .into_iter()
+        .map(|s| (s, 0))
+        .collect();
+        for i in self.instances.values() {
+            let base = i.last_report_at.unwrap_or(i.registered_at);
+            let state = if now >= base + timers.authorization_valid {
+                InstanceStatus::AuthorizationExpired
+            } else {
+                i.last_answer
+                    .as_ref()
+                    .map_or(InstanceStatus::Registered, |a| a.status)
+            };
+            *out.entry(state).or_default() += 1;
+        }
+        out
+    }
+
     /// Units granted and units requested by eligible devices, for one VA and tag.
     pub fn granted(&self, va: VaId, tag: &str, now: OffsetDateTime) -> (u64, u64, usize) {
         let Some(pool) = self.pools.get(&(va, tag.to_string())) else {

@@ -39,6 +39,13 @@ pub struct Status {
     pub tokens: usize,
     pub users: usize,
     pub devices: usize,
+    /// Devices by state (`registered`, `authorized`, `out_of_compliance`, `authorization_expired`).
+    pub devices_by_state: Vec<(String, usize)>,
+    /// Store flushes (group commits) since start and the mean flush time in milliseconds.
+    pub store_flushes: u64,
+    pub store_flush_mean_ms: f64,
+    /// Set when a flush failed: the store refuses writes until restart.
+    pub store_failure: Option<String>,
     pub unreadable_records: Vec<String>,
     pub listeners: Vec<String>,
     pub workers: Vec<WorkerStatus>,

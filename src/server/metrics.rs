@@ -22,7 +22,6 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::app::App;
-use crate::domain::InstanceStatus;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -121,28 +120,11 @@ impl Metrics {
         let now = app.now();
         let timers = app.timers();
         let (by_state, pools) = app.read(|c| {
-            let mut by_state: BTreeMap<&'static str, i64> = BTreeMap::new();
-            for s in [
-                InstanceStatus::Registered,
-                InstanceStatus::Authorized,
-                InstanceStatus::OutOfCompliance,
-                InstanceStatus::AuthorizationExpired,
-            ] {
-                by_state.insert(s.as_str(), 0);
-            }
-            for i in c.instances() {
-                // The state at the device's last report, aged by the clock: cheap enough to
-                // scrape a million devices without evaluating every entitlement.
-                let base = i.last_report_at.unwrap_or(i.registered_at);
-                let state = if now >= base + timers.authorization_valid {
-                    InstanceStatus::AuthorizationExpired
-                } else {
-                    i.last_answer
-                        .as_ref()
-                        .map_or(InstanceStatus::Registered, |a| a.status)
-                };
-                *by_state.entry(state.as_str()).or_default() += 1;
-            }
+            let by_state: BTreeMap<&'static str, i64> = c
+                .device_states(now, &timers)
+                .into_iter()
+                .map(|(s, n)| (s.as_str(), n as i64))
+                .collect();
             let mut pools = Vec::new();
             for (va, tag) in c.pool_keys() {
                 let purchased = c.available(va, &tag, now);

@@ -51,6 +51,20 @@ pub async fn status(State(ctx): State<AdminCtx>, Caller(_p): Caller) -> Reply<St
         tokens,
         users,
         devices: ctx.app.read(|c| c.instance_count()),
+        devices_by_state: {
+            let (now, timers) = (ctx.app.now(), ctx.app.timers());
+            ctx.app
+                .read(|c| c.device_states(now, &timers))
+                .into_iter()
+                .map(|(s, n)| (s.as_str().to_string(), n))
+                .collect()
+        },
+        store_flushes: store.flushes(),
+        store_flush_mean_ms: {
+            let (total, _) = store.flush_time();
+            total as f64 / 1000.0 / store.flushes().max(1) as f64
+        },
+        store_failure: store.write_failure(),
         unreadable_records: ctx.app.unreadable().to_vec(),
         listeners: ctx.listeners.clone(),
         workers: ctx.workers.statuses(),
