@@ -77,12 +77,20 @@ fn status_summarises_devices_and_the_store() {
         .collect();
     assert_eq!(
         states,
-        ["registered", "authorized", "out_of_compliance", "authorization_expired"]
+        [
+            "registered",
+            "authorized",
+            "out_of_compliance",
+            "authorization_expired"
+        ]
     );
     assert!(s["store_failure"].is_null());
     d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
     let s = d.cli_json(&["status"]);
     assert!(s["store_flushes"].as_u64().unwrap() >= 1, "{s}");
     let human = d.cli_ok(&["status"]);
-    assert!(human.contains("devices           0 registered, 0 authorized"), "{human}");
+    assert!(
+        human.contains("devices           0 registered, 0 authorized"),
+        "{human}"
+    );
 }
