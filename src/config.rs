@@ -90,6 +90,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// An operator-supplied server certificate replacing the generated one.
     pub tls: TlsConfig,
+    /// Upstream reconciliation and license files (SPEC §8).
+    pub sync: SyncConfig,
     /// Where this configuration came from, for error messages; not a key in the file.
     #[serde(skip)]
     origin: Option<PathBuf>,
@@ -266,6 +268,24 @@ pub struct TlsConfig {
     pub key: Option<PathBuf>,
 }
 
+/// `[sync]`: upstream reconciliation and license files (SPEC §8).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// Issuers whose signed license files `license import` accepts. Default: none.
+    pub trusted_license_keys: Vec<TrustedKeyConfig>,
+}
+
+/// One trusted license-file issuer: the name it signs as and its Ed25519 public key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedKeyConfig {
+    /// The issuer name a license file must carry (`issuer`).
+    pub name: String,
+    /// The public key as 64 hex digits.
+    pub key: String,
+}
+
 /// Validated settings: what the daemon actually runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -285,6 +305,8 @@ pub struct Settings {
     pub alerts: AlertsSettings,
     /// An operator-supplied server certificate, if any.
     pub tls: Option<TlsFiles>,
+    /// The keys license files are accepted from, pinned with their issuer names.
+    pub trusted_license_keys: crate::protocol::sync::TrustedKeys,
 }
 
 /// Validated `[device]`.
@@ -533,6 +555,8 @@ impl Config {
             }
         };
 
+        let trusted_license_keys = v.trusted_keys(&self.sync.trusted_license_keys)?;
+
         Ok(Settings {
             data_dir,
             device,
@@ -542,6 +566,7 @@ impl Config {
             shutdown,
             alerts,
             tls,
+            trusted_license_keys,
         })
     }
 }
@@ -706,6 +731,44 @@ impl Validator {
         Ok(path)
     }
 
+    fn trusted_keys(
+        &self,
+        entries: &[TrustedKeyConfig],
+    ) -> Result<crate::protocol::sync::TrustedKeys, ConfigError> {
+        use crate::protocol::sync::{PublicKeyId, SatelliteId, TrustedKeys, parse_public_key};
+        const KEY: &str = "sync.trusted_license_keys";
+        let mut keys = TrustedKeys::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let name = entry.name.trim();
+            if name.is_empty() || name.len() > 512 || name.chars().any(|c| c.is_whitespace()) {
+                return Err(self.invalid(
+                    KEY,
+                    &quote(&entry.name),
+                    &format!(
+                        "entry {i}: `name` must be 1 to 512 characters without spaces (the \
+                         issuer name its license files carry)"
+                    ),
+                ));
+            }
+            let key = parse_public_key(&entry.key).map_err(|err| {
+                self.invalid(
+                    KEY,
+                    &quote(&entry.key),
+                    &format!("entry {i} (`{name}`): `key` is {err}"),
+                )
+            })?;
+            if keys.get(&PublicKeyId::of(&key)).is_some() {
+                return Err(self.invalid(
+                    KEY,
+                    &quote(&entry.key),
+                    &format!("entry {i} (`{name}`): this key is listed twice"),
+                ));
+            }
+            keys.insert(SatelliteId::new(name), key);
+        }
+        Ok(keys)
+    }
+
     fn log_level(&self, value: &str) -> Result<String, ConfigError> {
         if value.trim().is_empty() {
             return Err(self.invalid("log.level", "\"\"", "must not be empty; e.g. \"info\""));
@@ -778,6 +841,7 @@ mod tests {
         assert_eq!(s.timers.sweep_interval, Duration::from_secs(60));
         assert_eq!(s.shutdown.drain_timeout, Duration::from_secs(10));
         assert_eq!(s.tls, None);
+        assert_eq!(s.trusted_license_keys.iter().count(), 0);
         // No file at all is the same as an empty file.
         let none = Config::default()
             .resolve_with_state_directory(Some(OsStr::new(FIXED_DIR)))
@@ -795,6 +859,25 @@ mod tests {
             .and_then(|c| c.resolve_with_state_directory(Some(OsStr::new(FIXED_DIR))))
             .unwrap_or_else(|err| panic!("{err}"));
         assert_eq!(shipped, resolve("").expect("empty config resolves"));
+    }
+
+    #[test]
+    fn trusted_license_keys_are_validated_naming_the_entry() {
+        let key = crate::protocol::sync::SatelliteKey::from_seed(&[7; 32]).public_key_hex();
+        let s = resolve(&format!(
+            "[sync]\ntrusted_license_keys = [ {{ name = \"portal\", key = \"{key}\" }} ]\n"
+        ))
+        .expect("resolves");
+        let (_, peer) = s.trusted_license_keys.iter().next().expect("one key");
+        assert_eq!(peer.name.as_str(), "portal");
+        let msg = error(&format!(
+            "[sync]\ntrusted_license_keys = [ {{ name = \"a\", key = \"{key}\" }}, \
+             {{ name = \"portal\", key = \"abc\" }} ]\n"
+        ));
+        assert!(msg.contains("sync.trusted_license_keys"), "{msg}");
+        assert!(msg.contains("entry 1 (`portal`)"), "{msg}");
+        let msg = error("[sync]\ntrusted_license_keys = [ { name = \"a\" } ]\n");
+        assert!(msg.contains("key"), "{msg}");
     }
 
     #[test]

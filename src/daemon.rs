@@ -207,6 +207,7 @@ async fn serve_live(
         workers: workers.clone(),
         alert_inputs: alert_inputs.clone(),
         metrics: metrics.clone(),
+        trusted_license_keys: settings.trusted_license_keys.clone(),
     };
     let mut worker_tasks = vec![
         workers::spawn(
@@ -385,6 +386,9 @@ fn reload(live: &mut Live, reloader: &Reloader) -> Result<String> {
     }
     if new.data_dir != live.settings.data_dir {
         ignored.push("data_dir");
+    }
+    if new.trusted_license_keys != live.settings.trusted_license_keys {
+        ignored.push("sync.trusted_license_keys");
     }
     (reloader.set_log_level)(&new.log.level)
         .map_err(|e| anyhow::anyhow!("cannot apply log.level: {e}"))?;

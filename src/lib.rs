@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod domain;
+pub mod fsutil;
 pub mod loadgen;
 pub mod pki;
 pub mod protocol;

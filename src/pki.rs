@@ -16,10 +16,10 @@
 //! process-wide default, so that no code path depends on `install_default` having run.
 
 use std::fmt;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{self};
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -679,34 +679,10 @@ fn read_text(path: &Path) -> Result<String, PkiError> {
     fs::read_to_string(path).map_err(io_error(path))
 }
 
-/// Writes `contents` to `path` through a temporary file created with `mode`, so the data is
-/// never visible with broader permissions or half-written, then makes the rename durable.
+/// Writes a file atomically with `mode` (see [`crate::fsutil::write_atomically`]).
 fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map_or_else(Default::default, |n| n.to_string_lossy());
-    let tmp = dir.join(format!(".{name}.tmp"));
-    // A temporary file left by a crash may have been created by someone else with other
-    // permissions; it is removed so that `create_new` sets the mode.
-    match fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-        Err(err) => return Err(io_error(&tmp)(err)),
-    }
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io_error(&tmp))?;
-    file.write_all(contents).map_err(io_error(&tmp))?;
-    file.sync_all().map_err(io_error(&tmp))?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(io_error(path))?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error(dir))
+    crate::fsutil::write_atomically(path, contents, mode)
+        .map_err(|(path, source)| PkiError::Io { path, source })
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> PkiError + '_ {

@@ -17,6 +17,7 @@ mod devices;
 mod durability;
 mod full_disk;
 mod https;
+mod license_import;
 mod metrics;
 mod operator_devices;
 mod process;

@@ -10,9 +10,9 @@
 //! finished by whoever comes next: the renewal itself or, after a crash, [`load`]. A
 //! `key.next.pem` without `cert.next.pem` is an abandoned renewal and is removed.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self};
+use std::io::{self};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -183,27 +183,10 @@ fn finish_renewal(dir: &Path) -> Result<(), AgentError> {
     sync_dir(dir)
 }
 
-/// Writes `contents` to `path` through a temporary file created with `mode`, so that the data
-/// is never visible with broader permissions or half-written, then makes the rename durable.
+/// Writes a file atomically with `mode` (see [`crate::fsutil::write_atomically`]).
 pub(super) fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), AgentError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map_or_else(Default::default, |n| n.to_string_lossy());
-    let tmp = dir.join(format!(".{name}.tmp"));
-    // A temporary file left by a crash is removed so that `create_new` sets the mode.
-    remove_if_present(&tmp)?;
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io_error(&tmp))?;
-    file.write_all(contents).map_err(io_error(&tmp))?;
-    file.sync_all().map_err(io_error(&tmp))?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(io_error(path))?;
-    sync_dir(dir)
+    crate::fsutil::write_atomically(path, contents, mode)
+        .map_err(|(path, source)| AgentError::Io { path, source })
 }
 
 fn sync_dir(dir: &Path) -> Result<(), AgentError> {

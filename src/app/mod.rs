@@ -16,8 +16,8 @@ use tracing::error;
 
 use crate::domain::{
     Account, ApiToken, Catalog, Change, DeviceError, DeviceTimers, DomainError, Event, EventFilter,
-    License, Principal, ProductInstance, Record, RegistrationToken, RevokedCertificate, RumRecord,
-    User, VirtualAccount,
+    ImportedFile, License, Principal, ProductInstance, Record, RegistrationToken,
+    RevokedCertificate, RumRecord, User, VirtualAccount,
 };
 use crate::store::{self, Store, StoreError, tables};
 
@@ -94,6 +94,7 @@ impl App {
         collect::<ProductInstance>(&store, Record::Instance, &mut records, &mut unreadable);
         collect::<RevokedCertificate>(&store, Record::Revoked, &mut records, &mut unreadable);
         collect::<RumRecord>(&store, Record::Rum, &mut records, &mut unreadable);
+        collect::<ImportedFile>(&store, Record::ImportedFile, &mut records, &mut unreadable);
         let (last_seq, last_event_at) = last_event(&store, &mut unreadable);
         let catalog = Catalog::from_records(records);
         let high_water = catalog

@@ -68,6 +68,13 @@ impl AdminClient {
             .with_context(|| format!("the daemon's answer to {path} could not be understood"))
     }
 
+    /// POSTs `body` as it is (a file the daemon verifies itself) and decodes the JSON answer.
+    pub async fn post_bytes<T: DeserializeOwned>(&self, path: &str, body: Vec<u8>) -> Result<T> {
+        let bytes = self.send_bytes(Method::POST, path, body).await?;
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("the daemon's answer to {path} could not be understood"))
+    }
+
     async fn send<B: Serialize>(
         &self,
         method: Method,
@@ -78,6 +85,10 @@ impl AdminClient {
             Some(b) => serde_json::to_vec(b)?,
             None => Vec::new(),
         };
+        self.send_bytes(method, path, body).await
+    }
+
+    async fn send_bytes(&self, method: Method, path: &str, body: Vec<u8>) -> Result<Bytes> {
         let (status, bytes) = match &self.target {
             Target::Socket(socket) => unix_request(socket, method, path, body).await?,
             Target::Https { url, token, ca_pem } => {

@@ -346,6 +346,10 @@ pub enum LicenseCommand {
         #[arg(long, allow_negative_numbers = true)]
         quantity: Option<i64>,
     },
+    /// Import a license file signed by an issuer trusted in `[sync] trusted_license_keys`.
+    Import { file: std::path::PathBuf },
+    /// Write a signed license file, as an issuing portal does (offline, no daemon).
+    Sign(super::imports::SignArgs),
 }
 
 fn pools_table(list: &LicenseList) {
@@ -478,6 +482,8 @@ pub async fn license(client: &AdminClient, out: Output, c: LicenseCommand) -> Re
                 println!("removed license {license}")
             })
         }
+        LicenseCommand::Import { file } => super::imports::import(client, out, file).await,
+        LicenseCommand::Sign(a) => super::imports::sign_file(out, a),
     }
 }
 

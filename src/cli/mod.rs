@@ -6,6 +6,7 @@ mod backup;
 mod client;
 mod commands;
 mod devices;
+mod imports;
 pub mod loadgen;
 mod table;
 
@@ -98,6 +99,9 @@ pub enum Command {
     Restore(backup::RestoreArgs),
     /// Simulate many devices to measure a satellite: throughput, latency, memory.
     Loadgen(loadgen::LoadgenArgs),
+    /// Signing keys for sync and license files.
+    #[command(subcommand)]
+    Sync(imports::SyncCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -152,6 +156,12 @@ pub async fn run_client(global: &Global, command: Command) -> Result<()> {
         Command::Agent(a) => return agent::run(a, global.json).await,
         Command::Restore(a) => return backup::restore(global, a),
         Command::Loadgen(a) => return loadgen::run(a, global.json).await,
+        Command::Sync(imports::SyncCommand::Keygen { out }) => {
+            return imports::keygen(commands::Output { json: global.json }, &out);
+        }
+        Command::License(commands::LicenseCommand::Sign(a)) => {
+            return imports::sign_file(commands::Output { json: global.json }, a);
+        }
         _ => {}
     }
     let client = AdminClient::new(global.target()?);
@@ -161,6 +171,7 @@ pub async fn run_client(global: &Global, command: Command) -> Result<()> {
         | Command::Config(_)
         | Command::Agent(_)
         | Command::Loadgen(_)
+        | Command::Sync(_)
         | Command::Restore(_) => {
             unreachable!("handled above or by the caller")
         }

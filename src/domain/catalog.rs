@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use super::compliance::Pool;
 use super::events::NewEvent;
 use super::ids::{AccountId, ApiTokenId, InstanceId, LicenseId, TokenId, UserId, VaId};
+use super::imports::ImportedFile;
 use super::model::{
     Account, ApiToken, License, ProductInstance, RegistrationToken, RevokedCertificate, RumRecord,
     Udi, User, VirtualAccount,
@@ -29,6 +30,7 @@ pub enum Record {
     Instance(ProductInstance),
     Revoked(RevokedCertificate),
     Rum(RumRecord),
+    ImportedFile(ImportedFile),
 }
 
 /// One record removed by a change.
@@ -41,6 +43,7 @@ pub enum Removal {
     ApiToken(ApiTokenId),
     Instance(InstanceId),
     Revoked(String),
+    ImportedFile(String),
 }
 
 /// What an accepted operation does: records to write, records to remove, and the event that
@@ -106,6 +109,8 @@ pub struct Catalog {
     pub(super) tags_in_use: HashMap<VaId, BTreeSet<String>>,
     pub(super) revoked: HashMap<String, RevokedCertificate>,
     pub(super) rum_seen: HashSet<(String, u64)>,
+    /// License files already imported, by file id.
+    pub(super) imported_files: HashMap<String, ImportedFile>,
     /// Devices whose latest report had a skewed clock.
     pub(super) skewed: BTreeSet<InstanceId>,
     /// The registration order the next device gets.
@@ -182,6 +187,9 @@ impl Catalog {
             }
             Record::Rum(r) => {
                 self.rum_seen.insert((r.udi.serial, r.report_id));
+            }
+            Record::ImportedFile(f) => {
+                self.imported_files.insert(f.file_id.clone(), f);
             }
         }
     }
@@ -274,6 +282,9 @@ impl Catalog {
             }
             Removal::Revoked(serial) => {
                 self.revoked.remove(&serial);
+            }
+            Removal::ImportedFile(id) => {
+                self.imported_files.remove(&id);
             }
         }
     }
@@ -494,5 +505,10 @@ impl Catalog {
 
     pub fn rum_seen(&self, serial: &str, report_id: u64) -> bool {
         self.rum_seen.contains(&(serial.to_string(), report_id))
+    }
+
+    /// The import of a license file, if it was imported.
+    pub fn imported_file(&self, file_id: &str) -> Option<&ImportedFile> {
+        self.imported_files.get(file_id)
     }
 }

@@ -21,6 +21,7 @@ mod devices;
 mod error;
 mod events;
 mod ids;
+mod imports;
 mod licenses;
 mod model;
 mod tokens;
@@ -35,6 +36,7 @@ pub use devices::{DeviceError, IssuedIdentity, Registration, RumInput, UsageOutc
 pub use error::DomainError;
 pub use events::{EventFilter, NewEvent};
 pub use ids::{AccountId, ApiTokenId, InstanceId, LicenseId, TokenId, UserId, VaId};
+pub use imports::{ImportGrant, ImportedFile, LicenseImport};
 pub use licenses::{LicenseSpec, PoolLine};
 pub use model::*;
 pub use tokens::{TokenSpec, TokenState};

@@ -567,3 +567,14 @@ impl From<domain::Alert> for AlertView {
         }
     }
 }
+
+/// The answer to `POST /v1/licenses/import`: what a license file added.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LicenseImportView {
+    pub file_id: String,
+    pub account: String,
+    pub issuer: String,
+    /// The key id of the key that signed the file.
+    pub signer: String,
+    pub licenses: Vec<LicenseView>,
+}

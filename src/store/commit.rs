@@ -110,13 +110,12 @@ impl GroupCommit {
             .await
             // The sender lives in `State`, which this `&self` keeps alive.
             .expect("the progress sender lives as long as the committer");
-        if reached.flushed >= seq {
-            return Ok(());
+        // A failure is permanent and wins: once the store is poisoned nothing is acknowledged,
+        // even if a flush happened to complete in between.
+        if let Some(failure) = &reached.failure {
+            return Err(Arc::clone(failure));
         }
-        Err(reached
-            .failure
-            .clone()
-            .unwrap_or_else(|| Arc::from("flush failed")))
+        Ok(())
     }
 
     /// Flushes on the calling thread, for callers outside any async runtime. It shares the

@@ -3,8 +3,9 @@
 //! previous one; the golden-bytes tests below fail first.
 
 use crate::domain::{
-    Account, ApiToken, Change, Event, License, ProductInstance, Record as DomainRecord,
-    RegistrationToken, Removal, RevokedCertificate, RumRecord, User, VirtualAccount,
+    Account, ApiToken, Change, Event, ImportedFile, License, ProductInstance,
+    Record as DomainRecord, RegistrationToken, Removal, RevokedCertificate, RumRecord, User,
+    VirtualAccount,
 };
 
 use super::{Batch, Record};
@@ -49,6 +50,11 @@ table!(RumRecord, "rum_reports", 1, |r| {
     key.extend_from_slice(&r.report_id.to_be_bytes());
     key
 });
+// Imported license files, by file id.
+table!(ImportedFile, "imported_license_files", 1, |r| r
+    .file_id
+    .as_bytes()
+    .to_vec());
 // Events are keyed by their sequence number, big-endian, so the tree iterates in log order.
 table!(Event, "events", 1, |r| r.seq.to_be_bytes().to_vec());
 
@@ -63,6 +69,7 @@ pub const TABLES: &[&str] = &[
     ProductInstance::TABLE,
     RevokedCertificate::TABLE,
     RumRecord::TABLE,
+    ImportedFile::TABLE,
     Event::TABLE,
 ];
 
@@ -78,6 +85,7 @@ pub fn batch_for(change: &Change, event: Option<&Event>) -> Batch {
             Removal::ApiToken(id) => batch.delete::<ApiToken>(id.as_bytes()),
             Removal::Instance(id) => batch.delete::<ProductInstance>(id.as_bytes()),
             Removal::Revoked(serial) => batch.delete::<RevokedCertificate>(serial.as_bytes()),
+            Removal::ImportedFile(id) => batch.delete::<ImportedFile>(id.as_bytes()),
         }
     }
     for record in &change.put {
@@ -91,6 +99,7 @@ pub fn batch_for(change: &Change, event: Option<&Event>) -> Batch {
             DomainRecord::Instance(r) => batch.put(r),
             DomainRecord::Revoked(r) => batch.put(r),
             DomainRecord::Rum(r) => batch.put(r),
+            DomainRecord::ImportedFile(r) => batch.put(r),
         }
     }
     if let Some(event) = event {

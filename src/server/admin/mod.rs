@@ -9,6 +9,7 @@
 pub mod backup;
 mod devices;
 mod handlers;
+mod imports;
 
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -33,6 +34,8 @@ pub struct AdminCtx {
     pub workers: crate::workers::Registry,
     pub alert_inputs: crate::domain::AlertInputs,
     pub metrics: crate::server::metrics::Metrics,
+    /// Issuers whose license files `POST /v1/licenses/import` accepts (`[sync]` config).
+    pub trusted_license_keys: crate::protocol::sync::TrustedKeys,
 }
 
 pub fn router(ctx: AdminCtx) -> Router {
@@ -60,6 +63,7 @@ pub fn router(ctx: AdminCtx) -> Router {
             post(handlers::add_license).get(handlers::list_licenses),
         )
         .route("/v1/licenses/transfer", post(handlers::transfer_licenses))
+        .route("/v1/licenses/import", post(imports::import_licenses))
         .route("/v1/licenses/{license}", delete(handlers::remove_license))
         .route(
             "/v1/tokens",

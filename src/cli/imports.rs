@@ -1,0 +1,205 @@
+//! Disconnected mode (SPEC §8): `license import FILE` sends a signed license file to the
+//! daemon; `license sign` and `sync keygen` do offline what an issuing portal does, so
+//! operators (and tests) can produce files a satellite trusts.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::client::AdminClient;
+use super::commands::Output;
+use super::table::Table;
+use crate::protocol::admin::LicenseImportView;
+use crate::protocol::sync::{
+    LicenseFile, LicenseGrant, LicenseKind, LicenseLine, SatelliteId, SatelliteKey, sign,
+};
+
+/// `satellite sync ...`.
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Generate an Ed25519 signing key (PKCS#8 PEM, mode 0600) and print the public key and
+    /// key id to pin, e.g. in `[sync] trusted_license_keys` of the importing satellite.
+    Keygen {
+        /// Where to write the private key; an existing file is not replaced.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// `satellite license sign`: writes a signed license file (offline, no daemon).
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The issuer's private key (from `satellite sync keygen`).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The Smart Account the licenses are for, by domain.
+    #[arg(long)]
+    pub account: String,
+    /// `VA_PATH:TAG:QTY` (perpetual) or `VA_PATH:TAG:QTY:START:END` (term, dates
+    /// YYYY-MM-DD, END excluded); VA_PATH is `Default/...`. Repeatable.
+    #[arg(long = "grant", required = true)]
+    pub grants: Vec<String>,
+    /// The issuer name the importing satellite trusts this key under.
+    #[arg(long, default_value = "portal")]
+    pub issuer: String,
+    /// The file's unique id (default: a random one).
+    #[arg(long)]
+    pub file_id: Option<String>,
+    /// Where to write the file.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn keygen(out: Output, path: &std::path::Path) -> Result<()> {
+    if path.exists() {
+        bail!(
+            "{} exists; a signing key is never replaced silently (its public key may be \
+             pinned elsewhere): choose another path",
+            path.display()
+        );
+    }
+    let key = SatelliteKey::generate()?;
+    key.save(path)?;
+    out.show(
+        &json!({
+            "key_file": path.display().to_string(),
+            "public_key": key.public_key_hex(),
+            "key_id": key.id().as_str(),
+        }),
+        |_| {
+            println!("wrote {} (mode 0600)", path.display());
+            println!("public key  {}", key.public_key_hex());
+            println!("key id      {}", key.id());
+            println!(
+                "trust it on a satellite with:\n  [sync]\n  trusted_license_keys = [ {{ name = \
+                 \"portal\", key = \"{}\" }} ]",
+                key.public_key_hex()
+            );
+        },
+    )
+}
+
+fn parse_date(s: &str) -> Result<OffsetDateTime> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s, &format)
+        .map(|d| d.midnight().assume_utc())
+        .map_err(|_| anyhow::anyhow!("`{s}` is not a date (expected YYYY-MM-DD)"))
+}
+
+fn parse_grant(n: usize, file_id: &str, s: &str) -> Result<(String, LicenseLine)> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let (va, tag, qty) = match parts.as_slice() {
+        [va, tag, qty] | [va, tag, qty, _, _] => (*va, *tag, *qty),
+        _ => bail!("--grant `{s}`: expected VA_PATH:TAG:QTY or VA_PATH:TAG:QTY:START:END"),
+    };
+    let quantity: u64 = qty
+        .parse()
+        .with_context(|| format!("--grant `{s}`: `{qty}` is not a quantity"))?;
+    let (kind, start, end) = match parts.as_slice() {
+        [_, _, _, start, end] => (
+            LicenseKind::Term,
+            Some(parse_date(start)?),
+            Some(parse_date(end)?),
+        ),
+        _ => (LicenseKind::Perpetual, None, None),
+    };
+    Ok((
+        va.to_string(),
+        LicenseLine {
+            id: format!("{file_id}-{n}"),
+            entitlement_tag: tag.to_string(),
+            display_name: tag.to_string(),
+            quantity,
+            kind,
+            start,
+            end,
+            export_controlled: false,
+            order_ref: Some(file_id.to_string()),
+            labels: BTreeSet::new(),
+        },
+    ))
+}
+
+pub fn sign_file(out: Output, a: SignArgs) -> Result<()> {
+    let key = SatelliteKey::load(&a.key)?;
+    let file_id = a
+        .file_id
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let mut grants: Vec<LicenseGrant> = Vec::new();
+    for (n, g) in a.grants.iter().enumerate() {
+        let (va, line) = parse_grant(n + 1, &file_id, g)?;
+        match grants.iter_mut().find(|x| x.va == va) {
+            Some(x) => x.licenses.push(line),
+            None => grants.push(LicenseGrant {
+                va,
+                licenses: vec![line],
+            }),
+        }
+    }
+    let body = LicenseFile {
+        issuer: SatelliteId::new(a.issuer),
+        account_domain: a.account,
+        file_id: file_id.clone(),
+        created_at: OffsetDateTime::now_utc().replace_nanosecond(0)?,
+        grants,
+    };
+    let count: usize = body.grants.iter().map(|g| g.licenses.len()).sum();
+    let bytes = sign(&key, body)?.to_json()?;
+    std::fs::write(&a.out, bytes).with_context(|| format!("cannot write {}", a.out.display()))?;
+    out.show(
+        &json!({
+            "file": a.out.display().to_string(),
+            "file_id": file_id,
+            "licenses": count,
+            "signer": key.id().as_str(),
+        }),
+        |_| {
+            println!(
+                "wrote {} ({count} license(s), file id {file_id}, signed by key {})",
+                a.out.display(),
+                key.id()
+            )
+        },
+    )
+}
+
+pub async fn import(client: &AdminClient, out: Output, file: PathBuf) -> Result<()> {
+    let bytes = std::fs::read(&file)
+        .with_context(|| format!("cannot read the license file {}", file.display()))?;
+    let view: LicenseImportView = client.post_bytes("/v1/licenses/import", bytes).await?;
+    out.show(&view, |v| {
+        println!(
+            "imported {} license(s) from file {} (issuer {}, account {})",
+            v.licenses.len(),
+            v.file_id,
+            v.issuer,
+            v.account
+        );
+        let mut t = Table::new(&[
+            "LICENSE",
+            "VIRTUAL ACCOUNT",
+            "ENTITLEMENT TAG",
+            "QTY",
+            "KIND",
+            "START",
+            "END",
+        ])
+        .right(&[3]);
+        for e in &v.licenses {
+            t.row(vec![
+                e.id.clone(),
+                e.va_path.clone(),
+                e.entitlement_tag.clone(),
+                e.quantity.to_string(),
+                e.kind.clone(),
+                e.start.map_or("-".into(), |d| d.date().to_string()),
+                e.end.map_or("-".into(), |d| d.date().to_string()),
+            ]);
+        }
+        print!("{}", t.render());
+    })
+}

@@ -1,0 +1,309 @@
+//! License files for disconnected satellites (SPEC §8, "Disconnected"): licenses issued
+//! elsewhere, signed by a key the configuration trusts, imported with `license import FILE`.
+//!
+//! The signature, the signer and the file's account were checked at the edge (the protocol's
+//! `open`); this layer sees only the verified content as plain domain input. It checks what the
+//! catalog knows: the account exists and the caller may buy licenses for it, every VA the file
+//! names exists in that account, and the file was not imported before. A file is one-shot: its
+//! `file_id` is remembered as an [`ImportedFile`] record, so importing it again is refused even
+//! after its licenses were moved or removed. All licenses of a file are added in one change.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::access::{Access, Principal};
+use super::catalog::{Catalog, Change, Record};
+use super::error::DomainError;
+use super::events::NewEvent;
+use super::ids::{AccountId, LicenseId, VaId};
+use super::licenses::LicenseSpec;
+use super::model::{License, LicenseSource};
+
+/// A verified license file, as the domain needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LicenseImport {
+    /// Unique per file; a file can be imported once.
+    pub file_id: String,
+    /// Who signed it, for the audit log (issuer name and key id).
+    pub signer: String,
+    /// The account the licenses belong to, by domain.
+    pub account_domain: String,
+    pub grants: Vec<ImportGrant>,
+}
+
+/// Licenses for one VA of the account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportGrant {
+    /// `Default/child/...`, optionally preceded by the account's name or domain.
+    pub va: String,
+    pub licenses: Vec<LicenseSpec>,
+}
+
+/// A license file already imported: remembered so it cannot be imported twice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportedFile {
+    pub file_id: String,
+    pub account: AccountId,
+    pub imported_at: OffsetDateTime,
+    /// The licenses the import added (they may have been moved or removed since).
+    pub licenses: Vec<LicenseId>,
+}
+
+impl Catalog {
+    /// Adds every license of a verified license file, atomically, with source `Import`. Needs
+    /// write access to the file's account (account-admin or system-admin).
+    pub fn import_licenses(
+        &self,
+        p: &Principal,
+        file: &LicenseImport,
+        now: OffsetDateTime,
+    ) -> Result<(Change, Vec<License>), DomainError> {
+        let account = self
+            .account_by_name_or_domain(&file.account_domain)
+            .filter(|a| a.domain == file.account_domain)
+            .filter(|a| self.account_visible(p, a.id))
+            .ok_or_else(|| DomainError::not_found("account", &file.account_domain))?;
+        let account = self.check_account(p, account.id, Access::Write)?;
+        if let Some(done) = self.imported_file(&file.file_id) {
+            return Err(DomainError::Conflict(format!(
+                "license file `{}` was already imported on {}; nothing was changed",
+                file.file_id,
+                done.imported_at.date()
+            )));
+        }
+        if file.grants.iter().all(|g| g.licenses.is_empty()) {
+            return Err(DomainError::Invalid(
+                "the license file grants no licenses".into(),
+            ));
+        }
+        let mut licenses = Vec::new();
+        for (i, grant) in file.grants.iter().enumerate() {
+            let va = self.import_va(account.id, &grant.va).ok_or_else(|| {
+                DomainError::Refused(format!(
+                    "the license file grants licenses to virtual account `{}`, which account \
+                     `{}` does not have; create it first (`satellite va create`) or get a file \
+                     for an existing virtual account; nothing was imported",
+                    grant.va, account.name
+                ))
+            })?;
+            for (j, spec) in grant.licenses.iter().enumerate() {
+                let mut spec = spec.clone();
+                spec.source = LicenseSource::Import;
+                let (_, license) = self.add_license(p, va, spec, now).map_err(|e| match e {
+                    DomainError::Invalid(m) => {
+                        DomainError::Invalid(format!("grants[{i}].licenses[{j}]: {m}"))
+                    }
+                    other => other,
+                })?;
+                licenses.push(license);
+            }
+        }
+        let record = ImportedFile {
+            file_id: file.file_id.clone(),
+            account: account.id,
+            imported_at: now,
+            licenses: licenses.iter().map(|l| l.id).collect(),
+        };
+        let event = NewEvent::new("license.import", &file.file_id)
+            .account(account.id)
+            .detail("file", &file.file_id)
+            .detail("signer", &file.signer)
+            .detail("count", licenses.len());
+        let mut change = Change::new(event).put(Record::ImportedFile(record));
+        for l in &licenses {
+            change = change.put(Record::License(l.clone()));
+        }
+        Ok((change, licenses))
+    }
+
+    /// The VA a license file names, inside `account`: `Default/...`, optionally preceded by the
+    /// account's name or domain, or a VA id of that account.
+    fn import_va(&self, account: AccountId, path: &str) -> Option<VaId> {
+        let a = self.account(account)?;
+        if let Ok(id) = path.parse::<VaId>() {
+            return self.va(id).filter(|v| v.account == account).map(|v| v.id);
+        }
+        let mut parts: Vec<&str> = path.split('/').collect();
+        if parts
+            .first()
+            .is_some_and(|s| *s == a.name || *s == a.domain)
+        {
+            parts.remove(0);
+        }
+        let mut current = None::<VaId>;
+        for name in parts {
+            current = match current {
+                None => (name == super::DEFAULT_VA_NAME).then_some(a.default_va),
+                Some(id) => self.children(id).find(|v| v.name == name).map(|v| v.id),
+            };
+            current?;
+        }
+        current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::domain::{LicenseKind, Role, RoleGrant, Scope};
+
+    const NOW: OffsetDateTime = datetime!(2026-01-01 0:00 UTC);
+
+    fn admin() -> Principal {
+        Principal::system("test-admin")
+    }
+
+    fn apply<T>(r: Result<(Change, T), DomainError>, c: &mut Catalog) -> T {
+        let (change, value) = r.expect("accepted");
+        c.apply(&change);
+        value
+    }
+
+    fn setup() -> (Catalog, VaId) {
+        let mut c = Catalog::new();
+        let a = apply(
+            c.create_account(&admin(), "acme", "acme.example", NOW),
+            &mut c,
+        );
+        let va = apply(c.create_va(&admin(), a.default_va, "lab", "", NOW), &mut c);
+        (c, va.id)
+    }
+
+    fn line(tag: &str, qty: i64) -> LicenseSpec {
+        LicenseSpec {
+            entitlement_tag: tag.into(),
+            display_name: String::new(),
+            quantity: qty,
+            kind: LicenseKind::Perpetual,
+            export_controlled: false,
+            source: LicenseSource::Manual,
+            order_ref: Some("SO-9".into()),
+            labels: Default::default(),
+        }
+    }
+
+    fn file(id: &str, va: &str) -> LicenseImport {
+        LicenseImport {
+            file_id: id.into(),
+            signer: "portal (abcd)".into(),
+            account_domain: "acme.example".into(),
+            grants: vec![ImportGrant {
+                va: va.into(),
+                licenses: vec![line("tag-a", 5), line("tag-b", 2)],
+            }],
+        }
+    }
+
+    #[test]
+    fn import_adds_every_license_with_source_import_and_one_event() {
+        let (mut c, lab) = setup();
+        let (change, added) = c
+            .import_licenses(&admin(), &file("f-1", "Default/lab"), NOW)
+            .expect("imported");
+        assert_eq!(added.len(), 2);
+        assert!(
+            added
+                .iter()
+                .all(|l| l.source == LicenseSource::Import && l.va == lab)
+        );
+        let event = change.event.as_ref().expect("one event");
+        assert_eq!(event.action, "license.import");
+        assert!(event.details.contains(&("count".into(), "2".into())));
+        assert!(event.details.contains(&("file".into(), "f-1".into())));
+        c.apply(&change);
+        assert_eq!(c.licenses_in(lab).count(), 2);
+        let done = c.imported_file("f-1").expect("remembered");
+        assert_eq!(done.licenses.len(), 2);
+        // The account name may prefix the path.
+        apply(
+            c.import_licenses(&admin(), &file("f-2", "acme/Default/lab"), NOW),
+            &mut c,
+        );
+        assert_eq!(c.licenses_in(lab).count(), 4);
+    }
+
+    #[test]
+    fn a_second_import_of_the_same_file_is_refused() {
+        let (mut c, lab) = setup();
+        apply(
+            c.import_licenses(&admin(), &file("f-1", "Default/lab"), NOW),
+            &mut c,
+        );
+        let e = c
+            .import_licenses(&admin(), &file("f-1", "Default/lab"), NOW)
+            .expect_err("refused");
+        assert!(
+            matches!(&e, DomainError::Conflict(m) if m.contains("already imported on 2026-01-01")),
+            "{e:?}"
+        );
+        assert_eq!(c.licenses_in(lab).count(), 2);
+    }
+
+    #[test]
+    fn an_unknown_va_is_refused_by_name_and_nothing_is_added() {
+        let (c, lab) = setup();
+        let mut f = file("f-1", "Default/lab");
+        f.grants.push(ImportGrant {
+            va: "Default/nowhere".into(),
+            licenses: vec![line("tag-c", 1)],
+        });
+        let e = c.import_licenses(&admin(), &f, NOW).expect_err("refused");
+        assert!(
+            matches!(&e, DomainError::Refused(m) if m.contains("`Default/nowhere`")),
+            "{e:?}"
+        );
+        assert_eq!(c.licenses_in(lab).count(), 0);
+        assert!(c.imported_file("f-1").is_none());
+    }
+
+    #[test]
+    fn an_unknown_account_and_a_bad_line_are_refused() {
+        let (c, _) = setup();
+        let mut f = file("f-1", "Default/lab");
+        f.account_domain = "other.example".into();
+        let e = c.import_licenses(&admin(), &f, NOW).expect_err("refused");
+        assert!(matches!(e, DomainError::NotFound { .. }), "{e:?}");
+        let mut f = file("f-1", "Default/lab");
+        f.grants[0].licenses[1].quantity = 0;
+        let e = c.import_licenses(&admin(), &f, NOW).expect_err("refused");
+        assert!(
+            matches!(&e, DomainError::Invalid(m) if m.starts_with("grants[0].licenses[1]")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn only_account_writers_may_import() {
+        let (mut c, lab) = setup();
+        let user = apply(c.create_user(&admin(), "viewer", NOW), &mut c);
+        for role in [Role::VaUser, Role::VaAdmin] {
+            let p = Principal {
+                actor: "viewer".into(),
+                user: Some(user.id),
+                grants: vec![RoleGrant {
+                    role,
+                    scope: Scope::Va(lab),
+                }],
+            };
+            let e = c
+                .import_licenses(&p, &file("f-1", "Default/lab"), NOW)
+                .expect_err("refused");
+            assert!(matches!(e, DomainError::Forbidden(_)), "{role:?}: {e:?}");
+        }
+        let account = c.va(lab).expect("va").account;
+        let p = Principal {
+            actor: "owner".into(),
+            user: Some(user.id),
+            grants: vec![RoleGrant {
+                role: Role::AccountAdmin,
+                scope: Scope::Account(account),
+            }],
+        };
+        assert!(
+            c.import_licenses(&p, &file("f-1", "Default/lab"), NOW)
+                .is_ok()
+        );
+    }
+}
