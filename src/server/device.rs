@@ -173,11 +173,11 @@ impl FromRequestParts<DeviceCtx> for DeviceIdentity {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, ctx: &DeviceCtx) -> Result<Self, ApiError> {
-        let cert = match parts.extensions.get::<Peer>() {
+        let serial = match parts.extensions.get::<Peer>() {
             Some(Peer::Tls {
-                client_cert: Some(cert),
+                client_serial: Some(serial),
                 ..
-            }) => cert,
+            }) => serial,
             _ => {
                 return Err(ApiError::new(
                     StatusCode::UNAUTHORIZED,
@@ -186,11 +186,9 @@ impl FromRequestParts<DeviceCtx> for DeviceIdentity {
                 ));
             }
         };
-        let serial = pki::peer_certificate_serial(cert)
-            .ok_or_else(|| ApiError::malformed("the client certificate could not be read"))?;
         let id = ctx
             .app
-            .read(|c| c.authenticate_device(&serial).map(|i| i.id))?;
+            .read(|c| c.authenticate_device(serial).map(|i| i.id))?;
         crate::server::metrics::record_actor(&format!("device:{id}"));
         Ok(DeviceIdentity(id))
     }

@@ -14,7 +14,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::Semaphore;
@@ -29,10 +28,11 @@ use crate::shutdown::Shutdown;
 pub enum Peer {
     /// A process on this machine, connected through the admin socket.
     Local { uid: Option<u32> },
-    /// A TLS client, with the certificate it presented, if any.
+    /// A TLS client, with the serial number of the certificate it presented, if any. The
+    /// certificate is parsed once per connection, not per request.
     Tls {
         addr: SocketAddr,
-        client_cert: Option<CertificateDer<'static>>,
+        client_serial: Option<Arc<str>>,
     },
 }
 
@@ -109,13 +109,17 @@ pub async fn serve_tls(
                         return;
                     }
                 };
-            let client_cert = stream
+            let client_serial = stream
                 .get_ref()
                 .1
                 .peer_certificates()
                 .and_then(|c| c.first())
-                .map(|c| c.clone().into_owned());
-            let peer = Peer::Tls { addr, client_cert };
+                .and_then(crate::pki::peer_certificate_serial)
+                .map(Arc::from);
+            let peer = Peer::Tls {
+                addr,
+                client_serial,
+            };
             serve_connection(stream, peer, router, watcher).await;
         });
     }
