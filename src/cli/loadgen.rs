@@ -3,23 +3,30 @@
 //! over [`crate::loadgen`]; `docs/benchmarks.md` shows it in use.
 
 use std::io::IsTerminal as _;
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::{Args, Subcommand};
 
+use super::Global;
+use crate::loadgen::fill::{self, FillOptions};
 use crate::loadgen::{self, Options, Target};
 
 /// Load-test a satellite (or the bare baseline server of the benchmarks).
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct LoadgenArgs {
+    /// Offline tools (`fill`); without one, runs the load test.
+    #[command(subcommand)]
+    pub tool: Option<LoadgenTool>,
     /// The device URL, e.g. https://127.0.0.1:8443.
-    #[arg(long, value_name = "URL")]
-    pub url: String,
+    #[arg(long, value_name = "URL", required = true)]
+    pub url: Option<String>,
     /// CA certificate that signed the server's certificate (the satellite's `ca.pem`).
-    #[arg(long, value_name = "FILE")]
-    pub ca: PathBuf,
+    #[arg(long, value_name = "FILE", required = true)]
+    pub ca: Option<PathBuf>,
     /// Registration token with at least --devices uses left (`satellite token create`).
     #[arg(
         long,
@@ -60,10 +67,48 @@ pub struct LoadgenArgs {
     pub quiet: bool,
 }
 
+/// Offline load-generator tools.
+#[derive(Debug, Subcommand)]
+pub enum LoadgenTool {
+    /// Fill an empty data directory's store with a large synthetic account (offline: the
+    /// daemon must be stopped): one account `scale`, VAs, licenses and product instances.
+    Fill(FillArgs),
+}
+
+/// `satellite loadgen fill --data-dir DIR --devices N --vas V --tags T [--seed S]`.
+#[derive(Debug, Args)]
+pub struct FillArgs {
+    /// Product instances to write.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub devices: usize,
+    /// Virtual Accounts under the Default VA (a tree with fan-out 10).
+    #[arg(long, value_name = "V", default_value_t = 1_000)]
+    pub vas: usize,
+    /// Distinct entitlement tags (one license entry per VA and tag).
+    #[arg(long, value_name = "T", default_value_t = 100)]
+    pub tags: usize,
+    /// Seed of the generator: the same seed writes the same records.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+    /// Over-subscribe the pools of every Nth VA (¾ of their use); 0 for none.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub oversubscribe_every: usize,
+    /// No progress line on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
 /// Runs `satellite loadgen`. Exits non-zero, after printing the report, if any request
 /// failed: figures with errors are not comparable.
-pub async fn run(args: LoadgenArgs, json: bool) -> Result<()> {
-    let ca_pem = read(&args.ca)?;
+pub async fn run(args: LoadgenArgs, global: &Global) -> Result<()> {
+    let json = global.json;
+    if let Some(LoadgenTool::Fill(fill)) = args.tool {
+        return run_fill(fill, global).await;
+    }
+    let (Some(url), Some(ca)) = (args.url, args.ca) else {
+        bail!("give the device URL with --url and its CA with --ca");
+    };
+    let ca_pem = read(&ca)?;
     let target = match (&args.baseline_identity, args.token) {
         (Some(dir), _) => Target::Baseline {
             cert_pem: read(&dir.join("client.pem"))?,
@@ -76,7 +121,7 @@ pub async fn run(args: LoadgenArgs, json: bool) -> Result<()> {
         bail!("--warmup must be zero or more seconds");
     }
     let options = Options {
-        url: args.url,
+        url,
         ca_pem,
         target,
         devices: args.devices,
@@ -97,6 +142,55 @@ pub async fn run(args: LoadgenArgs, json: bool) -> Result<()> {
     let failures = report.failures();
     if failures > 0 {
         bail!("{failures} requests failed; see the errors above");
+    }
+    Ok(())
+}
+
+/// `satellite loadgen fill`: refuses while a daemon answers on the data directory's admin
+/// socket (sled's lock would refuse too, after a wait) or when the store is not empty.
+async fn run_fill(args: FillArgs, global: &Global) -> Result<()> {
+    let settings = global.settings()?;
+    let socket = global.socket.clone().unwrap_or(settings.admin.socket);
+    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        bail!(
+            "a satellite is serving on {}; stop it first (the fill writes the store directly)",
+            socket.display()
+        );
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&settings.data_dir)
+        .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
+    let options = FillOptions {
+        store_dir: settings.data_dir.join("store"),
+        devices: args.devices,
+        vas: args.vas,
+        tags: args.tags,
+        seed: args.seed,
+        oversubscribed_every: args.oversubscribe_every,
+        progress: (!args.quiet).then(|| std::io::stderr().is_terminal()),
+        now: time::OffsetDateTime::now_utc(),
+    };
+    let summary = tokio::task::spawn_blocking(move || fill::fill(&options))
+        .await
+        .context("the fill thread failed")??;
+    if global.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "filled {}: account {}, {} VAs, {} licenses, {} devices ({} out of compliance) in \
+             {:.1} s ({:.0} devices/s), store {:.1} MiB",
+            settings.data_dir.display(),
+            summary.account,
+            summary.vas,
+            summary.licenses,
+            summary.devices,
+            summary.out_of_compliance_devices,
+            summary.seconds,
+            summary.devices_per_second,
+            summary.store_bytes as f64 / (1024.0 * 1024.0)
+        );
     }
     Ok(())
 }

@@ -155,7 +155,7 @@ pub async fn run_client(global: &Global, command: Command) -> Result<()> {
         Command::Config(ConfigCommand::Check) => return commands::config_check(global),
         Command::Agent(a) => return agent::run(a, global.json).await,
         Command::Restore(a) => return backup::restore(global, a),
-        Command::Loadgen(a) => return loadgen::run(a, global.json).await,
+        Command::Loadgen(a) => return loadgen::run(a, global).await,
         Command::Sync(imports::SyncCommand::Keygen { out }) => {
             return imports::keygen(commands::Output { json: global.json }, &out);
         }

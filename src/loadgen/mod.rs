@@ -24,6 +24,8 @@ mod server;
 mod stats;
 mod workers;
 
+pub mod fill;
+
 use std::fmt;
 use std::time::Duration;
 

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Scale measurement (SPEC §10, docs/benchmarks.md "Scale"): a store with DEVICES product
+# instances against one with SMALL devices, same VAs and tags.
+#
+#   benches/scale.sh                                  # 1,000,000 devices vs 1,000
+#   DEVICES=200000 benches/scale.sh                   # a smaller run
+#   BIG=/path/to/data benches/scale.sh                # reuse a filled data dir (kept)
+#
+# For each store: fill it (`satellite loadgen fill`), start `satellite serve`, measure wall
+# clock from the start to the `ready` line and VmRSS/VmHWM right after it, register REG devices
+# through a token in the filled account and send REPORTS usage reports at CONCURRENCY
+# (`satellite loadgen`), then time `satellite compliance --va VA --json` RUNS times (median),
+# each under COMPLIANCE_TIMEOUT seconds. Needs jq.
+# A full sync export is not measured: the satellite has no sync export yet.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEVICES=${DEVICES:-1000000}
+SMALL=${SMALL:-1000}
+VAS=${VAS:-1000}
+TAGS=${TAGS:-100}
+SEED=${SEED:-1}
+OVERSUB=${OVERSUB:-10}   # every Nth VA over-subscribed; 0 for none
+REG=${REG:-50}
+REPORTS=${REPORTS:-2000}
+CONCURRENCY=${CONCURRENCY:-8}
+RUNS=${RUNS:-5}
+COMPLIANCE_TIMEOUT=${COMPLIANCE_TIMEOUT:-120}
+# A leaf VA whose pools are over-subscribed (every tenth VA is), and a VA with a subtree.
+LEAF_VA=${LEAF_VA:-scale/Default/va-0001/va-0011/va-0120}
+TREE_VA=${TREE_VA:-scale/Default/va-0001}
+
+cargo build --release --locked --bin satellite
+SAT=$PWD/target/release/satellite
+WORK=$(mktemp -d -t satellite-scale.XXXXXX)
+SERVER_PID=
+cleanup() {
+    if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+ms() { echo "($2 - $1) * 1000" | bc -l | xargs printf '%.0f'; }
+median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+# measure NAME DATA_DIR N: fills DATA_DIR (unless it holds a store), serves it, measures.
+measure() {
+    local name=$1 data=$2 n=$3 conf=$WORK/$1.toml
+    cat >"$conf" <<TOML
+data_dir = "$data"
+
+[device]
+listen = "127.0.0.1:0"
+
+[admin]
+listen = ""
+
+[log]
+level = "info"
+TOML
+    local cli=("$SAT" --config "$conf")
+    if [ ! -d "$data/store" ]; then
+        "${cli[@]}" loadgen fill --devices "$n" --vas "$VAS" --tags "$TAGS" --seed "$SEED" \
+            --oversubscribe-every "$OVERSUB" \
+            --quiet | tee "$WORK/$name.fill"
+    fi
+    local t0 t1
+    t0=$(now)
+    "${cli[@]}" serve >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    SERVER_PID=$!
+    until grep -qx ready "$WORK/$name.out" 2>/dev/null; do
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/$name.err" >&2; exit 1; }
+        sleep 0.01
+    done
+    t1=$(now)
+    local ready_ms rss hwm
+    ready_ms=$(ms "$t0" "$t1")
+    rss=$(awk '/^VmRSS/ { print int($2 / 1024) }' "/proc/$SERVER_PID/status")
+    hwm=$(awk '/^VmHWM/ { print int($2 / 1024) }' "/proc/$SERVER_PID/status")
+    # Where start-up goes (the daemon logs "opening the store" and "ready" at info).
+    grep -aE "opening the store|satellite is ready" "$WORK/$name.err" | sed 's/\x1b\[[0-9;]*m//g' \
+        | cut -c1-120 >&2 || true
+
+    local url ca token
+    url=$(awk '$1 == "devices" { print $2 }' "$WORK/$name.out")
+    ca=$(sed -n 's/^device CA *//p' "$WORK/$name.out")
+    "${cli[@]}" license add --va scale/Default --tag loadgen --quantity $((REG * 2)) >/dev/null
+    token=$("${cli[@]}" --json token create --va scale/Default | jq -r .secret)
+    "$SAT" loadgen --url "$url" --ca "$ca" --token "$token" --devices "$REG" \
+        --reports "$REPORTS" --concurrency "$CONCURRENCY" --warmup 1 --tag loadgen \
+        --server-pid "$SERVER_PID" --quiet --json >"$WORK/$name.json"
+    local p50 p99 rate
+    p50=$(jq .usage.latency_ms.p50 "$WORK/$name.json")
+    p99=$(jq .usage.latency_ms.p99 "$WORK/$name.json")
+    rate=$(jq '.usage.per_sec | floor' "$WORK/$name.json")
+
+    comp() { # comp VA: median wall ms of RUNS calls, or ">TIMEOUT"
+        local va=$1 i a b out=()
+        for i in $(seq "$RUNS"); do
+            a=$(now)
+            if ! timeout "$COMPLIANCE_TIMEOUT" "${cli[@]}" --json compliance --va "$va" >/dev/null; then
+                echo ">${COMPLIANCE_TIMEOUT}000"
+                return
+            fi
+            b=$(now)
+            out+=("$(ms "$a" "$b")")
+        done
+        printf '%s\n' "${out[@]}" | median
+    }
+    local leaf tree
+    leaf=$(comp "$LEAF_VA")
+    tree=$(RUNS=1 comp "$TREE_VA")
+    echo "$name $n $ready_ms $rss $hwm $p50 $p99 $rate $leaf $tree" >>"$WORK/rows"
+    kill -TERM "$SERVER_PID"
+    wait "$SERVER_PID" || true
+    SERVER_PID=
+}
+
+echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+measure big "${BIG:-$WORK/big}" "$DEVICES"
+measure small "$WORK/small" "$SMALL"
+
+echo
+{
+    echo "store devices ready_ms rss_MiB peak_MiB report_p50_ms report_p99_ms reports/s compliance_leaf_ms compliance_subtree_ms(1_run)"
+    cat "$WORK/rows"
+} | column -t
+read -r _ _ ready rss _ p50 p99 _ leaf _ < <(head -1 "$WORK/rows")
+read -r _ _ _ _ _ sp50 sp99 _ _ _ < <(tail -1 "$WORK/rows")
+verdict() { if [ "$1" = 1 ]; then echo met; else echo MISSED; fi; }
+echo
+echo "targets (big store):"
+echo "  ready < 5 s:               ${ready} ms  $(verdict "$(echo "$ready < 5000" | bc)")"
+echo "  RSS < 1 GiB:               ${rss} MiB  $(verdict "$(echo "$rss < 1024" | bc)")"
+echo "  report latency flat:       p50 ${p50} vs ${sp50} ms, p99 ${p99} vs ${sp99} ms  $(verdict "$(echo "$p99 < 2 * $sp99 + 1" | bc)") (p99 within 2x + 1 ms)"
+leaf_ok=0
+case $leaf in '>'*) ;; *) leaf_ok=$(echo "$leaf < 50" | bc) ;; esac
+echo "  compliance for a VA < 50ms: ${leaf} ms ($LEAF_VA)  $(verdict "$leaf_ok")"
+echo "  full sync export:          not measured (no sync export exists yet)"
