@@ -94,6 +94,11 @@ pub struct Catalog {
     pub(super) children: HashMap<VaId, BTreeSet<VaId>>,
     pub(super) licenses: HashMap<LicenseId, License>,
     pub(super) licenses_by_va: HashMap<VaId, BTreeSet<LicenseId>>,
+    /// Licenses of each VA by entitlement tag: compliance asks "units of this tag here" on
+    /// every report and alert, which must not walk the VA's whole pool.
+    pub(super) licenses_by_tag: HashMap<VaId, HashMap<String, BTreeSet<LicenseId>>>,
+    /// The VAs holding any license of a tag, for "where are spare licenses".
+    pub(super) vas_by_tag: HashMap<String, BTreeSet<VaId>>,
     pub(super) tokens: HashMap<TokenId, RegistrationToken>,
     pub(super) tokens_by_hash: HashMap<[u8; 32], TokenId>,
     pub(super) users: BTreeMap<UserId, User>,
@@ -159,12 +164,23 @@ impl Catalog {
             }
             Record::License(l) => {
                 if let Some(old) = self.licenses.get(&l.id) {
-                    let old_va = old.va;
+                    let (old_va, old_tag) = (old.va, old.entitlement_tag.clone());
                     if let Some(set) = self.licenses_by_va.get_mut(&old_va) {
                         set.remove(&l.id);
                     }
+                    self.unindex_tag(old_va, &old_tag, l.id);
                 }
                 self.licenses_by_va.entry(l.va).or_default().insert(l.id);
+                self.licenses_by_tag
+                    .entry(l.va)
+                    .or_default()
+                    .entry(l.entitlement_tag.clone())
+                    .or_default()
+                    .insert(l.id);
+                self.vas_by_tag
+                    .entry(l.entitlement_tag.clone())
+                    .or_default()
+                    .insert(l.va);
                 self.licenses.insert(l.id, l);
             }
             Record::Token(t) => {
@@ -190,6 +206,21 @@ impl Catalog {
             }
             Record::ImportedFile(f) => {
                 self.imported_files.insert(f.file_id.clone(), f);
+            }
+        }
+    }
+
+    fn unindex_tag(&mut self, va: VaId, tag: &str, id: LicenseId) {
+        let Some(tags) = self.licenses_by_tag.get_mut(&va) else {
+            return;
+        };
+        if let Some(set) = tags.get_mut(tag) {
+            set.remove(&id);
+            if set.is_empty() {
+                tags.remove(tag);
+                if let Some(vas) = self.vas_by_tag.get_mut(tag) {
+                    vas.remove(&va);
+                }
             }
         }
     }
@@ -256,12 +287,20 @@ impl Catalog {
                 }
                 self.children.remove(&id);
                 self.licenses_by_va.remove(&id);
+                if let Some(tags) = self.licenses_by_tag.remove(&id) {
+                    for tag in tags.keys() {
+                        if let Some(vas) = self.vas_by_tag.get_mut(tag) {
+                            vas.remove(&id);
+                        }
+                    }
+                }
             }
             Removal::License(id) => {
-                if let Some(l) = self.licenses.remove(&id)
-                    && let Some(set) = self.licenses_by_va.get_mut(&l.va)
-                {
-                    set.remove(&id);
+                if let Some(l) = self.licenses.remove(&id) {
+                    if let Some(set) = self.licenses_by_va.get_mut(&l.va) {
+                        set.remove(&id);
+                    }
+                    self.unindex_tag(l.va, &l.entitlement_tag, id);
                 }
             }
             Removal::Token(id) => {
@@ -394,6 +433,21 @@ impl Catalog {
             .into_iter()
             .flatten()
             .filter_map(|id| self.licenses.get(id))
+    }
+
+    /// The license entries of one tag in one VA.
+    pub fn licenses_of(&self, va: VaId, tag: &str) -> impl Iterator<Item = &License> {
+        self.licenses_by_tag
+            .get(&va)
+            .and_then(|tags| tags.get(tag))
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.licenses.get(id))
+    }
+
+    /// The VAs holding any license entry of `tag`.
+    pub fn vas_with_tag(&self, tag: &str) -> impl Iterator<Item = VaId> + '_ {
+        self.vas_by_tag.get(tag).into_iter().flatten().copied()
     }
 
     pub fn token(&self, id: TokenId) -> Option<&RegistrationToken> {

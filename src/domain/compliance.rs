@@ -78,17 +78,16 @@ impl ComplianceLine {
 impl Catalog {
     /// Units of `tag` in `va` that count at `now` (term licenses between start and end).
     pub fn available(&self, va: VaId, tag: &str, now: OffsetDateTime) -> u64 {
-        self.licenses_in(va)
-            .filter(|l| l.entitlement_tag == tag && l.is_valid_at(now))
-            .map(|l| l.quantity)
-            .sum()
+        self.licenses_of(va, tag)
+            .filter(|l| l.is_valid_at(now))
+            .fold(0u64, |sum, l| sum.saturating_add(l.quantity))
     }
 
     /// `None` if the VA has no license entry of the tag at all; else whether any is
     /// export-controlled.
     fn export_controlled(&self, va: VaId, tag: &str) -> Option<bool> {
         let mut found = None;
-        for l in self.licenses_in(va).filter(|l| l.entitlement_tag == tag) {
+        for l in self.licenses_of(va, tag) {
             found = Some(found.unwrap_or(false) | l.export_controlled);
         }
         found
@@ -290,13 +289,20 @@ impl Catalog {
         let Some(account) = self.va(va).map(|v| v.account) else {
             return Vec::new();
         };
+        // A VA has units to spare when its licenses exceed what its own devices ask for: units
+        // left over only because an over-subscribed VA's allocation stopped early are not spare
+        // (moving them would deepen its shortage). O(1) per VA unless the tag is
+        // export-controlled there.
         let mut out: Vec<(VaId, u64)> = self
-            .vas_of(account)
-            .filter(|v| v.id != va)
+            .vas_with_tag(tag)
+            .filter(|v| *v != va && self.va(*v).is_some_and(|x| x.account == account))
             .filter_map(|v| {
-                let purchased = self.available(v.id, tag, now);
-                let (granted, _, _) = self.granted(v.id, tag, now);
-                (purchased > granted).then_some((v.id, purchased - granted))
+                let purchased = self.available(v, tag, now);
+                let requested = match self.export_controlled(v, tag) {
+                    Some(true) => self.granted(v, tag, now).1,
+                    _ => self.pools.get(&(v, tag.to_string())).map_or(0, |p| p.total),
+                };
+                (purchased > requested).then_some((v, purchased - requested))
             })
             .collect();
         out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));

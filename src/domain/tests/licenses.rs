@@ -303,3 +303,25 @@ fn huge_quantities_saturate_instead_of_wrapping() {
     c.commit_change(c.transfer_licenses(&admin(), x, y, TAG, i64::MAX, None, NOW));
     assert_eq!(qty_in(&c, y, TAG), i64::MAX as u64);
 }
+
+/// The per-(VA, tag) index that compliance reads must follow adds, splits, moves and removals.
+#[test]
+fn the_tag_index_follows_every_license_change() {
+    let (mut c, _a, x, y) = two_vas();
+    let l = c.commit(c.add_license(&admin(), x, perpetual("T", 5), NOW));
+    c.commit(c.add_license(&admin(), x, perpetual("U", 2), NOW));
+    assert_eq!((c.available(x, "T", NOW), c.available(y, "T", NOW)), (5, 0));
+    c.commit_change(c.transfer_licenses(&admin(), x, y, "T", 2, None, NOW));
+    assert_eq!((c.available(x, "T", NOW), c.available(y, "T", NOW)), (3, 2));
+    assert_eq!(c.vas_with_tag("T").count(), 2);
+    c.commit_change(c.transfer_licenses(&admin(), x, y, "T", 3, None, NOW));
+    assert_eq!((c.available(x, "T", NOW), c.available(y, "T", NOW)), (0, 5));
+    assert_eq!(c.vas_with_tag("T").collect::<Vec<_>>(), vec![y]);
+    for id in c.licenses_of(y, "T").map(|l| l.id).collect::<Vec<_>>() {
+        c.commit_change(c.remove_license(&admin(), id, None));
+    }
+    assert_eq!(c.available(y, "T", NOW), 0);
+    assert_eq!(c.vas_with_tag("T").count(), 0);
+    assert_eq!(c.available(x, "U", NOW), 2, "other tags untouched");
+    assert!(c.license(l.id).is_none() || c.license(l.id).unwrap().va == y);
+}
