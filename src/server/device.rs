@@ -57,21 +57,7 @@ pub fn router(ctx: DeviceCtx) -> Router {
 
 /// Reads a size-limited body; the device decoders do the rest.
 async fn body(req: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|e| {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    codes::PAYLOAD_TOO_LARGE,
-                    format!("the request body is larger than {limit} bytes"),
-                )
-            } else {
-                ApiError::malformed(format!("the request body could not be read: {e}"))
-            }
-        })
+    super::error::read_body(req, limit).await
 }
 
 fn malformed(e: wire::Malformed) -> ApiError {

@@ -107,3 +107,26 @@ impl IntoResponse for ApiError {
         (self.status, Json(body)).into_response()
     }
 }
+
+/// Reads at most `limit` bytes of a request body: 413 `payload_too_large` past the limit,
+/// 400 `malformed_request` if the body cannot be read.
+pub async fn read_body(
+    req: axum::extract::Request,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("the request body is larger than {limit} bytes"),
+                )
+            } else {
+                ApiError::malformed(format!("the request body could not be read: {e}"))
+            }
+        })
+}

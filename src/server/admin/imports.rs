@@ -23,21 +23,7 @@ pub async fn import_licenses(
     Caller(p): Caller,
     req: Request,
 ) -> Result<(StatusCode, Json<LicenseImportView>), ApiError> {
-    let bytes = axum::body::to_bytes(req.into_body(), MAX_LICENSE_FILE_BYTES)
-        .await
-        .map_err(|e| {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!("the license file is larger than {MAX_LICENSE_FILE_BYTES} bytes"),
-                )
-            } else {
-                ApiError::malformed(format!("the request body could not be read: {e}"))
-            }
-        })?;
+    let bytes = crate::server::error::read_body(req, MAX_LICENSE_FILE_BYTES).await?;
     // Only accounts the caller can see: a file for an invisible account reads as foreign.
     let accounts: Vec<String> = ctx.app.read(|c| {
         c.accounts()

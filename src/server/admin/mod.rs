@@ -165,21 +165,7 @@ impl<T: DeserializeOwned> FromRequest<AdminCtx> for Body<T> {
 
 /// Reads at most `limit` bytes of body and decodes them as JSON.
 pub async fn decode_body<T: DeserializeOwned>(req: Request, limit: usize) -> Result<T, ApiError> {
-    let bytes = axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|e| {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!("the request body is larger than {limit} bytes"),
-                )
-            } else {
-                ApiError::malformed(format!("the request body could not be read: {e}"))
-            }
-        })?;
+    let bytes = super::error::read_body(req, limit).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::malformed(format!("the request body is not valid: {e}")))
 }
