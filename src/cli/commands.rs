@@ -375,35 +375,40 @@ fn pools_table(list: &LicenseList) {
     print!("{}", t.render());
     if !list.entries.is_empty() {
         println!();
-        let mut t = Table::new(&[
-            "LICENSE",
-            "VIRTUAL ACCOUNT",
-            "ENTITLEMENT TAG",
-            "QTY",
-            "KIND",
-            "START",
-            "END",
-            "LABELS",
-        ])
-        .right(&[3]);
-        for e in &list.entries {
-            t.row(vec![
-                e.id.clone(),
-                e.va_path.clone(),
-                e.entitlement_tag.clone(),
-                e.quantity.to_string(),
-                if e.export_controlled {
-                    format!("{} (export)", e.kind)
-                } else {
-                    e.kind.clone()
-                },
-                e.start.as_ref().map_or("-".into(), day),
-                e.end.as_ref().map_or("-".into(), day),
-                e.labels.join(","),
-            ]);
-        }
-        print!("{}", t.render());
+        entries_table(&list.entries);
     }
+}
+
+/// License pool entries, one per row.
+pub fn entries_table(entries: &[LicenseView]) {
+    let mut t = Table::new(&[
+        "LICENSE",
+        "VIRTUAL ACCOUNT",
+        "ENTITLEMENT TAG",
+        "QTY",
+        "KIND",
+        "START",
+        "END",
+        "LABELS",
+    ])
+    .right(&[3]);
+    for e in entries {
+        t.row(vec![
+            e.id.clone(),
+            e.va_path.clone(),
+            e.entitlement_tag.clone(),
+            e.quantity.to_string(),
+            if e.export_controlled {
+                format!("{} (export)", e.kind)
+            } else {
+                e.kind.clone()
+            },
+            e.start.as_ref().map_or("-".into(), day),
+            e.end.as_ref().map_or("-".into(), day),
+            e.labels.join(","),
+        ]);
+    }
+    print!("{}", t.render());
 }
 
 pub async fn license(client: &AdminClient, out: Output, c: LicenseCommand) -> Result<()> {

@@ -12,7 +12,6 @@ use time::OffsetDateTime;
 
 use super::client::AdminClient;
 use super::commands::Output;
-use super::table::Table;
 use crate::protocol::admin::LicenseImportView;
 use crate::protocol::sync::{
     LicenseFile, LicenseGrant, LicenseKind, LicenseLine, SatelliteId, SatelliteKey, sign,
@@ -179,27 +178,6 @@ pub async fn import(client: &AdminClient, out: Output, file: PathBuf) -> Result<
             v.issuer,
             v.account
         );
-        let mut t = Table::new(&[
-            "LICENSE",
-            "VIRTUAL ACCOUNT",
-            "ENTITLEMENT TAG",
-            "QTY",
-            "KIND",
-            "START",
-            "END",
-        ])
-        .right(&[3]);
-        for e in &v.licenses {
-            t.row(vec![
-                e.id.clone(),
-                e.va_path.clone(),
-                e.entitlement_tag.clone(),
-                e.quantity.to_string(),
-                e.kind.clone(),
-                e.start.map_or("-".into(), |d| d.date().to_string()),
-                e.end.map_or("-".into(), |d| d.date().to_string()),
-            ]);
-        }
-        print!("{}", t.render());
+        super::commands::entries_table(&v.licenses);
     })
 }
