@@ -18,6 +18,7 @@ use crate::app::{App, Clock, SystemClock};
 use crate::config::{AlertsSettings, Settings};
 use crate::domain::AlertInputs;
 use crate::pki::{self, Pki};
+use crate::protocol::sync::SatelliteKey;
 use crate::server::admin::{self, AdminCtx};
 use crate::server::device;
 use crate::server::listen::{self, Limits, TlsSource};
@@ -194,6 +195,18 @@ async fn serve_live(
 
     let workers = Registry::default();
     let metrics = Metrics::new();
+    // The satellite's Ed25519 signing key: signs sync messages and reservation codes, pinned
+    // by peers, so it is created once and never replaced.
+    let sync_dir = settings.data_dir.join("sync");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&sync_dir)
+        .with_context(|| format!("cannot create {}", sync_dir.display()))?;
+    let sync_key = Arc::new(
+        SatelliteKey::load_or_generate(&sync_dir.join("key.pem"))
+            .context("cannot load or create the satellite's signing key")?,
+    );
     let alert_inputs = AlertInputs {
         ca_not_after: Some(pki.ca_not_after()),
         server_cert_not_after: Some(pki.server_cert_not_after()),
@@ -208,6 +221,7 @@ async fn serve_live(
         alert_inputs: alert_inputs.clone(),
         metrics: metrics.clone(),
         trusted_license_keys: settings.trusted_license_keys.clone(),
+        sync_key,
     };
     let mut worker_tasks = vec![
         workers::spawn(

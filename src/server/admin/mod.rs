@@ -36,6 +36,9 @@ pub struct AdminCtx {
     pub metrics: crate::server::metrics::Metrics,
     /// Issuers whose license files `POST /v1/licenses/import` accepts (`[sync]` config).
     pub trusted_license_keys: crate::protocol::sync::TrustedKeys,
+    /// This satellite's Ed25519 signing key (`DATA/sync/key.pem`, mode 0600): signs sync
+    /// messages and reservation authorization codes.
+    pub sync_key: std::sync::Arc<crate::protocol::sync::SatelliteKey>,
 }
 
 pub fn router(ctx: AdminCtx) -> Router {
