@@ -269,11 +269,42 @@ pub struct TlsConfig {
 }
 
 /// `[sync]`: upstream reconciliation and license files (SPEC §8).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyncConfig {
+    /// This satellite's name in the sync messages it signs as an upstream. Default: the
+    /// host name.
+    pub name: String,
+    /// How often a bound satellite syncs with its upstream. Default `"24h"`.
+    pub interval: String,
+    /// First retry delay after a failed sync; doubles per failure, with jitter. Default `"30s"`.
+    pub retry_min: String,
+    /// Longest retry delay. Default `"1h"`.
+    pub retry_max: String,
+    /// HTTP(S) proxy for the connection to the upstream (`http://host:port`); empty: none.
+    /// Default `""`.
+    pub proxy: String,
+    /// Sync files and messages older than this are refused as stale. Default `"30d"`.
+    pub max_age: String,
+    /// Most changes in one sync request; the rest wait for the next one. Default `10000`.
+    pub max_changes_per_message: usize,
     /// Issuers whose signed license files `license import` accepts. Default: none.
     pub trusted_license_keys: Vec<TrustedKeyConfig>,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            interval: "24h".to_owned(),
+            retry_min: "30s".to_owned(),
+            retry_max: "1h".to_owned(),
+            proxy: String::new(),
+            max_age: "30d".to_owned(),
+            max_changes_per_message: 10_000,
+            trusted_license_keys: Vec::new(),
+        }
+    }
 }
 
 /// One trusted license-file issuer: the name it signs as and its Ed25519 public key.
@@ -307,6 +338,23 @@ pub struct Settings {
     pub tls: Option<TlsFiles>,
     /// The keys license files are accepted from, pinned with their issuer names.
     pub trusted_license_keys: crate::protocol::sync::TrustedKeys,
+    /// Validated `[sync]` (without the trusted keys above).
+    pub sync: SyncSettings,
+}
+
+/// Validated `[sync]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncSettings {
+    /// This satellite's name as an upstream (the host name when not configured).
+    pub name: String,
+    pub interval: Duration,
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+    /// `None`: connect directly.
+    pub proxy: Option<String>,
+    pub max_age: time::Duration,
+    /// At least 1.
+    pub max_changes_per_message: usize,
 }
 
 /// Validated `[device]`.
@@ -556,6 +604,7 @@ impl Config {
         };
 
         let trusted_license_keys = v.trusted_keys(&self.sync.trusted_license_keys)?;
+        let sync = self.sync.validate(&v)?;
 
         Ok(Settings {
             data_dir,
@@ -567,6 +616,7 @@ impl Config {
             alerts,
             tls,
             trusted_license_keys,
+            sync,
         })
     }
 }
@@ -656,6 +706,55 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("must be greater than zero".to_owned());
     }
     Ok(Duration::from_secs(secs))
+}
+
+impl SyncConfig {
+    fn validate(&self, v: &Validator) -> Result<SyncSettings, ConfigError> {
+        let name = self.name.trim();
+        let name = if name.is_empty() {
+            crate::pki::host_names()
+                .into_iter()
+                .find(|n| n != "localhost")
+                .unwrap_or_else(|| "satellite".to_owned())
+        } else if name.len() > crate::protocol::sync::MAX_ID_BYTES
+            || name.contains(char::is_whitespace)
+        {
+            return Err(v.invalid(
+                "sync.name",
+                &quote(&self.name),
+                "must be a short name without spaces (at most 512 bytes)",
+            ));
+        } else {
+            name.to_owned()
+        };
+        let proxy = self.proxy.trim();
+        if !(proxy.is_empty() || proxy.starts_with("http://") || proxy.starts_with("https://")) {
+            return Err(v.invalid(
+                "sync.proxy",
+                &quote(proxy),
+                "must be an http:// or https:// URL (or empty for a direct connection)",
+            ));
+        }
+        let retry_min = v.duration("sync.retry_min", &self.retry_min)?;
+        let retry_max = v.duration("sync.retry_max", &self.retry_max)?;
+        if retry_max < retry_min {
+            return Err(v.invalid(
+                "sync.retry_max",
+                &quote(&self.retry_max),
+                "must not be shorter than `sync.retry_min`",
+            ));
+        }
+        Ok(SyncSettings {
+            name,
+            interval: v.duration("sync.interval", &self.interval)?,
+            retry_min,
+            retry_max,
+            proxy: (!proxy.is_empty()).then(|| proxy.to_owned()),
+            max_age: v.time_duration("sync.max_age", &self.max_age)?,
+            max_changes_per_message: v
+                .at_least_one("sync.max_changes_per_message", self.max_changes_per_message)?,
+        })
+    }
 }
 
 /// Builds `ConfigError::Invalid` values carrying the file name.

@@ -15,9 +15,10 @@ use time::OffsetDateTime;
 use tracing::error;
 
 use crate::domain::{
-    Account, ApiToken, Catalog, Change, DeviceError, DeviceTimers, DomainError, Event, EventFilter,
-    ImportedFile, License, Principal, ProductInstance, Record, RegistrationToken,
-    RevokedCertificate, RumRecord, User, VirtualAccount,
+    Account, ApiToken, Catalog, Change, ChildSatellite, DeviceError, DeviceTimers, DomainError,
+    Event, EventFilter, ImportedFile, License, Principal, ProductInstance, Record,
+    RegistrationToken, RelayedRum, RemoteInstance, RemoteUsage, RevokedCertificate, RumRecord,
+    SyncedItem, UpstreamBinding, User, VirtualAccount,
 };
 use crate::store::{self, Store, StoreError, tables};
 
@@ -95,6 +96,27 @@ impl App {
         collect::<RevokedCertificate>(&store, Record::Revoked, &mut records, &mut unreadable);
         collect::<RumRecord>(&store, Record::Rum, &mut records, &mut unreadable);
         collect::<ImportedFile>(&store, Record::ImportedFile, &mut records, &mut unreadable);
+        collect::<UpstreamBinding>(
+            &store,
+            Record::UpstreamBinding,
+            &mut records,
+            &mut unreadable,
+        );
+        collect::<SyncedItem>(&store, Record::SyncedItem, &mut records, &mut unreadable);
+        collect::<ChildSatellite>(
+            &store,
+            Record::ChildSatellite,
+            &mut records,
+            &mut unreadable,
+        );
+        collect::<RemoteInstance>(
+            &store,
+            Record::RemoteInstance,
+            &mut records,
+            &mut unreadable,
+        );
+        collect::<RemoteUsage>(&store, Record::RemoteUsage, &mut records, &mut unreadable);
+        collect::<RelayedRum>(&store, Record::RelayedRum, &mut records, &mut unreadable);
         let (last_seq, last_event_at) = last_event(&store, &mut unreadable);
         let catalog = Catalog::from_records(records);
         let high_water = catalog

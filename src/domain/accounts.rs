@@ -154,6 +154,7 @@ impl Catalog {
         now: OffsetDateTime,
     ) -> Result<(Change, VirtualAccount), DomainError> {
         let parent_va = self.check_va(p, parent, Access::Write)?;
+        self.check_not_upstream_owned(parent)?;
         validate_name("virtual account", name)?;
         self.check_sibling_name(parent, name, None)?;
         let level = self.level(parent) + 1;
@@ -206,6 +207,8 @@ impl Catalog {
     ) -> Result<(Change, VirtualAccount), DomainError> {
         let current = self.check_va(p, va, Access::Write)?.clone();
         let target = self.check_va(p, new_parent, Access::Write)?;
+        self.check_not_upstream_owned(va)?;
+        self.check_not_upstream_owned(new_parent)?;
         let Some(old_parent) = current.parent else {
             return Err(DomainError::Refused(
                 "the Default virtual account is the root of its account and cannot be moved".into(),
@@ -264,6 +267,17 @@ impl Catalog {
             ));
         };
         self.check_va(p, parent, Access::Write)?;
+        self.check_not_upstream_owned(va)?;
+        if let Some(c) = self
+            .child_satellites()
+            .find(|c| self.in_subtree(c.root, va))
+        {
+            return Err(DomainError::Refused(format!(
+                "virtual account `{}` is dedicated to child satellite `{}`; it cannot be deleted                  while the child is bound",
+                self.va_path(c.root),
+                c.name
+            )));
+        }
         let path = self.va_path(va);
         let not_empty = |what: String| {
             Err(DomainError::Refused(format!(

@@ -5,7 +5,7 @@
 //! the change is durable. Indexes (children of a VA, licenses of a VA, tokens by hash) are
 //! derived here and never persisted, so they cannot disagree with the records.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use time::OffsetDateTime;
 
@@ -16,6 +16,9 @@ use super::imports::ImportedFile;
 use super::model::{
     Account, ApiToken, License, ProductInstance, RegistrationToken, RevokedCertificate, RumRecord,
     Udi, User, VirtualAccount,
+};
+use super::sync::{
+    ChildSatellite, RelayedRum, RemoteInstance, RemoteUsage, SyncedItem, UpstreamBinding,
 };
 
 /// One record written by a change.
@@ -31,6 +34,12 @@ pub enum Record {
     Revoked(RevokedCertificate),
     Rum(RumRecord),
     ImportedFile(ImportedFile),
+    UpstreamBinding(UpstreamBinding),
+    SyncedItem(SyncedItem),
+    ChildSatellite(ChildSatellite),
+    RemoteInstance(RemoteInstance),
+    RemoteUsage(RemoteUsage),
+    RelayedRum(RelayedRum),
 }
 
 /// One record removed by a change.
@@ -44,6 +53,12 @@ pub enum Removal {
     Instance(InstanceId),
     Revoked(String),
     ImportedFile(String),
+    SyncedItem(String),
+    ChildSatellite(String),
+    /// By [`RemoteInstance::key`].
+    RemoteInstance(String),
+    /// By [`RemoteUsage::key`].
+    RemoteUsage(String),
 }
 
 /// What an accepted operation does: records to write, records to remove, and the event that
@@ -113,13 +128,24 @@ pub struct Catalog {
     pub(super) pools: HashMap<(VaId, String), Pool>,
     pub(super) tags_in_use: HashMap<VaId, BTreeSet<String>>,
     pub(super) revoked: HashMap<String, RevokedCertificate>,
-    pub(super) rum_seen: HashSet<(String, u64)>,
+    /// RUM reports by (device serial, report id), with the device they were filed under.
+    pub(super) rum_seen: HashMap<(String, u64), InstanceId>,
     /// License files already imported, by file id.
     pub(super) imported_files: HashMap<String, ImportedFile>,
     /// Devices whose latest report had a skewed clock.
     pub(super) skewed: BTreeSet<InstanceId>,
     /// The registration order the next device gets.
     pub(super) next_order: u64,
+    /// Child side of sync: the binding to the upstream and what it acknowledged.
+    pub(super) binding: Option<UpstreamBinding>,
+    pub(super) synced: HashMap<String, [u8; 32]>,
+    /// Upstream side of sync: children, their devices, usage and relayed RUM reports.
+    pub(super) child_sats: BTreeMap<String, ChildSatellite>,
+    pub(super) remote_instances: BTreeMap<String, RemoteInstance>,
+    pub(super) remote_usage: BTreeMap<String, RemoteUsage>,
+    /// Units granted by children per (VA, tag), for pools and compliance.
+    pub(super) remote_usage_by_pool: HashMap<(VaId, String), u64>,
+    pub(super) relayed_rum: HashMap<String, RelayedRum>,
 }
 
 impl Catalog {
@@ -202,10 +228,37 @@ impl Catalog {
                 self.revoked.insert(r.serial.clone(), r);
             }
             Record::Rum(r) => {
-                self.rum_seen.insert((r.udi.serial, r.report_id));
+                self.rum_seen
+                    .insert((r.udi.serial, r.report_id), r.instance);
             }
             Record::ImportedFile(f) => {
                 self.imported_files.insert(f.file_id.clone(), f);
+            }
+            Record::UpstreamBinding(b) => {
+                self.binding = Some(b);
+            }
+            Record::SyncedItem(i) => {
+                self.synced.insert(i.key, i.digest);
+            }
+            Record::ChildSatellite(c) => {
+                self.child_sats.insert(c.name.clone(), c);
+            }
+            Record::RemoteInstance(r) => {
+                self.remote_instances
+                    .insert(RemoteInstance::key(&r.child, &r.id), r);
+            }
+            Record::RemoteUsage(u) => {
+                let key = RemoteUsage::key(&u.child, u.va, &u.tag);
+                self.take(Removal::RemoteUsage(key.clone()));
+                *self
+                    .remote_usage_by_pool
+                    .entry((u.va, u.tag.clone()))
+                    .or_default() += u.units_granted;
+                self.remote_usage.insert(key, u);
+            }
+            Record::RelayedRum(r) => {
+                self.relayed_rum
+                    .insert(RelayedRum::key(&r.child, &r.udi.serial, r.report_id), r);
             }
         }
     }
@@ -324,6 +377,26 @@ impl Catalog {
             }
             Removal::ImportedFile(id) => {
                 self.imported_files.remove(&id);
+            }
+            Removal::SyncedItem(key) => {
+                self.synced.remove(&key);
+            }
+            Removal::ChildSatellite(name) => {
+                self.child_sats.remove(&name);
+            }
+            Removal::RemoteInstance(key) => {
+                self.remote_instances.remove(&key);
+            }
+            Removal::RemoteUsage(key) => {
+                if let Some(u) = self.remote_usage.remove(&key) {
+                    let pool = (u.va, u.tag);
+                    if let Some(total) = self.remote_usage_by_pool.get_mut(&pool) {
+                        *total = total.saturating_sub(u.units_granted);
+                        if *total == 0 {
+                            self.remote_usage_by_pool.remove(&pool);
+                        }
+                    }
+                }
             }
         }
     }
@@ -558,7 +631,7 @@ impl Catalog {
     }
 
     pub fn rum_seen(&self, serial: &str, report_id: u64) -> bool {
-        self.rum_seen.contains(&(serial.to_string(), report_id))
+        self.rum_seen.contains_key(&(serial.to_string(), report_id))
     }
 
     /// The import of a license file, if it was imported.

@@ -331,6 +331,7 @@ impl Catalog {
             .map_err(|_| DomainError::not_found("product instance", id))?;
         self.check_va(p, current.va, Access::Write)?;
         let target = self.check_va(p, to, Access::Write)?;
+        self.check_not_dedicated(to)?;
         if target.account != current.account {
             return Err(DomainError::Refused(
                 "a device cannot move to another account; register it there instead".into(),

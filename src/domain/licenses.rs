@@ -63,6 +63,7 @@ impl Catalog {
     ) -> Result<(Change, License), DomainError> {
         let v = self.check_va(p, va, Access::Read)?;
         self.check_account(p, v.account, Access::Write)?;
+        self.check_not_upstream_owned(va)?;
         validate_tag(&spec.entitlement_tag)?;
         if spec.quantity <= 0 {
             return Err(DomainError::Invalid(format!(
@@ -126,6 +127,7 @@ impl Catalog {
         self.check_va(p, l.va, Access::Read)
             .map_err(|_| DomainError::not_found("license", id))?;
         self.check_account(p, l.account, Access::Write)?;
+        self.check_not_upstream_owned(l.va)?;
         let take = quantity.unwrap_or(l.quantity as i64);
         if take <= 0 || take as u64 > l.quantity {
             return Err(DomainError::Invalid(format!(
@@ -164,6 +166,8 @@ impl Catalog {
     ) -> Result<Change, DomainError> {
         let src = self.check_va(p, from, Access::Write)?;
         let dst = self.check_va(p, to, Access::Write)?;
+        self.check_not_upstream_owned(from)?;
+        self.check_not_upstream_owned(to)?;
         if src.account != dst.account {
             return Err(DomainError::Refused(
                 "licenses cannot be transferred between Smart Accounts; both virtual accounts \

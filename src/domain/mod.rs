@@ -24,6 +24,7 @@ mod ids;
 mod imports;
 mod licenses;
 mod model;
+mod sync;
 mod tokens;
 mod users;
 
@@ -39,6 +40,10 @@ pub use ids::{AccountId, ApiTokenId, InstanceId, LicenseId, TokenId, UserId, VaI
 pub use imports::{ImportGrant, ImportedFile, LicenseImport};
 pub use licenses::{LicenseSpec, PoolLine};
 pub use model::*;
+pub use sync::{
+    Applied, BindInput, ChildChange, ChildSatellite, OutItem, Outstanding, Received, RelayedRum,
+    RemoteInstance, RemoteUsage, SyncedItem, UpstreamBinding, UpstreamLicense, UpstreamResponse,
+};
 pub use tokens::{TokenSpec, TokenState};
 
 #[cfg(test)]

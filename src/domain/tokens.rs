@@ -73,6 +73,7 @@ impl Catalog {
         now: OffsetDateTime,
     ) -> Result<(Change, RegistrationToken), DomainError> {
         let v = self.check_va(p, va, Access::Write)?;
+        self.check_not_dedicated(va)?;
         let days = spec.expires_in_days.unwrap_or(DEFAULT_TOKEN_DAYS);
         if !TOKEN_DAYS.contains(&days) {
             return Err(DomainError::Invalid(format!(

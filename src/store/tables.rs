@@ -3,9 +3,9 @@
 //! previous one; the golden-bytes tests below fail first.
 
 use crate::domain::{
-    Account, ApiToken, Change, Event, ImportedFile, License, ProductInstance,
-    Record as DomainRecord, RegistrationToken, Removal, RevokedCertificate, RumRecord, User,
-    VirtualAccount,
+    Account, ApiToken, Change, ChildSatellite, Event, ImportedFile, License, ProductInstance,
+    Record as DomainRecord, RegistrationToken, RelayedRum, RemoteInstance, RemoteUsage, Removal,
+    RevokedCertificate, RumRecord, SyncedItem, UpstreamBinding, User, VirtualAccount,
 };
 
 use super::{Batch, Record};
@@ -55,6 +55,27 @@ table!(ImportedFile, "imported_license_files", 1, |r| r
     .file_id
     .as_bytes()
     .to_vec());
+// Sync, child side: the one binding to an upstream, and the items it acknowledged.
+table!(UpstreamBinding, "sync_upstream", 1, |_r| b"upstream"
+    .to_vec());
+table!(SyncedItem, "sync_acknowledged", 1, |r| r
+    .key
+    .as_bytes()
+    .to_vec());
+// Sync, upstream side: children by name, their devices, usage and relayed RUM reports.
+table!(ChildSatellite, "sync_children", 1, |r| r
+    .name
+    .as_bytes()
+    .to_vec());
+table!(RemoteInstance, "sync_remote_instances", 1, |r| {
+    RemoteInstance::key(&r.child, &r.id).into_bytes()
+});
+table!(RemoteUsage, "sync_remote_usage", 1, |r| {
+    RemoteUsage::key(&r.child, r.va, &r.tag).into_bytes()
+});
+table!(RelayedRum, "sync_relayed_rum", 1, |r| {
+    RelayedRum::key(&r.child, &r.udi.serial, r.report_id).into_bytes()
+});
 // Events are keyed by their sequence number, big-endian, so the tree iterates in log order.
 table!(Event, "events", 1, |r| r.seq.to_be_bytes().to_vec());
 
@@ -70,6 +91,12 @@ pub const TABLES: &[&str] = &[
     RevokedCertificate::TABLE,
     RumRecord::TABLE,
     ImportedFile::TABLE,
+    UpstreamBinding::TABLE,
+    SyncedItem::TABLE,
+    ChildSatellite::TABLE,
+    RemoteInstance::TABLE,
+    RemoteUsage::TABLE,
+    RelayedRum::TABLE,
     Event::TABLE,
 ];
 
@@ -86,6 +113,10 @@ pub fn batch_for(change: &Change, event: Option<&Event>) -> Batch {
             Removal::Instance(id) => batch.delete::<ProductInstance>(id.as_bytes()),
             Removal::Revoked(serial) => batch.delete::<RevokedCertificate>(serial.as_bytes()),
             Removal::ImportedFile(id) => batch.delete::<ImportedFile>(id.as_bytes()),
+            Removal::SyncedItem(key) => batch.delete::<SyncedItem>(key.as_bytes()),
+            Removal::ChildSatellite(name) => batch.delete::<ChildSatellite>(name.as_bytes()),
+            Removal::RemoteInstance(key) => batch.delete::<RemoteInstance>(key.as_bytes()),
+            Removal::RemoteUsage(key) => batch.delete::<RemoteUsage>(key.as_bytes()),
         }
     }
     for record in &change.put {
@@ -100,6 +131,12 @@ pub fn batch_for(change: &Change, event: Option<&Event>) -> Batch {
             DomainRecord::Revoked(r) => batch.put(r),
             DomainRecord::Rum(r) => batch.put(r),
             DomainRecord::ImportedFile(r) => batch.put(r),
+            DomainRecord::UpstreamBinding(r) => batch.put(r),
+            DomainRecord::SyncedItem(r) => batch.put(r),
+            DomainRecord::ChildSatellite(r) => batch.put(r),
+            DomainRecord::RemoteInstance(r) => batch.put(r),
+            DomainRecord::RemoteUsage(r) => batch.put(r),
+            DomainRecord::RelayedRum(r) => batch.put(r),
         }
     }
     if let Some(event) = event {
