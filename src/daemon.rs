@@ -207,6 +207,12 @@ async fn serve_live(
         SatelliteKey::load_or_generate(&sync_dir.join("key.pem"))
             .context("cannot load or create the satellite's signing key")?,
     );
+    let sync = Arc::new(crate::sync::SyncEngine::new(
+        app.clone(),
+        sync_key.clone(),
+        settings.sync.clone(),
+        sync_dir.clone(),
+    ));
     let alert_inputs = AlertInputs {
         ca_not_after: Some(pki.ca_not_after()),
         server_cert_not_after: Some(pki.server_cert_not_after()),
@@ -221,7 +227,9 @@ async fn serve_live(
         alert_inputs: alert_inputs.clone(),
         metrics: metrics.clone(),
         trusted_license_keys: settings.trusted_license_keys.clone(),
-        sync_key,
+        sync_key: sync_key.clone(),
+        sync: sync.clone(),
+        ca_der: pki.ca_der().as_ref().to_vec(),
     };
     let mut worker_tasks = vec![
         workers::spawn(
@@ -233,10 +241,16 @@ async fn serve_live(
             shutdown.clone(),
         ),
         workers::spawn(
-            AlertsWorker::new(app.clone(), alert_inputs, live.alerts.clone()),
+            AlertsWorker::new(app.clone(), alert_inputs, live.alerts.clone())
+                .with_sync(sync.clone()),
             workers.clone(),
             shutdown.clone(),
         ),
+        tokio::spawn(crate::sync::worker::run(
+            sync.clone(),
+            workers.clone(),
+            shutdown.clone(),
+        )),
     ];
     let admin_router = admin::router(ctx)
         .merge(
@@ -266,6 +280,7 @@ async fn serve_live(
             pki: pki.clone(),
             max_body_bytes: settings.device.max_body_bytes,
             limiter: Arc::new(FailureLimiter::new(10, time::Duration::minutes(1))),
+            sync: Some(sync.clone()),
         })
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

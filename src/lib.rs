@@ -33,5 +33,6 @@ pub mod server;
 pub mod shutdown;
 pub mod signals;
 pub mod store;
+pub mod sync;
 pub mod systemd;
 pub mod workers;

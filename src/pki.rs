@@ -378,6 +378,74 @@ pub fn client_config_with_identity(
     Ok(Arc::new(config))
 }
 
+/// The DER of the first certificate in a PEM text (a CA file), for fingerprints.
+pub fn first_certificate_der(pem: &str) -> Result<Vec<u8>, String> {
+    Ok(parse_chain(pem)?.remove(0).as_ref().to_vec())
+}
+
+/// A client configuration that accepts any server certificate. Used for exactly one request:
+/// fetching an upstream's public CA certificate during binding, which is then checked against
+/// the fingerprint carried by the registration token before anything else is trusted.
+pub fn client_config_accepting_any() -> ClientConfig {
+    let provider = provider();
+    ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(rustls::ALL_VERSIONS)
+        .expect("the aws-lc-rs provider supports every rustls protocol version")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_no_client_auth()
+}
+
+/// See [`client_config_accepting_any`]: the handshake signature is still checked (so the peer
+/// holds the key of the certificate it shows), the certificate itself is not.
+#[derive(Debug)]
+struct AcceptAny(Arc<CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// The serial number of a certificate (typically a verified peer certificate) as lowercase hex
 /// without separators or leading zero bytes; `None` if it cannot be parsed.
 pub fn peer_certificate_serial(der: &CertificateDer<'_>) -> Option<String> {

@@ -201,7 +201,12 @@ fn http_client(config: Arc<rustls::ClientConfig>) -> Result<reqwest::Client, Age
         .timeout(REQUEST_TIMEOUT)
         .user_agent(concat!("satellite-agent/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| AgentError::Invalid(format!("cannot build the HTTPS client: {}", chain(&e))))
+        .map_err(|e| {
+            AgentError::Invalid(format!(
+                "cannot build the HTTPS client: {}",
+                error_chain(&e)
+            ))
+        })
 }
 
 /// The server's error body, `{"error":{"code","message"}}`.
@@ -231,8 +236,9 @@ async fn call<B: Serialize, T: DeserializeOwned>(
         request = request.json(body);
     }
     // reqwest's message repeats the URL; it is given once, first.
-    let transport =
-        |e: reqwest::Error| AgentError::Transport(format!("{url}: {}", chain(&e.without_url())));
+    let transport = |e: reqwest::Error| {
+        AgentError::Transport(format!("{url}: {}", error_chain(&e.without_url())))
+    };
     let response = request.send().await.map_err(transport)?;
     let status = response.status();
     let bytes = response.bytes().await.map_err(transport)?;
@@ -277,7 +283,7 @@ fn excerpt(bytes: &[u8]) -> String {
 
 /// An error and its causes, `a: b: c`: reqwest's own message ("error sending request") says
 /// nothing of why, the causes (connection refused, unknown issuer) do.
-fn chain(err: &dyn std::error::Error) -> String {
+pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

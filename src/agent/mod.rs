@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-pub use client::{AgentIdentity, DeviceClient, new_key_and_csr, register_raw, registration_client};
+pub use client::{
+    AgentIdentity, DeviceClient, error_chain, new_key_and_csr, register_raw, registration_client,
+};
 pub use state::AgentState;
 
 use crate::protocol::device::{

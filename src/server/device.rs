@@ -33,6 +33,8 @@ pub struct DeviceCtx {
     pub pki: Arc<Pki>,
     pub max_body_bytes: usize,
     pub limiter: Arc<FailureLimiter>,
+    /// The sync engine, for the upstream side of sync (`None` in tests that serve devices only).
+    pub sync: Option<Arc<crate::sync::SyncEngine>>,
 }
 
 pub fn router(ctx: DeviceCtx) -> Router {
@@ -43,6 +45,9 @@ pub fn router(ctx: DeviceCtx) -> Router {
         .route("/v1/authorization", get(authorization))
         .route("/v1/renew", post(renew))
         .route("/v1/deregister", post(deregister))
+        .route("/v1/sync/ca", get(super::sync::ca))
+        .route("/v1/sync/register", post(super::sync::register))
+        .route("/v1/sync", post(super::sync::exchange))
         .route("/cslu/v1/pi", post(rum_default))
         .route("/cslu/v1/pi/{target}", post(rum_for_account))
         .fallback(|| async {

@@ -8,3 +8,4 @@ pub mod error;
 pub mod listen;
 pub mod metrics;
 pub mod ratelimit;
+pub mod sync;

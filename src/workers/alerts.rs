@@ -17,6 +17,8 @@ use crate::domain::{Alert, AlertInputs};
 pub struct AlertsWorker {
     pub app: App,
     pub inputs: AlertInputs,
+    /// Where the sync problem alert comes from, if sync runs.
+    pub sync: Option<Arc<crate::sync::SyncEngine>>,
     /// Interval and webhook; replaced on reload.
     pub settings: Arc<RwLock<AlertsSettings>>,
     pub sent: HashSet<String>,
@@ -29,6 +31,7 @@ impl AlertsWorker {
         AlertsWorker {
             app,
             inputs,
+            sync: None,
             settings,
             sent: HashSet::new(),
             logged: HashSet::new(),
@@ -39,11 +42,21 @@ impl AlertsWorker {
         }
     }
 
+    /// Raises the upstream-sync alert from `sync`'s status.
+    pub fn with_sync(mut self, sync: Arc<crate::sync::SyncEngine>) -> Self {
+        self.sync = Some(sync);
+        self
+    }
+
     /// The alerts that hold now.
     pub fn current(&self) -> Vec<Alert> {
         let now = self.app.now();
         let timers = self.app.timers();
-        self.app.read(|c| c.alerts(now, &timers, &self.inputs))
+        let mut inputs = self.inputs.clone();
+        if let Some(sync) = &self.sync {
+            inputs.sync_problem = sync.problem(now);
+        }
+        self.app.read(|c| c.alerts(now, &timers, &inputs))
     }
 
     /// One round: returns (alerts holding, newly delivered to the webhook).

@@ -41,7 +41,7 @@ struct Entry {
 }
 
 impl Registry {
-    fn set(&self, name: &'static str, state: &'static str, detail: String) {
+    pub fn set(&self, name: &'static str, state: &'static str, detail: String) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let entry = map.entry(name).or_insert(Entry {
             state,

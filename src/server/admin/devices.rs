@@ -217,6 +217,8 @@ pub async fn compliance(
 pub async fn alerts(State(ctx): State<AdminCtx>, Caller(p): Caller) -> Reply<Vec<AlertView>> {
     let now = ctx.app.now();
     let timers = ctx.app.timers();
+    let mut inputs = ctx.alert_inputs.clone();
+    inputs.sync_problem = ctx.sync.problem(now);
     ctx.app.read(|c| {
         let visible = |a: &crate::domain::Alert| match (a.va, a.account) {
             (Some(va), _) => c.va_access(&p, va).is_some(),
@@ -224,7 +226,7 @@ pub async fn alerts(State(ctx): State<AdminCtx>, Caller(p): Caller) -> Reply<Vec
             (None, None) => p.is_system_admin(),
         };
         Ok(Json(
-            c.alerts(now, &timers, &ctx.alert_inputs)
+            c.alerts(now, &timers, &inputs)
                 .into_iter()
                 .filter(visible)
                 .map(AlertView::from)

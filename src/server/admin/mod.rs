@@ -10,6 +10,7 @@ pub mod backup;
 mod devices;
 mod handlers;
 mod imports;
+mod sync;
 
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -39,6 +40,10 @@ pub struct AdminCtx {
     /// This satellite's Ed25519 signing key (`DATA/sync/key.pem`, mode 0600): signs sync
     /// messages and reservation authorization codes.
     pub sync_key: std::sync::Arc<crate::protocol::sync::SatelliteKey>,
+    /// The sync engine (both roles).
+    pub sync: std::sync::Arc<crate::sync::SyncEngine>,
+    /// The device CA (DER), whose fingerprint satellite registration tokens carry.
+    pub ca_der: Vec<u8>,
 }
 
 pub fn router(ctx: AdminCtx) -> Router {
@@ -98,6 +103,21 @@ pub fn router(ctx: AdminCtx) -> Router {
         .route("/v1/devices/{device}/move", post(devices::move_device))
         .route("/v1/compliance", get(devices::compliance))
         .route("/v1/alerts", get(devices::alerts))
+        .route(
+            "/v1/sync/children",
+            post(sync::create_child).get(sync::list_children),
+        )
+        .route("/v1/sync/register", post(sync::register))
+        .route("/v1/sync/now", post(sync::sync_now))
+        .route("/v1/sync/status", get(sync::status))
+        .route("/v1/sync/export", post(sync::export))
+        .route("/v1/sync/import", post(sync::import))
+        .route("/v1/sync/answer", post(sync::answer))
+        .route("/v1/sync/devices", get(sync::remote_devices))
+        .route(
+            "/v1/sync/devices/{device}/remove",
+            post(sync::order_removal),
+        )
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint")
         })
