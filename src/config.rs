@@ -275,7 +275,8 @@ pub struct SyncConfig {
     /// This satellite's name in the sync messages it signs as an upstream. Default: the
     /// host name.
     pub name: String,
-    /// How often a bound satellite syncs with its upstream. Default `"24h"`.
+    /// How often a bound satellite syncs with its upstream; `"off"` for no scheduled network
+    /// sync (air gap: files and `sync now` only). Default `"24h"`.
     pub interval: String,
     /// First retry delay after a failed sync; doubles per failure, with jitter. Default `"30s"`.
     pub retry_min: String,
@@ -347,7 +348,8 @@ pub struct Settings {
 pub struct SyncSettings {
     /// This satellite's name as an upstream (the host name when not configured).
     pub name: String,
-    pub interval: Duration,
+    /// `None` (`"off"`): no scheduled network sync, only `sync now` and files.
+    pub interval: Option<Duration>,
     pub retry_min: Duration,
     pub retry_max: Duration,
     /// `None`: connect directly.
@@ -746,7 +748,10 @@ impl SyncConfig {
         }
         Ok(SyncSettings {
             name,
-            interval: v.duration("sync.interval", &self.interval)?,
+            interval: match self.interval.trim() {
+                "off" => None,
+                other => Some(v.duration("sync.interval", other)?),
+            },
             retry_min,
             retry_max,
             proxy: (!proxy.is_empty()).then(|| proxy.to_owned()),

@@ -22,5 +22,6 @@ mod metrics;
 mod operator_devices;
 mod process;
 mod rum;
+mod sync;
 mod upgrade;
 mod walkthrough;

@@ -88,7 +88,8 @@ impl AdminClient {
         self.send_bytes(method, path, body).await
     }
 
-    async fn send_bytes(&self, method: Method, path: &str, body: Vec<u8>) -> Result<Bytes> {
+    /// Sends `body` as it is and returns the raw answer (a sync file, say).
+    pub async fn send_bytes(&self, method: Method, path: &str, body: Vec<u8>) -> Result<Bytes> {
         let (status, bytes) = match &self.target {
             Target::Socket(socket) => unix_request(socket, method, path, body).await?,
             Target::Https { url, token, ca_pem } => {

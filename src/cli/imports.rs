@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Subcommand};
+use clap::Args;
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -16,18 +16,6 @@ use crate::protocol::admin::LicenseImportView;
 use crate::protocol::sync::{
     LicenseFile, LicenseGrant, LicenseKind, LicenseLine, SatelliteId, SatelliteKey, sign,
 };
-
-/// `satellite sync ...`.
-#[derive(Debug, Subcommand)]
-pub enum SyncCommand {
-    /// Generate an Ed25519 signing key (PKCS#8 PEM, mode 0600) and print the public key and
-    /// key id to pin, e.g. in `[sync] trusted_license_keys` of the importing satellite.
-    Keygen {
-        /// Where to write the private key; an existing file is not replaced.
-        #[arg(long)]
-        out: PathBuf,
-    },
-}
 
 /// `satellite license sign`: writes a signed license file (offline, no daemon).
 #[derive(Debug, Args)]

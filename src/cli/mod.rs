@@ -8,6 +8,7 @@ mod commands;
 mod devices;
 mod imports;
 pub mod loadgen;
+mod sync;
 mod table;
 
 use std::path::PathBuf;
@@ -99,9 +100,9 @@ pub enum Command {
     Restore(backup::RestoreArgs),
     /// Simulate many devices to measure a satellite: throughput, latency, memory.
     Loadgen(loadgen::LoadgenArgs),
-    /// Signing keys for sync and license files.
+    /// Upstream sync: binding, network and file sync, child satellites, signing keys.
     #[command(subcommand)]
-    Sync(imports::SyncCommand),
+    Sync(sync::SyncCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,7 +157,7 @@ pub async fn run_client(global: &Global, command: Command) -> Result<()> {
         Command::Agent(a) => return agent::run(a, global.json).await,
         Command::Restore(a) => return backup::restore(global, a),
         Command::Loadgen(a) => return loadgen::run(a, global).await,
-        Command::Sync(imports::SyncCommand::Keygen { out }) => {
+        Command::Sync(sync::SyncCommand::Keygen { out }) => {
             return imports::keygen(commands::Output { json: global.json }, &out);
         }
         Command::License(commands::LicenseCommand::Sign(a)) => {
@@ -171,7 +172,6 @@ pub async fn run_client(global: &Global, command: Command) -> Result<()> {
         | Command::Config(_)
         | Command::Agent(_)
         | Command::Loadgen(_)
-        | Command::Sync(_)
         | Command::Restore(_) => {
             unreachable!("handled above or by the caller")
         }
@@ -187,5 +187,6 @@ pub async fn run_client(global: &Global, command: Command) -> Result<()> {
         Command::Compliance(a) => devices::compliance(&client, out, a).await,
         Command::Alerts => devices::alerts(&client, out).await,
         Command::Backup(a) => backup::backup(&client, global.json, a).await,
+        Command::Sync(c) => sync::run(&client, out, c).await,
     }
 }

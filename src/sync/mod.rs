@@ -148,7 +148,7 @@ impl SyncEngine {
                 bound.upstream
             ));
         }
-        let interval = time::Duration::try_from(self.settings.interval).unwrap_or_default();
+        let interval = time::Duration::try_from(self.settings.interval?).unwrap_or_default();
         let since = last_success.unwrap_or(bound.bound_at);
         (now - since > interval * 2).then(|| {
             format!(

@@ -35,12 +35,13 @@ fn next_wait(engine: &SyncEngine) -> Option<Duration> {
     let status = engine.status();
     let now = engine.app.now();
     let s = &engine.settings;
+    let interval = s.interval?;
     let due = if status.failures > 0 {
         let last = status.last_attempt.unwrap_or(now);
         last + backoff(status.failures, s.retry_min, s.retry_max, random_unit())
     } else {
         match status.last_success.or(binding.last_success) {
-            Some(t) => t + s.interval,
+            Some(t) => t + interval,
             None => now,
         }
     };

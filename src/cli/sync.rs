@@ -1,0 +1,391 @@
+//! `satellite sync ...` (SPEC §8): binding to an upstream, network and file sync, the children
+//! of an upstream, and signing keys.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use hyper::Method;
+
+use super::client::{AdminClient, segment};
+use super::commands::Output;
+use super::table::Table;
+use crate::protocol::admin::{
+    BindingView, ChildCreated, ChildView, CreateChild, RegisterUpstream, RemoteDeviceView,
+    RemoteDevices, SyncOutcomeView, SyncStatusView,
+};
+
+/// `satellite sync ...`.
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Generate an Ed25519 signing key (PKCS#8 PEM, mode 0600) and print the public key and
+    /// key id to pin, e.g. in `[sync] trusted_license_keys` of the importing satellite.
+    Keygen {
+        /// Where to write the private key; an existing file is not replaced.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Bind this satellite to an upstream satellite, with a token from `sync child add` there.
+    Register {
+        /// The upstream's device listener, e.g. https://upstream.example.com:8443.
+        #[arg(long)]
+        upstream: String,
+        /// The satellite registration token (`SECRET.FINGERPRINT`).
+        #[arg(long)]
+        registration_token: String,
+    },
+    /// Sync with the upstream now, over the network.
+    Now,
+    /// Role, binding, last success and error, next attempt, pending changes, children.
+    Status,
+    /// Write the signed request for the upstream to a file (air gap, step 1 of 3).
+    Export {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// On the upstream: apply a child's request file and write the signed response (step 2).
+    Answer {
+        #[arg(long = "in")]
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Apply the upstream's response file (step 3).
+    Import {
+        /// The response file from `sync answer`.
+        file: PathBuf,
+    },
+    /// Child satellites of this (upstream) satellite.
+    #[command(subcommand)]
+    Child(ChildCommand),
+    /// Devices and usage that child satellites reported (read-only here).
+    Devices,
+    /// Order a child satellite to remove one of its devices (applied at its next sync).
+    RemoveDevice {
+        /// The device's instance id (from `sync devices`).
+        device: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChildCommand {
+    /// Dedicate a VA subtree to a new child satellite; prints its registration token once.
+    Add {
+        /// The child's name (letters, digits, `-`, `_`, `.`).
+        name: String,
+        /// The VA dedicated to it (with everything below).
+        #[arg(long)]
+        va: String,
+        /// Days the registration token stays usable (1-365, default 7).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// List child satellites.
+    List,
+}
+
+fn time(t: &Option<time::OffsetDateTime>) -> String {
+    t.map_or_else(
+        || "-".to_owned(),
+        |t| t.replace_nanosecond(0).unwrap_or(t).to_string(),
+    )
+}
+
+fn children_table(children: &[ChildView]) {
+    let mut t = Table::new(&[
+        "CHILD",
+        "VIRTUAL ACCOUNT",
+        "REGISTERED",
+        "LAST REQUEST",
+        "LAST RESPONSE",
+        "DEVICES",
+        "LAST SEEN",
+    ])
+    .right(&[3, 4, 5]);
+    for c in children {
+        t.row(vec![
+            c.name.clone(),
+            c.va.clone(),
+            if c.registered { "yes" } else { "no" }.into(),
+            c.last_request_seq.to_string(),
+            c.response_seq.to_string(),
+            c.devices.to_string(),
+            time(&c.last_seen),
+        ]);
+    }
+    print!("{}", t.render());
+}
+
+fn outcome(v: &SyncOutcomeView) {
+    match v.result.as_str() {
+        "already_applied" => println!(
+            "response {} was applied before; nothing changed",
+            v.response_seq
+        ),
+        _ => println!(
+            "applied response {}: {} change(s) acknowledged, {} license(s) changed, {} removed, \
+             {} virtual account(s) created, {} device(s) removed",
+            v.response_seq,
+            v.acknowledged,
+            v.licenses_changed,
+            v.licenses_removed,
+            v.vas_created,
+            v.devices_removed
+        ),
+    }
+}
+
+/// Reads a sync file, with progress for large ones.
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    let show = size > 4 * 1024 * 1024;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = Vec::with_capacity(size as usize);
+    let mut buf = vec![0u8; 1024 * 1024];
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if show {
+            eprint!(
+                "\rreading {}: {} / {} MiB",
+                path.display(),
+                out.len() >> 20,
+                size >> 20
+            );
+        }
+    }
+    if show {
+        eprintln!();
+    }
+    Ok(out)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f =
+        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn seq_of(bytes: &[u8]) -> u64 {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| v["body"]["seq"].as_u64())
+        .unwrap_or_default()
+}
+
+pub async fn run(client: &AdminClient, out: Output, c: SyncCommand) -> Result<()> {
+    match c {
+        SyncCommand::Keygen { .. } => unreachable!("offline command, handled by the caller"),
+        SyncCommand::Register {
+            upstream,
+            registration_token,
+        } => {
+            let body = RegisterUpstream {
+                url: upstream,
+                token: registration_token,
+            };
+            let b: BindingView = client.post("/v1/sync/register", &body).await?;
+            out.show(&b, |b| {
+                println!(
+                    "bound to upstream `{}` ({}) as `{}`; virtual account {} is managed there",
+                    b.upstream, b.url, b.me, b.va
+                );
+                println!("pinned upstream key {}", b.upstream_key);
+                println!("the first sync starts now; see `satellite sync status`");
+            })
+        }
+        SyncCommand::Now => {
+            let v: SyncOutcomeView = client.post("/v1/sync/now", &()).await?;
+            out.show(&v, outcome)
+        }
+        SyncCommand::Status => {
+            let s: SyncStatusView = client.get("/v1/sync/status").await?;
+            out.show(&s, |s| {
+                let mut t = Table::new(&["", ""]);
+                t.row(vec!["role".into(), s.role.clone()]);
+                t.row(vec!["name".into(), s.name.clone()]);
+                t.row(vec!["signing key".into(), s.key_id.clone()]);
+                if let Some(b) = &s.binding {
+                    t.row(vec![
+                        "upstream".into(),
+                        format!("{} ({})", b.upstream, b.url),
+                    ]);
+                    t.row(vec!["known there as".into(), b.me.clone()]);
+                    t.row(vec!["managed VA".into(), b.va.clone()]);
+                    t.row(vec!["last success".into(), time(&s.last_success)]);
+                    t.row(vec![
+                        "last error".into(),
+                        match (&s.last_error, &s.last_error_at) {
+                            (Some(e), at) => format!("{} ({e})", time(at)),
+                            _ => "-".into(),
+                        },
+                    ]);
+                    t.row(vec!["next attempt".into(), time(&s.next_attempt)]);
+                    t.row(vec![
+                        "outstanding request".into(),
+                        b.outstanding_seq.map_or("-".into(), |s| s.to_string()),
+                    ]);
+                    t.row(vec![
+                        "pending changes".into(),
+                        s.pending_changes.to_string(),
+                    ]);
+                    t.row(vec![
+                        "acknowledged items".into(),
+                        s.acknowledged_items.to_string(),
+                    ]);
+                }
+                if let Some(p) = &s.problem {
+                    t.row(vec!["problem".into(), p.clone()]);
+                }
+                print!("{}", t.render());
+                if !s.children.is_empty() {
+                    println!();
+                    children_table(&s.children);
+                }
+            })
+        }
+        SyncCommand::Export { out: path } => {
+            let bytes = client
+                .send_bytes(Method::POST, "/v1/sync/export", Vec::new())
+                .await?;
+            write_file(&path, &bytes)?;
+            let seq = seq_of(&bytes);
+            out.show(
+                &serde_json::json!({"file": path.display().to_string(), "seq": seq, "bytes": bytes.len()}),
+                |_| {
+                    println!(
+                        "wrote request {seq} to {} ({} bytes); carry it to the upstream and run \
+                         `satellite sync answer --in FILE --out RESPONSE` there",
+                        path.display(),
+                        bytes.len()
+                    )
+                },
+            )
+        }
+        SyncCommand::Answer { input, out: path } => {
+            let request = read_file(&input)?;
+            let request_seq = seq_of(&request);
+            let bytes = client
+                .send_bytes(Method::POST, "/v1/sync/answer", request)
+                .await?;
+            write_file(&path, &bytes)?;
+            let seq = seq_of(&bytes);
+            out.show(
+                &serde_json::json!({"file": path.display().to_string(), "seq": seq, "bytes": bytes.len()}),
+                |_| {
+                    println!(
+                        "applied request {} and wrote response {seq} to {}; carry it back and \
+                         run `satellite sync import FILE` on the child",
+                        request_seq,
+                        path.display()
+                    )
+                },
+            )
+        }
+        SyncCommand::Import { file } => {
+            let bytes = read_file(&file)?;
+            let v: SyncOutcomeView = client.post_bytes("/v1/sync/import", bytes).await?;
+            out.show(&v, outcome)
+        }
+        SyncCommand::Child(ChildCommand::Add {
+            name,
+            va,
+            expires_in_days,
+        }) => {
+            let body = CreateChild {
+                name,
+                va,
+                expires_in_days,
+            };
+            let c: ChildCreated = client.post("/v1/sync/children", &body).await?;
+            out.show(&c, |c| {
+                println!(
+                    "child satellite `{}` may now bind to virtual account {}",
+                    c.child.name, c.child.va
+                );
+                println!(
+                    "registration token (shown once, valid until {}):",
+                    c.token_expires_at.date()
+                );
+                println!("{}", c.registration_token);
+                println!(
+                    "on the child: satellite sync register --upstream https://THIS-HOST:8443 \
+                     --registration-token TOKEN"
+                );
+            })
+        }
+        SyncCommand::Child(ChildCommand::List) => {
+            let list: Vec<ChildView> = client.get("/v1/sync/children").await?;
+            out.show(&list, |l| children_table(l))
+        }
+        SyncCommand::Devices => {
+            let r: RemoteDevices = client.get("/v1/sync/devices").await?;
+            out.show(&r, |r| {
+                let mut t = Table::new(&[
+                    "DEVICE",
+                    "CHILD",
+                    "UDI",
+                    "HOSTNAME",
+                    "VIRTUAL ACCOUNT",
+                    "REMOVAL",
+                ]);
+                for d in &r.devices {
+                    t.row(vec![
+                        d.id.clone(),
+                        d.child.clone(),
+                        format!("{}:{}", d.pid, d.serial),
+                        d.hostname.clone(),
+                        d.va_path.clone(),
+                        if d.removal_ordered { "ordered" } else { "-" }.into(),
+                    ]);
+                }
+                print!("{}", t.render());
+                println!();
+                let mut u = Table::new(&[
+                    "CHILD",
+                    "VIRTUAL ACCOUNT",
+                    "ENTITLEMENT TAG",
+                    "DEVICES",
+                    "REQUESTED",
+                    "GRANTED",
+                ])
+                .right(&[3, 4, 5]);
+                for x in &r.usage {
+                    u.row(vec![
+                        x.child.clone(),
+                        x.va_path.clone(),
+                        x.entitlement_tag.clone(),
+                        x.devices.to_string(),
+                        x.units_requested.to_string(),
+                        x.units_granted.to_string(),
+                    ]);
+                }
+                print!("{}", u.render());
+            })
+        }
+        SyncCommand::RemoveDevice { device } => {
+            let d: RemoteDeviceView = client
+                .post(
+                    &format!("/v1/sync/devices/{}/remove", segment(&device)),
+                    &(),
+                )
+                .await?;
+            out.show(&d, |d| {
+                println!(
+                    "removal of {} ({}:{}) ordered; child `{}` removes it at its next sync",
+                    d.id, d.pid, d.serial, d.child
+                )
+            })
+        }
+    }
+}
