@@ -279,3 +279,482 @@ fn three_tiers_licenses_down_usage_up_by_network_and_files() {
     assert!(actions(&regional, "sync.response.apply") >= 3);
     assert!(actions(&regional, "sync.request.apply") >= 3);
 }
+
+/// A response signed with hq's real key, for the refusals a satellite never writes itself.
+fn forged_response(hq: &Daemon, seq: u64, age_days: i64) -> Vec<u8> {
+    use satellite::protocol::sync::{
+        self, OffsetDateTime, SatelliteId, SatelliteKey, SyncResponse,
+    };
+    let key = SatelliteKey::load(&hq.data_dir.join("sync").join("key.pem")).expect("hq key");
+    let created_at = (OffsetDateTime::now_utc() - sync::Duration::days(age_days))
+        .replace_nanosecond(0)
+        .unwrap();
+    let body = SyncResponse {
+        from: SatelliteId::new("hq"),
+        to: SatelliteId::new("regional"),
+        seq,
+        acks: vec![],
+        created_at,
+        pools: vec![],
+        removals: vec![],
+        revocations: vec![],
+    };
+    sync::sign(&key, body).unwrap().to_json().unwrap()
+}
+
+#[test]
+fn every_refused_sync_file_gets_its_reason_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = |n: &str| tmp.path().join(n).to_str().unwrap().to_string();
+    let hq = satellite("hq");
+    let regional = satellite("regional");
+    let other = satellite("other");
+    let stranger = satellite("hq2");
+    setup_hq(&hq);
+    hq.cli_ok(&["va", "create", "elsewhere", "--parent", "acme/Default"]);
+    bind(
+        &hq,
+        &regional,
+        "regional",
+        "acme/Default/region",
+        &device_url(&hq),
+    );
+    bind(
+        &hq,
+        &other,
+        "other",
+        "acme/Default/elsewhere",
+        &device_url(&hq),
+    );
+    regional.cli_json(&["sync", "now"]);
+
+    // A valid, applicable response (number 2), and defective copies of it.
+    hq.cli_ok(&[
+        "license",
+        "add",
+        "--va",
+        "acme/Default/region",
+        "--tag",
+        TAG,
+        "--quantity",
+        "1",
+    ]);
+    regional.cli_json(&["sync", "export", "--out", &f("r2.json")]);
+    hq.cli_json(&[
+        "sync",
+        "answer",
+        "--in",
+        &f("r2.json"),
+        "--out",
+        &f("a2.json"),
+    ]);
+    let good = std::fs::read_to_string(f("a2.json")).unwrap();
+    other.cli_json(&["sync", "export", "--out", &f("o1.json")]);
+    hq.cli_json(&[
+        "sync",
+        "answer",
+        "--in",
+        &f("o1.json"),
+        "--out",
+        &f("for-other.json"),
+    ]);
+
+    let write = |name: &str, bytes: &[u8]| {
+        std::fs::write(f(name), bytes).unwrap();
+        f(name)
+    };
+    let tampered = good.replacen("\"quantity\": 10", "\"quantity\": 11", 1);
+    assert_ne!(tampered, good);
+    let cases: Vec<(String, &str)> = vec![
+        (
+            write("tampered.json", tampered.as_bytes()),
+            "the signature does not verify",
+        ),
+        (
+            write("truncated.json", &good.as_bytes()[..good.len() / 2]),
+            "the file ends early",
+        ),
+        (
+            write("garbage.json", b"not json at all"),
+            "not a valid sync file",
+        ),
+        (
+            write(
+                "future.json",
+                good.replacen("\"format\": 1", "\"format\": 2", 1)
+                    .as_bytes(),
+            ),
+            "newer than this satellite understands",
+        ),
+        (
+            f("r2.json"),
+            "this is a sync_request file, but a sync_response was expected",
+        ),
+        (
+            f("for-other.json"),
+            "addressed to satellite `other`, but this is `regional`",
+        ),
+        (
+            write("gap.json", &forged_response(&hq, 5, 0)),
+            "message 5 is out of order: message 2 comes first",
+        ),
+        (
+            write("stale.json", &forged_response(&hq, 2, 40)),
+            "too old to apply",
+        ),
+    ];
+    let before = regional.cli_json(&["license", "list"]);
+    let refused_before = actions(&regional, "sync.refused");
+    for (file, reason) in &cases {
+        let (code, err) = regional.cli_err(&["sync", "import", file]);
+        assert_eq!(code, 1);
+        assert!(
+            err.contains(reason),
+            "{file}: expected `{reason}` in: {err}"
+        );
+        assert_eq!(
+            regional.cli_json(&["license", "list"]),
+            before,
+            "{file} changed licenses"
+        );
+    }
+    assert_eq!(
+        actions(&regional, "sync.refused"),
+        refused_before + cases.len()
+    );
+
+    // A request from a satellite the upstream never bound: unknown sender.
+    let (_, err) = stranger.cli_err(&[
+        "sync",
+        "answer",
+        "--in",
+        &f("r2.json"),
+        "--out",
+        &f("x.json"),
+    ]);
+    assert!(err.contains("which is not pinned here"), "{err}");
+
+    // The good file still applies: each refusal was about its own defect only.
+    let v = regional.cli_json(&["sync", "import", &f("a2.json")]);
+    assert_eq!(v["result"], "applied");
+    assert_eq!(pool(&regional, "acme/Default/region"), (11, 0));
+
+    // An older request after a newer one was applied is a replay the upstream refuses.
+    regional.cli_json(&["sync", "export", "--out", &f("r3.json")]);
+    hq.cli_json(&[
+        "sync",
+        "answer",
+        "--in",
+        &f("r3.json"),
+        "--out",
+        &f("a3.json"),
+    ]);
+    let (_, err) = hq.cli_err(&[
+        "sync",
+        "answer",
+        "--in",
+        &f("r2.json"),
+        "--out",
+        &f("y.json"),
+    ]);
+    assert!(err.contains("message 2 was already applied"), "{err}");
+    // While the newest one, sent again, gets the same response byte for byte.
+    hq.cli_json(&[
+        "sync",
+        "answer",
+        "--in",
+        &f("r3.json"),
+        "--out",
+        &f("a3-again.json"),
+    ]);
+    assert_eq!(
+        std::fs::read(f("a3.json")).unwrap(),
+        std::fs::read(f("a3-again.json")).unwrap()
+    );
+}
+
+/// A TCP forwarder in front of an upstream, whose behaviour the test switches:
+/// `PASS` forwards both ways; `CUT` forwards the child's request, lets the upstream process
+/// it, and cuts the connection when the answer comes back (a partition mid-sync: the upstream
+/// applied the request, the child never hears of it); `REFUSE` closes every connection at
+/// once (the upstream is unreachable).
+struct Forwarder {
+    addr: std::net::SocketAddr,
+    mode: Arc<AtomicU8>,
+    cut: Arc<AtomicUsize>,
+}
+
+const PASS: u8 = 0;
+const CUT: u8 = 1;
+const REFUSE: u8 = 2;
+
+/// Bytes from the child after which, in `CUT` mode, the upstream's answer is dropped: more
+/// than a TLS handshake with a client certificate, less than the request the test makes.
+const CUT_AFTER: usize = 12 * 1024;
+
+/// A sync response is larger than this (signature, key id, pools); flow-control frames and
+/// session tickets are smaller.
+const RESPONSE_AT_LEAST: usize = 1024;
+
+impl Forwarder {
+    fn start(upstream: std::net::SocketAddr) -> Forwarder {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mode = Arc::new(AtomicU8::new(PASS));
+        let cut = Arc::new(AtomicUsize::new(0));
+        let (m, c) = (mode.clone(), cut.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                if m.load(Ordering::SeqCst) == REFUSE {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                let cutting = m.load(Ordering::SeqCst) == CUT;
+                let sent = Arc::new(AtomicUsize::new(0));
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let counter = sent.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 * 1024];
+                    while let Ok(n) = c_in.read(&mut buf) {
+                        if n == 0 || s_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        counter.fetch_add(n, Ordering::SeqCst);
+                    }
+                    let _ = s_out.shutdown(Shutdown::Write);
+                });
+                let (mut s_in, mut c_out) = (server, client);
+                let cuts = c.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 * 1024];
+                    let mut held = 0;
+                    while let Ok(n) = s_in.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        // Once the request is on its way, what the upstream sends is held back:
+                        // small frames (flow control, session tickets) are dropped, and the
+                        // connection is cut when the answer (over 1 KiB) arrives.
+                        if cutting && sent.load(Ordering::SeqCst) >= CUT_AFTER {
+                            held += n;
+                            if held >= RESPONSE_AT_LEAST {
+                                cuts.fetch_add(1, Ordering::SeqCst);
+                                break;
+                            }
+                            continue;
+                        }
+                        if c_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = c_out.shutdown(Shutdown::Both);
+                    let _ = s_in.shutdown(Shutdown::Both);
+                });
+            }
+        });
+        Forwarder { addr, mode, cut }
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
+    }
+
+    fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+}
+
+#[test]
+fn a_partition_mid_sync_is_retried_and_applied_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hq = satellite("hq");
+    let regional = satellite("regional");
+    setup_hq(&hq);
+    let fwd = Forwarder::start(hq.device_addr);
+    bind(
+        &hq,
+        &regional,
+        "regional",
+        "acme/Default/region",
+        &fwd.url(),
+    );
+    regional.cli_json(&["sync", "now"]);
+
+    // Enough devices that the request is well past a TLS handshake in size.
+    const DEVICES: usize = 40;
+    for i in 0..DEVICES {
+        device(
+            &regional,
+            &tmp.path().join(format!("d{i}")),
+            "acme/Default/region",
+            &format!("FOC{i:03}"),
+            1,
+        );
+    }
+    let status = regional.cli_json(&["sync", "status"]);
+    let pending = status["pending_changes"].as_u64().unwrap();
+    assert_eq!(
+        pending,
+        DEVICES as u64 + 1,
+        "40 registrations and one usage snapshot"
+    );
+
+    // The partition: hq applies request 2, the answer is lost.
+    fwd.set(CUT);
+    let (_, err) = regional.cli_err(&["sync", "now"]);
+    assert!(err.contains("/v1/sync"), "{err}");
+    assert_eq!(fwd.cut.load(Ordering::SeqCst), 1, "the answer was cut");
+    let child = &hq.cli_json(&["sync", "child", "list"])[0];
+    assert_eq!(child["last_request_seq"], 2, "hq applied the request");
+    assert_eq!(remote(&hq)["devices"].as_array().unwrap().len(), DEVICES);
+    let status = regional.cli_json(&["sync", "status"]);
+    assert_eq!(status["binding"]["outstanding_seq"], 2);
+    assert!(status["last_error"].as_str().is_some());
+    assert!(
+        regional
+            .cli_json(&["alerts"])
+            .to_string()
+            .contains("sync with upstream `hq` is failing"),
+        "a failing sync raises an alert"
+    );
+
+    // The retry sends the same request; hq answers it again without applying it again.
+    fwd.set(PASS);
+    let v = regional.cli_json(&["sync", "now"]);
+    assert_eq!(v["result"], "applied");
+    assert_eq!(v["response_seq"], 2);
+    assert_eq!(v["acknowledged"], DEVICES as u64 + 1);
+    assert_eq!(
+        actions(&hq, "sync.request.apply"),
+        2,
+        "request 2 was applied once"
+    );
+    assert_eq!(actions(&hq, "sync.request.replayed"), 1);
+    assert_eq!(remote(&hq)["devices"].as_array().unwrap().len(), DEVICES);
+    // 40 units requested, 10 purchased: 10 in use.
+    assert_eq!(pool(&hq, "acme/Default/region"), (10, 10));
+    assert_eq!(remote(&hq)["usage"][0]["units_requested"], DEVICES as u64);
+    let status = regional.cli_json(&["sync", "status"]);
+    assert_eq!(status["pending_changes"], 0);
+    assert!(status["binding"]["outstanding_seq"].is_null());
+    assert!(status["problem"].is_null(), "{status}");
+
+    // Nothing new: the next request carries no changes.
+    let v = regional.cli_json(&["sync", "now"]);
+    assert_eq!(v["acknowledged"], 0);
+    assert_eq!(actions(&hq, "sync.request.apply"), 3);
+}
+
+#[test]
+fn a_restart_with_a_request_outstanding_loses_and_duplicates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = |n: &str| tmp.path().join(n).to_str().unwrap().to_string();
+    let hq = satellite("hq");
+    let mut regional = satellite("regional");
+    setup_hq(&hq);
+    bind(
+        &hq,
+        &regional,
+        "regional",
+        "acme/Default/region",
+        &device_url(&hq),
+    );
+    regional.cli_json(&["sync", "now"]);
+    for i in 0..3 {
+        device(
+            &regional,
+            &tmp.path().join(format!("d{i}")),
+            "acme/Default/region",
+            &format!("FOC{i}"),
+            2,
+        );
+    }
+    regional.cli_json(&["sync", "export", "--out", &f("before.json")]);
+
+    // kill -9 with the request outstanding, and a device registered after it.
+    regional.kill9();
+    regional.start_again();
+    device(
+        &regional,
+        &tmp.path().join("late"),
+        "acme/Default/region",
+        "FOC9",
+        1,
+    );
+    let status = regional.cli_json(&["sync", "status"]);
+    assert_eq!(status["binding"]["outstanding_seq"], 2);
+    assert_eq!(
+        status["pending_changes"], 2,
+        "the late device and its usage wait"
+    );
+
+    // The outstanding request survived byte for byte; hq applies it.
+    regional.cli_json(&["sync", "export", "--out", &f("after.json")]);
+    assert_eq!(
+        std::fs::read(f("before.json")).unwrap(),
+        std::fs::read(f("after.json")).unwrap()
+    );
+    hq.cli_json(&[
+        "sync",
+        "answer",
+        "--in",
+        &f("after.json"),
+        "--out",
+        &f("a.json"),
+    ]);
+    regional.cli_json(&["sync", "import", &f("a.json")]);
+    assert_eq!(remote(&hq)["devices"].as_array().unwrap().len(), 3);
+
+    // The next request carries exactly what was left: the late device and the new usage.
+    regional.cli_json(&["sync", "now"]);
+    let r = remote(&hq);
+    assert_eq!(r["devices"].as_array().unwrap().len(), 4);
+    assert_eq!(r["usage"][0]["units_requested"], 7);
+    assert_eq!(actions(&hq, "sync.request.apply"), 3);
+    assert_eq!(regional.cli_json(&["sync", "status"])["pending_changes"], 0);
+}
+
+#[test]
+fn the_sync_worker_retries_a_failed_sync_on_its_own() {
+    let hq = satellite("hq");
+    let regional = Daemon::start_with(
+        "",
+        "[sync]\nname = \"regional\"\ninterval = \"24h\"\nretry_min = \"1s\"\nretry_max = \"1s\"\n",
+    );
+    setup_hq(&hq);
+    let fwd = Forwarder::start(hq.device_addr);
+    fwd.set(PASS);
+    bind(
+        &hq,
+        &regional,
+        "regional",
+        "acme/Default/region",
+        &fwd.url(),
+    );
+    // The upstream becomes unreachable; an operator's `sync now` fails and says why.
+    fwd.set(REFUSE);
+    let (_, err) = regional.cli_err(&["sync", "now"]);
+    assert!(err.contains("/v1/sync"), "{err}");
+    assert!(regional.cli_json(&["sync", "status"])["next_attempt"].is_string());
+    // When it is back, the worker's retry (after `retry_min`) syncs without anyone asking.
+    fwd.set(PASS);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let s = regional.cli_json(&["sync", "status"]);
+        if s["last_error"].is_null() && s["binding"]["last_response_seq"].as_u64() >= Some(1) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no retry succeeded: {s}"
+        );
+        std::thread::yield_now();
+    }
+    assert_eq!(pool(&regional, "acme/Default/region"), (10, 0));
+    assert!(actions(&regional, "sync.failed") >= 1);
+}

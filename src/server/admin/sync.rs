@@ -129,7 +129,6 @@ pub async fn sync_now(
 ) -> Result<Json<SyncOutcomeView>, ApiError> {
     system(&p, &ctx)?;
     let outcome = ctx.sync.sync_now(&p.actor).await.map_err(failure)?;
-    ctx.sync.wake.notify_one();
     Ok(Json(outcome_view(outcome)))
 }
 
