@@ -268,4 +268,36 @@ mod tests {
                 .replace(char::is_whitespace, "")
         );
     }
+
+    /// Pins the sync records' bytes: a child's record on its upstream and one acknowledged
+    /// item on a child (the binding and the remote records use the same field encodings).
+    #[test]
+    fn golden_sync_records() {
+        let child = ChildSatellite {
+            name: "site".into(),
+            account: AccountId(id(1)),
+            root: VaId(id(2)),
+            token_hash: [3; 32],
+            token_expires_at: datetime!(2026-01-02 03:04:05 UTC),
+            created_at: datetime!(2026-01-02 03:04:05 UTC),
+            created_by: "local".into(),
+            key: Some("ab".into()),
+            cert_serial: None,
+            registered_at: None,
+            last_request_seq: 7,
+            response_seq: 8,
+            last_response: None,
+            last_seen: None,
+            pending_removals: vec![("d".into(), "r".into())],
+        };
+        assert_eq!(hex(&encode(&child)), GOLDEN_CHILD);
+        let item = SyncedItem {
+            key: "dev:x".into(),
+            digest: [9; 32],
+        };
+        assert_eq!(hex(&encode(&item)), GOLDEN_ITEM);
+    }
+
+    const GOLDEN_CHILD: &str = "010400000000000000736974651000000000000000010101010101010101010101010101011000000000000000020202020202020202020202020202020303030303030303030303030303030303030303030303030303030303030303ea070000020003040500000000000000ea07000002000304050000000000000005000000000000006c6f63616c010200000000000000616200000700000000000000080000000000000000000100000000000000010000000000000064010000000000000072";
+    const GOLDEN_ITEM: &str = "0105000000000000006465763a780909090909090909090909090909090909090909090909090909090909090909";
 }
