@@ -758,3 +758,152 @@ fn the_sync_worker_retries_a_failed_sync_on_its_own() {
     assert_eq!(pool(&regional, "acme/Default/region"), (10, 0));
     assert!(actions(&regional, "sync.failed") >= 1);
 }
+
+/// A minimal HTTP CONNECT proxy (what `sync.proxy` points at): answers each CONNECT and pipes
+/// the tunnel. Counts the tunnels it opened and remembers their targets.
+fn connect_proxy() -> (std::net::SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut client) = conn else { return };
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read(&mut byte).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let Some(target) = head
+                    .strip_prefix("CONNECT ")
+                    .and_then(|r| r.split_whitespace().next())
+                else {
+                    let _ = client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n");
+                    return;
+                };
+                log.lock().unwrap().push(target.to_string());
+                let Ok(server) = TcpStream::connect(target) else {
+                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                    return;
+                };
+                client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .unwrap();
+                let (mut a, mut b) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut a, &mut b);
+                    let _ = b.shutdown(Shutdown::Write);
+                });
+                let (mut c, mut d) = (server, client);
+                let _ = std::io::copy(&mut c, &mut d);
+                let _ = d.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn binding_and_sync_go_through_the_configured_proxy() {
+    let hq = satellite("hq");
+    setup_hq(&hq);
+    let (proxy, seen) = connect_proxy();
+    let regional = Daemon::start_with(
+        "",
+        &format!("[sync]\nname = \"regional\"\ninterval = \"off\"\nproxy = \"http://{proxy}\"\n"),
+    );
+    bind(
+        &hq,
+        &regional,
+        "regional",
+        "acme/Default/region",
+        &device_url(&hq),
+    );
+    regional.cli_json(&["sync", "now"]);
+    assert_eq!(pool(&regional, "acme/Default/region"), (10, 0));
+    let tunnels = seen.lock().unwrap().clone();
+    assert!(
+        tunnels.len() >= 3,
+        "CA fetch, registration and sync: {tunnels:?}"
+    );
+    assert!(
+        tunnels.iter().all(|t| *t == hq.device_addr.to_string()),
+        "{tunnels:?}"
+    );
+}
+
+#[test]
+fn a_registration_token_is_checked_before_anything_is_trusted() {
+    let hq = satellite("hq");
+    let other_upstream = satellite("impostor");
+    let regional = satellite("regional");
+    setup_hq(&hq);
+    let created = hq.cli_json(&[
+        "sync",
+        "child",
+        "add",
+        "regional",
+        "--va",
+        "acme/Default/region",
+    ]);
+    let token = created["registration_token"].as_str().unwrap().to_string();
+    let register = |url: &str, token: &str| {
+        regional
+            .cli_err(&[
+                "sync",
+                "register",
+                "--upstream",
+                url,
+                "--registration-token",
+                token,
+            ])
+            .1
+    };
+    // The right token sent to another satellite: its CA does not match the token's pin.
+    let err = register(&device_url(&other_upstream), &token);
+    assert!(
+        err.contains("this is not the upstream that issued the token"),
+        "{err}"
+    );
+    // A malformed token, and an unknown secret with the right pin.
+    let err = register(&device_url(&hq), "nonsense");
+    assert!(err.contains("SECRET.FINGERPRINT"), "{err}");
+    let (_, pin) = token.rsplit_once('.').unwrap();
+    let err = register(&device_url(&hq), &format!("ssr_{}.{pin}", "0".repeat(64)));
+    assert!(err.contains("not known to the upstream"), "{err}");
+    assert!(
+        regional.cli_json(&["sync", "status"])["binding"].is_null(),
+        "nothing was bound"
+    );
+    // The token works once.
+    regional.cli_json(&[
+        "sync",
+        "register",
+        "--upstream",
+        &device_url(&hq),
+        "--registration-token",
+        &token,
+    ]);
+    let third = satellite("third");
+    let err = third
+        .cli_err(&[
+            "sync",
+            "register",
+            "--upstream",
+            &device_url(&hq),
+            "--registration-token",
+            &token,
+        ])
+        .1;
+    assert!(err.contains("was already used"), "{err}");
+    // Only a bound child's certificate may post sync messages.
+    let api = hq.device_api();
+    let resp = api.post_raw("/v1/sync", "{}");
+    resp.assert_error(401, "unauthorized");
+}

@@ -146,7 +146,10 @@ pub async fn register(
     let base = base(url)?;
     let (secret, fingerprint) = split_token(token)?;
     // 1. The CA, over an unauthenticated connection, checked against the token.
-    let insecure = client(crate::pki::client_config_accepting_any(), None)?;
+    let insecure = client(
+        crate::pki::client_config_accepting_any(),
+        engine.settings.proxy.as_deref(),
+    )?;
     let ca_url = format!("{base}/v1/sync/ca");
     let (status, ca_pem) = send(insecure.get(&ca_url), &ca_url).await?;
     if !status.is_success() {
