@@ -622,6 +622,14 @@ fn a_partition_mid_sync_is_retried_and_applied_exactly_once() {
             .contains("sync with upstream `hq` is failing"),
         "a failing sync raises an alert"
     );
+    regional.cli_ok(&["user", "create", "prom"]);
+    let token = regional.cli_json(&["api-token", "create", "--user", "prom"])["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let scrape = regional.admin_api(Some(&token)).get("/metrics").text;
+    assert!(scrape.contains("satellite_sync_failures 1"), "{scrape}");
+    assert!(scrape.contains("satellite_sync_age_seconds "), "{scrape}");
 
     // The retry sends the same request; hq answers it again without applying it again.
     fwd.set(PASS);

@@ -116,7 +116,7 @@ impl Metrics {
     }
 
     /// The text exposition: request metrics, then gauges computed now.
-    pub fn render(&self, app: &App) -> String {
+    pub fn render(&self, app: &App, sync: Option<&crate::sync::SyncEngine>) -> String {
         let now = app.now();
         let timers = app.timers();
         let (by_state, pools) = app.read(|c| {
@@ -188,6 +188,31 @@ impl Metrics {
         let commits = Counter::<u64>::default();
         commits.inc_by(store.commits());
         scrape.register("store_commits", "Store transactions committed", commits);
+        // Only on a satellite bound to an upstream: seconds since the last successful sync
+        // (since binding if none yet), and failures since the last success.
+        if let Some(sync) = sync
+            && let Some(bound) = app.read(|c| c.upstream_binding().cloned())
+        {
+            let status = sync.status();
+            let since = status
+                .last_success
+                .or(bound.last_success)
+                .unwrap_or(bound.bound_at);
+            let age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+            age.set((now - since).as_seconds_f64().max(0.0));
+            scrape.register(
+                "sync_age_seconds",
+                "Seconds since the last successful sync with the upstream",
+                age,
+            );
+            let failures = Gauge::<i64>::default();
+            failures.set(i64::from(status.failures));
+            scrape.register(
+                "sync_failures",
+                "Failed sync attempts since the last success",
+                failures,
+            );
+        }
 
         let mut out = String::new();
         // Writing to a String cannot fail.

@@ -79,7 +79,7 @@ pub async fn metrics(State(ctx): State<AdminCtx>, Caller(_p): Caller) -> axum::r
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        ctx.metrics.render(&ctx.app),
+        ctx.metrics.render(&ctx.app, Some(&ctx.sync)),
     )
         .into_response()
 }
