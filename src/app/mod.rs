@@ -16,7 +16,7 @@ use tracing::error;
 
 use crate::domain::{
     Account, ApiToken, Catalog, Change, DeviceError, DeviceTimers, DomainError, Event, EventFilter,
-    ImportedFile, License, Principal, ProductInstance, Record, RegistrationToken,
+    ImportedFile, License, Principal, ProductInstance, Record, RegistrationToken, Reservation,
     RevokedCertificate, RumRecord, User, VirtualAccount,
 };
 use crate::store::{self, Store, StoreError, tables};
@@ -95,6 +95,7 @@ impl App {
         collect::<RevokedCertificate>(&store, Record::Revoked, &mut records, &mut unreadable);
         collect::<RumRecord>(&store, Record::Rum, &mut records, &mut unreadable);
         collect::<ImportedFile>(&store, Record::ImportedFile, &mut records, &mut unreadable);
+        collect::<Reservation>(&store, Record::Reservation, &mut records, &mut unreadable);
         let (last_seq, last_event_at) = last_event(&store, &mut unreadable);
         let catalog = Catalog::from_records(records);
         let high_water = catalog

@@ -4,8 +4,8 @@
 
 use crate::domain::{
     Account, ApiToken, Change, Event, ImportedFile, License, ProductInstance,
-    Record as DomainRecord, RegistrationToken, Removal, RevokedCertificate, RumRecord, User,
-    VirtualAccount,
+    Record as DomainRecord, RegistrationToken, Removal, Reservation, RevokedCertificate,
+    RumRecord, User, VirtualAccount,
 };
 
 use super::{Batch, Record};
@@ -55,6 +55,8 @@ table!(ImportedFile, "imported_license_files", 1, |r| r
     .file_id
     .as_bytes()
     .to_vec());
+// License reservations of disconnected devices (SPEC §8b), by reservation id.
+table!(Reservation, "reservations", 1, |r| r.id.as_bytes().to_vec());
 // Events are keyed by their sequence number, big-endian, so the tree iterates in log order.
 table!(Event, "events", 1, |r| r.seq.to_be_bytes().to_vec());
 
@@ -70,6 +72,7 @@ pub const TABLES: &[&str] = &[
     RevokedCertificate::TABLE,
     RumRecord::TABLE,
     ImportedFile::TABLE,
+    Reservation::TABLE,
     Event::TABLE,
 ];
 
@@ -86,6 +89,7 @@ pub fn batch_for(change: &Change, event: Option<&Event>) -> Batch {
             Removal::Instance(id) => batch.delete::<ProductInstance>(id.as_bytes()),
             Removal::Revoked(serial) => batch.delete::<RevokedCertificate>(serial.as_bytes()),
             Removal::ImportedFile(id) => batch.delete::<ImportedFile>(id.as_bytes()),
+            Removal::Reservation(id) => batch.delete::<Reservation>(id.as_bytes()),
         }
     }
     for record in &change.put {
@@ -100,6 +104,7 @@ pub fn batch_for(change: &Change, event: Option<&Event>) -> Batch {
             DomainRecord::Revoked(r) => batch.put(r),
             DomainRecord::Rum(r) => batch.put(r),
             DomainRecord::ImportedFile(r) => batch.put(r),
+            DomainRecord::Reservation(r) => batch.put(r),
         }
     }
     if let Some(event) = event {
@@ -228,6 +233,39 @@ mod tests {
             "0110000000000000000404040404040404040404040404040403000000000000006f707301000000\
              000000000400000002000000100000000000000005050505050505050505050505050505ea070000\
              010000000000000000000000"
+                .replace(char::is_whitespace, "")
+        );
+    }
+
+    #[test]
+    fn golden_reservation() {
+        use std::collections::BTreeMap;
+
+        use crate::domain::{ReservationId, Udi};
+        let r = Reservation {
+            id: ReservationId(id(6)),
+            account: AccountId(id(1)),
+            va: VaId(id(2)),
+            udi: Udi {
+                pid: "P".into(),
+                serial: "S".into(),
+            },
+            entitlements: BTreeMap::from([("t".to_string(), 2u64)]),
+            created_at: datetime!(2026-01-01 0:00 UTC),
+            created_by: "a".into(),
+            request_nonce: "n".into(),
+            code_sha256: [0xaa; 32],
+            return_proof_sha256: [0xbb; 32],
+        };
+        assert_eq!(r.key(), vec![6u8; 16]);
+        assert_eq!(
+            hex(&encode(&r)),
+            "01100000000000000006060606060606060606060606060606100000000000000001010101010101\
+             01010101010101010110000000000000000202020202020202020202020202020201000000000000\
+             005001000000000000005301000000000000000100000000000000740200000000000000ea070000\
+             01000000000000000000000001000000000000006101000000000000006eaaaaaaaaaaaaaaaaaaaa\
+             aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaabbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\
+             bbbbbbbbbbbbbbbbbbbbbbbbbbbb"
                 .replace(char::is_whitespace, "")
         );
     }
