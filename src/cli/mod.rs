@@ -8,6 +8,7 @@ mod commands;
 mod devices;
 mod imports;
 pub mod loadgen;
+mod reserve;
 mod table;
 
 use std::path::PathBuf;
@@ -102,6 +103,9 @@ pub enum Command {
     /// Signing keys for sync and license files.
     #[command(subcommand)]
     Sync(imports::SyncCommand),
+    /// License reservation for devices that can reach nothing: reserve for a request code,
+    /// release with a return code, list, cancel.
+    Reserve(reserve::ReserveArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,5 +191,6 @@ pub async fn run_client(global: &Global, command: Command) -> Result<()> {
         Command::Compliance(a) => devices::compliance(&client, out, a).await,
         Command::Alerts => devices::alerts(&client, out).await,
         Command::Backup(a) => backup::backup(&client, global.json, a).await,
+        Command::Reserve(a) => reserve::reserve(&client, out, a).await,
     }
 }

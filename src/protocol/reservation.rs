@@ -174,6 +174,11 @@ impl ReturnCode {
     pub fn proof_bytes(&self) -> Option<[u8; 32]> {
         proof_bytes(&self.proof)
     }
+
+    /// The value to compare with [`return_check`] of the authorization code.
+    pub fn check(&self) -> [u8; 32] {
+        sha256(&self.proof_bytes().unwrap_or_default())
+    }
 }
 
 fn proof_bytes(proof: &str) -> Option<[u8; 32]> {
@@ -237,9 +242,19 @@ pub fn open_authorization(code: &str, trust_key: Option<&str>) -> Result<Authori
 
 /// The hex proof a return code carries for `authorization_code`.
 pub fn return_proof(authorization_code: &str) -> String {
+    hex(&raw_proof(authorization_code))
+}
+
+/// What the satellite keeps to check a later return of `authorization_code`: the SHA-256 of
+/// the proof's bytes (so the stored value alone does not let anyone forge a return).
+pub fn return_check(authorization_code: &str) -> [u8; 32] {
+    sha256(&raw_proof(authorization_code))
+}
+
+fn raw_proof(authorization_code: &str) -> [u8; 32] {
     let mut input = RETURN_CONTEXT.to_vec();
     input.extend_from_slice(normalize(authorization_code).as_bytes());
-    hex(&sha256(&input))
+    sha256(&input)
 }
 
 /// SHA-256.

@@ -214,6 +214,8 @@ fn request_and_return_codes_round_trip_and_check_their_fields() {
     let decoded = ReturnCode::decode(&ret.encode()).expect("decodes");
     assert_eq!(decoded, ret);
     assert_eq!(decoded.proof_bytes().map(|b| hex(&b)), Some(proof));
+    assert_eq!(decoded.check(), return_check(&auth));
+    assert_ne!(return_check(&auth), return_check(&sign_authorization(&key(2), body())));
     let mut bad = ret;
     bad.proof = "zz".into();
     assert!(matches!(
