@@ -33,7 +33,12 @@ pub struct ReserveArgs {
     #[arg(long, value_name = "VA", requires = "request")]
     pub va: Option<String>,
     /// The device's request code (`SRQ1-…`, from `satellite agent reserve-request`).
-    #[arg(long, value_name = "CODE", requires = "va", conflicts_with = "return_code")]
+    #[arg(
+        long,
+        value_name = "CODE",
+        requires = "va",
+        conflicts_with = "return_code"
+    )]
     pub request: Option<String>,
     /// Release a reservation with the device's return code (`SRT1-…`).
     #[arg(long = "return", value_name = "CODE")]
@@ -95,7 +100,9 @@ fn parse_entitlement(s: &str) -> Result<Entitlement, String> {
         _ => (s, 1),
     };
     if tag.is_empty() || tag.contains(char::is_whitespace) {
-        return Err(format!("`{s}` has no entitlement tag (expected TAG or TAG:COUNT)"));
+        return Err(format!(
+            "`{s}` has no entitlement tag (expected TAG or TAG:COUNT)"
+        ));
     }
     if count == 0 {
         return Err(format!("`{s}`: the count must be at least 1"));

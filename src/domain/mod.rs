@@ -36,9 +36,7 @@ pub use compliance::{ComplianceLine, DeviceTimers};
 pub use devices::{DeviceError, IssuedIdentity, Registration, RumInput, UsageOutcome};
 pub use error::DomainError;
 pub use events::{EventFilter, NewEvent};
-pub use ids::{
-    AccountId, ApiTokenId, InstanceId, LicenseId, ReservationId, TokenId, UserId, VaId,
-};
+pub use ids::{AccountId, ApiTokenId, InstanceId, LicenseId, ReservationId, TokenId, UserId, VaId};
 pub use imports::{ImportGrant, ImportedFile, LicenseImport};
 pub use licenses::{LicenseSpec, PoolLine};
 pub use model::*;

@@ -151,7 +151,9 @@ impl Catalog {
             }
             let spare = self.spare(va, tag, now);
             if spare < count {
-                return Err(DomainError::Refused(self.short_message(va, tag, count, now)));
+                return Err(DomainError::Refused(
+                    self.short_message(va, tag, count, now),
+                ));
             }
         }
         let mut reservation = Reservation {

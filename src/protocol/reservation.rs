@@ -147,7 +147,10 @@ impl RequestCode {
         check_udi(REQUEST, &r.udi)?;
         check_entitlements(REQUEST, &r.entitlements)?;
         if r.nonce.is_empty() || r.nonce.len() > 128 {
-            return Err(CodeError::invalid(REQUEST, "the nonce must be 1 to 128 characters"));
+            return Err(CodeError::invalid(
+                REQUEST,
+                "the nonce must be 1 to 128 characters",
+            ));
         }
         Ok(r)
     }
@@ -217,24 +220,33 @@ pub fn open_authorization(code: &str, trust_key: Option<&str>) -> Result<Authori
             what: AUTHORIZATION,
             reason: "the signature is not 128 hex digits".into(),
         })?;
-    let body: Authorization = from_json(AUTHORIZATION, &bytes)?;
-    let key = parse_public_key(&body.public_key)
-        .map_err(|e| CodeError::invalid(AUTHORIZATION, e.to_string()))?;
-    if PublicKeyId::of(&key).as_str() != body.key_id {
+    // Only the signer is read before the signature verifies; the body is believed after.
+    #[derive(Deserialize)]
+    struct Signer {
+        key_id: String,
+        public_key: String,
+    }
+    let signer: Signer = from_json(AUTHORIZATION, &bytes).map_err(|e| match e {
+        CodeError::Invalid { .. } => CodeError::BadSignature,
+        other => other,
+    })?;
+    let key = parse_public_key(&signer.public_key).map_err(|_| CodeError::BadSignature)?;
+    if PublicKeyId::of(&key).as_str() != signer.key_id {
         return Err(CodeError::BadSignature);
     }
     if let Some(expected) = trust_key {
         let expected = expected.trim().to_ascii_lowercase();
-        if expected != body.key_id {
+        if expected != signer.key_id {
             return Err(CodeError::UntrustedKey {
                 expected,
-                found: body.key_id.clone(),
+                found: signer.key_id,
             });
         }
     }
     let signature = ed25519_dalek::Signature::from_bytes(&signature);
     key.verify_strict(&signing_input(&bytes), &signature)
         .map_err(|_| CodeError::BadSignature)?;
+    let body: Authorization = from_json(AUTHORIZATION, &bytes)?;
     check_udi(AUTHORIZATION, &body.udi)?;
     check_entitlements(AUTHORIZATION, &body.entitlements)?;
     Ok(body)
@@ -335,7 +347,10 @@ fn check_entitlements(what: &'static str, list: &[Entitlement]) -> Result<(), Co
         if e.tag.is_empty() || e.count == 0 {
             return Err(CodeError::invalid(
                 what,
-                format!("entitlement {} needs a tag and a count of at least 1", i + 1),
+                format!(
+                    "entitlement {} needs a tag and a count of at least 1",
+                    i + 1
+                ),
             ));
         }
         if list[..i].iter().any(|x| x.tag == e.tag) {

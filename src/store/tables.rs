@@ -4,8 +4,8 @@
 
 use crate::domain::{
     Account, ApiToken, Change, Event, ImportedFile, License, ProductInstance,
-    Record as DomainRecord, RegistrationToken, Removal, Reservation, RevokedCertificate,
-    RumRecord, User, VirtualAccount,
+    Record as DomainRecord, RegistrationToken, Removal, Reservation, RevokedCertificate, RumRecord,
+    User, VirtualAccount,
 };
 
 use super::{Batch, Record};

@@ -42,8 +42,15 @@ fn setup() -> (Catalog, Account, VaId, VaId) {
 }
 
 fn reserve(c: &mut Catalog, va: VaId, serial: &str, n: u64) -> Reservation {
-    c.commit(c.reserve(&admin(), va, &request(serial, &[(TAG, n)]), false, NOW, issue))
-        .0
+    c.commit(c.reserve(
+        &admin(),
+        va,
+        &request(serial, &[(TAG, n)]),
+        false,
+        NOW,
+        issue,
+    ))
+    .0
 }
 
 /// A device registered in `va` reporting `count` units of [`TAG`].
@@ -89,13 +96,23 @@ fn reserved_units_are_in_use_before_any_device() {
     let first = device(&mut c, lab, "D1", 2);
     assert_eq!(status_of(&c, &first), EntitlementStatus::Authorized);
     let (change, (r, code)) = c
-        .reserve(&admin(), lab, &request("R1", &[(TAG, 3)]), false, NOW, issue)
+        .reserve(
+            &admin(),
+            lab,
+            &request("R1", &[(TAG, 3)]),
+            false,
+            NOW,
+            issue,
+        )
         .expect("3 of 5 are spare");
     assert_eq!(code, format!("code-{}-acme/Default/lab", r.id));
     let e = ev(&change);
     assert_eq!(e.action, "reservation.create");
     assert_eq!(e.va, Some(lab));
-    assert!(e.details.contains(&("entitlements".into(), format!("{TAG}=3"))));
+    assert!(
+        e.details
+            .contains(&("entitlements".into(), format!("{TAG}=3")))
+    );
     c.apply(&change);
     let stored = c.reservation(r.id).expect("stored");
     assert_eq!(
@@ -168,7 +185,14 @@ fn too_few_spare_units_are_refused_naming_where_spare_units_are() {
     device(&mut c, lab, "D1", 2);
     reserve(&mut c, lab, "R1", 1);
     let before = snapshot(&c, &a);
-    let e = refused(c.reserve(&admin(), lab, &request("R2", &[(TAG, 3)]), false, NOW, issue));
+    let e = refused(c.reserve(
+        &admin(),
+        lab,
+        &request("R2", &[(TAG, 3)]),
+        false,
+        NOW,
+        issue,
+    ));
     let DomainError::Refused(m) = &e else {
         panic!("{e:?}")
     };
@@ -183,7 +207,14 @@ fn too_few_spare_units_are_refused_naming_where_spare_units_are() {
     assert!(c.reservation_by_udi(a.id, &udi("R2")).is_none());
     assert_eq!(c.reserved(lab, TAG), 1);
     // A tag the VA has no license of has no spare unit.
-    let e = refused(c.reserve(&admin(), lab, &request("R2", &[("nope", 1)]), false, NOW, issue));
+    let e = refused(c.reserve(
+        &admin(),
+        lab,
+        &request("R2", &[("nope", 1)]),
+        false,
+        NOW,
+        issue,
+    ));
     assert!(matches!(&e, DomainError::Refused(m) if m.contains("only 0 are spare")));
     // Reserving elsewhere is fine, and lowers what is spare there.
     reserve(&mut c, other, "R2", 4);
@@ -194,13 +225,27 @@ fn too_few_spare_units_are_refused_naming_where_spare_units_are() {
 fn one_reservation_per_device_and_none_for_registered_devices() {
     let (mut c, a, lab, other) = setup();
     let r = reserve(&mut c, lab, "R1", 1);
-    let e = refused(c.reserve(&admin(), other, &request("R1", &[(TAG, 1)]), false, NOW, issue));
+    let e = refused(c.reserve(
+        &admin(),
+        other,
+        &request("R1", &[(TAG, 1)]),
+        false,
+        NOW,
+        issue,
+    ));
     assert!(
         matches!(&e, DomainError::Conflict(m) if m.contains(&r.id.to_string()) && m.contains("return it first")),
         "{e:?}"
     );
     device(&mut c, lab, "D1", 1);
-    let e = refused(c.reserve(&admin(), lab, &request("D1", &[(TAG, 1)]), false, NOW, issue));
+    let e = refused(c.reserve(
+        &admin(),
+        lab,
+        &request("D1", &[(TAG, 1)]),
+        false,
+        NOW,
+        issue,
+    ));
     assert!(
         matches!(&e, DomainError::Refused(m) if m.contains("reports its usage")),
         "{e:?}"
@@ -247,7 +292,12 @@ fn malformed_requests_are_invalid() {
 #[test]
 fn only_writers_of_the_va_may_reserve_return_or_cancel() {
     let (mut c, a, lab, other) = setup();
-    let viewer = user_with(&mut c, "viewer", &[grant(Role::VaUser, Scope::Va(lab))], hash(10));
+    let viewer = user_with(
+        &mut c,
+        "viewer",
+        &[grant(Role::VaUser, Scope::Va(lab))],
+        hash(10),
+    );
     let e = refused(c.reserve(&viewer, lab, &request("R1", &[(TAG, 1)]), false, NOW, issue));
     assert!(matches!(e, DomainError::Forbidden(_)), "{e:?}");
     let outsider = user_with(
@@ -256,11 +306,30 @@ fn only_writers_of_the_va_may_reserve_return_or_cancel() {
         &[grant(Role::VaAdmin, Scope::Va(other))],
         hash(11),
     );
-    let e = refused(c.reserve(&outsider, lab, &request("R1", &[(TAG, 1)]), false, NOW, issue));
+    let e = refused(c.reserve(
+        &outsider,
+        lab,
+        &request("R1", &[(TAG, 1)]),
+        false,
+        NOW,
+        issue,
+    ));
     assert!(matches!(e, DomainError::NotFound { .. }), "{e:?}");
-    let lab_admin = user_with(&mut c, "labadm", &[grant(Role::VaAdmin, Scope::Va(lab))], hash(12));
+    let lab_admin = user_with(
+        &mut c,
+        "labadm",
+        &[grant(Role::VaAdmin, Scope::Va(lab))],
+        hash(12),
+    );
     let r = c
-        .commit(c.reserve(&lab_admin, lab, &request("R1", &[(TAG, 1)]), false, NOW, issue))
+        .commit(c.reserve(
+            &lab_admin,
+            lab,
+            &request("R1", &[(TAG, 1)]),
+            false,
+            NOW,
+            issue,
+        ))
         .0;
     assert_eq!(r.created_by, "user:labadm");
     // Another VA's admin cannot learn the reservation exists; a reader may not change it.
@@ -276,7 +345,9 @@ fn only_writers_of_the_va_may_reserve_return_or_cancel() {
         &[grant(Role::AccountAdmin, Scope::Account(a.id))],
         hash(13),
     );
-    let (change, _) = c.cancel_reservation(&account_admin, r.id).expect("cancelled");
+    let (change, _) = c
+        .cancel_reservation(&account_admin, r.id)
+        .expect("cancelled");
     assert_eq!(ev(&change).action, "reservation.cancel");
     c.apply(&change);
     assert_eq!(c.reserved(lab, TAG), 0);
@@ -305,7 +376,9 @@ fn the_catalog_rebuilds_reservations_from_records() {
     let rebuilt = Catalog::from_records(records);
     assert_eq!(rebuilt.reserved(lab, TAG), 2);
     assert_eq!(
-        rebuilt.reservation_by_udi(r.account, &udi("R1")).map(|x| x.id),
+        rebuilt
+            .reservation_by_udi(r.account, &udi("R1"))
+            .map(|x| x.id),
         Some(r.id)
     );
     assert_eq!(r.entitlements, BTreeMap::from([(TAG.to_string(), 2)]));

@@ -86,7 +86,20 @@ fn an_authorization_round_trips_and_names_its_signer() {
 fn a_tampered_body_or_signature_is_a_bad_signature() {
     let code = sign_authorization(&key(1), body());
     let more = with_body(&code, |v| v["entitlements"][0]["count"] = 300.into());
-    assert_eq!(open_authorization(&more, None), Err(CodeError::BadSignature));
+    assert_eq!(
+        open_authorization(&more, None),
+        Err(CodeError::BadSignature)
+    );
+    // A renamed field is an altered body too, not merely an invalid one.
+    let renamed = with_body(&code, |v| {
+        let o = v.as_object_mut().expect("object");
+        let id = o.remove("reservation_id").expect("id");
+        o.insert("res@rvation_id".into(), id);
+    });
+    assert_eq!(
+        open_authorization(&renamed, None),
+        Err(CodeError::BadSignature)
+    );
     let other_device = with_body(&code, |v| v["udi"]["serial"] = "X".into());
     assert_eq!(
         open_authorization(&other_device, None),
@@ -98,10 +111,16 @@ fn a_tampered_body_or_signature_is_a_bad_signature() {
         v["public_key"] = other.public_key_hex().into();
         v["key_id"] = other.id().to_string().into();
     });
-    assert_eq!(open_authorization(&swapped, None), Err(CodeError::BadSignature));
+    assert_eq!(
+        open_authorization(&swapped, None),
+        Err(CodeError::BadSignature)
+    );
     // A key id that does not belong to the public key.
     let lying = with_body(&code, |v| v["key_id"] = other.id().to_string().into());
-    assert_eq!(open_authorization(&lying, None), Err(CodeError::BadSignature));
+    assert_eq!(
+        open_authorization(&lying, None),
+        Err(CodeError::BadSignature)
+    );
     // One signature digit changed.
     let last = code.chars().last().expect("non-empty");
     let flipped = format!(
@@ -109,7 +128,10 @@ fn a_tampered_body_or_signature_is_a_bad_signature() {
         &code[..code.len() - 1],
         if last == '0' { '1' } else { '0' }
     );
-    assert_eq!(open_authorization(&flipped, None), Err(CodeError::BadSignature));
+    assert_eq!(
+        open_authorization(&flipped, None),
+        Err(CodeError::BadSignature)
+    );
 }
 
 #[test]
@@ -204,7 +226,11 @@ fn request_and_return_codes_round_trip_and_check_their_fields() {
     let auth = sign_authorization(&key(1), body());
     let proof = return_proof(&auth);
     assert_eq!(proof.len(), 64);
-    assert_ne!(proof, hex(&sha256(auth.as_bytes())), "the proof is domain-separated");
+    assert_ne!(
+        proof,
+        hex(&sha256(auth.as_bytes())),
+        "the proof is domain-separated"
+    );
     let ret = ReturnCode {
         reservation_id: "0190-r".into(),
         udi: udi(),
@@ -215,7 +241,10 @@ fn request_and_return_codes_round_trip_and_check_their_fields() {
     assert_eq!(decoded, ret);
     assert_eq!(decoded.proof_bytes().map(|b| hex(&b)), Some(proof));
     assert_eq!(decoded.check(), return_check(&auth));
-    assert_ne!(return_check(&auth), return_check(&sign_authorization(&key(2), body())));
+    assert_ne!(
+        return_check(&auth),
+        return_check(&sign_authorization(&key(2), body()))
+    );
     let mut bad = ret;
     bad.proof = "zz".into();
     assert!(matches!(

@@ -15,8 +15,7 @@ use serde::Deserialize;
 
 use super::{AdminCtx, Body, Caller, va_ref};
 use crate::domain::{
-    IssueContext, IssuedAuthorization, Reservation, ReservationId,
-    ReservationRequest, Udi,
+    IssueContext, IssuedAuthorization, Reservation, ReservationId, ReservationRequest, Udi,
 };
 use crate::protocol::admin::{
     CreateReservation, ReleasedReservation, ReservationView, ReservedView, ReturnReservation,
@@ -49,9 +48,14 @@ pub async fn create(
     let (reservation, code) = ctx
         .app
         .change(&p.actor, |c, now| {
-            c.reserve(&p, va, &input, body.allow_export_controlled, now, |r, at| {
-                issue(&key, r, at)
-            })
+            c.reserve(
+                &p,
+                va,
+                &input,
+                body.allow_export_controlled,
+                now,
+                |r, at| issue(&key, r, at),
+            )
         })
         .await?;
     let view = ctx.app.read(|c| ReservationView::new(c, &reservation));
