@@ -915,3 +915,44 @@ fn a_registration_token_is_checked_before_anything_is_trusted() {
     let resp = api.post_raw("/v1/sync", "{}");
     resp.assert_error(401, "unauthorized");
 }
+
+#[test]
+fn reserved_licenses_on_a_child_count_as_usage_upstream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hq = satellite("hq");
+    let regional = satellite("regional");
+    setup_hq(&hq);
+    bind(
+        &hq,
+        &regional,
+        "regional",
+        "acme/Default/region",
+        &device_url(&hq),
+    );
+    regional.cli_json(&["sync", "now"]);
+    let code = agent(
+        &tmp.path().join("offline"),
+        &[
+            "reserve-request",
+            "--pid",
+            "C9300-24T",
+            "--serial",
+            "OFF1",
+            "--entitlement",
+            &format!("{TAG}:2"),
+        ],
+    );
+    regional.cli_json(&[
+        "reserve",
+        "--va",
+        "acme/Default/region",
+        "--request",
+        code.trim(),
+    ]);
+    assert_eq!(pool(&regional, "acme/Default/region"), (10, 2));
+    regional.cli_json(&["sync", "now"]);
+    let r = remote(&hq);
+    assert_eq!(r["usage"][0]["units_granted"], 2, "{r}");
+    assert_eq!(r["usage"][0]["devices"], 0, "{r}");
+    assert_eq!(pool(&hq, "acme/Default/region"), (10, 2));
+}

@@ -16,6 +16,7 @@
 //! agent is one device, and its next request waits for the write anyway.
 
 mod client;
+pub mod reservation;
 pub mod state;
 
 #[cfg(test)]

@@ -110,7 +110,7 @@ pub(super) fn load(dir: &Path) -> Result<(AgentState, AgentIdentity), AgentError
 }
 
 /// Parses `state.json`, refusing formats this agent does not know.
-fn decode_state(text: &[u8]) -> Result<AgentState, String> {
+pub(super) fn decode_state(text: &[u8]) -> Result<AgentState, String> {
     #[derive(Deserialize)]
     struct Version {
         format: u32,

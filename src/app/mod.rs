@@ -17,8 +17,8 @@ use tracing::error;
 use crate::domain::{
     Account, ApiToken, Catalog, Change, ChildSatellite, DeviceError, DeviceTimers, DomainError,
     Event, EventFilter, ImportedFile, License, Principal, ProductInstance, Record,
-    RegistrationToken, RelayedRum, RemoteInstance, RemoteUsage, RevokedCertificate, RumRecord,
-    SyncedItem, UpstreamBinding, User, VirtualAccount,
+    RegistrationToken, RelayedRum, RemoteInstance, RemoteUsage, Reservation, RevokedCertificate,
+    RumRecord, SyncedItem, UpstreamBinding, User, VirtualAccount,
 };
 use crate::store::{self, Store, StoreError, tables};
 
@@ -117,6 +117,7 @@ impl App {
         );
         collect::<RemoteUsage>(&store, Record::RemoteUsage, &mut records, &mut unreadable);
         collect::<RelayedRum>(&store, Record::RelayedRum, &mut records, &mut unreadable);
+        collect::<Reservation>(&store, Record::Reservation, &mut records, &mut unreadable);
         let (last_seq, last_event_at) = last_event(&store, &mut unreadable);
         let catalog = Catalog::from_records(records);
         let high_water = catalog

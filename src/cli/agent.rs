@@ -38,6 +38,14 @@ pub enum AgentCommand {
     Status,
     /// Deregister this device; its licenses return to the pool.
     Deregister,
+    /// Make a reservation request code for a device that can reach nothing (SPEC §8b).
+    ReserveRequest(super::reserve::RequestArgs),
+    /// Verify and install the authorization code `satellite reserve` printed.
+    ReserveInstall(super::reserve::InstallArgs),
+    /// Show the installed reservation, if any.
+    Reservation,
+    /// Give the installed reservation back and print the return code for the operator.
+    ReserveReturn,
 }
 
 /// `--version` here is the device's software version, so clap's own `--version` flag (which
@@ -124,6 +132,10 @@ pub async fn run(args: AgentArgs, json: bool) -> Result<()> {
             })
         }
         AgentCommand::Status => status(&dir, json).await,
+        AgentCommand::ReserveRequest(a) => super::reserve::agent_request(&dir, a, json),
+        AgentCommand::ReserveInstall(a) => super::reserve::agent_install(&dir, a, json),
+        AgentCommand::Reservation => super::reserve::agent_show(&dir, json),
+        AgentCommand::ReserveReturn => super::reserve::agent_return(&dir, json),
         AgentCommand::Deregister => {
             let mut agent = open(&dir)?;
             let answer = agent.deregister().await.map_err(|e| explain(e, &agent))?;

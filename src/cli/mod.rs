@@ -8,6 +8,7 @@ mod commands;
 mod devices;
 mod imports;
 pub mod loadgen;
+mod reserve;
 mod sync;
 mod table;
 
@@ -103,6 +104,9 @@ pub enum Command {
     /// Upstream sync: binding, network and file sync, child satellites, signing keys.
     #[command(subcommand)]
     Sync(sync::SyncCommand),
+    /// License reservation for devices that can reach nothing: reserve for a request code,
+    /// release with a return code, list, cancel.
+    Reserve(reserve::ReserveArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,5 +192,6 @@ pub async fn run_client(global: &Global, command: Command) -> Result<()> {
         Command::Alerts => devices::alerts(&client, out).await,
         Command::Backup(a) => backup::backup(&client, global.json, a).await,
         Command::Sync(c) => sync::run(&client, out, c).await,
+        Command::Reserve(a) => reserve::reserve(&client, out, a).await,
     }
 }

@@ -296,6 +296,11 @@ impl Catalog {
         if devices > 0 {
             return not_empty(format!("{devices} product instance(s)"));
         }
+        if self.has_reservations_in(va) {
+            return not_empty(
+                "license reservation(s) of disconnected devices (return or cancel them)".into(),
+            );
+        }
         let usable = self
             .tokens_in(va)
             .filter(|t| t.state(now).is_usable())

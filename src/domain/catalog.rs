@@ -11,12 +11,15 @@ use time::OffsetDateTime;
 
 use super::compliance::Pool;
 use super::events::NewEvent;
-use super::ids::{AccountId, ApiTokenId, InstanceId, LicenseId, TokenId, UserId, VaId};
+use super::ids::{
+    AccountId, ApiTokenId, InstanceId, LicenseId, ReservationId, TokenId, UserId, VaId,
+};
 use super::imports::ImportedFile;
 use super::model::{
     Account, ApiToken, License, ProductInstance, RegistrationToken, RevokedCertificate, RumRecord,
     Udi, User, VirtualAccount,
 };
+use super::reservations::Reservation;
 use super::sync::{
     ChildSatellite, RelayedRum, RemoteInstance, RemoteUsage, SyncedItem, UpstreamBinding,
 };
@@ -40,6 +43,7 @@ pub enum Record {
     RemoteInstance(RemoteInstance),
     RemoteUsage(RemoteUsage),
     RelayedRum(RelayedRum),
+    Reservation(Reservation),
 }
 
 /// One record removed by a change.
@@ -59,6 +63,7 @@ pub enum Removal {
     RemoteInstance(String),
     /// By [`RemoteUsage::key`].
     RemoteUsage(String),
+    Reservation(ReservationId),
 }
 
 /// What an accepted operation does: records to write, records to remove, and the event that
@@ -132,6 +137,12 @@ pub struct Catalog {
     pub(super) rum_seen: HashMap<(String, u64), InstanceId>,
     /// License files already imported, by file id.
     pub(super) imported_files: HashMap<String, ImportedFile>,
+    /// Active license reservations (SPEC §8b), by id and by (account, UDI).
+    pub(super) reservations: HashMap<ReservationId, Reservation>,
+    pub(super) reservations_by_udi: HashMap<(AccountId, Udi), ReservationId>,
+    /// Units reserved per VA and tag: compliance subtracts them before any device, so it must
+    /// not walk the reservations.
+    pub(super) reserved: HashMap<VaId, BTreeMap<String, u64>>,
     /// Devices whose latest report had a skewed clock.
     pub(super) skewed: BTreeSet<InstanceId>,
     /// The registration order the next device gets.
@@ -259,6 +270,17 @@ impl Catalog {
             Record::RelayedRum(r) => {
                 self.relayed_rum
                     .insert(RelayedRum::key(&r.child, &r.udi.serial, r.report_id), r);
+            }
+            Record::Reservation(r) => {
+                self.take(Removal::Reservation(r.id));
+                self.reservations_by_udi
+                    .insert((r.account, r.udi.clone()), r.id);
+                let tags = self.reserved.entry(r.va).or_default();
+                for (tag, n) in &r.entitlements {
+                    let total = tags.entry(tag.clone()).or_default();
+                    *total = total.saturating_add(*n);
+                }
+                self.reservations.insert(r.id, r);
             }
         }
     }
@@ -395,6 +417,25 @@ impl Catalog {
                         if *total == 0 {
                             self.remote_usage_by_pool.remove(&pool);
                         }
+                    }
+                }
+            }
+            Removal::Reservation(id) => {
+                let Some(r) = self.reservations.remove(&id) else {
+                    return;
+                };
+                self.reservations_by_udi.remove(&(r.account, r.udi.clone()));
+                if let Some(tags) = self.reserved.get_mut(&r.va) {
+                    for (tag, n) in &r.entitlements {
+                        if let Some(total) = tags.get_mut(tag) {
+                            *total = total.saturating_sub(*n);
+                            if *total == 0 {
+                                tags.remove(tag);
+                            }
+                        }
+                    }
+                    if tags.is_empty() {
+                        self.reserved.remove(&r.va);
                     }
                 }
             }
@@ -637,5 +678,36 @@ impl Catalog {
     /// The import of a license file, if it was imported.
     pub fn imported_file(&self, file_id: &str) -> Option<&ImportedFile> {
         self.imported_files.get(file_id)
+    }
+
+    /// An active reservation.
+    pub fn reservation(&self, id: ReservationId) -> Option<&Reservation> {
+        self.reservations.get(&id)
+    }
+
+    /// The active reservation of a device in an account.
+    pub fn reservation_by_udi(&self, account: AccountId, udi: &Udi) -> Option<&Reservation> {
+        self.reservations_by_udi
+            .get(&(account, udi.clone()))
+            .and_then(|id| self.reservations.get(id))
+    }
+
+    /// Every active reservation, in no particular order (listings, not the hot path).
+    pub fn reservations(&self) -> impl Iterator<Item = &Reservation> {
+        self.reservations.values()
+    }
+
+    /// Units of `tag` reserved in `va`.
+    pub fn reserved(&self, va: VaId, tag: &str) -> u64 {
+        self.reserved
+            .get(&va)
+            .and_then(|tags| tags.get(tag))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Whether any active reservation draws on `va`.
+    pub fn has_reservations_in(&self, va: VaId) -> bool {
+        self.reserved.contains_key(&va)
     }
 }

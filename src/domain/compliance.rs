@@ -6,6 +6,11 @@
 //! Export-controlled tags skip devices whose token did not allow them (`not_authorized`;
 //! they hold no units). A tag without any license entry in the VA is `unknown`.
 //!
+//! Reserved units (SPEC §8b, `reservations.rs`) are consumed first: devices share
+//! `available - reserved`, and the reserved units count as granted (up to what is valid now)
+//! and requested, so `license list` shows them in use and a shortage they cause shows in the
+//! compliance report.
+//!
 //! The catalog keeps, per VA and tag, the devices using it ordered by registration and the
 //! total they ask for ([`Pool`]), updated incrementally by `Catalog::apply`. A device's answer
 //! costs O(1) when the pool is not over-subscribed (the common case) and a walk of the devices
@@ -83,6 +88,11 @@ impl Catalog {
             .fold(0u64, |sum, l| sum.saturating_add(l.quantity))
     }
 
+    /// Whether any license entry of `tag` in `va` is export-controlled.
+    pub fn is_export_controlled(&self, va: VaId, tag: &str) -> bool {
+        self.export_controlled(va, tag) == Some(true)
+    }
+
     /// `None` if the VA has no license entry of the tag at all; else whether any is
     /// export-controlled.
     fn export_controlled(&self, va: VaId, tag: &str) -> Option<bool> {
@@ -111,7 +121,9 @@ impl Catalog {
         if export && !me.export_allowed {
             return EntitlementStatus::NotAuthorized;
         }
-        let available = self.available(me.va, tag, now);
+        let available = self
+            .available(me.va, tag, now)
+            .saturating_sub(self.reserved(me.va, tag));
         let pool = self.pools.get(&(me.va, tag.to_string()));
         let mine_now = pool
             .and_then(|p| p.users.get(&me.order))
@@ -210,25 +222,37 @@ impl Catalog {
         out
     }
 
-    /// Units granted and units requested by eligible devices, for one VA and tag.
+    /// Units granted and units requested, by reservations and eligible devices, and the
+    /// number of devices short, for one VA and tag. Reservations come first.
     pub fn granted(&self, va: VaId, tag: &str, now: OffsetDateTime) -> (u64, u64, usize) {
+        let reserved = self.reserved(va, tag);
+        let purchased = if reserved > 0 {
+            self.available(va, tag, now)
+        } else {
+            0
+        };
+        let held = reserved.min(purchased);
         let Some(pool) = self.pools.get(&(va, tag.to_string())) else {
-            return (0, 0, 0);
+            return (held, reserved, 0);
         };
         let Some(export) = self.export_controlled(va, tag) else {
-            return (0, pool.total, pool.users.len());
+            return (0, reserved + pool.total, pool.users.len());
         };
-        let available = self.available(va, tag, now);
+        let available = if reserved > 0 {
+            purchased - held
+        } else {
+            self.available(va, tag, now)
+        };
         if !export && pool.total <= available {
-            return (pool.total, pool.total, 0);
+            return (held + pool.total, reserved + pool.total, 0);
         }
-        let (mut used, mut requested, mut short, mut full) = (0, 0, 0, false);
+        let (mut used, mut requested, mut short, mut full) = (held, reserved, 0, false);
         for (id, c) in pool.users.values() {
             if !self.eligible(*id, export) {
                 continue;
             }
             requested += c;
-            if !full && used + c <= available {
+            if !full && used - held + c <= available {
                 used += c;
             } else {
                 full = true;
@@ -246,6 +270,9 @@ impl Catalog {
             .collect();
         if let Some(set) = self.tags_in_use.get(&va) {
             tags.extend(set.iter().cloned());
+        }
+        if let Some(set) = self.reserved.get(&va) {
+            tags.extend(set.keys().cloned());
         }
         tags
     }
@@ -284,25 +311,40 @@ impl Catalog {
         out
     }
 
-    /// Other VAs of the same account holding unused units of `tag`.
-    fn spare_elsewhere(&self, va: VaId, tag: &str, now: OffsetDateTime) -> Vec<(VaId, u64)> {
+    /// Units of `tag` in `va` that nothing claims: valid units beyond what the VA's devices ask
+    /// for and what is reserved there. Units left over only because an over-subscribed VA's
+    /// allocation stopped early are not spare (taking them would deepen its shortage). O(1)
+    /// unless the tag is export-controlled in the VA.
+    pub fn spare(&self, va: VaId, tag: &str, now: OffsetDateTime) -> u64 {
+        let purchased = self.available(va, tag, now);
+        let claimed = match self.export_controlled(va, tag) {
+            // Devices that may not use the tag claim nothing; `granted` counts reservations.
+            Some(true) => self.granted(va, tag, now).1,
+            _ => self
+                .pools
+                .get(&(va, tag.to_string()))
+                .map_or(0, |p| p.total)
+                .saturating_add(self.reserved(va, tag)),
+        };
+        purchased.saturating_sub(claimed)
+    }
+
+    /// Other VAs of the same account holding spare units of `tag`, most first.
+    pub(super) fn spare_elsewhere(
+        &self,
+        va: VaId,
+        tag: &str,
+        now: OffsetDateTime,
+    ) -> Vec<(VaId, u64)> {
         let Some(account) = self.va(va).map(|v| v.account) else {
             return Vec::new();
         };
-        // A VA has units to spare when its licenses exceed what its own devices ask for: units
-        // left over only because an over-subscribed VA's allocation stopped early are not spare
-        // (moving them would deepen its shortage). O(1) per VA unless the tag is
-        // export-controlled there.
         let mut out: Vec<(VaId, u64)> = self
             .vas_with_tag(tag)
             .filter(|v| *v != va && self.va(*v).is_some_and(|x| x.account == account))
             .filter_map(|v| {
-                let purchased = self.available(v, tag, now);
-                let requested = match self.export_controlled(v, tag) {
-                    Some(true) => self.granted(v, tag, now).1,
-                    _ => self.pools.get(&(v, tag.to_string())).map_or(0, |p| p.total),
-                };
-                (purchased > requested).then_some((v, purchased - requested))
+                let spare = self.spare(v, tag, now);
+                (spare > 0).then_some((v, spare))
             })
             .collect();
         out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));

@@ -68,3 +68,5 @@ id_type!(/// An API token of an operator.
     ApiTokenId, "API token");
 id_type!(/// A product instance (a registered device).
     InstanceId, "product instance");
+id_type!(/// A license reservation for a disconnected device (SPEC §8b).
+    ReservationId, "reservation");

@@ -41,7 +41,7 @@ pub struct PoolLine {
     pub next_expiry: Option<OffsetDateTime>,
 }
 
-fn validate_tag(tag: &str) -> Result<(), DomainError> {
+pub(super) fn validate_tag(tag: &str) -> Result<(), DomainError> {
     if tag.is_empty() || tag.len() > 512 || tag.chars().any(|c| c.is_control() || c == ' ') {
         return Err(DomainError::Invalid(format!(
             "entitlement tag `{tag}` must be 1 to 512 characters without spaces or control \

@@ -24,6 +24,7 @@ mod ids;
 mod imports;
 mod licenses;
 mod model;
+mod reservations;
 mod sync;
 mod tokens;
 mod users;
@@ -36,10 +37,13 @@ pub use compliance::{ComplianceLine, DeviceTimers};
 pub use devices::{DeviceError, IssuedIdentity, Registration, RumInput, UsageOutcome};
 pub use error::DomainError;
 pub use events::{EventFilter, NewEvent};
-pub use ids::{AccountId, ApiTokenId, InstanceId, LicenseId, TokenId, UserId, VaId};
+pub use ids::{AccountId, ApiTokenId, InstanceId, LicenseId, ReservationId, TokenId, UserId, VaId};
 pub use imports::{ImportGrant, ImportedFile, LicenseImport};
 pub use licenses::{LicenseSpec, PoolLine};
 pub use model::*;
+pub use reservations::{
+    IssueContext, IssuedAuthorization, MAX_RESERVED_TAGS, Reservation, ReservationRequest,
+};
 pub use sync::{
     Applied, BindInput, ChildChange, ChildSatellite, OutItem, Outstanding, Received, RelayedRum,
     RemoteInstance, RemoteUsage, SyncedItem, UpstreamBinding, UpstreamLicense, UpstreamResponse,

@@ -829,7 +829,15 @@ impl Catalog {
                 };
                 current.insert(format!("dev:{}", i.id), (digest_of(&change), change));
             }
-            for tag in self.tags_in_use.get(&va).into_iter().flatten() {
+            // Tags devices use, and tags with reserved units (a reservation is usage too).
+            let tags: BTreeSet<&String> = self
+                .tags_in_use
+                .get(&va)
+                .into_iter()
+                .flatten()
+                .chain(self.reserved.get(&va).into_iter().flat_map(|r| r.keys()))
+                .collect();
+            for tag in tags {
                 let (granted, requested, _) = self.granted(va, tag, now);
                 let devices = self
                     .pools

@@ -4,5 +4,6 @@
 
 pub mod admin;
 pub mod device;
+pub mod reservation;
 pub mod rum;
 pub mod sync;

@@ -5,7 +5,7 @@
 use crate::domain::{
     Account, ApiToken, Change, ChildSatellite, Event, ImportedFile, License, ProductInstance,
     Record as DomainRecord, RegistrationToken, RelayedRum, RemoteInstance, RemoteUsage, Removal,
-    RevokedCertificate, RumRecord, SyncedItem, UpstreamBinding, User, VirtualAccount,
+    Reservation, RevokedCertificate, RumRecord, SyncedItem, UpstreamBinding, User, VirtualAccount,
 };
 
 use super::{Batch, Record};
@@ -76,6 +76,8 @@ table!(RemoteUsage, "sync_remote_usage", 1, |r| {
 table!(RelayedRum, "sync_relayed_rum", 1, |r| {
     RelayedRum::key(&r.child, &r.udi.serial, r.report_id).into_bytes()
 });
+// License reservations of disconnected devices (SPEC §8b), by reservation id.
+table!(Reservation, "reservations", 1, |r| r.id.as_bytes().to_vec());
 // Events are keyed by their sequence number, big-endian, so the tree iterates in log order.
 table!(Event, "events", 1, |r| r.seq.to_be_bytes().to_vec());
 
@@ -97,6 +99,7 @@ pub const TABLES: &[&str] = &[
     RemoteInstance::TABLE,
     RemoteUsage::TABLE,
     RelayedRum::TABLE,
+    Reservation::TABLE,
     Event::TABLE,
 ];
 
@@ -117,6 +120,7 @@ pub fn batch_for(change: &Change, event: Option<&Event>) -> Batch {
             Removal::ChildSatellite(name) => batch.delete::<ChildSatellite>(name.as_bytes()),
             Removal::RemoteInstance(key) => batch.delete::<RemoteInstance>(key.as_bytes()),
             Removal::RemoteUsage(key) => batch.delete::<RemoteUsage>(key.as_bytes()),
+            Removal::Reservation(id) => batch.delete::<Reservation>(id.as_bytes()),
         }
     }
     for record in &change.put {
@@ -137,6 +141,7 @@ pub fn batch_for(change: &Change, event: Option<&Event>) -> Batch {
             DomainRecord::RemoteInstance(r) => batch.put(r),
             DomainRecord::RemoteUsage(r) => batch.put(r),
             DomainRecord::RelayedRum(r) => batch.put(r),
+            DomainRecord::Reservation(r) => batch.put(r),
         }
     }
     if let Some(event) = event {
@@ -300,4 +305,36 @@ mod tests {
 
     const GOLDEN_CHILD: &str = "010400000000000000736974651000000000000000010101010101010101010101010101011000000000000000020202020202020202020202020202020303030303030303030303030303030303030303030303030303030303030303ea070000020003040500000000000000ea07000002000304050000000000000005000000000000006c6f63616c010200000000000000616200000700000000000000080000000000000000000100000000000000010000000000000064010000000000000072";
     const GOLDEN_ITEM: &str = "0105000000000000006465763a780909090909090909090909090909090909090909090909090909090909090909";
+    #[test]
+    fn golden_reservation() {
+        use std::collections::BTreeMap;
+
+        use crate::domain::{ReservationId, Udi};
+        let r = Reservation {
+            id: ReservationId(id(6)),
+            account: AccountId(id(1)),
+            va: VaId(id(2)),
+            udi: Udi {
+                pid: "P".into(),
+                serial: "S".into(),
+            },
+            entitlements: BTreeMap::from([("t".to_string(), 2u64)]),
+            created_at: datetime!(2026-01-01 0:00 UTC),
+            created_by: "a".into(),
+            request_nonce: "n".into(),
+            code_sha256: [0xaa; 32],
+            return_proof_sha256: [0xbb; 32],
+        };
+        assert_eq!(r.key(), vec![6u8; 16]);
+        assert_eq!(
+            hex(&encode(&r)),
+            "01100000000000000006060606060606060606060606060606100000000000000001010101010101\
+             01010101010101010110000000000000000202020202020202020202020202020201000000000000\
+             005001000000000000005301000000000000000100000000000000740200000000000000ea070000\
+             01000000000000000000000001000000000000006101000000000000006eaaaaaaaaaaaaaaaaaaaa\
+             aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaabbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\
+             bbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+                .replace(char::is_whitespace, "")
+        );
+    }
 }

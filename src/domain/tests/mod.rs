@@ -7,6 +7,7 @@ mod accounts;
 mod events;
 mod licenses;
 mod props;
+mod reservations;
 mod tokens;
 mod tree;
 

@@ -10,6 +10,7 @@ pub mod backup;
 mod devices;
 mod handlers;
 mod imports;
+mod reservations;
 mod sync;
 
 use axum::Router;
@@ -102,6 +103,15 @@ pub fn router(ctx: AdminCtx) -> Router {
         )
         .route("/v1/devices/{device}/move", post(devices::move_device))
         .route("/v1/compliance", get(devices::compliance))
+        .route(
+            "/v1/reservations",
+            post(reservations::create).get(reservations::list),
+        )
+        .route("/v1/reservations/return", post(reservations::return_code))
+        .route(
+            "/v1/reservations/{reservation}/cancel",
+            post(reservations::cancel),
+        )
         .route("/v1/alerts", get(devices::alerts))
         .route(
             "/v1/sync/children",
