@@ -37,7 +37,10 @@ impl Table {
             }
         }
         let mut out = String::new();
-        for row in std::iter::once(&self.headers).chain(&self.rows) {
+        // A table of key/value lines has no header row.
+        let header = self.headers.iter().any(|h| !h.is_empty());
+        let headers = header.then_some(&self.headers);
+        for row in headers.into_iter().chain(&self.rows) {
             let mut line = String::new();
             for (i, width) in widths.iter().enumerate() {
                 let cell = row.get(i).map_or("", String::as_str);

@@ -440,10 +440,13 @@ impl Catalog {
             .sum()
     }
 
-    /// The child satellite a registration token belongs to, if the token is usable.
+    /// The child satellite a registration token belongs to, if the token is usable by the
+    /// satellite holding `key_hex`: unused, or used by that same key (a child whose binding
+    /// failed on its side after the upstream answered may register again).
     pub fn child_by_token(
         &self,
         token_hash: &[u8; 32],
+        key_hex: &str,
         now: OffsetDateTime,
     ) -> Result<&ChildSatellite, DomainError> {
         let child = self
@@ -457,7 +460,7 @@ impl Catalog {
                         .into(),
                 )
             })?;
-        if child.key.is_some() {
+        if child.key.as_deref().is_some_and(|k| k != key_hex) {
             return Err(DomainError::Refused(format!(
                 "the satellite registration token of `{}` was already used; create a new child \
                  on the upstream to bind another satellite",
@@ -481,7 +484,7 @@ impl Catalog {
         cert_serial: &str,
         now: OffsetDateTime,
     ) -> Result<(Change, ChildSatellite), DomainError> {
-        let mut child = self.child_by_token(token_hash, now)?.clone();
+        let mut child = self.child_by_token(token_hash, key_hex, now)?.clone();
         child.key = Some(key_hex.to_string());
         child.cert_serial = Some(cert_serial.to_string());
         child.registered_at = Some(now);

@@ -43,7 +43,10 @@ pub async fn register(
     let now = ctx.app.now();
     let child = ctx
         .app
-        .read(|c| c.child_by_token(&hash, now).map(|ch| ch.name.clone()))
+        .read(|c| {
+            c.child_by_token(&hash, &body.public_key, now)
+                .map(|ch| ch.name.clone())
+        })
         .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "bad_token", e.to_string()))?;
     let issued = ctx
         .pki

@@ -8,6 +8,7 @@ mod events;
 mod licenses;
 mod props;
 mod reservations;
+mod sync;
 mod tokens;
 mod tree;
 
