@@ -88,7 +88,12 @@ pub enum ChildCommand {
 fn time(t: &Option<time::OffsetDateTime>) -> String {
     t.map_or_else(
         || "-".to_owned(),
-        |t| t.replace_nanosecond(0).unwrap_or(t).to_string(),
+        |t| {
+            t.replace_nanosecond(0)
+                .unwrap_or(t)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|_| t.to_string())
+        },
     )
 }
 
@@ -201,7 +206,10 @@ pub async fn run(client: &AdminClient, out: Output, c: SyncCommand) -> Result<()
                     b.upstream, b.url, b.me, b.va
                 );
                 println!("pinned upstream key {}", b.upstream_key);
-                println!("the first sync starts now; see `satellite sync status`");
+                println!(
+                    "sync now with `satellite sync now` (or wait for the schedule, \
+                     `[sync] interval`); `satellite sync status` shows how it went"
+                );
             })
         }
         SyncCommand::Now => {
