@@ -956,3 +956,39 @@ fn reserved_licenses_on_a_child_count_as_usage_upstream() {
     assert_eq!(r["usage"][0]["devices"], 0, "{r}");
     assert_eq!(pool(&hq, "acme/Default/region"), (10, 2));
 }
+
+#[test]
+fn a_large_outbox_goes_up_in_bounded_requests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hq = satellite("hq");
+    let regional = Daemon::start_with(
+        "",
+        "[sync]\nname = \"regional\"\ninterval = \"off\"\nmax_changes_per_message = 3\n",
+    );
+    setup_hq(&hq);
+    bind(
+        &hq,
+        &regional,
+        "regional",
+        "acme/Default/region",
+        &device_url(&hq),
+    );
+    for i in 0..4 {
+        device(
+            &regional,
+            &tmp.path().join(format!("d{i}")),
+            "acme/Default/region",
+            &format!("B{i}"),
+            1,
+        );
+    }
+    // 4 registrations and 1 usage snapshot, at most 3 per request.
+    assert_eq!(regional.cli_json(&["sync", "now"])["acknowledged"], 3);
+    assert_eq!(regional.cli_json(&["sync", "status"])["pending_changes"], 2);
+    assert_eq!(remote(&hq)["devices"].as_array().unwrap().len(), 3);
+    assert_eq!(regional.cli_json(&["sync", "now"])["acknowledged"], 2);
+    assert_eq!(regional.cli_json(&["sync", "status"])["pending_changes"], 0);
+    let r = remote(&hq);
+    assert_eq!(r["devices"].as_array().unwrap().len(), 4);
+    assert_eq!(r["usage"][0]["units_granted"], 4);
+}
