@@ -68,17 +68,18 @@ impl App {
         clock: Arc<dyn Clock>,
         timers: DeviceTimers,
     ) -> Result<App, StoreError> {
-        let mut unreadable = Vec::new();
-        let mut records = Vec::new();
+        // Decoding and indexing are pipelined: one thread scans and decodes the store in
+        // batches, this one indexes them, so start-up uses both cores and the records are
+        // never all held in memory twice.
         fn collect<R: store::Record>(
             store: &Store,
             wrap: fn(R) -> Record,
-            out: &mut Vec<Record>,
+            push: &mut impl FnMut(Record),
             bad: &mut Vec<String>,
         ) {
             for item in store.scan::<R>() {
                 match item {
-                    Ok(r) => out.push(wrap(r)),
+                    Ok(r) => push(wrap(r)),
                     Err(e) => {
                         error!(table = R::TABLE, cause = %e, "skipping an unreadable record");
                         bad.push(e.to_string());
@@ -86,40 +87,54 @@ impl App {
                 }
             }
         }
-        collect::<Account>(&store, Record::Account, &mut records, &mut unreadable);
-        collect::<VirtualAccount>(&store, Record::Va, &mut records, &mut unreadable);
-        collect::<License>(&store, Record::License, &mut records, &mut unreadable);
-        collect::<RegistrationToken>(&store, Record::Token, &mut records, &mut unreadable);
-        collect::<User>(&store, Record::User, &mut records, &mut unreadable);
-        collect::<ApiToken>(&store, Record::ApiToken, &mut records, &mut unreadable);
-        collect::<ProductInstance>(&store, Record::Instance, &mut records, &mut unreadable);
-        collect::<RevokedCertificate>(&store, Record::Revoked, &mut records, &mut unreadable);
-        collect::<RumRecord>(&store, Record::Rum, &mut records, &mut unreadable);
-        collect::<ImportedFile>(&store, Record::ImportedFile, &mut records, &mut unreadable);
-        collect::<UpstreamBinding>(
-            &store,
-            Record::UpstreamBinding,
-            &mut records,
-            &mut unreadable,
-        );
-        collect::<SyncedItem>(&store, Record::SyncedItem, &mut records, &mut unreadable);
-        collect::<ChildSatellite>(
-            &store,
-            Record::ChildSatellite,
-            &mut records,
-            &mut unreadable,
-        );
-        collect::<RemoteInstance>(
-            &store,
-            Record::RemoteInstance,
-            &mut records,
-            &mut unreadable,
-        );
-        collect::<RemoteUsage>(&store, Record::RemoteUsage, &mut records, &mut unreadable);
-        collect::<RelayedRum>(&store, Record::RelayedRum, &mut records, &mut unreadable);
-        collect::<Reservation>(&store, Record::Reservation, &mut records, &mut unreadable);
+        const BATCH: usize = 4096;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Record>>(8);
+        let store_ref = &store;
+        let (catalog, mut unreadable) = std::thread::scope(|scope| {
+            let decoder = scope.spawn(move || {
+                let store = store_ref;
+                let mut bad = Vec::new();
+                let mut batch = Vec::with_capacity(BATCH);
+                let mut push = |r: Record| {
+                    batch.push(r);
+                    if batch.len() == BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                        // The receiver lives until every batch is sent.
+                        let _ = tx.send(full);
+                    }
+                };
+            collect::<Account>(store, Record::Account, &mut push, &mut bad);
+            collect::<VirtualAccount>(store, Record::Va, &mut push, &mut bad);
+            collect::<License>(store, Record::License, &mut push, &mut bad);
+            collect::<RegistrationToken>(store, Record::Token, &mut push, &mut bad);
+            collect::<User>(store, Record::User, &mut push, &mut bad);
+            collect::<ApiToken>(store, Record::ApiToken, &mut push, &mut bad);
+            collect::<ProductInstance>(store, Record::Instance, &mut push, &mut bad);
+            collect::<RevokedCertificate>(store, Record::Revoked, &mut push, &mut bad);
+            collect::<RumRecord>(store, Record::Rum, &mut push, &mut bad);
+            collect::<ImportedFile>(store, Record::ImportedFile, &mut push, &mut bad);
+            collect::<UpstreamBinding>(store, Record::UpstreamBinding, &mut push, &mut bad);
+            collect::<SyncedItem>(store, Record::SyncedItem, &mut push, &mut bad);
+            collect::<ChildSatellite>(store, Record::ChildSatellite, &mut push, &mut bad);
+            collect::<RemoteInstance>(store, Record::RemoteInstance, &mut push, &mut bad);
+            collect::<RemoteUsage>(store, Record::RemoteUsage, &mut push, &mut bad);
+            collect::<RelayedRum>(store, Record::RelayedRum, &mut push, &mut bad);
+            collect::<Reservation>(store, Record::Reservation, &mut push, &mut bad);
+                if !batch.is_empty() {
+                    let _ = tx.send(batch);
+                }
+                bad
+            });
+            let mut catalog = Catalog::new();
+            for batch in rx {
+                for record in batch {
+                    catalog.load_record(record);
+                }
+            }
+            let bad = decoder.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (catalog, bad)
+        });
         let (last_seq, last_event_at) = last_event(&store, &mut unreadable);
-        let catalog = Catalog::from_records(records);
         let high_water = catalog
             .latest_contact()
             .into_iter()

@@ -173,6 +173,11 @@ impl Catalog {
         catalog
     }
 
+    /// Adds one stored record while loading; records may come in any order.
+    pub fn load_record(&mut self, record: Record) {
+        self.put(record);
+    }
+
     /// Applies a durable change. Infallible: the change was validated against this catalog.
     pub fn apply(&mut self, change: &Change) {
         for removal in &change.remove {

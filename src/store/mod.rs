@@ -440,10 +440,19 @@ fn records<R: Record>(
 /// last handle of a previous open is dropped in this process, so a prompt reopen (a restore, a
 /// test) may briefly find the lock held: wait for its release, for a bounded time. Another
 /// process holding the lock is still refused after that.
+/// sled's page cache. Every record the satellite serves from lives in the catalog in memory;
+/// sled reads only at start-up, for backups and to update records, so its default 1 GiB cache
+/// would mostly duplicate the catalog (docs/benchmarks.md, "Scale").
+const CACHE_BYTES: u64 = 128 * 1024 * 1024;
+
 fn open_db(dir: &Path) -> Result<sled::Db, sled::Error> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        match sled::Config::new().path(dir).open() {
+        match sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+        {
             Err(e)
                 if e.to_string().contains("could not acquire lock")
                     && std::time::Instant::now() < deadline =>
