@@ -4,7 +4,7 @@
 
 #![allow(dead_code)] // reason: each bench target uses a different part of the fixtures
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use satellite::domain::{
     Account, AccountId, AccountStatus, AuthorizationState, Catalog, DeviceTimers,
@@ -46,7 +46,7 @@ pub fn instance(account: AccountId, va: VaId, order: u64) -> ProductInstance {
         last_report_at: Some(NOW),
         last_seq: Some(42),
         last_measured_at: Some(NOW),
-        usage: BTreeMap::from([(TAG.to_owned(), 1)]),
+        usage: [(TAG.to_owned(), 1)].into_iter().collect(),
         last_answer: Some(AuthorizationState {
             status: InstanceStatus::Authorized,
             entitlements: vec![(TAG.to_owned(), 1, EntitlementStatus::Authorized)],

@@ -103,23 +103,23 @@ impl App {
                         let _ = tx.send(full);
                     }
                 };
-            collect::<Account>(store, Record::Account, &mut push, &mut bad);
-            collect::<VirtualAccount>(store, Record::Va, &mut push, &mut bad);
-            collect::<License>(store, Record::License, &mut push, &mut bad);
-            collect::<RegistrationToken>(store, Record::Token, &mut push, &mut bad);
-            collect::<User>(store, Record::User, &mut push, &mut bad);
-            collect::<ApiToken>(store, Record::ApiToken, &mut push, &mut bad);
-            collect::<ProductInstance>(store, Record::Instance, &mut push, &mut bad);
-            collect::<RevokedCertificate>(store, Record::Revoked, &mut push, &mut bad);
-            collect::<RumRecord>(store, Record::Rum, &mut push, &mut bad);
-            collect::<ImportedFile>(store, Record::ImportedFile, &mut push, &mut bad);
-            collect::<UpstreamBinding>(store, Record::UpstreamBinding, &mut push, &mut bad);
-            collect::<SyncedItem>(store, Record::SyncedItem, &mut push, &mut bad);
-            collect::<ChildSatellite>(store, Record::ChildSatellite, &mut push, &mut bad);
-            collect::<RemoteInstance>(store, Record::RemoteInstance, &mut push, &mut bad);
-            collect::<RemoteUsage>(store, Record::RemoteUsage, &mut push, &mut bad);
-            collect::<RelayedRum>(store, Record::RelayedRum, &mut push, &mut bad);
-            collect::<Reservation>(store, Record::Reservation, &mut push, &mut bad);
+                collect::<Account>(store, Record::Account, &mut push, &mut bad);
+                collect::<VirtualAccount>(store, Record::Va, &mut push, &mut bad);
+                collect::<License>(store, Record::License, &mut push, &mut bad);
+                collect::<RegistrationToken>(store, Record::Token, &mut push, &mut bad);
+                collect::<User>(store, Record::User, &mut push, &mut bad);
+                collect::<ApiToken>(store, Record::ApiToken, &mut push, &mut bad);
+                collect::<ProductInstance>(store, Record::Instance, &mut push, &mut bad);
+                collect::<RevokedCertificate>(store, Record::Revoked, &mut push, &mut bad);
+                collect::<RumRecord>(store, Record::Rum, &mut push, &mut bad);
+                collect::<ImportedFile>(store, Record::ImportedFile, &mut push, &mut bad);
+                collect::<UpstreamBinding>(store, Record::UpstreamBinding, &mut push, &mut bad);
+                collect::<SyncedItem>(store, Record::SyncedItem, &mut push, &mut bad);
+                collect::<ChildSatellite>(store, Record::ChildSatellite, &mut push, &mut bad);
+                collect::<RemoteInstance>(store, Record::RemoteInstance, &mut push, &mut bad);
+                collect::<RemoteUsage>(store, Record::RemoteUsage, &mut push, &mut bad);
+                collect::<RelayedRum>(store, Record::RelayedRum, &mut push, &mut bad);
+                collect::<Reservation>(store, Record::Reservation, &mut push, &mut bad);
                 if !batch.is_empty() {
                     let _ = tx.send(batch);
                 }
@@ -131,7 +131,9 @@ impl App {
                     catalog.load_record(record);
                 }
             }
-            let bad = decoder.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            let bad = decoder
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (catalog, bad)
         });
         let (last_seq, last_event_at) = last_event(&store, &mut unreadable);

@@ -2,7 +2,7 @@
 //! certificate renewal, deregistration by the device, by an operator or by the expiry sweep,
 //! and devices learned from Cisco RUM reports.
 
-use std::collections::BTreeMap;
+use super::model::TagCounts;
 
 use time::OffsetDateTime;
 
@@ -138,7 +138,7 @@ impl Catalog {
             last_report_at: None,
             last_seq: None,
             last_measured_at: None,
-            usage: BTreeMap::new(),
+            usage: TagCounts::new(),
             last_answer: None,
             clock_skew: false,
         };
@@ -403,7 +403,7 @@ impl Catalog {
             last_report_at: None,
             last_seq: None,
             last_measured_at: None,
-            usage: BTreeMap::new(),
+            usage: TagCounts::new(),
             last_answer: None,
             clock_skew: false,
         });

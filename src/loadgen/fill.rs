@@ -295,7 +295,7 @@ pub fn fill(options: &FillOptions) -> Result<FillSummary, FillError> {
         let registered_at = now - span + (span * i as f64 / devices.max(1) as f64);
         let age = Duration::seconds(p.rng.below(7 * 86_400) as i64);
         let last_report = (now - age).max(registered_at);
-        let mut usage = std::collections::BTreeMap::new();
+        let mut usage = crate::domain::TagCounts::new();
         let mut entitlements = Vec::with_capacity(p.usage.len());
         p.usage.sort_unstable();
         for &(t, units) in &p.usage {

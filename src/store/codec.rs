@@ -382,4 +382,23 @@ mod tests {
         assert_eq!(hex(&[]), "0x");
         assert_eq!(hex(&[0, 15, 255]), "0x000fff");
     }
+
+    /// A device's usage is stored exactly as the `BTreeMap<String, u64>` it once was, so
+    /// stores written before `TagCounts` read back unchanged.
+    #[test]
+    fn tag_counts_encode_as_the_map_they_replaced() {
+        let map: std::collections::BTreeMap<String, u64> =
+            [("b".to_string(), 2), ("a".to_string(), 1)].into();
+        let counts: crate::domain::TagCounts = [("b".to_string(), 2), ("a".to_string(), 1)]
+            .into_iter()
+            .collect();
+        let map_bytes = options().serialize(&map).unwrap();
+        assert_eq!(options().serialize(&counts).unwrap(), map_bytes);
+        let back: crate::domain::TagCounts = decode_payload(&map_bytes).expect("decodes");
+        assert_eq!(back, counts);
+        assert_eq!(
+            back.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+    }
 }
