@@ -58,6 +58,9 @@ listen = "127.0.0.1:0"
 [admin]
 listen = ""
 
+[sync]
+interval = "off"
+
 [log]
 level = "info"
 TOML

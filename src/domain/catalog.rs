@@ -106,6 +106,13 @@ impl Change {
     }
 }
 
+/// The devices whose (account, UDI) hash to one value: almost always one.
+#[derive(Clone, Debug)]
+pub(super) enum UdiSlot {
+    One(InstanceId),
+    Many(Vec<InstanceId>),
+}
+
 /// Everything the operators manage, indexed for the queries the operations need.
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
@@ -124,8 +131,13 @@ pub struct Catalog {
     pub(super) users: BTreeMap<UserId, User>,
     pub(super) api_tokens: HashMap<ApiTokenId, ApiToken>,
     pub(super) api_tokens_by_hash: HashMap<[u8; 32], ApiTokenId>,
-    pub(super) instances: HashMap<InstanceId, ProductInstance>,
-    pub(super) instances_by_udi: HashMap<(AccountId, Udi), InstanceId>,
+    /// Boxed: a hash table keeps its values inline and grows by doubling, so at a million
+    /// devices inline records would occupy two million ~470-byte slots.
+    pub(super) instances: HashMap<InstanceId, Box<ProductInstance>>,
+    /// Devices by (account, UDI), keyed by a hash of both so the index holds no copies of
+    /// the UDI strings; a collision keeps several ids, told apart by their records.
+    pub(super) instances_by_udi: HashMap<u64, UdiSlot>,
+    pub(super) udi_hasher: std::hash::RandomState,
     pub(super) instances_by_serial: HashMap<String, InstanceId>,
     pub(super) instances_by_va: HashMap<VaId, BTreeSet<InstanceId>>,
     /// Devices by last contact, oldest first, for the expiry sweep.
@@ -307,8 +319,24 @@ impl Catalog {
 
     fn index_instance(&mut self, i: ProductInstance) {
         self.next_order = self.next_order.max(i.order + 1);
-        self.instances_by_udi
-            .insert((i.account, i.udi.clone()), i.id);
+        let key = self.udi_key(i.account, &i.udi);
+        match self.instances_by_udi.entry(key) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(UdiSlot::One(i.id));
+            }
+            std::collections::hash_map::Entry::Occupied(mut e) => match e.get_mut() {
+                UdiSlot::One(other) if *other == i.id => {}
+                UdiSlot::One(other) => {
+                    let other = *other;
+                    e.insert(UdiSlot::Many(vec![other, i.id]));
+                }
+                UdiSlot::Many(ids) => {
+                    if !ids.contains(&i.id) {
+                        ids.push(i.id);
+                    }
+                }
+            },
+        }
         if let Some(serial) = &i.cert_serial {
             self.instances_by_serial.insert(serial.clone(), i.id);
         }
@@ -326,12 +354,26 @@ impl Catalog {
                 .or_default()
                 .insert(tag.clone());
         }
-        self.instances.insert(i.id, i);
+        self.instances.insert(i.id, Box::new(i));
     }
 
     fn unindex_instance(&mut self, id: InstanceId) -> Option<ProductInstance> {
-        let i = self.instances.remove(&id)?;
-        self.instances_by_udi.remove(&(i.account, i.udi.clone()));
+        let i = *self.instances.remove(&id)?;
+        let key = self.udi_key(i.account, &i.udi);
+        if let std::collections::hash_map::Entry::Occupied(mut e) = self.instances_by_udi.entry(key) {
+            match e.get_mut() {
+                UdiSlot::One(other) if *other == id => {
+                    e.remove();
+                }
+                UdiSlot::One(_) => {}
+                UdiSlot::Many(ids) => {
+                    ids.retain(|x| *x != id);
+                    if let [only] = ids[..] {
+                        e.insert(UdiSlot::One(only));
+                    }
+                }
+            }
+        }
         if let Some(serial) = &i.cert_serial {
             self.instances_by_serial.remove(serial);
         }
@@ -614,20 +656,31 @@ impl Catalog {
 
 impl Catalog {
     pub fn instance(&self, id: InstanceId) -> Option<&ProductInstance> {
-        self.instances.get(&id)
+        self.instances.get(&id).map(|b| &**b)
     }
 
     pub fn instance_by_udi(&self, account: AccountId, udi: &Udi) -> Option<&ProductInstance> {
-        self.instances_by_udi
-            .get(&(account, udi.clone()))
-            .and_then(|id| self.instances.get(id))
+        let slot = self.instances_by_udi.get(&self.udi_key(account, udi))?;
+        let ids = match slot {
+            UdiSlot::One(id) => std::slice::from_ref(id),
+            UdiSlot::Many(ids) => ids.as_slice(),
+        };
+        ids.iter()
+            .filter_map(|id| self.instances.get(id))
+            .map(|b| &**b)
+            .find(|i| i.account == account && &i.udi == udi)
+    }
+
+    fn udi_key(&self, account: AccountId, udi: &Udi) -> u64 {
+        use std::hash::BuildHasher;
+        self.udi_hasher.hash_one((account, udi))
     }
 
     /// The device whose current identity certificate has this serial.
     pub fn instance_by_serial(&self, serial: &str) -> Option<&ProductInstance> {
         self.instances_by_serial
             .get(serial)
-            .and_then(|id| self.instances.get(id))
+            .and_then(|id| self.instances.get(id).map(|b| &**b))
     }
 
     pub fn revoked_certificate(&self, serial: &str) -> Option<&RevokedCertificate> {
@@ -643,11 +696,11 @@ impl Catalog {
             .get(&va)
             .into_iter()
             .flatten()
-            .filter_map(|id| self.instances.get(id))
+            .filter_map(|id| self.instances.get(id).map(|b| &**b))
     }
 
     pub fn instances(&self) -> impl Iterator<Item = &ProductInstance> {
-        self.instances.values()
+        self.instances.values().map(|b| &**b)
     }
 
     /// Every (VA, tag) some device uses.
@@ -668,7 +721,7 @@ impl Catalog {
         self.by_contact
             .iter()
             .take_while(move |(t, _)| *t < before)
-            .filter_map(|(_, id)| self.instances.get(id))
+            .filter_map(|(_, id)| self.instances.get(id).map(|b| &**b))
     }
 
     /// The latest contact of any device, for the clock's high-water mark.

@@ -21,7 +21,7 @@
 //! Tiers compose: a regional satellite relays the devices and usage its own children reported
 //! as part of its own difference.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use aws_lc_rs::digest;
 use serde::{Deserialize, Serialize};
@@ -816,23 +816,87 @@ impl Catalog {
             return (Vec::new(), 0);
         };
         let vas = self.subtree(b.root);
-        let mut current: HashMap<String, ([u8; 32], ChildChange)> = HashMap::new();
-        let mut usage: BTreeMap<(VaId, String), (u64, u64, u64)> = BTreeMap::new();
+        let in_tree: HashSet<VaId> = vas.iter().copied().collect();
+
+        // Registrations: only devices whose digest differs from the acknowledged one become
+        // candidates, and only the first `max` of them are materialized (at a million devices
+        // a full copy of every registration would cost more than the export itself).
+        enum Dev<'a> {
+            Local(&'a super::model::ProductInstance),
+            Remote(&'a RemoteInstance),
+        }
+        let mut regs: Vec<(OffsetDateTime, String, [u8; 32], Dev<'_>, VaId)> = Vec::new();
         for &va in &vas {
             let path = self.domain_path(va);
             for i in self.instances_in(va) {
-                let change = ChildChange::Registration {
-                    instance_id: i.id.to_string(),
-                    va: path.clone(),
-                    udi: i.udi.clone(),
-                    hostname: i.hostname.clone(),
-                    product: i.product.clone(),
-                    version: i.version.clone(),
-                    registered_at: i.registered_at,
-                };
-                current.insert(format!("dev:{}", i.id), (digest_of(&change), change));
+                let id = i.id.to_string();
+                let d = registration_digest(
+                    &id,
+                    &path,
+                    &i.udi,
+                    &i.hostname,
+                    &i.product,
+                    &i.version,
+                    i.registered_at,
+                );
+                let key = format!("dev:{id}");
+                if self.synced.get(&key) != Some(&d) {
+                    regs.push((i.registered_at, key, d, Dev::Local(i), va));
+                }
             }
-            // Tags devices use, and tags with reserved units (a reservation is usage too).
+        }
+        // Devices of this satellite's own children, relayed up.
+        let mut remote_ids: HashSet<&str> = HashSet::new();
+        for r in self.remote_instances.values() {
+            if !in_tree.contains(&r.va) {
+                continue;
+            }
+            remote_ids.insert(&r.id);
+            let path = self.domain_path(r.va);
+            let d = registration_digest(
+                &r.id,
+                &path,
+                &r.udi,
+                &r.hostname,
+                &r.product,
+                &r.version,
+                r.registered_at,
+            );
+            let key = format!("dev:{}", r.id);
+            if self.synced.get(&key) != Some(&d) {
+                regs.push((r.registered_at, key, d, Dev::Remote(r), r.va));
+            }
+        }
+        regs.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+
+        // Removals: acknowledged devices no longer in the subtree.
+        let mut removals = Vec::new();
+        for key in self.synced.keys() {
+            let Some(id) = key.strip_prefix("dev:") else {
+                continue;
+            };
+            let here = id
+                .parse::<InstanceId>()
+                .ok()
+                .and_then(|i| self.instances.get(&i))
+                .is_some_and(|i| in_tree.contains(&i.va))
+                || remote_ids.contains(id);
+            if !here {
+                removals.push(OutItem {
+                    key: key.clone(),
+                    digest: None,
+                    change: ChildChange::Removal {
+                        instance_id: id.to_string(),
+                        reason: "removed".into(),
+                    },
+                });
+            }
+        }
+        removals.sort_by(|a, b| a.key.cmp(&b.key));
+
+        // Usage snapshots per VA and tag: local devices and reservations, and children's.
+        let mut usage: BTreeMap<(VaId, String), (u64, u64, u64)> = BTreeMap::new();
+        for &va in &vas {
             let tags: BTreeSet<&String> = self
                 .tags_in_use
                 .get(&va)
@@ -852,96 +916,43 @@ impl Catalog {
                 e.2 += granted;
             }
         }
-        // Devices and usage of this satellite's own children, relayed up.
-        for r in self.remote_instances.values() {
-            if self.in_subtree(r.va, b.root) {
-                let change = ChildChange::Registration {
-                    instance_id: r.id.clone(),
-                    va: self.domain_path(r.va),
-                    udi: r.udi.clone(),
-                    hostname: r.hostname.clone(),
-                    product: r.product.clone(),
-                    version: r.version.clone(),
-                    registered_at: r.registered_at,
-                };
-                current.insert(format!("dev:{}", r.id), (digest_of(&change), change));
-            }
-        }
         for u in self.remote_usage.values() {
-            if self.in_subtree(u.va, b.root) {
+            if in_tree.contains(&u.va) {
                 let e = usage.entry((u.va, u.tag.clone())).or_default();
                 e.0 += u.devices;
                 e.1 += u.units_requested;
                 e.2 += u.units_granted;
             }
         }
+        let mut usages = Vec::new();
+        let mut usage_keys: HashSet<String> = HashSet::new();
         for ((va, tag), (devices, requested, granted)) in usage {
             let path = self.domain_path(va);
             let key = format!("use:{path}\0{tag}");
-            let digest = sha256(&[
-                &key,
-                &devices.to_string(),
-                &requested.to_string(),
-                &granted.to_string(),
-            ]);
-            let change = ChildChange::Usage {
-                va: path,
-                tag,
-                devices,
-                units_requested: requested,
-                units_granted: granted,
-                measured_at: now,
-            };
-            current.insert(key, (digest, change));
-        }
-        for ((serial, report_id), instance) in &self.rum_seen {
-            let Some(i) = self.instances.get(instance) else {
-                continue;
-            };
-            if !self.in_subtree(i.va, b.root) {
+            let digest = usage_digest(&key, (devices, requested, granted));
+            usage_keys.insert(key.clone());
+            if self.synced.get(&key) == Some(&digest) {
                 continue;
             }
-            let key = format!("rum:{serial}\0{report_id}");
-            let change = ChildChange::Rum {
-                report_id: *report_id,
-                udi: i.udi.clone(),
-                raw: String::new(),
-            };
-            current.insert(key.clone(), (sha256(&[&key]), change));
+            usages.push(OutItem {
+                key,
+                digest: Some(digest),
+                change: ChildChange::Usage {
+                    va: path,
+                    tag,
+                    devices,
+                    units_requested: requested,
+                    units_granted: granted,
+                    measured_at: now,
+                },
+            });
         }
-        for r in self.relayed_rum.values() {
-            if self.child_sats.contains_key(&r.child) {
-                let key = format!("rum:{}\0{}", r.udi.serial, r.report_id);
-                let change = ChildChange::Rum {
-                    report_id: r.report_id,
-                    udi: r.udi.clone(),
-                    raw: r.raw.clone(),
-                };
-                current.insert(key.clone(), (sha256(&[&key]), change));
-            }
-        }
-
-        let mut removals = Vec::new();
-        let mut registrations = Vec::new();
-        let mut usages = Vec::new();
-        let mut rums = Vec::new();
-        for (key, acked) in &self.synced {
-            if current.contains_key(key) {
-                continue;
-            }
-            if let Some(id) = key.strip_prefix("dev:") {
-                removals.push(OutItem {
-                    key: key.clone(),
-                    digest: None,
-                    change: ChildChange::Removal {
-                        instance_id: id.to_string(),
-                        reason: "removed".into(),
-                    },
-                });
-            } else if let Some(rest) = key.strip_prefix("use:")
+        // A tag no longer used anywhere in a VA is reported once with zeros.
+        for key in self.synced.keys() {
+            if let Some(rest) = key.strip_prefix("use:")
+                && !usage_keys.contains(key)
                 && let Some((va, tag)) = rest.split_once('\0')
             {
-                let _ = acked;
                 usages.push(OutItem {
                     key: key.clone(),
                     digest: None,
@@ -956,38 +967,173 @@ impl Catalog {
                 });
             }
         }
-        for (key, (digest, change)) in current {
-            if self.synced.get(&key) == Some(&digest) {
+        usages.sort_by(|a, b| a.key.cmp(&b.key));
+
+        // Cisco RUM reports of devices in the subtree, and those children relayed.
+        let mut rums = Vec::new();
+        for ((serial, report_id), instance) in &self.rum_seen {
+            let Some(i) = self.instances.get(instance) else {
                 continue;
+            };
+            let key = format!("rum:{serial}\0{report_id}");
+            if in_tree.contains(&i.va) && !self.synced.contains_key(&key) {
+                let digest = sha256(&[&key]);
+                rums.push(OutItem {
+                    key,
+                    digest: Some(digest),
+                    change: ChildChange::Rum {
+                        report_id: *report_id,
+                        udi: i.udi.clone(),
+                        raw: String::new(),
+                    },
+                });
             }
-            let item = OutItem {
+        }
+        for r in self.relayed_rum.values() {
+            let key = format!("rum:{}\0{}", r.udi.serial, r.report_id);
+            if self.child_sats.contains_key(&r.child) && !self.synced.contains_key(&key) {
+                let digest = sha256(&[&key]);
+                rums.push(OutItem {
+                    key,
+                    digest: Some(digest),
+                    change: ChildChange::Rum {
+                        report_id: r.report_id,
+                        udi: r.udi.clone(),
+                        raw: r.raw.clone(),
+                    },
+                });
+            }
+        }
+        rums.sort_by(|a, b| a.key.cmp(&b.key));
+
+        let total = removals.len() + regs.len() + usages.len() + rums.len();
+        let mut out: Vec<OutItem> = removals.into_iter().take(max).collect();
+        let room = max.saturating_sub(out.len());
+        for (registered_at, key, digest, dev, va) in regs.into_iter().take(room) {
+            let change = match dev {
+                Dev::Local(i) => ChildChange::Registration {
+                    instance_id: i.id.to_string(),
+                    va: self.domain_path(va),
+                    udi: i.udi.clone(),
+                    hostname: i.hostname.clone(),
+                    product: i.product.clone(),
+                    version: i.version.clone(),
+                    registered_at,
+                },
+                Dev::Remote(r) => ChildChange::Registration {
+                    instance_id: r.id.clone(),
+                    va: self.domain_path(va),
+                    udi: r.udi.clone(),
+                    hostname: r.hostname.clone(),
+                    product: r.product.clone(),
+                    version: r.version.clone(),
+                    registered_at,
+                },
+            };
+            out.push(OutItem {
                 key,
                 digest: Some(digest),
                 change,
-            };
-            match item.change {
-                ChildChange::Registration { .. } => registrations.push(item),
-                ChildChange::Usage { .. } => usages.push(item),
-                _ => rums.push(item),
-            }
+            });
         }
-        let by_key = |a: &OutItem, b: &OutItem| a.key.cmp(&b.key);
-        removals.sort_by(by_key);
-        registrations.sort_by(|a, b| {
-            registered_at(&a.change)
-                .cmp(&registered_at(&b.change))
-                .then(a.key.cmp(&b.key))
-        });
-        usages.sort_by(by_key);
-        rums.sort_by(by_key);
-        let all: Vec<OutItem> = removals
-            .into_iter()
-            .chain(registrations)
-            .chain(usages)
-            .chain(rums)
-            .collect();
-        let total = all.len();
-        (all.into_iter().take(max).collect(), total)
+        let room = max.saturating_sub(out.len());
+        out.extend(usages.into_iter().chain(rums).take(room));
+        (out, total)
+    }
+
+    /// Changes not in any request yet: the outbox, less the items of the outstanding request
+    /// that have not changed since it was made.
+    pub fn pending_count(&self, now: OffsetDateTime) -> usize {
+        let (_, total) = self.outbox(0, now);
+        let Some(b) = &self.binding else {
+            return 0;
+        };
+        let Some(out) = &b.outstanding else {
+            return total;
+        };
+        let in_flight = out
+            .items
+            .iter()
+            .filter(|(key, digest)| {
+                self.current_digest(b, key, now) == *digest
+                    && self.synced.get(key) != digest.as_ref()
+            })
+            .count();
+        total.saturating_sub(in_flight)
+    }
+
+    /// The digest an outbox item with `key` would have now; `None` if it is gone.
+    fn current_digest(
+        &self,
+        b: &UpstreamBinding,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Option<[u8; 32]> {
+        if let Some(id) = key.strip_prefix("dev:") {
+            if let Some(i) = id
+                .parse::<InstanceId>()
+                .ok()
+                .and_then(|i| self.instances.get(&i))
+                && self.in_subtree(i.va, b.root)
+            {
+                return Some(registration_digest(
+                    id,
+                    &self.domain_path(i.va),
+                    &i.udi,
+                    &i.hostname,
+                    &i.product,
+                    &i.version,
+                    i.registered_at,
+                ));
+            }
+            let r = self
+                .remote_instances
+                .values()
+                .find(|r| r.id == id && self.in_subtree(r.va, b.root))?;
+            return Some(registration_digest(
+                id,
+                &self.domain_path(r.va),
+                &r.udi,
+                &r.hostname,
+                &r.product,
+                &r.version,
+                r.registered_at,
+            ));
+        }
+        if let Some(rest) = key.strip_prefix("use:") {
+            let (path, tag) = rest.split_once('\0')?;
+            let va = self
+                .va_by_path(b.account, path)
+                .filter(|va| self.in_subtree(*va, b.root))?;
+            let mut numbers = (0u64, 0u64, 0u64);
+            let local = self.tags_in_use.get(&va).is_some_and(|t| t.contains(tag))
+                || self.reserved.get(&va).is_some_and(|r| r.contains_key(tag));
+            if local {
+                let (granted, requested, _) = self.granted(va, tag, now);
+                numbers.0 += self
+                    .pools
+                    .get(&(va, tag.to_string()))
+                    .map_or(0, |p| p.users.len() as u64);
+                numbers.1 += requested;
+                numbers.2 += granted;
+            }
+            let mut remote = false;
+            for u in self
+                .remote_usage
+                .values()
+                .filter(|u| u.va == va && u.tag == tag)
+            {
+                remote = true;
+                numbers.0 += u.devices;
+                numbers.1 += u.units_requested;
+                numbers.2 += u.units_granted;
+            }
+            if !local && !remote {
+                return None;
+            }
+            return Some(usage_digest(key, numbers));
+        }
+        Some(sha256(&[key]))
     }
 
     /// Records the request numbered `seq` as sent and outstanding.
@@ -1228,34 +1374,34 @@ fn path_segments(path: &str) -> Result<Vec<&str>, DomainError> {
     }
 }
 
-fn registered_at(c: &ChildChange) -> Option<OffsetDateTime> {
-    match c {
-        ChildChange::Registration { registered_at, .. } => Some(*registered_at),
-        _ => None,
-    }
+fn usage_digest(key: &str, (devices, requested, granted): (u64, u64, u64)) -> [u8; 32] {
+    sha256(&[
+        key,
+        &devices.to_string(),
+        &requested.to_string(),
+        &granted.to_string(),
+    ])
 }
 
-fn digest_of(c: &ChildChange) -> [u8; 32] {
-    match c {
-        ChildChange::Registration {
-            instance_id,
-            va,
-            udi,
-            hostname,
-            product,
-            version,
-            registered_at,
-        } => sha256(&[
-            "registration",
-            instance_id,
-            va,
-            &udi.pid,
-            &udi.serial,
-            hostname,
-            product,
-            version,
-            &registered_at.unix_timestamp_nanos().to_string(),
-        ]),
-        other => sha256(&[&format!("{other:?}")]),
-    }
+#[allow(clippy::too_many_arguments)]
+fn registration_digest(
+    instance_id: &str,
+    va: &str,
+    udi: &Udi,
+    hostname: &str,
+    product: &str,
+    version: &str,
+    registered_at: OffsetDateTime,
+) -> [u8; 32] {
+    sha256(&[
+        "registration",
+        instance_id,
+        va,
+        &udi.pid,
+        &udi.serial,
+        hostname,
+        product,
+        version,
+        &registered_at.unix_timestamp_nanos().to_string(),
+    ])
 }

@@ -339,18 +339,7 @@ impl SyncEngine {
     /// Changes not in any request yet (the outstanding request's are not counted).
     pub fn pending(&self) -> usize {
         let now = self.app.now();
-        self.app.read(|c| {
-            let (items, _) = c.outbox(usize::MAX, now);
-            let sent: std::collections::HashSet<(&str, Option<[u8; 32]>)> = c
-                .upstream_binding()
-                .and_then(|b| b.outstanding.as_ref())
-                .map(|o| o.items.iter().map(|(k, d)| (k.as_str(), *d)).collect())
-                .unwrap_or_default();
-            items
-                .iter()
-                .filter(|i| !sent.contains(&(i.key.as_str(), i.digest)))
-                .count()
-        })
+        self.app.read(|c| c.pending_count(now))
     }
 
     // ----- upstream side ---------------------------------------------------------------------
