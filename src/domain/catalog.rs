@@ -347,12 +347,16 @@ impl Catalog {
         }
         for (tag, count) in &i.usage {
             let pool = self.pools.entry((i.va, tag.clone())).or_default();
+            let fresh = pool.users.is_empty();
             pool.users.insert(i.order, (i.id, *count));
             pool.total += count;
-            self.tags_in_use
-                .entry(i.va)
-                .or_default()
-                .insert(tag.clone());
+            // A new pool is the first device of the tag in this VA: only then is the tag new.
+            if fresh {
+                self.tags_in_use
+                    .entry(i.va)
+                    .or_default()
+                    .insert(tag.clone());
+            }
         }
         self.instances.insert(i.id, Box::new(i));
     }
