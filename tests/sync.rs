@@ -282,6 +282,15 @@ fn three_tiers_licenses_down_usage_up_by_network_and_files() {
 
 /// A response signed with hq's real key, for the refusals a satellite never writes itself.
 fn forged_response(hq: &Daemon, seq: u64, age_days: i64) -> Vec<u8> {
+    forged_response_with(hq, seq, age_days, vec![])
+}
+
+fn forged_response_with(
+    hq: &Daemon,
+    seq: u64,
+    age_days: i64,
+    pools: Vec<satellite::protocol::sync::PoolSnapshot>,
+) -> Vec<u8> {
     use satellite::protocol::sync::{
         self, OffsetDateTime, SatelliteId, SatelliteKey, SyncResponse,
     };
@@ -295,7 +304,7 @@ fn forged_response(hq: &Daemon, seq: u64, age_days: i64) -> Vec<u8> {
         seq,
         acks: vec![],
         created_at,
-        pools: vec![],
+        pools,
         removals: vec![],
         revocations: vec![],
     };
@@ -401,6 +410,23 @@ fn every_refused_sync_file_gets_its_reason_and_changes_nothing() {
         (
             write("stale.json", &forged_response(&hq, 2, 40)),
             "too old to apply",
+        ),
+        (
+            write(
+                "incremental.json",
+                &forged_response_with(
+                    &hq,
+                    2,
+                    0,
+                    vec![satellite::protocol::sync::PoolSnapshot {
+                        va: "acme.com/Default/region".into(),
+                        full: false,
+                        licenses: vec![],
+                        removed: vec![],
+                    }],
+                ),
+            ),
+            "applies full pools only",
         ),
     ];
     let before = regional.cli_json(&["license", "list"]);

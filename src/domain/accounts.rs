@@ -209,6 +209,20 @@ impl Catalog {
         let target = self.check_va(p, new_parent, Access::Write)?;
         self.check_not_upstream_owned(va)?;
         self.check_not_upstream_owned(new_parent)?;
+        // A child mirrors its dedicated subtree by path: moving the subtree, or anything in or
+        // into it, would make the next response name VAs the child cannot place.
+        if let Some(c) = self.child_satellites().find(|c| {
+            self.in_subtree(c.root, va)
+                || self.in_subtree(va, c.root)
+                || self.in_subtree(new_parent, c.root)
+        }) {
+            return Err(DomainError::Refused(format!(
+                "`{}` is (or is part of) the subtree dedicated to child satellite `{}`, which \
+                 mirrors it by path; it cannot be moved while the child is bound",
+                self.va_path(va),
+                c.name
+            )));
+        }
         let Some(old_parent) = current.parent else {
             return Err(DomainError::Refused(
                 "the Default virtual account is the root of its account and cannot be moved".into(),

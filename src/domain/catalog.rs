@@ -364,7 +364,8 @@ impl Catalog {
     fn unindex_instance(&mut self, id: InstanceId) -> Option<ProductInstance> {
         let i = *self.instances.remove(&id)?;
         let key = self.udi_key(i.account, &i.udi);
-        if let std::collections::hash_map::Entry::Occupied(mut e) = self.instances_by_udi.entry(key) {
+        if let std::collections::hash_map::Entry::Occupied(mut e) = self.instances_by_udi.entry(key)
+        {
             match e.get_mut() {
                 UdiSlot::One(other) if *other == id => {
                     e.remove();

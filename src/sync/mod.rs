@@ -261,7 +261,16 @@ impl SyncEngine {
                 };
                 match wire::open::<SyncResponse, _>(bytes, &ctx) {
                     Ok(resp) => {
-                        let resp = from_wire_response(&resp);
+                        let resp = match from_wire_response(&resp) {
+                            Ok(resp) => resp,
+                            Err(e) => {
+                                let e = SyncError::Malformed(e.to_string());
+                                return Ok((
+                                    refusal_event(&b.upstream, "sync_response", &e),
+                                    Err(e),
+                                ));
+                            }
+                        };
                         let seq = resp.seq;
                         let (change, applied) = c.apply_upstream_response(&resp, now)?;
                         Ok((change, Ok(ImportOutcome::Applied { seq, applied })))
@@ -637,8 +646,30 @@ fn to_wire_license(l: &crate::domain::License) -> wire::LicenseLine {
     }
 }
 
-fn from_wire_response(r: &SyncResponse) -> UpstreamResponse {
-    UpstreamResponse {
+/// The verified response as domain input. Refuses what this version cannot apply faithfully:
+/// incremental pools (it sends and applies full pools only) and license ids that are not the
+/// upstream's UUIDs; nothing in a response is silently dropped.
+fn from_wire_response(r: &SyncResponse) -> Result<UpstreamResponse, DomainError> {
+    if let Some(p) = r.pools.iter().find(|p| !p.full) {
+        return Err(DomainError::Invalid(format!(
+            "the response carries an incremental pool for `{}`; this satellite applies full \
+             pools only (upgrade it to the upstream's version); nothing was applied",
+            p.va
+        )));
+    }
+    if let Some(l) = r
+        .pools
+        .iter()
+        .flat_map(|p| &p.licenses)
+        .find(|l| l.id.parse::<crate::domain::LicenseId>().is_err())
+    {
+        return Err(DomainError::Invalid(format!(
+            "the response carries license id `{}`, which is not a license id of a satellite; \
+             nothing was applied",
+            l.id
+        )));
+    }
+    Ok(UpstreamResponse {
         seq: r.seq,
         acks: r.acks.clone(),
         pools: r
@@ -681,5 +712,5 @@ fn from_wire_response(r: &SyncResponse) -> UpstreamResponse {
             .iter()
             .map(|x| (x.certificate_serial.clone(), x.reason.clone()))
             .collect(),
-    }
+    })
 }

@@ -134,6 +134,16 @@ fn an_upstream_dedicates_once_and_a_token_binds_one_key() {
             .contains("dedicated to child satellite `regional`"),
         "{e}"
     );
+    // The dedicated subtree cannot move: the child mirrors it by path.
+    let elsewhere = mk_va(&mut c, a.default_va, "elsewhere");
+    let e = refused(c.move_va(&admin(), region, elsewhere));
+    assert!(
+        e.to_string()
+            .contains("dedicated to child satellite `regional`"),
+        "{e}"
+    );
+    let e = refused(c.move_va(&admin(), site, elsewhere));
+    assert!(e.to_string().contains("cannot be moved"), "{e}");
     // The token binds the first key; the same key may register again, another may not.
     c.commit(c.register_child_satellite(&hash, "aa", "01", NOW));
     c.commit(c.register_child_satellite(&hash, "aa", "02", NOW));
