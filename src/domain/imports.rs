@@ -119,26 +119,10 @@ impl Catalog {
     /// The VA a license file names, inside `account`: `Default/...`, optionally preceded by the
     /// account's name or domain, or a VA id of that account.
     fn import_va(&self, account: AccountId, path: &str) -> Option<VaId> {
-        let a = self.account(account)?;
         if let Ok(id) = path.parse::<VaId>() {
             return self.va(id).filter(|v| v.account == account).map(|v| v.id);
         }
-        let mut parts: Vec<&str> = path.split('/').collect();
-        if parts
-            .first()
-            .is_some_and(|s| *s == a.name || *s == a.domain)
-        {
-            parts.remove(0);
-        }
-        let mut current = None::<VaId>;
-        for name in parts {
-            current = match current {
-                None => (name == super::DEFAULT_VA_NAME).then_some(a.default_va),
-                Some(id) => self.children(id).find(|v| v.name == name).map(|v| v.id),
-            };
-            current?;
-        }
-        current
+        self.va_by_path(account, path)
     }
 }
 
