@@ -49,7 +49,7 @@ pub fn instance(account: AccountId, va: VaId, order: u64) -> ProductInstance {
         usage: [(TAG.to_owned(), 1)].into_iter().collect(),
         last_answer: Some(AuthorizationState {
             status: InstanceStatus::Authorized,
-            entitlements: vec![(TAG.to_owned(), 1, EntitlementStatus::Authorized)],
+            entitlements: vec![(TAG.into(), 1, EntitlementStatus::Authorized)],
             expires_at: NOW + timers.authorization_valid,
             next_report_by: NOW + timers.report_interval,
         }),

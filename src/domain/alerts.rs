@@ -135,7 +135,7 @@ impl Catalog {
         let vas: Vec<VaId> = self
             .pools
             .keys()
-            .map(|(va, _)| *va)
+            .copied()
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();

@@ -17,7 +17,7 @@ use super::ids::{
 use super::imports::ImportedFile;
 use super::model::{
     Account, ApiToken, License, ProductInstance, RegistrationToken, RevokedCertificate, RumRecord,
-    Udi, User, VirtualAccount,
+    Tag, Udi, User, VirtualAccount,
 };
 use super::reservations::Reservation;
 use super::sync::{
@@ -142,8 +142,12 @@ pub struct Catalog {
     pub(super) instances_by_va: HashMap<VaId, BTreeSet<InstanceId>>,
     /// Devices by last contact, oldest first, for the expiry sweep.
     pub(super) by_contact: BTreeSet<(OffsetDateTime, InstanceId)>,
-    pub(super) pools: HashMap<(VaId, String), Pool>,
-    pub(super) tags_in_use: HashMap<VaId, BTreeSet<String>>,
+    /// Per VA and tag, the devices using the tag in registration order. Looked up by `&str`
+    /// on every report, so keyed by VA, then by the interned tag.
+    pub(super) pools: HashMap<VaId, HashMap<Tag, Pool>>,
+    pub(super) tags_in_use: HashMap<VaId, BTreeSet<Tag>>,
+    /// Every entitlement tag a device uses, shared by all of them.
+    pub(super) tag_names: std::collections::HashSet<Tag>,
     pub(super) revoked: HashMap<String, RevokedCertificate>,
     /// RUM reports by (device serial, report id), with the device they were filed under.
     pub(super) rum_seen: HashMap<(String, u64), InstanceId>,
@@ -248,8 +252,14 @@ impl Catalog {
                 self.api_tokens_by_hash.insert(t.secret_hash, t.id);
                 self.api_tokens.insert(t.id, t);
             }
-            Record::Instance(i) => {
+            Record::Instance(mut i) => {
                 self.take(Removal::Instance(i.id));
+                i.usage.intern(&mut self.tag_names);
+                if let Some(answer) = &mut i.last_answer {
+                    for (tag, _, _) in &mut answer.entitlements {
+                        *tag = super::model::intern(&mut self.tag_names, tag);
+                    }
+                }
                 self.index_instance(i);
             }
             Record::Revoked(r) => {
@@ -346,7 +356,12 @@ impl Catalog {
             self.skewed.insert(i.id);
         }
         for (tag, count) in &i.usage {
-            let pool = self.pools.entry((i.va, tag.clone())).or_default();
+            let pool = self
+                .pools
+                .entry(i.va)
+                .or_default()
+                .entry(tag.clone())
+                .or_default();
             let fresh = pool.users.is_empty();
             pool.users.insert(i.order, (i.id, *count));
             pool.total += count;
@@ -388,14 +403,19 @@ impl Catalog {
         self.by_contact.remove(&(i.last_contact, id));
         self.skewed.remove(&id);
         for (tag, count) in &i.usage {
-            let key = (i.va, tag.clone());
-            if let Some(pool) = self.pools.get_mut(&key) {
+            let Some(pools) = self.pools.get_mut(&i.va) else {
+                continue;
+            };
+            if let Some(pool) = pools.get_mut(&**tag) {
                 pool.users.remove(&i.order);
                 pool.total -= count;
                 if pool.users.is_empty() {
-                    self.pools.remove(&key);
+                    pools.remove(&**tag);
+                    if pools.is_empty() {
+                        self.pools.remove(&i.va);
+                    }
                     if let Some(tags) = self.tags_in_use.get_mut(&i.va) {
-                        tags.remove(tag);
+                        tags.remove(&**tag);
                     }
                 }
             }
@@ -704,13 +724,21 @@ impl Catalog {
             .filter_map(|id| self.instances.get(id).map(|b| &**b))
     }
 
+    /// The pool of one tag in one VA, if a device uses the tag there.
+    pub(super) fn pool_of(&self, va: VaId, tag: &str) -> Option<&Pool> {
+        self.pools.get(&va)?.get(tag)
+    }
+
     pub fn instances(&self) -> impl Iterator<Item = &ProductInstance> {
         self.instances.values().map(|b| &**b)
     }
 
     /// Every (VA, tag) some device uses.
     pub fn pool_keys(&self) -> Vec<(VaId, String)> {
-        self.pools.keys().cloned().collect()
+        self.pools
+            .iter()
+            .flat_map(|(va, tags)| tags.keys().map(|t| (*va, t.to_string())))
+            .collect()
     }
 
     pub fn instance_count(&self) -> usize {

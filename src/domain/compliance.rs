@@ -124,7 +124,7 @@ impl Catalog {
         let available = self
             .available(me.va, tag, now)
             .saturating_sub(self.reserved(me.va, tag));
-        let pool = self.pools.get(&(me.va, tag.to_string()));
+        let pool = self.pool_of(me.va, tag);
         let mine_now = pool
             .and_then(|p| p.users.get(&me.order))
             .filter(|(id, _)| *id == me.id)
@@ -161,7 +161,7 @@ impl Catalog {
     ) -> AuthorizationState {
         let base = me.last_report_at.unwrap_or(me.registered_at);
         let expires_at = base + timers.authorization_valid;
-        let entitlements: Vec<(String, u64, EntitlementStatus)> = me
+        let entitlements: Vec<(super::model::Tag, u64, EntitlementStatus)> = me
             .usage
             .iter()
             .map(|(tag, count)| {
@@ -232,7 +232,7 @@ impl Catalog {
             0
         };
         let held = reserved.min(purchased);
-        let Some(pool) = self.pools.get(&(va, tag.to_string())) else {
+        let Some(pool) = self.pool_of(va, tag) else {
             return (held, reserved, 0);
         };
         let Some(export) = self.export_controlled(va, tag) else {
@@ -269,7 +269,7 @@ impl Catalog {
             .map(|l| l.entitlement_tag.clone())
             .collect();
         if let Some(set) = self.tags_in_use.get(&va) {
-            tags.extend(set.iter().cloned());
+            tags.extend(set.iter().map(|t| t.to_string()));
         }
         if let Some(set) = self.reserved.get(&va) {
             tags.extend(set.keys().cloned());
@@ -321,8 +321,7 @@ impl Catalog {
             // Devices that may not use the tag claim nothing; `granted` counts reservations.
             Some(true) => self.granted(va, tag, now).1,
             _ => self
-                .pools
-                .get(&(va, tag.to_string()))
+                .pool_of(va, tag)
                 .map_or(0, |p| p.total)
                 .saturating_add(self.reserved(va, tag)),
         };

@@ -284,7 +284,7 @@ impl Catalog {
             .filter(|(tag, count)| {
                 self.entitlement_status(current, tag, **count, now) == EntitlementStatus::Authorized
             })
-            .map(|(t, c)| (t.clone(), *c))
+            .map(|(t, c)| (t.to_string(), *c))
             .collect();
         let mut event = NewEvent::new(action, &current.udi)
             .account(current.account)

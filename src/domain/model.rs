@@ -304,7 +304,7 @@ impl InstanceStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizationState {
     pub status: InstanceStatus,
-    pub entitlements: Vec<(String, u64, EntitlementStatus)>,
+    pub entitlements: Vec<(Tag, u64, EntitlementStatus)>,
     pub expires_at: OffsetDateTime,
     pub next_report_by: OffsetDateTime,
 }
@@ -362,12 +362,16 @@ pub struct RumRecord {
     pub raw: String,
 }
 
+/// An entitlement tag as the catalog holds it: shared, since a million devices use the same
+/// hundred tags (the catalog interns them when it loads a device). Stored as a string.
+pub type Tag = std::sync::Arc<str>;
+
 /// Units per entitlement tag, sorted by tag: a device uses a few tags, and a `BTreeMap` would
 /// allocate a node of eleven slots (~370 bytes) per device, which at a million devices is a
 /// third of a gigabyte. Stored as a map, so the bytes on disk are those of the `BTreeMap` it
 /// replaced (the golden-bytes tests pin them).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TagCounts(Vec<(String, u64)>);
+pub struct TagCounts(Vec<(Tag, u64)>);
 
 impl TagCounts {
     pub fn new() -> Self {
@@ -375,7 +379,7 @@ impl TagCounts {
     }
 
     fn find(&self, tag: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(t, _)| t.as_str().cmp(tag))
+        self.0.binary_search_by(|(t, _)| (**t).cmp(tag))
     }
 
     pub fn get(&self, tag: &str) -> Option<&u64> {
@@ -387,11 +391,11 @@ impl TagCounts {
     }
 
     /// Sets the units of `tag`, returning the previous value.
-    pub fn insert(&mut self, tag: String, units: u64) -> Option<u64> {
-        match self.find(&tag) {
+    pub fn insert(&mut self, tag: impl Into<Tag> + AsRef<str>, units: u64) -> Option<u64> {
+        match self.find(tag.as_ref()) {
             Ok(i) => Some(std::mem::replace(&mut self.0[i].1, units)),
             Err(i) => {
-                self.0.insert(i, (tag, units));
+                self.0.insert(i, (tag.into(), units));
                 self.0.shrink_to_fit();
                 None
             }
@@ -406,11 +410,11 @@ impl TagCounts {
     }
 
     /// Tags in order, with their units.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&String, &u64)> + Clone {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Tag, &u64)> + Clone {
         self.0.iter().map(|(t, n)| (t, n))
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
+    pub fn keys(&self) -> impl Iterator<Item = &Tag> {
         self.0.iter().map(|(t, _)| t)
     }
 
@@ -425,11 +429,29 @@ impl TagCounts {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Replaces each tag with the shared copy in `names` (adding the ones it lacks).
+    pub fn intern(&mut self, names: &mut std::collections::HashSet<Tag>) {
+        for (tag, _) in &mut self.0 {
+            *tag = intern(names, tag);
+        }
+    }
 }
 
-impl FromIterator<(String, u64)> for TagCounts {
+/// The shared copy of `tag` in `names`, added if it is not there yet.
+pub fn intern(names: &mut std::collections::HashSet<Tag>, tag: &Tag) -> Tag {
+    match names.get(&**tag) {
+        Some(shared) => shared.clone(),
+        None => {
+            names.insert(tag.clone());
+            tag.clone()
+        }
+    }
+}
+
+impl<T: Into<Tag> + AsRef<str>> FromIterator<(T, u64)> for TagCounts {
     /// Later entries of a repeated tag win, as with a map.
-    fn from_iter<I: IntoIterator<Item = (String, u64)>>(iter: I) -> Self {
+    fn from_iter<I: IntoIterator<Item = (T, u64)>>(iter: I) -> Self {
         let mut out = TagCounts::new();
         for (tag, units) in iter {
             out.insert(tag, units);
@@ -440,11 +462,9 @@ impl FromIterator<(String, u64)> for TagCounts {
 }
 
 impl<'a> IntoIterator for &'a TagCounts {
-    type Item = (&'a String, &'a u64);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, u64)>,
-        fn(&'a (String, u64)) -> (&'a String, &'a u64),
-    >;
+    type Item = (&'a Tag, &'a u64);
+    type IntoIter =
+        std::iter::Map<std::slice::Iter<'a, (Tag, u64)>, fn(&'a (Tag, u64)) -> (&'a Tag, &'a u64)>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter().map(|(t, n)| (t, n))
@@ -461,7 +481,7 @@ impl std::ops::Index<&str> for TagCounts {
 
 impl Serialize for TagCounts {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(t, n)| (t, n)))
+        s.collect_map(self.0.iter().map(|(t, n)| (&**t, n)))
     }
 }
 

@@ -897,20 +897,23 @@ impl Catalog {
         // Usage snapshots per VA and tag: local devices and reservations, and children's.
         let mut usage: BTreeMap<(VaId, String), (u64, u64, u64)> = BTreeMap::new();
         for &va in &vas {
-            let tags: BTreeSet<&String> = self
+            let tags: BTreeSet<&str> = self
                 .tags_in_use
                 .get(&va)
                 .into_iter()
                 .flatten()
-                .chain(self.reserved.get(&va).into_iter().flat_map(|r| r.keys()))
+                .map(|t| &**t)
+                .chain(
+                    self.reserved
+                        .get(&va)
+                        .into_iter()
+                        .flat_map(|r| r.keys().map(String::as_str)),
+                )
                 .collect();
             for tag in tags {
                 let (granted, requested, _) = self.granted(va, tag, now);
-                let devices = self
-                    .pools
-                    .get(&(va, tag.clone()))
-                    .map_or(0, |p| p.users.len() as u64);
-                let e = usage.entry((va, tag.clone())).or_default();
+                let devices = self.pool_of(va, tag).map_or(0, |p| p.users.len() as u64);
+                let e = usage.entry((va, tag.to_string())).or_default();
                 e.0 += devices;
                 e.1 += requested;
                 e.2 += granted;
@@ -1110,10 +1113,7 @@ impl Catalog {
                 || self.reserved.get(&va).is_some_and(|r| r.contains_key(tag));
             if local {
                 let (granted, requested, _) = self.granted(va, tag, now);
-                numbers.0 += self
-                    .pools
-                    .get(&(va, tag.to_string()))
-                    .map_or(0, |p| p.users.len() as u64);
+                numbers.0 += self.pool_of(va, tag).map_or(0, |p| p.users.len() as u64);
                 numbers.1 += requested;
                 numbers.2 += granted;
             }

@@ -307,7 +307,7 @@ pub fn fill(options: &FillOptions) -> Result<FillSummary, FillError> {
                 EntitlementStatus::OutOfCompliance
             };
             usage.insert(tag_name(t), units);
-            entitlements.push((tag_name(t), units, status));
+            entitlements.push((tag_name(t).into(), units, status));
         }
         let status = if entitlements
             .iter()

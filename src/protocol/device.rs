@@ -230,7 +230,7 @@ impl Authorization {
                 .entitlements
                 .iter()
                 .map(|(tag, count, status)| EntitlementState {
-                    entitlement_tag: tag.clone(),
+                    entitlement_tag: tag.to_string(),
                     count: *count,
                     status: status.as_str().to_string(),
                 })

@@ -397,7 +397,7 @@ mod tests {
         let back: crate::domain::TagCounts = decode_payload(&map_bytes).expect("decodes");
         assert_eq!(back, counts);
         assert_eq!(
-            back.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+            back.iter().map(|(t, _)| &**t).collect::<Vec<_>>(),
             ["a", "b"]
         );
     }
