@@ -216,7 +216,7 @@ impl App {
             if let Some(e) = &event {
                 state.last_seq = e.seq;
             }
-            state.catalog.apply(&change);
+            state.catalog.apply_owned(change);
             (staged, out)
         };
         staged.durable().await?;

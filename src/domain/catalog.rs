@@ -172,6 +172,17 @@ impl Catalog {
         }
     }
 
+    /// Like [`Catalog::apply`], taking the change: the write path has no further use for it,
+    /// so its records move into the catalog instead of being cloned.
+    pub fn apply_owned(&mut self, change: Change) {
+        for removal in change.remove {
+            self.take(removal);
+        }
+        for record in change.put {
+            self.put(record);
+        }
+    }
+
     fn put(&mut self, record: Record) {
         match record {
             Record::Account(a) => {

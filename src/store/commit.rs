@@ -57,6 +57,9 @@ struct Work {
     /// so numbers follow the queue order.
     written: u64,
     stop: bool,
+    /// Whether the committer waits on the condition variable, so that writers wake it only
+    /// then (a wake-up is a system call even when nobody waits).
+    sleeping: bool,
     /// Tests hold the committer to make the batching of a round deterministic.
     held: bool,
     /// Tests make the next group fail to apply.
@@ -132,7 +135,9 @@ impl GroupCommit {
             self.state.commits.fetch_add(1, Ordering::Relaxed);
         }
         work.written += 1;
-        self.state.wake.notify_one();
+        if work.sleeping {
+            self.state.wake.notify_one();
+        }
         work.written
     }
 
@@ -276,10 +281,12 @@ fn committer(state: &State) {
                 if (pending && !work.held) || (work.stop && !pending) {
                     break;
                 }
+                work.sleeping = true;
                 work = state
                     .wake
                     .wait(work)
                     .unwrap_or_else(PoisonError::into_inner);
+                work.sleeping = false;
             }
             if work.stop && work.written <= flushed() {
                 return;
