@@ -213,7 +213,7 @@ fn commit_blocking_is_durable() {
     );
 }
 
-/// With the flusher held, 200 writers queue up; releasing it makes one flush serve them all.
+/// With the committer held, 200 writers queue up; releasing it makes one flush serve them all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_commits_share_one_flush() {
     let dir = tempfile::tempdir().expect("tempdir");
