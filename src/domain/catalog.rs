@@ -232,8 +232,31 @@ impl Catalog {
                 self.api_tokens.insert(t.id, t);
             }
             Record::Instance(i) => {
-                self.take(Removal::Instance(i.id));
-                self.index_instance(i);
+                if let Some(old) = self.instances.get_mut(&i.id)
+                    && old.account == i.account
+                    && old.va == i.va
+                    && old.order == i.order
+                    && old.udi == i.udi
+                    && old.cert_serial == i.cert_serial
+                    && old.usage == i.usage
+                {
+                    // A routine report or contact (the hot path) keeps every index key but the
+                    // contact time and the clock-skew flag: update those two in place rather
+                    // than un-indexing and re-indexing the device.
+                    if old.last_contact != i.last_contact {
+                        self.by_contact.remove(&(old.last_contact, i.id));
+                        self.by_contact.insert((i.last_contact, i.id));
+                    }
+                    if i.clock_skew {
+                        self.skewed.insert(i.id);
+                    } else {
+                        self.skewed.remove(&i.id);
+                    }
+                    *old = i;
+                } else {
+                    self.take(Removal::Instance(i.id));
+                    self.index_instance(i);
+                }
             }
             Record::Revoked(r) => {
                 self.revoked.insert(r.serial.clone(), r);
