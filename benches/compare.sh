@@ -26,8 +26,9 @@ for tool in cargo jq taskset; do
 done
 cd "$(dirname "$0")/.."
 cargo build --release --locked --bin satellite --example baseline
-SAT=$PWD/target/release/satellite
-BASE=$PWD/target/release/examples/baseline
+TARGET=${CARGO_TARGET_DIR:-$PWD/target}
+SAT=$TARGET/release/satellite
+BASE=$TARGET/release/examples/baseline
 OUT=${OUT:-$(mktemp -d -t satellite-bench.XXXXXX)}
 mkdir -p "$OUT"
 

@@ -2,9 +2,9 @@
 //! and the single write path through which every operator change becomes durable.
 //!
 //! Write path: take the writer lock, let the domain validate against the catalog and produce a
-//! `Change`, number its event, commit the change and the event in one store transaction
-//! (returns once flushed), then apply it to the catalog. Readers never see a change that is not
-//! on disk, and a refused change touches neither the store nor the catalog.
+//! `Change`, number its event, queue the change and the event as one store batch, apply it to
+//! the catalog, and answer once the batch is on disk. A refused change touches neither the
+//! store nor the catalog.
 
 pub mod clock;
 pub mod secrets;
@@ -204,9 +204,10 @@ impl App {
     /// Validates and commits one change on behalf of `actor`. Returns once the change and its
     /// event are on disk.
     ///
-    /// Under the write lock: validate, number the event, apply the batch to the store (memory
-    /// only) and to the catalog, so the store sees writes in the same order as the catalog.
-    /// Outside the lock: wait for the flush, which concurrent writers share (group commit).
+    /// Under the write lock: validate, number the event, queue the batch in the store and
+    /// apply the change to the catalog, so the store sees writes in the same order as the
+    /// catalog. Outside the lock: wait until the store's committer has applied and flushed the
+    /// batch's group, which concurrent writers share (group commit).
     pub async fn change<T, E>(
         &self,
         actor: &str,
@@ -233,7 +234,7 @@ impl App {
             if let Some(e) = &event {
                 state.last_seq = e.seq;
             }
-            state.catalog.apply(&change);
+            state.catalog.apply_owned(change);
             (staged, out)
         };
         staged.durable().await?;
@@ -246,8 +247,9 @@ impl App {
     /// the write lock, so no change can land in the middle of the copy; readers go on (until a
     /// writer queues for the lock, which the lock then serves first). Writers wait for the
     /// length of the export: measured at 0.14 s for 100k records of 250 bytes (27 MB) in a
-    /// release build. Changes already staged but still
-    /// waiting for their flush are included. Blocking: call it off the async runtime.
+    /// release build. Changes still queued for the store's committer are not included (the
+    /// export pauses the committer; they land after it). Blocking: call it off the async
+    /// runtime.
     pub fn backup(
         &self,
         out: &mut impl std::io::Write,

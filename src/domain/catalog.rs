@@ -204,6 +204,17 @@ impl Catalog {
         }
     }
 
+    /// Like [`Catalog::apply`], taking the change: the write path has no further use for it,
+    /// so its records move into the catalog instead of being cloned.
+    pub fn apply_owned(&mut self, change: Change) {
+        for removal in change.remove {
+            self.take(removal);
+        }
+        for record in change.put {
+            self.put(record);
+        }
+    }
+
     fn put(&mut self, record: Record) {
         match record {
             Record::Account(a) => {
@@ -253,14 +264,37 @@ impl Catalog {
                 self.api_tokens.insert(t.id, t);
             }
             Record::Instance(mut i) => {
-                self.take(Removal::Instance(i.id));
                 i.usage.intern(&mut self.tag_names);
                 if let Some(answer) = &mut i.last_answer {
                     for (tag, _, _) in &mut answer.entitlements {
                         *tag = super::model::intern(&mut self.tag_names, tag);
                     }
                 }
-                self.index_instance(i);
+                if let Some(old) = self.instances.get_mut(&i.id)
+                    && old.account == i.account
+                    && old.va == i.va
+                    && old.order == i.order
+                    && old.udi == i.udi
+                    && old.cert_serial == i.cert_serial
+                    && old.usage == i.usage
+                {
+                    // A routine report or contact (the hot path) keeps every index key but the
+                    // contact time and the clock-skew flag: update those two in place rather
+                    // than un-indexing and re-indexing the device.
+                    if old.last_contact != i.last_contact {
+                        self.by_contact.remove(&(old.last_contact, i.id));
+                        self.by_contact.insert((i.last_contact, i.id));
+                    }
+                    if i.clock_skew {
+                        self.skewed.insert(i.id);
+                    } else {
+                        self.skewed.remove(&i.id);
+                    }
+                    **old = i;
+                } else {
+                    self.take(Removal::Instance(i.id));
+                    self.index_instance(i);
+                }
             }
             Record::Revoked(r) => {
                 self.revoked.insert(r.serial.clone(), r);

@@ -174,6 +174,8 @@ impl Store {
         out: &mut impl Write,
         mut progress: impl FnMut(Progress),
     ) -> Result<BackupSummary, BackupError> {
+        // No commit group may land in the middle of the copy; groups staged meanwhile wait.
+        let _paused = self.inner.group.pause();
         let mut tables: Vec<(&str, &sled::Tree)> = self
             .inner
             .index

@@ -1,110 +1,150 @@
-//! Group commit: many writers, one fsync.
+//! Group commit: many writers, one sled write, one fsync.
 //!
 //! A commit is acknowledged only once its data is on disk, and the device path pushes thousands of
 //! acknowledged writes a second; one `fsync` per write would cap that at the disk's flush rate.
-//! Instead every writer applies its transaction in memory, takes a sequence number, and waits
-//! until a single flusher thread has flushed past that number. The flusher always flushes
-//! everything written so far, so all writers that arrived while the previous flush was running
-//! share the next one.
+//! Worse, sled 0.34 ends every multi-record transaction by sealing its log buffer, which costs a
+//! `pwrite`, a `sync_file_range` and a wake-up of its IO threads per transaction. So writers do
+//! not write to sled themselves: each *enqueues* its batch (in the order it was staged) and
+//! takes a sequence number, and one committer thread takes every pending batch, applies them
+//! all — as one sled transaction when any batch has several writes, as plain single-key
+//! inserts otherwise — flushes once, and publishes that everything up to the group's last
+//! number is durable. A group is atomic as a whole, so each batch in it is too, and batches are
+//! applied in queue order, which is the order the callers staged them in.
 //!
-//! The flusher is a plain `std::thread`, not a tokio task: `sled::Db::flush` blocks, and a
-//! dedicated thread keeps it off the async workers and works under any runtime, including the
-//! current-thread runtime of `#[tokio::test]`. Writers wait on a `tokio::sync::watch` channel,
-//! which needs no runtime to be woken.
+//! Before it takes a group the committer yields its CPU while new batches keep arriving
+//! ([`gather`]), so that writers that are ready to run join the group instead of waiting for the
+//! next one.
 //!
-//! A failed flush poisons the committer for good. After a failed `fsync` the kernel may already
-//! have dropped the dirty pages, so a later `fsync` can succeed without the data ever reaching
-//! the disk; retrying would risk acknowledging lost writes. Every waiter of the failed round and
-//! every later commit gets the error instead, and the operator restarts satellite once the disk
-//! is healthy again.
+//! The committer is a plain `std::thread`, not a tokio task: sled blocks, and a dedicated thread
+//! keeps it off the async workers and works under any runtime, including the current-thread
+//! runtime of `#[tokio::test]`. Writers wait on a `tokio::sync::watch` channel, which needs no
+//! runtime to be woken.
+//!
+//! A failed flush — or a failed apply of a group, whose writers' changes the caller has already
+//! shown in memory — poisons the committer for good. After a failed `fsync` the kernel may
+//! already have dropped the dirty pages, so a later `fsync` can succeed without the data ever
+//! reaching the disk; retrying would risk acknowledging lost writes. Every waiter of the failed
+//! round and every later commit gets the error instead, and the operator restarts satellite
+//! once the disk is healthy again.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-/// What the flusher has achieved so far, published to waiting writers.
+use super::Op;
+
+/// One staged batch: its writes, with tables resolved to indexes into the committer's trees.
+pub(crate) type Writes = Vec<Op<usize>>;
+
+/// What the committer has achieved so far, published to waiting writers.
 #[derive(Debug, Clone, Default)]
 struct Progress {
-    /// Every write with a sequence number at or below this is on disk.
+    /// Every batch with a sequence number at or below this is on disk.
     flushed: u64,
     /// Set once a flush has failed; see the module docs for why this is permanent.
     failure: Option<Arc<str>>,
 }
 
-/// What the flusher thread is asked to do, guarded by the mutex its condition variable uses.
+/// The queue and the committer's instructions, guarded by the mutex its condition variable uses.
 #[derive(Debug, Default)]
 struct Work {
+    /// Batches staged and not yet taken by the committer, in staging order.
+    queue: Vec<Writes>,
+    /// The sequence number of the latest staged batch or flush request; taken under this lock,
+    /// so numbers follow the queue order.
+    written: u64,
     stop: bool,
-    /// Tests hold the flusher to make the batching of a round deterministic.
+    /// Whether the committer waits on the condition variable, so that writers wake it only
+    /// then (a wake-up is a system call even when nobody waits).
+    sleeping: bool,
+    /// Tests hold the committer to make the batching of a round deterministic.
     held: bool,
+    /// Tests make the next group fail to apply.
+    #[cfg(test)]
+    fail_next: Option<String>,
 }
 
 struct State {
     db: sled::Db,
-    written: AtomicU64,
+    /// Every registered table, indexed as in [`Writes`].
+    trees: Vec<sled::Tree>,
     flushes: AtomicU64,
+    groups: AtomicU64,
     /// Total time spent in flushes, in microseconds, and the longest flush.
     flush_micros: AtomicU64,
     flush_max_micros: AtomicU64,
     commits: AtomicU64,
     work: Mutex<Work>,
     wake: Condvar,
+    /// Held while a group is applied and flushed; [`GroupCommit::pause`] takes it so that a
+    /// reader of the whole store (a backup) sees no group half-applied. Taken before `work`.
+    apply: Mutex<()>,
     progress: watch::Sender<Progress>,
 }
 
-/// The group committer owned by the store's shared state. Dropping it flushes what is pending
-/// and joins the flusher thread.
+/// The group committer owned by the store's shared state. Dropping it applies and flushes what
+/// is pending and joins the committer thread.
 pub(crate) struct GroupCommit {
     state: Arc<State>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl GroupCommit {
-    /// Starts the flusher thread for `db`.
-    pub(crate) fn start(db: sled::Db) -> std::io::Result<Self> {
+    /// Starts the committer thread for `db`, writing to `trees`.
+    pub(crate) fn start(db: sled::Db, trees: Vec<sled::Tree>) -> std::io::Result<Self> {
         let (progress, _) = watch::channel(Progress::default());
         let state = Arc::new(State {
             db,
-            written: AtomicU64::new(0),
+            trees,
             flushes: AtomicU64::new(0),
+            groups: AtomicU64::new(0),
             flush_micros: AtomicU64::new(0),
             flush_max_micros: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             work: Mutex::new(Work::default()),
             wake: Condvar::new(),
+            apply: Mutex::new(()),
             progress,
         });
         let thread_state = Arc::clone(&state);
         let thread = std::thread::Builder::new()
             .name("store-flusher".to_owned())
-            .spawn(move || flusher(&thread_state))?;
+            .spawn(move || committer(&thread_state))?;
         Ok(Self {
             state,
             thread: Some(thread),
         })
     }
 
-    /// Returns the cause of an earlier flush failure, if there was one. Writers check it before
-    /// applying anything, so a poisoned store stops accepting writes.
+    /// Returns the cause of an earlier failure, if there was one. Writers check it before
+    /// staging anything, so a poisoned store stops accepting writes.
     pub(crate) fn failure(&self) -> Option<Arc<str>> {
         self.state.progress.borrow().failure.clone()
     }
 
-    /// Counts one applied commit, for [`GroupCommit::commits`].
-    pub(crate) fn count_commit(&self) {
-        self.state.commits.fetch_add(1, Ordering::Relaxed);
+    /// Queues `writes` behind every batch staged before, and returns the sequence number that
+    /// [`GroupCommit::durable`] waits for. An empty batch queues nothing but still asks for a
+    /// flush of everything before it.
+    pub(crate) fn stage(&self, writes: Writes) -> u64 {
+        let mut work = self.lock_work();
+        if !writes.is_empty() {
+            work.queue.push(writes);
+            self.state.commits.fetch_add(1, Ordering::Relaxed);
+        }
+        work.written += 1;
+        if work.sleeping {
+            self.state.wake.notify_one();
+        }
+        work.written
     }
 
-    /// Waits until everything applied before this call is on disk, sharing the flush with every
-    /// other writer waiting at the same time.
-    pub(crate) async fn durable(&self) -> Result<(), Arc<str>> {
-        // The transaction was applied before this increment, so any flush that starts after
-        // reading a `written` at or above `seq` covers it.
-        let seq = self.state.written.fetch_add(1, Ordering::SeqCst) + 1;
+    /// Waits until the batch numbered `seq` (and so everything staged before it) is on disk,
+    /// sharing the flush with every other writer of its group.
+    pub(crate) async fn durable(&self, seq: u64) -> Result<(), Arc<str>> {
         let mut progress = self.state.progress.subscribe();
-        self.notify();
         let reached = progress
             .wait_for(|p| p.flushed >= seq || p.failure.is_some())
             .await
@@ -118,16 +158,32 @@ impl GroupCommit {
         Ok(())
     }
 
-    /// Flushes on the calling thread, for callers outside any async runtime. It shares the
-    /// failure state with the flusher thread, so a failure here poisons async commits too.
-    pub(crate) fn flush_blocking(&self) -> Result<(), Arc<str>> {
+    /// Applies `writes` behind everything queued and flushes, on the calling thread, for
+    /// callers outside any async runtime. It shares the failure state with the committer, so a
+    /// failure here poisons async commits too.
+    pub(crate) fn commit_blocking(&self, writes: Writes) -> Result<(), Arc<str>> {
+        let _apply = self.lock_apply();
         if let Some(failure) = self.failure() {
             return Err(failure);
         }
-        flush_once(&self.state).map(|_| ())
+        let (mut group, target) = {
+            let mut work = self.lock_work();
+            work.written += 1;
+            (std::mem::take(&mut work.queue), work.written)
+        };
+        if !writes.is_empty() {
+            self.state.commits.fetch_add(1, Ordering::Relaxed);
+            group.push(writes);
+        }
+        commit_group(&self.state, group, target)
     }
 
-    /// How many `fsync`s the store has issued.
+    /// Keeps the committer from applying anything until the guard is dropped. Batches staged
+    /// meanwhile wait in the queue.
+    pub(crate) fn pause(&self) -> MutexGuard<'_, ()> {
+        self.lock_apply()
+    }
+
     /// Total and longest flush time, in microseconds.
     pub(crate) fn flush_time(&self) -> (u64, u64) {
         (
@@ -136,34 +192,39 @@ impl GroupCommit {
         )
     }
 
+    /// How many `fsync`s the store has issued.
     pub(crate) fn flushes(&self) -> u64 {
         self.state.flushes.load(Ordering::Relaxed)
     }
 
-    /// How many non-empty batches have been committed.
+    /// How many groups the committer has applied (one sled write and one flush each).
+    pub(crate) fn groups(&self) -> u64 {
+        self.state.groups.load(Ordering::Relaxed)
+    }
+
+    /// How many non-empty batches have been staged.
     pub(crate) fn commits(&self) -> u64 {
         self.state.commits.load(Ordering::Relaxed)
     }
 
-    fn notify(&self) {
-        // Taking the lock orders this wake-up after the flusher's check of `written`, so the
-        // flusher cannot miss it between checking and going to sleep.
-        let _work = self
-            .state
+    fn lock_work(&self) -> MutexGuard<'_, Work> {
+        self.state
             .work
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        self.state.wake.notify_one();
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Holds or releases the flusher; while held it does not start a round.
+    fn lock_apply(&self) -> MutexGuard<'_, ()> {
+        self.state
+            .apply
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Holds or releases the committer; while held it does not start a round.
     #[cfg(test)]
     pub(crate) fn hold(&self, held: bool) {
-        let mut work = self
-            .state
-            .work
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut work = self.lock_work();
         work.held = held;
         self.state.wake.notify_one();
     }
@@ -171,7 +232,7 @@ impl GroupCommit {
     /// The latest sequence number handed out, so tests can tell when writers are waiting.
     #[cfg(test)]
     pub(crate) fn written(&self) -> u64 {
-        self.state.written.load(Ordering::SeqCst)
+        self.lock_work().written
     }
 
     /// Makes the committer behave as if a flush had failed.
@@ -181,68 +242,149 @@ impl GroupCommit {
             .progress
             .send_modify(|p| p.failure = Some(Arc::from(cause)));
     }
+
+    /// Makes the next group fail to apply, as a sled write error would.
+    #[cfg(test)]
+    pub(crate) fn fail_next_group(&self, cause: &str) {
+        self.lock_work().fail_next = Some(cause.to_owned());
+    }
 }
 
 impl Drop for GroupCommit {
     fn drop(&mut self) {
         {
-            let mut work = self
-                .state
-                .work
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut work = self.lock_work();
             work.stop = true;
             work.held = false;
             self.state.wake.notify_one();
         }
         if let Some(thread) = self.thread.take() {
-            // A flusher that panicked has already published the failure through its
+            // A committer that panicked has already published the failure through its
             // `PanicGuard`; there is nothing left to report at drop time.
             let _ = thread.join();
         }
     }
 }
 
-/// The flusher thread: flush whenever something was written since the last flush, until told to
-/// stop, and then once more so that no waiting writer is left behind.
-fn flusher(state: &State) {
+/// The committer thread: whenever something was staged (or a flush asked for) since the last
+/// round, apply the queue and flush, until told to stop, and then once more so that no waiting
+/// writer is left behind.
+fn committer(state: &State) {
     let _guard = PanicGuard(state);
-    let mut flushed = 0u64;
+    // `commit_blocking` also publishes progress, so what is done is read from there.
+    let flushed = || state.progress.borrow().flushed;
     loop {
         {
             let mut work = state.work.lock().unwrap_or_else(PoisonError::into_inner);
             loop {
-                let pending = state.written.load(Ordering::SeqCst) > flushed;
+                let pending = work.written > flushed();
                 if (pending && !work.held) || (work.stop && !pending) {
                     break;
                 }
+                work.sleeping = true;
                 work = state
                     .wake
                     .wait(work)
                     .unwrap_or_else(PoisonError::into_inner);
+                work.sleeping = false;
             }
-            if work.stop && state.written.load(Ordering::SeqCst) <= flushed {
+            if work.stop && work.written <= flushed() {
                 return;
             }
         }
-        // Everything numbered up to `target` was applied before it was numbered, so this one
-        // flush makes all of it durable.
-        let target = state.written.load(Ordering::SeqCst);
-        match flush_once(state) {
-            Ok(()) => {
-                flushed = target;
-                state
-                    .progress
-                    .send_modify(|p| p.flushed = p.flushed.max(target));
+        gather(state);
+        let _apply = state.apply.lock().unwrap_or_else(PoisonError::into_inner);
+        let (group, target) = {
+            let mut work = state.work.lock().unwrap_or_else(PoisonError::into_inner);
+            #[cfg(test)]
+            if let Some(cause) = work.fail_next.take() {
+                drop(work);
+                poison(state, Arc::from(cause));
+                return;
             }
-            // `flush_once` has published the failure to every waiter; the committer is
+            (std::mem::take(&mut work.queue), work.written)
+        };
+        if target <= flushed() {
+            // `commit_blocking` took this round's work.
+            continue;
+        }
+        if commit_group(state, group, target).is_err() {
+            // `commit_group` has published the failure to every waiter; the committer is
             // poisoned, so there is nothing more for this thread to do.
-            Err(_) => return,
+            return;
         }
     }
 }
 
-/// Fails every waiter if the flusher thread unwinds, so that no writer waits forever for a
+/// The longest the committer lets writers catch up before taking a group.
+const GATHER_LIMIT: Duration = Duration::from_micros(500);
+
+/// Lets writers that are ready to run stage their batches before the group is taken, so that
+/// they share it instead of each waiting for the next one. The committer yields its CPU while
+/// new batches keep arriving, and goes ahead as soon as a yield brings nothing new (or after
+/// [`GATHER_LIMIT`]). On a busy core this turns a group of a few writes into a group of every
+/// request that was ready; on an idle machine the first yield returns at once.
+fn gather(state: &State) {
+    let written = || {
+        state
+            .work
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .written
+    };
+    let started = Instant::now();
+    let mut seen = written();
+    loop {
+        std::thread::yield_now();
+        let now = written();
+        if now == seen || started.elapsed() >= GATHER_LIMIT {
+            return;
+        }
+        seen = now;
+    }
+}
+
+/// Applies `group` (batches in staging order) and flushes, then publishes that everything
+/// numbered up to `target` is durable. Call with the `apply` lock held. On failure the store is
+/// poisoned and every waiter gets the cause.
+fn commit_group(state: &State, group: Vec<Writes>, target: u64) -> Result<(), Arc<str>> {
+    if !group.is_empty() {
+        state.groups.fetch_add(1, Ordering::Relaxed);
+        if let Err(err) = apply_group(&state.trees, &group) {
+            return Err(poison(
+                state,
+                Arc::from(format!("applying a commit group failed: {err}")),
+            ));
+        }
+    }
+    flush_once(state)?;
+    state
+        .progress
+        .send_modify(|p| p.flushed = p.flushed.max(target));
+    Ok(())
+}
+
+/// Applies the batches of a group atomically, in order. A group of single writes needs no
+/// transaction (one key's insert is atomic on its own, and avoids sled's per-transaction log
+/// seal); otherwise the whole group is one sled transaction, which sled retries on conflict
+/// and recovers all-or-nothing after a crash.
+fn apply_group(trees: &[sled::Tree], group: &[Writes]) -> Result<(), sled::Error> {
+    if group.iter().all(|writes| writes.len() == 1) {
+        for op in group.iter().flatten() {
+            let tree = &trees[op.tree];
+            match &op.value {
+                Some(value) => tree.insert(op.key.as_slice(), value.as_slice())?,
+                None => tree.remove(op.key.as_slice())?,
+            };
+        }
+        return Ok(());
+    }
+    // Transacting over every table costs little: sled takes one lock for the transaction,
+    // and a table without writes commits nothing.
+    super::transact(trees, group.iter().flatten())
+}
+
+/// Fails every waiter if the committer thread unwinds, so that no writer waits forever for a
 /// flush that will never come.
 struct PanicGuard<'a>(&'a State);
 
@@ -257,25 +399,28 @@ impl Drop for PanicGuard<'_> {
     }
 }
 
+/// Records `cause` as the store's permanent failure (unless one is recorded already), tells
+/// every waiter, and returns it.
+fn poison(state: &State, cause: Arc<str>) -> Arc<str> {
+    tracing::error!(cause = %cause, "store write failed; refusing further writes");
+    state.progress.send_modify(|p| {
+        if p.failure.is_none() {
+            p.failure = Some(Arc::clone(&cause));
+        }
+    });
+    cause
+}
+
 /// Runs one `sled` flush, counting it and publishing a failure.
 fn flush_once(state: &State) -> Result<(), Arc<str>> {
     state.flushes.fetch_add(1, Ordering::Relaxed);
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let result = state.db.flush();
     let micros = started.elapsed().as_micros() as u64;
     state.flush_micros.fetch_add(micros, Ordering::Relaxed);
     state.flush_max_micros.fetch_max(micros, Ordering::Relaxed);
     match result {
         Ok(_) => Ok(()),
-        Err(err) => {
-            let cause: Arc<str> = Arc::from(err.to_string());
-            tracing::error!(cause = %cause, "store flush failed; refusing further writes");
-            state.progress.send_modify(|p| {
-                if p.failure.is_none() {
-                    p.failure = Some(Arc::clone(&cause));
-                }
-            });
-            Err(cause)
-        }
+        Err(err) => Err(poison(state, Arc::from(err.to_string()))),
     }
 }

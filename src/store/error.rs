@@ -21,8 +21,8 @@ pub enum StoreError {
     )]
     Open { path: PathBuf, source: sled::Error },
 
-    /// The flusher thread could not be started when opening the store.
-    #[error("cannot start the store flusher thread: {0}; the system is out of threads or memory")]
+    /// The committer thread could not be started when opening the store.
+    #[error("cannot start the store committer thread: {0}; the system is out of threads or memory")]
     Thread(#[source] std::io::Error),
 
     /// sled reported an I/O or corruption error during an operation.

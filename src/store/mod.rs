@@ -5,9 +5,10 @@
 //! one boundary. It knows nothing about licenses or devices: callers define [`Record`] types, each
 //! of which lives in one table (one sled tree), and the store reads, scans and writes them.
 //!
-//! Writes go through a [`Batch`]: [`Store::commit`] applies all of a batch's puts and deletes in
-//! one sled transaction across the tables it touches, then waits until the data is on disk.
-//! `Ok` from a commit means durable. Concurrent commits share their `fsync`s (see `commit.rs`).
+//! Writes go through a [`Batch`]: [`Store::commit`] (or [`Store::stage`], then
+//! [`Staged::durable`]) queues the batch; one committer applies all the batches queued at that
+//! moment atomically, in order, then flushes once (see `commit.rs`). `Ok` from a commit means
+//! durable, and each batch is all-or-nothing after a crash.
 //!
 //! On open, the store checks its schema version and runs migrations (see `schema.rs`).
 
@@ -29,8 +30,6 @@ use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sled::Transactional;
-
 pub use backup::{BACKUP_FORMAT, BackupError, BackupSummary};
 pub use codec::{CodecError, MAX_RECORD_BYTES, Record, decode, decode_payload, encode};
 pub use error::StoreError;
@@ -38,21 +37,28 @@ pub use schema::{MIGRATIONS, Migration, MigrationCtx, RawEntry, SCHEMA_VERSION};
 
 use commit::GroupCommit;
 
-/// A batch applied by [`Store::stage`], not yet known to be on disk.
+/// A batch queued by [`Store::stage`], not yet known to be on disk.
 #[must_use = "a staged batch is not durable until `durable()` returns Ok"]
 #[derive(Debug)]
 pub struct Staged {
     store: Store,
-    empty: bool,
+    /// The batch's number in the commit queue; `None` for an empty batch.
+    seq: Option<u64>,
 }
 
 impl Staged {
     /// Returns once the staged batch is on disk.
     pub async fn durable(self) -> Result<(), StoreError> {
-        if self.empty {
-            return Ok(());
+        match self.seq {
+            None => Ok(()),
+            Some(seq) => self
+                .store
+                .inner
+                .group
+                .durable(seq)
+                .await
+                .map_err(|cause| StoreError::Flush { cause }),
         }
-        self.store.flush().await
     }
 }
 
@@ -64,8 +70,8 @@ pub struct Store {
 }
 
 struct Shared {
-    // Declared first so that it drops first: its drop flushes what is pending and joins the
-    // flusher thread, which holds a handle on `db`.
+    // Declared first so that it drops first: its drop applies and flushes what is pending and
+    // joins the committer thread, which holds handles on `db` and the trees.
     group: GroupCommit,
     db: sled::Db,
     /// The registered tables, in registration order.
@@ -84,7 +90,7 @@ impl std::fmt::Debug for Store {
 }
 
 /// One write: `value` `None` removes `key`. `T` addresses the tree: a table name in a batch,
-/// an index into the list of trees handed to [`transact`].
+/// an index into the store's trees once staged.
 #[derive(Debug)]
 struct Op<T> {
     tree: T,
@@ -92,22 +98,15 @@ struct Op<T> {
     value: Option<Vec<u8>>,
 }
 
-/// Applies `ops` in one sled transaction over `trees`. sled retries conflicts internally, and
-/// its transactions are crash-atomic: after recovery either all of the writes are there or none.
-fn transact(trees: &[sled::Tree], ops: &[Op<usize>]) -> Result<(), sled::Error> {
-    // A single write is atomic on its own. sled ends every transaction by sealing its log
-    // buffer (one extra write and sync per transaction), so the hot path's one-record changes
-    // (a usage report) skip the transaction machinery.
-    if let [op] = ops {
-        let tree = &trees[op.tree];
-        match &op.value {
-            Some(value) => tree.insert(op.key.as_slice(), value.as_slice())?,
-            None => tree.remove(op.key.as_slice())?,
-        };
-        return Ok(());
-    }
-    let result = trees.transaction(|views| {
-        for op in ops {
+/// Applies `ops` in one sled transaction over `trees` (`Op::tree` indexes `trees`). sled
+/// retries conflicts internally (so `ops` may be walked more than once), and its transactions
+/// are crash-atomic: after recovery either all of the writes are there or none.
+fn transact<'a, I>(trees: &[sled::Tree], ops: I) -> Result<(), sled::Error>
+where
+    I: IntoIterator<Item = &'a Op<usize>> + Clone,
+{
+    let result = sled::Transactional::transaction(trees, |views| {
+        for op in ops.clone() {
             let view = &views[op.tree];
             match &op.value {
                 Some(value) => view.insert(op.key.as_slice(), value.as_slice())?,
@@ -201,7 +200,7 @@ impl Store {
                 );
             }
         }
-        let group = GroupCommit::start(db.clone()).map_err(StoreError::Thread)?;
+        let group = GroupCommit::start(db.clone(), trees.clone()).map_err(StoreError::Thread)?;
         Ok(Store {
             inner: Arc::new(Shared {
                 group,
@@ -222,86 +221,88 @@ impl Store {
         }
     }
 
-    /// Applies a batch in one transaction across the tables it touches, without flushing.
-    fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
+    /// Resolves a batch's tables for the committer, refusing it if the store is poisoned or a
+    /// table is unknown.
+    fn resolve(&self, batch: Batch) -> Result<commit::Writes, StoreError> {
         if let Some(cause) = self.inner.group.failure() {
             return Err(StoreError::Flush { cause });
         }
-        let mut touched: Vec<(&str, sled::Tree)> = Vec::new();
-        let mut ops = Vec::with_capacity(batch.ops.len());
-        for Op {
-            tree: table,
-            key,
-            value,
-        } in &batch.ops
-        {
-            let tree = match touched.iter().position(|(name, _)| name == table) {
-                Some(i) => i,
-                None => {
-                    touched.push((table, self.tree(table)?.clone()));
-                    touched.len() - 1
-                }
-            };
-            ops.push(Op {
-                tree,
-                key: key.clone(),
-                value: value.clone(),
-            });
-        }
-        let trees: Vec<sled::Tree> = touched.into_iter().map(|(_, tree)| tree).collect();
-        transact(&trees, &ops).map_err(StoreError::storage("commit"))?;
-        self.inner.group.count_commit();
-        Ok(())
+        batch
+            .ops
+            .into_iter()
+            .map(|Op { tree, key, value }| {
+                Ok(Op {
+                    tree: self.index(tree)?,
+                    key,
+                    value,
+                })
+            })
+            .collect()
+    }
+
+    fn index(&self, table: &str) -> Result<usize, StoreError> {
+        self.inner
+            .index
+            .get(table)
+            .copied()
+            .ok_or_else(|| StoreError::UnknownTable {
+                table: table.to_owned(),
+            })
     }
 
     /// Commits `batch` atomically and returns once it is on disk. An empty batch returns at
-    /// once. Applying the transaction runs on the calling task; it touches memory, not the disk.
+    /// once.
     pub async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        self.apply(&batch)?;
-        self.inner
-            .group
-            .durable()
-            .await
-            .map_err(|cause| StoreError::Flush { cause })
+        self.stage(batch)?.durable().await
     }
 
-    /// Applies `batch` atomically now (visible to readers of the store at once) and returns a
-    /// [`Staged`] to await its durability. Callers that must apply writes in the same order as
-    /// an in-memory update do the staging under their own lock and await outside it, so
-    /// concurrent writers still share one flush.
+    /// Queues `batch` for the committer behind every batch staged before it, and returns a
+    /// [`Staged`] to await its durability. The batch becomes visible to readers of the store
+    /// when its group is applied, just before the group's flush. Callers that must write in the
+    /// same order as an in-memory update stage under their own lock and await outside it, so
+    /// concurrent writers share one sled write and one flush. Refused at once (and nothing
+    /// queued) if the store is poisoned or a table is unknown.
     pub fn stage(&self, batch: Batch) -> Result<Staged, StoreError> {
-        if !batch.is_empty() {
-            self.apply(&batch)?;
+        if batch.is_empty() {
+            return Ok(Staged {
+                store: self.clone(),
+                seq: None,
+            });
         }
+        let writes = self.resolve(batch)?;
+        let seq = self.inner.group.stage(writes);
         Ok(Staged {
             store: self.clone(),
-            empty: batch.is_empty(),
+            seq: Some(seq),
         })
     }
 
     /// Like [`Store::commit`] for callers outside an async runtime (tools, startup): applies
-    /// the batch, then flushes on the calling thread. Never call it from an async task.
+    /// the batch behind everything queued, then flushes, on the calling thread. Never call it
+    /// from an async task.
     pub fn commit_blocking(&self, batch: Batch) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
-        self.apply(&batch)?;
+        let writes = self.resolve(batch)?;
         self.inner
             .group
-            .flush_blocking()
+            .commit_blocking(writes)
             .map_err(|cause| StoreError::Flush { cause })
     }
 
-    /// Waits until everything written so far, including raw writes, is on disk.
+    /// Waits until everything staged so far, including raw writes, is on disk.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.inner
-            .group
-            .durable()
-            .await
-            .map_err(|cause| StoreError::Flush { cause })
+        if let Some(cause) = self.inner.group.failure() {
+            return Err(StoreError::Flush { cause });
+        }
+        let seq = self.inner.group.stage(Vec::new());
+        Staged {
+            store: self.clone(),
+            seq: Some(seq),
+        }
+        .durable()
+        .await
     }
 
     /// Reads the record of type `R` under `key`.
@@ -403,7 +404,11 @@ impl Store {
         self.inner.group.flushes()
     }
 
-    /// How many non-empty batches have been committed since the store was opened.
+    /// How many commit groups (one sled write and one flush each) have been applied.
+    pub fn groups(&self) -> u64 {
+        self.inner.group.groups()
+    }
+
     /// Why the store refuses writes, if a flush has failed (see `commit.rs`).
     pub fn write_failure(&self) -> Option<String> {
         self.inner.group.failure().map(|c| c.to_string())
@@ -414,6 +419,7 @@ impl Store {
         self.inner.group.flush_time()
     }
 
+    /// How many non-empty batches have been staged since the store was opened.
     pub fn commits(&self) -> u64 {
         self.inner.group.commits()
     }

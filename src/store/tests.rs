@@ -213,7 +213,7 @@ fn commit_blocking_is_durable() {
     );
 }
 
-/// With the flusher held, 200 writers queue up; releasing it makes one flush serve them all.
+/// With the committer held, 200 writers queue up; releasing it makes one flush serve them all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_commits_share_one_flush() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -290,6 +290,145 @@ async fn a_failed_flush_refuses_all_later_writes() {
         None,
         "nothing was applied"
     );
+}
+
+fn puts(devices: &[Device]) -> Batch {
+    let mut batch = Batch::new();
+    for d in devices {
+        batch.put(d);
+    }
+    batch
+}
+
+/// Batches staged by several writers while the committer is busy wait in the queue (invisible
+/// to readers), then land together: one group, one sled write, one flush, in staging order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_batches_land_in_one_group_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    store.inner.group.hold(true);
+    let mut first = puts(&[device(1, "a")]);
+    first.put(&Usage {
+        device: 1,
+        seq: 1,
+        units: 5,
+    });
+    let staged = vec![
+        store.stage(first).expect("stage"),
+        store.stage(puts(&[device(2, "b")])).expect("stage"),
+        store.stage(puts(&[device(1, "c")])).expect("stage"),
+        store.stage(puts(&[device(3, "gone")])).expect("stage"),
+    ];
+    let mut delete = Batch::new();
+    delete.delete::<Device>(&key(3));
+    let mut staged = staged;
+    staged.push(store.stage(delete).expect("stage"));
+    assert_eq!(
+        store.get::<Device>(&key(1)).expect("get"),
+        None,
+        "a queued batch is not applied yet"
+    );
+    let waiters: Vec<_> = staged
+        .into_iter()
+        .map(|s| tokio::spawn(s.durable()))
+        .collect();
+    store.inner.group.hold(false);
+    for w in waiters {
+        w.await.expect("task").expect("durable");
+    }
+    assert_eq!(store.commits(), 5);
+    assert_eq!(store.groups(), 1, "one group for the five batches");
+    assert_eq!(store.flushes(), 1, "one flush for the five batches");
+    drop(store);
+
+    let store = open(&dir);
+    assert_eq!(
+        store.get::<Device>(&key(1)).expect("get"),
+        Some(device(1, "c")),
+        "the later write wins"
+    );
+    assert_eq!(
+        store.get::<Device>(&key(2)).expect("get"),
+        Some(device(2, "b"))
+    );
+    assert_eq!(store.get::<Device>(&key(3)).expect("get"), None);
+    assert_eq!(store.count::<Usage>().expect("count"), 1);
+}
+
+/// A group of single writes skips the transaction; order still holds, deletes included.
+#[tokio::test]
+async fn a_group_of_single_writes_keeps_its_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    store.inner.group.hold(true);
+    let mut delete = Batch::new();
+    delete.delete::<Device>(&key(5));
+    let staged = [
+        store.stage(puts(&[device(5, "x")])).expect("stage"),
+        store.stage(delete).expect("stage"),
+        store.stage(puts(&[device(6, "y")])).expect("stage"),
+        store.stage(puts(&[device(6, "z")])).expect("stage"),
+    ];
+    store.inner.group.hold(false);
+    for s in staged {
+        s.durable().await.expect("durable");
+    }
+    assert_eq!(store.groups(), 1);
+    assert_eq!(store.get::<Device>(&key(5)).expect("get"), None);
+    assert_eq!(
+        store.get::<Device>(&key(6)).expect("get"),
+        Some(device(6, "z"))
+    );
+}
+
+/// A group that cannot be applied fails every writer in it, applies none of them, and poisons
+/// the store for every later write.
+#[tokio::test]
+async fn a_failed_group_fails_all_its_writers_and_poisons_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    store.inner.group.hold(true);
+    let staged: Vec<_> = (1..=3)
+        .map(|id| store.stage(puts(&[device(id, "lost")])).expect("stage"))
+        .collect();
+    store.inner.group.fail_next_group("disk on fire");
+    store.inner.group.hold(false);
+    for s in staged {
+        let err = s.durable().await.expect_err("the group failed");
+        assert!(err.to_string().contains("disk on fire"), "{err}");
+    }
+    for id in 1..=3 {
+        assert_eq!(store.get::<Device>(&key(id)).expect("get"), None);
+    }
+    let err = store
+        .stage(puts(&[device(9, "later")]))
+        .expect_err("poisoned");
+    assert!(matches!(err, StoreError::Flush { .. }), "{err}");
+    assert!(store.write_failure().is_some());
+}
+
+/// A blocking commit applies what async writers queued before it first.
+#[tokio::test]
+async fn commit_blocking_applies_the_queue_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    store.inner.group.hold(true);
+    let queued = store
+        .stage(puts(&[device(1, "queued"), device(2, "queued")]))
+        .expect("stage");
+    store
+        .commit_blocking(puts(&[device(1, "blocking")]))
+        .expect("commit");
+    queued.durable().await.expect("durable");
+    assert_eq!(
+        store.get::<Device>(&key(1)).expect("get"),
+        Some(device(1, "blocking"))
+    );
+    assert_eq!(
+        store.get::<Device>(&key(2)).expect("get"),
+        Some(device(2, "queued"))
+    );
+    store.inner.group.hold(false);
 }
 
 /// A test migration from schema 1 to 2: upper-case every device name and mark it with `!`, so

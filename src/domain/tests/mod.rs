@@ -4,6 +4,7 @@
 
 mod access;
 mod accounts;
+mod devices;
 mod events;
 mod licenses;
 mod props;
