@@ -1018,3 +1018,56 @@ fn a_large_outbox_goes_up_in_bounded_requests() {
     assert_eq!(r["devices"].as_array().unwrap().len(), 4);
     assert_eq!(r["usage"][0]["units_granted"], 4);
 }
+
+#[test]
+fn a_removal_ordered_upstream_is_carried_out_by_the_child() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hq = satellite("hq");
+    let regional = satellite("regional");
+    setup_hq(&hq);
+    bind(
+        &hq,
+        &regional,
+        "regional",
+        "acme/Default/region",
+        &device_url(&hq),
+    );
+    device(
+        &regional,
+        &tmp.path().join("d"),
+        "acme/Default/region",
+        "GONE1",
+        2,
+    );
+    regional.cli_json(&["sync", "now"]);
+    let id = remote(&hq)["devices"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The upstream may not remove the child's device itself; it orders the removal.
+    let ordered = hq.cli_json(&["sync", "remove-device", &id]);
+    assert_eq!(ordered["removal_ordered"], true);
+    assert_eq!(remote(&hq)["devices"][0]["removal_ordered"], true);
+    let v = regional.cli_json(&["sync", "now"]);
+    assert_eq!(v["devices_removed"], 1);
+    assert_eq!(
+        regional
+            .cli_json(&["device", "list"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(pool(&regional, "acme/Default/region"), (10, 0));
+    // The child reports the removal; the order is settled.
+    regional.cli_json(&["sync", "now"]);
+    assert_eq!(remote(&hq)["devices"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        hq.cli_json(&["sync", "child", "list"])[0]["pending_removals"],
+        0
+    );
+    // An unknown device cannot be ordered removed.
+    let (_, err) = hq.cli_err(&["sync", "remove-device", "no-such-device"]);
+    assert!(err.contains("not found"), "{err}");
+}
