@@ -106,6 +106,50 @@ impl Change {
     }
 }
 
+/// The key of a contact time in [`Catalog::by_contact`].
+pub(super) fn contact_key(t: OffsetDateTime) -> i128 {
+    t.unix_timestamp_nanos()
+}
+
+/// A hash map for keys the satellite generates itself (random UUIDs, hashes it computed):
+/// their bits are already uniform, so a multiply-and-rotate fold is enough. Keys that come
+/// from outside (tags, serials, names) keep the standard SipHash and its protection against
+/// chosen keys.
+pub(super) type IdMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct IdHasher(u64);
+
+impl IdHasher {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
+    }
+}
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+}
+
 /// The devices whose (account, UDI) hash to one value: almost always one.
 #[derive(Clone, Debug)]
 pub(super) enum UdiSlot {
@@ -133,19 +177,21 @@ pub struct Catalog {
     pub(super) api_tokens_by_hash: HashMap<[u8; 32], ApiTokenId>,
     /// Boxed: a hash table keeps its values inline and grows by doubling, so at a million
     /// devices inline records would occupy two million ~470-byte slots.
-    pub(super) instances: HashMap<InstanceId, Box<ProductInstance>>,
+    pub(super) instances: IdMap<InstanceId, Box<ProductInstance>>,
     /// Devices by (account, UDI), keyed by a hash of both so the index holds no copies of
     /// the UDI strings; a collision keeps several ids, told apart by their records.
-    pub(super) instances_by_udi: HashMap<u64, UdiSlot>,
+    pub(super) instances_by_udi: IdMap<u64, UdiSlot>,
     pub(super) udi_hasher: std::hash::RandomState,
     pub(super) instances_by_serial: HashMap<String, InstanceId>,
-    pub(super) instances_by_va: HashMap<VaId, BTreeSet<InstanceId>>,
+    pub(super) instances_by_va: IdMap<VaId, BTreeSet<InstanceId>>,
     /// Devices by last contact, oldest first, for the expiry sweep.
-    pub(super) by_contact: BTreeSet<(OffsetDateTime, InstanceId)>,
+    /// Keyed by the contact time in nanoseconds since 1970 (cheaper to compare than an
+    /// `OffsetDateTime`, which normalizes its offset on every comparison).
+    pub(super) by_contact: BTreeSet<(i128, InstanceId)>,
     /// Per VA and tag, the devices using the tag in registration order. Looked up by `&str`
     /// on every report, so keyed by VA, then by the interned tag.
-    pub(super) pools: HashMap<VaId, HashMap<Tag, Pool>>,
-    pub(super) tags_in_use: HashMap<VaId, BTreeSet<Tag>>,
+    pub(super) pools: IdMap<VaId, HashMap<Tag, Pool>>,
+    pub(super) tags_in_use: IdMap<VaId, BTreeSet<Tag>>,
     /// Every entitlement tag a device uses, shared by all of them.
     pub(super) tag_names: std::collections::HashSet<Tag>,
     pub(super) revoked: HashMap<String, RevokedCertificate>,
@@ -282,8 +328,9 @@ impl Catalog {
                     // contact time and the clock-skew flag: update those two in place rather
                     // than un-indexing and re-indexing the device.
                     if old.last_contact != i.last_contact {
-                        self.by_contact.remove(&(old.last_contact, i.id));
-                        self.by_contact.insert((i.last_contact, i.id));
+                        self.by_contact
+                            .remove(&(contact_key(old.last_contact), i.id));
+                        self.by_contact.insert((contact_key(i.last_contact), i.id));
                     }
                     if i.clock_skew {
                         self.skewed.insert(i.id);
@@ -385,7 +432,7 @@ impl Catalog {
             self.instances_by_serial.insert(serial.clone(), i.id);
         }
         self.instances_by_va.entry(i.va).or_default().insert(i.id);
-        self.by_contact.insert((i.last_contact, i.id));
+        self.by_contact.insert((contact_key(i.last_contact), i.id));
         if i.clock_skew {
             self.skewed.insert(i.id);
         }
@@ -434,7 +481,7 @@ impl Catalog {
         if let Some(set) = self.instances_by_va.get_mut(&i.va) {
             set.remove(&id);
         }
-        self.by_contact.remove(&(i.last_contact, id));
+        self.by_contact.remove(&(contact_key(i.last_contact), id));
         self.skewed.remove(&id);
         for (tag, count) in &i.usage {
             let Some(pools) = self.pools.get_mut(&i.va) else {
@@ -787,13 +834,15 @@ impl Catalog {
     pub fn silent_since(&self, before: OffsetDateTime) -> impl Iterator<Item = &ProductInstance> {
         self.by_contact
             .iter()
-            .take_while(move |(t, _)| *t < before)
+            .take_while(move |(t, _)| *t < contact_key(before))
             .filter_map(|(_, id)| self.instances.get(id).map(|b| &**b))
     }
 
     /// The latest contact of any device, for the clock's high-water mark.
     pub fn latest_contact(&self) -> Option<OffsetDateTime> {
-        self.by_contact.last().map(|(t, _)| *t)
+        self.by_contact
+            .last()
+            .and_then(|(t, _)| OffsetDateTime::from_unix_timestamp_nanos(*t).ok())
     }
 
     pub fn rum_seen(&self, serial: &str, report_id: u64) -> bool {

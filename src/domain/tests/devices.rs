@@ -10,7 +10,7 @@ fn check_device_indexes(c: &Catalog) {
     let by_contact: BTreeSet<_> = c
         .instances
         .values()
-        .map(|i| (i.last_contact, i.id))
+        .map(|i| (crate::domain::catalog::contact_key(i.last_contact), i.id))
         .collect();
     assert_eq!(c.by_contact, by_contact, "by_contact");
     let skewed: BTreeSet<_> = c
