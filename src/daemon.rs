@@ -85,13 +85,21 @@ pub async fn run(
     let data_dir = settings.data_dir.clone();
     prepare_data_dir(&data_dir)?;
     info!(path = %data_dir.display(), "opening the store");
+    let opening = std::time::Instant::now();
     let store = Store::open(&data_dir.join("store"), tables::TABLES)
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    let opened = opening.elapsed();
     let app = App::load(
         store.clone(),
         clock.clone(),
         device_timers(&settings.timers),
     )?;
+    info!(
+        open_ms = opened.as_millis() as u64,
+        load_ms = (opening.elapsed() - opened).as_millis() as u64,
+        devices = app.read(|c| c.instance_count()),
+        "store opened and catalog loaded"
+    );
     if !app.unreadable().is_empty() {
         warn!(
             count = app.unreadable().len(),

@@ -126,11 +126,20 @@ impl App {
                 bad
             });
             let mut catalog = Catalog::new();
-            for batch in rx {
+            let (mut waited, started) = (std::time::Duration::ZERO, std::time::Instant::now());
+            loop {
+                let before = std::time::Instant::now();
+                let Ok(batch) = rx.recv() else { break };
+                waited += before.elapsed();
                 for record in batch {
                     catalog.load_record(record);
                 }
             }
+            tracing::debug!(
+                total_ms = started.elapsed().as_millis() as u64,
+                waiting_for_decoder_ms = waited.as_millis() as u64,
+                "catalog indexed"
+            );
             let bad = decoder
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));

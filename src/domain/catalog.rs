@@ -237,7 +237,25 @@ impl Catalog {
 
     /// Adds one stored record while loading; records may come in any order.
     pub fn load_record(&mut self, record: Record) {
-        self.put(record);
+        match record {
+            // Each stored device comes once: index it directly, without looking for an older
+            // copy to replace (a million lookups that all miss).
+            Record::Instance(mut i) if !self.instances.contains_key(&i.id) => {
+                self.intern_tags(&mut i);
+                self.index_instance(i);
+            }
+            other => self.put(other),
+        }
+    }
+
+    /// Makes a device share the catalog's copy of each of its entitlement tags.
+    fn intern_tags(&mut self, i: &mut ProductInstance) {
+        i.usage.intern(&mut self.tag_names);
+        if let Some(answer) = &mut i.last_answer {
+            for (tag, _, _) in &mut answer.entitlements {
+                *tag = super::model::intern(&mut self.tag_names, tag);
+            }
+        }
     }
 
     /// Applies a durable change. Infallible: the change was validated against this catalog.
@@ -310,12 +328,7 @@ impl Catalog {
                 self.api_tokens.insert(t.id, t);
             }
             Record::Instance(mut i) => {
-                i.usage.intern(&mut self.tag_names);
-                if let Some(answer) = &mut i.last_answer {
-                    for (tag, _, _) in &mut answer.entitlements {
-                        *tag = super::model::intern(&mut self.tag_names, tag);
-                    }
-                }
+                self.intern_tags(&mut i);
                 if let Some(old) = self.instances.get_mut(&i.id)
                     && old.account == i.account
                     && old.va == i.va
