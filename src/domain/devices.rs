@@ -111,6 +111,17 @@ impl Catalog {
         if account.status == AccountStatus::Pending {
             return Err(DeviceError::AccountPending(account.name.clone()));
         }
+        // A device that holds a license reservation is counted through it; registering too
+        // would count it twice. It returns the reservation first (SPEC §8b).
+        if let Some(held) = self.reservation_by_udi(account.id, &r.udi) {
+            return Err(DomainError::Refused(format!(
+                "device {} holds license reservation {}; return it first (`satellite agent \
+                 reserve-return` on the device, then `satellite reserve --return CODE`), or \
+                 have an operator cancel it (`satellite reserve cancel {}`)",
+                r.udi, held.id, held.id
+            ))
+            .into());
+        }
         let existing = self.instance_by_udi(account.id, &r.udi);
         if let Some(e) = existing
             && !r.force

@@ -119,6 +119,7 @@ impl Catalog {
         p: &Principal,
         id: LicenseId,
         quantity: Option<i64>,
+        now: OffsetDateTime,
     ) -> Result<Change, DomainError> {
         let l = self
             .licenses
@@ -135,6 +136,9 @@ impl Catalog {
                 l.quantity
             )));
         }
+        if l.is_valid_at(now) {
+            self.check_reserved_kept(l.va, &l.entitlement_tag, take as u64, now)?;
+        }
         let event = NewEvent::new("license.remove", &l.entitlement_tag)
             .account(l.account)
             .va(l.va)
@@ -148,6 +152,28 @@ impl Catalog {
             rest.quantity -= take as u64;
             change.put(Record::License(rest))
         })
+    }
+
+    /// Refuses taking `units` valid units of `tag` out of `va` if fewer than its reserved
+    /// units would be left: reserved licenses are in use by devices that cannot be reached.
+    fn check_reserved_kept(
+        &self,
+        va: VaId,
+        tag: &str,
+        units: u64,
+        now: OffsetDateTime,
+    ) -> Result<(), DomainError> {
+        let reserved = self.reserved(va, tag);
+        let left = self.available(va, tag, now).saturating_sub(units);
+        if reserved > 0 && left < reserved {
+            return Err(DomainError::Refused(format!(
+                "{reserved} unit(s) of `{tag}` in `{}` are reserved for disconnected devices; \
+                 taking {units} would leave {left}; return or cancel reservations first \
+                 (`satellite reserve list`); nothing was changed",
+                self.va_path(va)
+            )));
+        }
+        Ok(())
     }
 
     /// Transfers `quantity` units of `tag` from one VA to another of the same account, keeping
@@ -195,6 +221,12 @@ impl Catalog {
         let available = candidates
             .iter()
             .fold(0u64, |sum, l| sum.saturating_add(l.quantity));
+        let valid_taken = candidates
+            .iter()
+            .filter(|l| l.is_valid_at(now))
+            .fold(0u64, |sum, l| sum.saturating_add(l.quantity))
+            .min(quantity as u64);
+        self.check_reserved_kept(from, tag, valid_taken, now)?;
         if available < quantity as u64 {
             return Err(DomainError::Refused(format!(
                 "cannot transfer {quantity} unit(s) of `{tag}` from `{}`: only {available} \

@@ -139,7 +139,7 @@ fn va_user_cannot_learn_that_siblings_exist() {
         "{e:?}"
     );
     let l = add_lic(&mut w.c, w.berlin, perpetual("t", 1));
-    let e = refused(w.c.remove_license(&w.paris_user, l.id, None));
+    let e = refused(w.c.remove_license(&w.paris_user, l.id, None, NOW));
     assert!(
         matches!(
             e,
@@ -180,7 +180,7 @@ fn va_admin_cannot_add_or_remove_licenses() {
     let p = &w.emea_admin;
     forbidden(w.c.add_license(p, w.paris, perpetual("t", 1), NOW));
     let l = add_lic(&mut w.c, w.paris, perpetual("t", 1));
-    forbidden(w.c.remove_license(&w.emea_admin, l.id, None));
+    forbidden(w.c.remove_license(&w.emea_admin, l.id, None, NOW));
     assert_eq!(w.c.license(l.id).map(|l| l.quantity), Some(1));
 }
 
@@ -215,7 +215,7 @@ fn account_user_reads_the_whole_account_and_writes_nothing() {
     forbidden(w.c.create_va(p, w.a.default_va, "x", "", NOW));
     forbidden(w.c.create_token(p, w.paris, token_spec(), hash(50), NOW));
     forbidden(w.c.add_license(p, w.paris, perpetual("t", 1), NOW));
-    forbidden(w.c.remove_license(p, l.id, None));
+    forbidden(w.c.remove_license(p, l.id, None, NOW));
     forbidden(w.c.transfer_licenses(p, w.paris, w.berlin, "t", 1, None, NOW));
     forbidden(w.c.move_va(p, w.paris, w.apac));
     forbidden(w.c.delete_va(p, w.apac, 0, NOW));

@@ -85,7 +85,7 @@ fn every_operation_carries_its_event() {
     );
     c.apply(&ch);
 
-    let ch = c.remove_license(&admin(), l.id, Some(1)).unwrap();
+    let ch = c.remove_license(&admin(), l.id, Some(1), NOW).unwrap();
     assert_eq!(
         (ev(&ch).action, ev(&ch).account, ev(&ch).va),
         ("license.remove", Some(a.id), Some(x.id))

@@ -257,24 +257,24 @@ fn pool_sums_purchased_per_tag_and_computes_the_balance() {
 fn remove_a_whole_entry_or_part_of_it() {
     let (mut c, a, x, _) = two_vas();
     let l = add_lic(&mut c, x, perpetual(TAG, 10));
-    let change = c.commit_change(c.remove_license(&admin(), l.id, Some(4)));
+    let change = c.commit_change(c.remove_license(&admin(), l.id, Some(4), NOW));
     assert_eq!(ev(&change).action, "license.remove");
     assert_eq!(ev(&change).account, Some(a.id));
     assert_eq!(ev(&change).va, Some(x));
     assert_eq!(c.license(l.id).unwrap().quantity, 6);
 
     for q in [0, -1, 7] {
-        let e = refused(c.remove_license(&admin(), l.id, Some(q)));
+        let e = refused(c.remove_license(&admin(), l.id, Some(q), NOW));
         assert!(
             matches!(e, DomainError::Invalid(ref m) if m.contains("holds 6")),
             "{q}: {e:?}"
         );
     }
-    let change = c.commit_change(c.remove_license(&admin(), l.id, None));
+    let change = c.commit_change(c.remove_license(&admin(), l.id, None, NOW));
     assert_eq!(change.remove, vec![Removal::License(l.id)]);
     assert!(c.license(l.id).is_none());
     assert_eq!(c.licenses_in(x).count(), 0);
-    let e = refused(c.remove_license(&admin(), l.id, None));
+    let e = refused(c.remove_license(&admin(), l.id, None, NOW));
     assert!(
         matches!(
             e,
@@ -318,7 +318,7 @@ fn the_tag_index_follows_every_license_change() {
     assert_eq!((c.available(x, "T", NOW), c.available(y, "T", NOW)), (0, 5));
     assert_eq!(c.vas_with_tag("T").collect::<Vec<_>>(), vec![y]);
     for id in c.licenses_of(y, "T").map(|l| l.id).collect::<Vec<_>>() {
-        c.commit_change(c.remove_license(&admin(), id, None));
+        c.commit_change(c.remove_license(&admin(), id, None, NOW));
     }
     assert_eq!(c.available(y, "T", NOW), 0);
     assert_eq!(c.vas_with_tag("T").count(), 0);

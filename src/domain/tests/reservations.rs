@@ -252,6 +252,24 @@ fn one_reservation_per_device_and_none_for_registered_devices() {
     );
     assert_eq!(c.reservations().count(), 1);
     assert_eq!(c.reserved(lab, TAG), 1);
+    // A device holding a reservation may not register as well (it would count twice).
+    let h = [0xab; 32];
+    c.commit(c.create_token(&admin(), lab, token_spec(), h, NOW));
+    let registration = Registration {
+        token_hash: h,
+        udi: udi("R1"),
+        hostname: "r1".into(),
+        product: "p".into(),
+        version: "1".into(),
+        force: false,
+    };
+    let e = c
+        .register_device(&registration, NOW, |_| {
+            unreachable!("refused before issuing")
+        })
+        .expect_err("a reserved device cannot register");
+    assert!(e.to_string().contains("holds license reservation"), "{e}");
+    assert!(c.instance_by_udi(a.id, &udi("R1")).is_none());
     // The same UDI in another account is another device.
     let b = add_account(&mut c, "globex", "globex.com");
     add_lic(&mut c, b.default_va, perpetual(TAG, 1));
@@ -355,16 +373,22 @@ fn only_writers_of_the_va_may_reserve_return_or_cancel() {
 
 #[test]
 fn a_va_with_reservations_cannot_be_deleted() {
-    let (mut c, _, lab, other) = setup();
+    let (mut c, a, _, _) = setup();
+    // A VA whose only license is a term license, reserved while it runs.
+    let lab = mk_va(&mut c, a.default_va, "term-lab");
+    let term = add_lic(&mut c, lab, spec(TAG, 1, active_term()));
     reserve(&mut c, lab, "R1", 1);
-    c.commit_change(c.transfer_licenses(&admin(), lab, other, TAG, 5, None, NOW));
-    let e = refused(c.delete_va(&admin(), lab, 0, NOW));
+    // Once the term has ended the entry holds nothing valid and may be removed...
+    let later = datetime!(2027-06-01 0:00 UTC);
+    c.commit_change(c.remove_license(&admin(), term.id, None, later));
+    // ...but the VA keeps the reservation and cannot be deleted.
+    let e = refused(c.delete_va(&admin(), lab, 0, later));
     assert!(
         matches!(&e, DomainError::Refused(m) if m.contains("reservation")),
         "{e:?}"
     );
     // The reservation the VA can no longer cover shows as a shortage.
-    let line = &c.compliance(&[lab], NOW, true)[0];
+    let line = &c.compliance(&[lab], later, true)[0];
     assert_eq!((line.requested, line.granted), (1, 0));
 }
 
@@ -382,4 +406,26 @@ fn the_catalog_rebuilds_reservations_from_records() {
         Some(r.id)
     );
     assert_eq!(r.entitlements, BTreeMap::from([(TAG.to_string(), 2)]));
+}
+
+#[test]
+fn reserved_units_cannot_be_removed_or_transferred_away() {
+    let (mut c, _a, lab, other) = setup();
+    reserve(&mut c, lab, "R1", 3);
+    let id = c.licenses_in(lab).next().unwrap().id;
+    // 5 units, 3 reserved: taking 3 would leave 2.
+    let e = refused(c.remove_license(&admin(), id, Some(3), NOW));
+    assert!(
+        e.to_string().contains("reserved for disconnected devices"),
+        "{e}"
+    );
+    let e = refused(c.transfer_licenses(&admin(), lab, other, TAG, 3, None, NOW));
+    assert!(
+        e.to_string().contains("reserved for disconnected devices"),
+        "{e}"
+    );
+    assert_eq!(c.licenses_in(lab).map(|l| l.quantity).sum::<u64>(), 5);
+    // The 2 units nobody reserved can go.
+    c.commit_change(c.transfer_licenses(&admin(), lab, other, TAG, 2, None, NOW));
+    assert_eq!(c.available(lab, TAG, NOW), 3);
 }

@@ -438,8 +438,8 @@ pub async fn remove_license(
         .parse()
         .map_err(|_| ApiError::not_found("license", &license))?;
     ctx.app
-        .change(&p.actor, |c, _| {
-            c.remove_license(&p, id, q.quantity).map(|ch| (ch, ()))
+        .change(&p.actor, |c, now| {
+            c.remove_license(&p, id, q.quantity, now).map(|ch| (ch, ()))
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
