@@ -235,3 +235,36 @@ fn other_values_are_checked() {
         })
     );
 }
+
+#[test]
+fn sync_settings_have_defaults_and_bad_values_name_their_key() {
+    let s = resolve("").expect("defaults");
+    assert_eq!(s.sync.interval, Some(Duration::from_secs(24 * 3600)));
+    assert_eq!(s.sync.retry_min, Duration::from_secs(30));
+    assert_eq!(s.sync.retry_max, Duration::from_secs(3600));
+    assert_eq!(s.sync.proxy, None);
+    assert_eq!(s.sync.max_age, time::Duration::days(30));
+    assert_eq!(s.sync.max_changes_per_message, 10_000);
+    assert!(!s.sync.name.is_empty(), "the host name by default");
+
+    let s = resolve("[sync]\ninterval = \"off\"\nname = \"hq\"\nproxy = \"http://proxy:3128\"\n")
+        .expect("valid");
+    assert_eq!(s.sync.interval, None);
+    assert_eq!(s.sync.name, "hq");
+    assert_eq!(s.sync.proxy.as_deref(), Some("http://proxy:3128"));
+
+    for (toml, key) in [
+        ("[sync]\nproxy = \"socks5://x:1\"\n", "sync.proxy"),
+        ("[sync]\nretry_min = \"2h\"\n", "sync.retry_max"),
+        ("[sync]\ninterval = \"often\"\n", "sync.interval"),
+        ("[sync]\nname = \"two words\"\n", "sync.name"),
+        (
+            "[sync]\nmax_changes_per_message = 0\n",
+            "sync.max_changes_per_message",
+        ),
+        ("[sync]\nmax_age = \"0s\"\n", "sync.max_age"),
+    ] {
+        let e = error(toml);
+        assert!(e.contains(key), "{toml:?}: {e}");
+    }
+}

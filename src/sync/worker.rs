@@ -67,7 +67,17 @@ pub async fn run(engine: Arc<SyncEngine>, registry: Registry, mut shutdown: Shut
             _ = sleep => {}
         }
         match engine.sync_now("satellite:sync-worker").await {
-            Ok(outcome) => registry.set(NAME, "ok", format!("{outcome:?}")),
+            Ok(super::ImportOutcome::Applied { seq, applied }) => registry.set(
+                NAME,
+                "ok",
+                format!(
+                    "applied response {seq}: {} change(s) acknowledged, {} license(s) changed",
+                    applied.acknowledged, applied.licenses_put
+                ),
+            ),
+            Ok(super::ImportOutcome::AlreadyApplied { seq }) => {
+                registry.set(NAME, "ok", format!("response {seq} was applied before"))
+            }
             Err(e) => registry.set(NAME, "failing", e.to_string()),
         }
     }
