@@ -50,9 +50,21 @@ fn next_wait(engine: &SyncEngine) -> Option<Duration> {
 
 /// Runs until shutdown.
 pub async fn run(engine: Arc<SyncEngine>, registry: Registry, mut shutdown: Shutdown) {
-    registry.set(NAME, "idle", "not bound to an upstream".into());
     loop {
         let wait = next_wait(&engine);
+        if wait.is_none() {
+            let bound = engine.app.read(|c| c.upstream_binding().is_some());
+            registry.set(
+                NAME,
+                "idle",
+                if bound {
+                    "scheduled sync is off (`sync.interval = \"off\"`): `satellite sync now` or files"
+                        .into()
+                } else {
+                    "not bound to an upstream".into()
+                },
+            );
+        }
         let until = wait.map(|w| engine.app.now() + w);
         engine.set_next_attempt(until);
         let sleep = async {

@@ -51,7 +51,7 @@ impl Registry {
         });
         entry.state = state;
         entry.detail = detail;
-        if state != "starting" && state != "stopped" {
+        if !matches!(state, "starting" | "stopped" | "idle") {
             entry.last_run = Some(OffsetDateTime::now_utc());
             entry.rounds += 1;
         }
