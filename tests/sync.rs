@@ -1071,3 +1071,36 @@ fn a_removal_ordered_upstream_is_carried_out_by_the_child() {
     let (_, err) = hq.cli_err(&["sync", "remove-device", "no-such-device"]);
     assert!(err.contains("not found"), "{err}");
 }
+
+#[test]
+fn cisco_rum_reports_are_relayed_upstream_untouched() {
+    const FIXTURE: &str = include_str!("data/cisco-rum/example-rum-1671840750.xml");
+    let hq = satellite("hq");
+    let regional = satellite("regional");
+    hq.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    // RUM devices land in the account's Default VA, so the whole account is dedicated.
+    bind(&hq, &regional, "regional", "acme/Default", &device_url(&hq));
+    regional.cli_json(&["sync", "now"]);
+    let r = regional
+        .device_api()
+        .post_raw("/cslu/v1/pi/acme-1", FIXTURE);
+    assert_eq!(r.status, 200, "{}", r.text);
+    regional.cli_json(&["sync", "now"]);
+    let r = remote(&hq);
+    let relayed = r["rum_reports"].as_array().expect("rum reports");
+    assert_eq!(relayed.len(), 1, "{r}");
+    assert_eq!(relayed[0]["child"], "regional");
+    assert_eq!(relayed[0]["report_id"], 1671840750u64);
+    assert_eq!(relayed[0]["serial"], "9NTUEA8FIIH");
+    // The report exactly as the device sent it: the JSON inside the XML envelope's CDATA.
+    let sent = FIXTURE
+        .split_once("<![CDATA[")
+        .and_then(|(_, rest)| rest.split_once("]]>"))
+        .map(|(report, _)| report)
+        .expect("the fixture wraps its report in CDATA");
+    assert_eq!(relayed[0]["bytes"], sent.len());
+    // The device the report registered is relayed too; a second sync relays nothing again.
+    assert_eq!(r["devices"][0]["serial"], "9NTUEA8FIIH");
+    assert_eq!(regional.cli_json(&["sync", "now"])["acknowledged"], 0);
+    assert_eq!(remote(&hq)["rum_reports"].as_array().unwrap().len(), 1);
+}

@@ -379,6 +379,13 @@ pub async fn run(client: &AdminClient, out: Output, c: SyncCommand) -> Result<()
                     ]);
                 }
                 print!("{}", u.render());
+                if !r.rum_reports.is_empty() {
+                    println!();
+                    println!(
+                        "{} Cisco RUM report(s) relayed by children",
+                        r.rum_reports.len()
+                    );
+                }
             })
         }
         SyncCommand::RemoveDevice { device } => {

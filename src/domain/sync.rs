@@ -357,9 +357,9 @@ impl Catalog {
             .unwrap_or(0)
     }
 
-    /// How many RUM reports children relayed.
-    pub fn relayed_rum_count(&self) -> usize {
-        self.relayed_rum.len()
+    /// The Cisco RUM reports children relayed, kept untouched.
+    pub fn relayed_rum(&self) -> impl Iterator<Item = &RelayedRum> {
+        self.relayed_rum.values()
     }
 
     // ----- upstream side ---------------------------------------------------------------------

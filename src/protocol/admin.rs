@@ -714,6 +714,21 @@ pub struct RemoteUsageView {
 pub struct RemoteDevices {
     pub devices: Vec<RemoteDeviceView>,
     pub usage: Vec<RemoteUsageView>,
+    /// Cisco RUM reports relayed by children (the reports themselves are kept as received).
+    pub rum_reports: Vec<RelayedRumView>,
+}
+
+/// A Cisco RUM report a child relayed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RelayedRumView {
+    pub child: String,
+    pub report_id: u64,
+    pub pid: String,
+    pub serial: String,
+    /// Size of the report as the device sent it, in bytes.
+    pub bytes: usize,
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: Time,
 }
 
 impl ChildView {

@@ -221,9 +221,11 @@ impl Signed for SyncRequest {
                     text(&at, "instance_id", instance_id, MAX_ID_BYTES)?;
                     text(&at, "va", va, MAX_ID_BYTES)?;
                     self::udi(&at, udi)?;
-                    text(&at, "hostname", hostname, MAX_TEXT_BYTES)?;
-                    text(&at, "product", product, MAX_TEXT_BYTES)?;
-                    text(&at, "version", version, MAX_TEXT_BYTES)?;
+                    // A device registered by a Cisco RUM report has no host name (and may
+                    // lack the others): empty is allowed, unbounded or control bytes are not.
+                    optional_text(&at, "hostname", hostname)?;
+                    optional_text(&at, "product", product)?;
+                    optional_text(&at, "version", version)?;
                 }
                 Change::Removal {
                     instance_id,
@@ -420,6 +422,14 @@ fn text(at: &str, field: &str, value: &str, max: usize) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Empty, or as [`text`] with [`MAX_TEXT_BYTES`].
+fn optional_text(at: &str, field: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    text(at, field, value, MAX_TEXT_BYTES)
 }
 
 /// An entitlement tag (or another token that cannot hold spaces).

@@ -11,8 +11,8 @@ use super::{AdminCtx, Body, Caller, va_ref};
 use crate::app::secrets;
 use crate::domain::{DomainError, Principal};
 use crate::protocol::admin::{
-    BindingView, ChildCreated, ChildView, CreateChild, RegisterUpstream, RemoteDeviceView,
-    RemoteDevices, RemoteUsageView, SyncOutcomeView, SyncStatusView,
+    BindingView, ChildCreated, ChildView, CreateChild, RegisterUpstream, RelayedRumView,
+    RemoteDeviceView, RemoteDevices, RemoteUsageView, SyncOutcomeView, SyncStatusView,
 };
 use crate::protocol::sync::MAX_FILE_BYTES;
 use crate::server::error::ApiError;
@@ -262,7 +262,27 @@ pub async fn remote_devices(
         usage.sort_by(|a, b| {
             (&a.va_path, &a.entitlement_tag).cmp(&(&b.va_path, &b.entitlement_tag))
         });
-        RemoteDevices { devices, usage }
+        // Relayed reports name no VA: a system administrator sees them (as with sync itself).
+        let mut rum_reports: Vec<RelayedRumView> = if p.is_system_admin() {
+            c.relayed_rum()
+                .map(|r| RelayedRumView {
+                    child: r.child.clone(),
+                    report_id: r.report_id,
+                    pid: r.udi.pid.clone(),
+                    serial: r.udi.serial.clone(),
+                    bytes: r.raw.len(),
+                    received_at: r.received_at,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        rum_reports.sort_by(|a, b| (&a.serial, a.report_id).cmp(&(&b.serial, b.report_id)));
+        RemoteDevices {
+            devices,
+            usage,
+            rum_reports,
+        }
     })))
 }
 
