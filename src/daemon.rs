@@ -217,7 +217,7 @@ async fn serve_live(
     );
     let sync = Arc::new(crate::sync::SyncEngine::new(
         app.clone(),
-        sync_key.clone(),
+        sync_key,
         settings.sync.clone(),
         sync_dir.clone(),
     ));
@@ -235,7 +235,6 @@ async fn serve_live(
         alert_inputs: alert_inputs.clone(),
         metrics: metrics.clone(),
         trusted_license_keys: settings.trusted_license_keys.clone(),
-        sync_key: sync_key.clone(),
         sync: sync.clone(),
         ca_der: pki.ca_der().as_ref().to_vec(),
     };
@@ -288,7 +287,7 @@ async fn serve_live(
             pki: pki.clone(),
             max_body_bytes: settings.device.max_body_bytes,
             limiter: Arc::new(FailureLimiter::new(10, time::Duration::minutes(1))),
-            sync: Some(sync.clone()),
+            sync: sync.clone(),
         })
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -260,12 +260,7 @@ impl Catalog {
 
     /// Applies a durable change. Infallible: the change was validated against this catalog.
     pub fn apply(&mut self, change: &Change) {
-        for removal in &change.remove {
-            self.take(removal.clone());
-        }
-        for record in &change.put {
-            self.put(record.clone());
-        }
+        self.apply_owned(change.clone());
     }
 
     /// Like [`Catalog::apply`], taking the change: the write path has no further use for it,

@@ -33,8 +33,8 @@ pub struct DeviceCtx {
     pub pki: Arc<Pki>,
     pub max_body_bytes: usize,
     pub limiter: Arc<FailureLimiter>,
-    /// The sync engine, for the upstream side of sync (`None` in tests that serve devices only).
-    pub sync: Option<Arc<crate::sync::SyncEngine>>,
+    /// The sync engine, for the upstream side of sync.
+    pub sync: Arc<crate::sync::SyncEngine>,
 }
 
 pub fn router(ctx: DeviceCtx) -> Router {

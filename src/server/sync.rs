@@ -3,8 +3,6 @@
 //! A child authenticates twice: its client certificate (issued at registration) on the
 //! connection, and its pinned Ed25519 key on the message.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -15,8 +13,8 @@ use super::error::ApiError;
 use super::listen::Peer;
 use crate::app::secrets;
 use crate::protocol::sync::{MAX_FILE_BYTES, SyncError};
+use crate::sync::SyncFailure;
 use crate::sync::transport::{RegisterRequest, RegisterResponse};
-use crate::sync::{SyncEngine, SyncFailure};
 
 /// How long a satellite client certificate is valid. Satellites do not renew it yet: after
 /// this, the child is bound again with a new registration token.
@@ -70,7 +68,7 @@ pub async fn register(
             Ok::<_, crate::domain::DomainError>((change, (child, (account, va))))
         })
         .await?;
-    let sync = sync_engine(&ctx)?;
+    let sync = &ctx.sync;
     Ok(Json(RegisterResponse {
         child: child.name,
         upstream: sync.settings.name.clone(),
@@ -80,16 +78,6 @@ pub async fn register(
         account_domain: view.0.1,
         va: view.1,
     }))
-}
-
-fn sync_engine(ctx: &DeviceCtx) -> Result<&Arc<SyncEngine>, ApiError> {
-    ctx.sync.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "this satellite does not serve sync",
-        )
-    })
 }
 
 pub async fn exchange(State(ctx): State<DeviceCtx>, req: Request) -> Result<Response, ApiError> {
@@ -116,7 +104,7 @@ pub async fn exchange(State(ctx): State<DeviceCtx>, req: Request) -> Result<Resp
         ));
     };
     let bytes = super::error::read_body(req, MAX_FILE_BYTES).await?;
-    let sync = sync_engine(&ctx)?;
+    let sync = &ctx.sync;
     let response = sync
         .answer(&format!("satellite:{child}"), &bytes)
         .await

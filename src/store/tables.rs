@@ -43,13 +43,18 @@ table!(RevokedCertificate, "revoked_certificates", 1, |r| r
     .serial
     .as_bytes()
     .to_vec());
-// Cisco RUM reports: device serial, a zero byte, then the report id big-endian.
-table!(RumRecord, "rum_reports", 1, |r| {
-    let mut key = r.udi.serial.as_bytes().to_vec();
+table!(RumRecord, "rum_reports", 1, |r| rum_key(
+    &r.udi.serial,
+    r.report_id
+));
+
+/// The key of a Cisco RUM report: device serial, a zero byte, then the report id big-endian.
+pub fn rum_key(serial: &str, report_id: u64) -> Vec<u8> {
+    let mut key = serial.as_bytes().to_vec();
     key.push(0);
-    key.extend_from_slice(&r.report_id.to_be_bytes());
+    key.extend_from_slice(&report_id.to_be_bytes());
     key
-});
+}
 // Imported license files, by file id.
 table!(ImportedFile, "imported_license_files", 1, |r| r
     .file_id

@@ -544,11 +544,8 @@ fn to_wire_change(item: &OutItem, store: &crate::store::Store) -> wire::Change {
             // A report of this satellite's own devices is read back from the store; a relayed
             // one carries its raw text already.
             let raw = if raw.is_empty() {
-                let mut key = udi.serial.as_bytes().to_vec();
-                key.push(0);
-                key.extend_from_slice(&report_id.to_be_bytes());
                 store
-                    .get::<RumRecord>(&key)
+                    .get::<RumRecord>(&crate::store::tables::rum_key(&udi.serial, *report_id))
                     .ok()
                     .flatten()
                     .map(|r| r.raw)

@@ -38,10 +38,8 @@ pub struct AdminCtx {
     pub metrics: crate::server::metrics::Metrics,
     /// Issuers whose license files `POST /v1/licenses/import` accepts (`[sync]` config).
     pub trusted_license_keys: crate::protocol::sync::TrustedKeys,
-    /// This satellite's Ed25519 signing key (`DATA/sync/key.pem`, mode 0600): signs sync
-    /// messages and reservation authorization codes.
-    pub sync_key: std::sync::Arc<crate::protocol::sync::SatelliteKey>,
-    /// The sync engine (both roles).
+    /// The sync engine (both roles); its `key` is this satellite's Ed25519 signing key
+    /// (`DATA/sync/key.pem`, mode 0600), which also signs reservation codes.
     pub sync: std::sync::Arc<crate::sync::SyncEngine>,
     /// The device CA (DER), whose fingerprint satellite registration tokens carry.
     pub ca_der: Vec<u8>,

@@ -3,7 +3,7 @@
 //! releases them with the device's return code; an operator lists and cancels reservations.
 //!
 //! The codes are decoded and the authorization signed here, at the edge
-//! (`protocol::reservation`, with the satellite's key `ctx.sync_key`); the domain sees plain
+//! (`protocol::reservation`, with the satellite's key `ctx.sync.key`); the domain sees plain
 //! input and stores hashes.
 
 use std::collections::BTreeMap;
@@ -44,7 +44,7 @@ pub async fn create(
         entitlements,
         nonce: request.nonce.clone(),
     };
-    let key = ctx.sync_key.clone();
+    let key = ctx.sync.key.clone();
     let (reservation, code) = ctx
         .app
         .change(&p.actor, |c, now| {
@@ -64,7 +64,7 @@ pub async fn create(
         Json(ReservedView {
             reservation: view,
             authorization_code: code,
-            key_id: ctx.sync_key.id().to_string(),
+            key_id: ctx.sync.key.id().to_string(),
         }),
     ))
 }
