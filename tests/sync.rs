@@ -140,6 +140,21 @@ fn setup_hq(hq: &Daemon) {
     ]);
 }
 
+/// hq with its licenses (`setup_hq`) and regional bound to `acme/Default/region`, by network.
+fn hq_and_regional() -> (Daemon, Daemon) {
+    let hq = satellite("hq");
+    let regional = satellite("regional");
+    setup_hq(&hq);
+    bind(
+        &hq,
+        &regional,
+        "regional",
+        "acme/Default/region",
+        &device_url(&hq),
+    );
+    (hq, regional)
+}
+
 #[test]
 fn three_tiers_licenses_down_usage_up_by_network_and_files() {
     let tmp = tempfile::tempdir().unwrap();
@@ -688,16 +703,7 @@ fn a_partition_mid_sync_is_retried_and_applied_exactly_once() {
 fn a_restart_with_a_request_outstanding_loses_and_duplicates_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let f = |n: &str| tmp.path().join(n).to_str().unwrap().to_string();
-    let hq = satellite("hq");
-    let mut regional = satellite("regional");
-    setup_hq(&hq);
-    bind(
-        &hq,
-        &regional,
-        "regional",
-        "acme/Default/region",
-        &device_url(&hq),
-    );
+    let (hq, mut regional) = hq_and_regional();
     regional.cli_json(&["sync", "now"]);
     for i in 0..3 {
         device(
@@ -945,16 +951,7 @@ fn a_registration_token_is_checked_before_anything_is_trusted() {
 #[test]
 fn reserved_licenses_on_a_child_count_as_usage_upstream() {
     let tmp = tempfile::tempdir().unwrap();
-    let hq = satellite("hq");
-    let regional = satellite("regional");
-    setup_hq(&hq);
-    bind(
-        &hq,
-        &regional,
-        "regional",
-        "acme/Default/region",
-        &device_url(&hq),
-    );
+    let (hq, regional) = hq_and_regional();
     regional.cli_json(&["sync", "now"]);
     let code = agent(
         &tmp.path().join("offline"),
@@ -1022,16 +1019,7 @@ fn a_large_outbox_goes_up_in_bounded_requests() {
 #[test]
 fn a_removal_ordered_upstream_is_carried_out_by_the_child() {
     let tmp = tempfile::tempdir().unwrap();
-    let hq = satellite("hq");
-    let regional = satellite("regional");
-    setup_hq(&hq);
-    bind(
-        &hq,
-        &regional,
-        "regional",
-        "acme/Default/region",
-        &device_url(&hq),
-    );
+    let (hq, regional) = hq_and_regional();
     device(
         &regional,
         &tmp.path().join("d"),
