@@ -903,3 +903,134 @@ impl fmt::Display for LogFormat {
 
 #[cfg(test)]
 mod tests;
+
+impl Settings {
+    /// The dotted keys whose validated value differs between `self` and `new`, in file order.
+    ///
+    /// Every field is named by an exhaustive destructuring, so a setting added later does not
+    /// compile until it is listed here: a reload can then never change a setting silently.
+    pub fn changed_keys(&self, new: &Settings) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        let mut check = |key: &'static str, differs: bool| {
+            if differs {
+                changed.push(key);
+            }
+        };
+        let Settings {
+            data_dir,
+            device,
+            admin,
+            log,
+            timers,
+            shutdown,
+            alerts,
+            tls,
+            trusted_license_keys,
+            sync,
+        } = self;
+        check("data_dir", *data_dir != new.data_dir);
+        let DeviceSettings {
+            listen,
+            max_connections,
+            max_body_bytes,
+            request_timeout,
+            handshake_timeout,
+        } = device;
+        check("device.listen", *listen != new.device.listen);
+        check(
+            "device.max_connections",
+            *max_connections != new.device.max_connections,
+        );
+        check(
+            "device.max_body_bytes",
+            *max_body_bytes != new.device.max_body_bytes,
+        );
+        check(
+            "device.request_timeout",
+            *request_timeout != new.device.request_timeout,
+        );
+        check(
+            "device.handshake_timeout",
+            *handshake_timeout != new.device.handshake_timeout,
+        );
+        let AdminSettings {
+            listen,
+            socket,
+            socket_mode,
+            max_body_bytes,
+        } = admin;
+        check("admin.listen", *listen != new.admin.listen);
+        check("admin.socket", *socket != new.admin.socket);
+        check("admin.socket_mode", *socket_mode != new.admin.socket_mode);
+        check(
+            "admin.max_body_bytes",
+            *max_body_bytes != new.admin.max_body_bytes,
+        );
+        let LogSettings { level, format } = log;
+        check("log.level", *level != new.log.level);
+        check("log.format", *format != new.log.format);
+        let Timers {
+            certificate_validity,
+            renew_after,
+            report_interval,
+            authorization_valid,
+            deregister_after,
+            clock_skew,
+            sweep_interval,
+        } = timers;
+        let t = &new.timers;
+        check(
+            "timers.certificate_validity",
+            *certificate_validity != t.certificate_validity,
+        );
+        check("timers.renew_after", *renew_after != t.renew_after);
+        check(
+            "timers.report_interval",
+            *report_interval != t.report_interval,
+        );
+        check(
+            "timers.authorization_valid",
+            *authorization_valid != t.authorization_valid,
+        );
+        check(
+            "timers.deregister_after",
+            *deregister_after != t.deregister_after,
+        );
+        check("timers.clock_skew", *clock_skew != t.clock_skew);
+        check("timers.sweep_interval", *sweep_interval != t.sweep_interval);
+        let ShutdownSettings { drain_timeout } = shutdown;
+        check(
+            "shutdown.drain_timeout",
+            *drain_timeout != new.shutdown.drain_timeout,
+        );
+        let AlertsSettings { interval, webhook } = alerts;
+        check("alerts.interval", *interval != new.alerts.interval);
+        check("alerts.webhook", *webhook != new.alerts.webhook);
+        check("tls", *tls != new.tls);
+        check(
+            "sync.trusted_license_keys",
+            *trusted_license_keys != new.trusted_license_keys,
+        );
+        let SyncSettings {
+            name,
+            interval,
+            retry_min,
+            retry_max,
+            proxy,
+            max_age,
+            max_changes_per_message,
+        } = sync;
+        let s = &new.sync;
+        check("sync.name", *name != s.name);
+        check("sync.interval", *interval != s.interval);
+        check("sync.retry_min", *retry_min != s.retry_min);
+        check("sync.retry_max", *retry_max != s.retry_max);
+        check("sync.proxy", *proxy != s.proxy);
+        check("sync.max_age", *max_age != s.max_age);
+        check(
+            "sync.max_changes_per_message",
+            *max_changes_per_message != s.max_changes_per_message,
+        );
+        changed
+    }
+}

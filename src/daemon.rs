@@ -397,6 +397,21 @@ async fn reload_loop(
     }
 }
 
+/// The settings a reload applies to the running daemon; every other changed key is named in the
+/// reload's summary as needing a restart (`Settings::changed_keys` lists them all).
+const RELOADABLE: &[&str] = &[
+    "log.level",
+    "timers.certificate_validity",
+    "timers.renew_after",
+    "timers.report_interval",
+    "timers.authorization_valid",
+    "timers.deregister_after",
+    "timers.clock_skew",
+    "alerts.interval",
+    "alerts.webhook",
+    "tls",
+];
+
 /// Validates everything first, then applies: a bad configuration or certificate changes nothing.
 fn reload(live: &mut Live, reloader: &Reloader) -> Result<String> {
     let new = (reloader.settings)()?;
@@ -410,34 +425,33 @@ fn reload(live: &mut Live, reloader: &Reloader) -> Result<String> {
         Some(files) => pki.server_config_with_files(&files.cert, &files.key)?,
         None => pki.server_config()?,
     };
-    let mut ignored = Vec::new();
-    if new.device.listen != live.settings.device.listen {
-        ignored.push("device.listen");
-    }
-    if new.admin.listen != live.settings.admin.listen {
-        ignored.push("admin.listen");
-    }
-    if new.admin.socket != live.settings.admin.socket {
-        ignored.push("admin.socket");
-    }
-    if new.data_dir != live.settings.data_dir {
-        ignored.push("data_dir");
-    }
-    if new.trusted_license_keys != live.settings.trusted_license_keys {
-        ignored.push("sync.trusted_license_keys");
-    }
+    let unapplied: Vec<&str> = live
+        .settings
+        .changed_keys(&new)
+        .into_iter()
+        .filter(|key| !RELOADABLE.contains(key))
+        .collect();
     (reloader.set_log_level)(&new.log.level)
         .map_err(|e| anyhow::anyhow!("cannot apply log.level: {e}"))?;
     live.app.set_timers(device_timers(&new.timers));
     *live.alerts.write().unwrap_or_else(|p| p.into_inner()) = new.alerts.clone();
     live.tls.replace(tls);
-    live.settings = new;
-    Ok(if ignored.is_empty() {
+    // `live.settings` stays what the daemon runs with: a key that needs a restart keeps its
+    // running value, so the next reload names it again.
+    let running = &mut live.settings;
+    running.log.level = new.log.level;
+    running.timers = crate::config::Timers {
+        sweep_interval: running.timers.sweep_interval,
+        ..new.timers
+    };
+    running.alerts = new.alerts;
+    running.tls = new.tls;
+    Ok(if unapplied.is_empty() {
         "log level, timers, alerts and server certificate applied".to_string()
     } else {
         format!(
-            "log level, timers, alerts and server certificate applied; {} need a restart",
-            ignored.join(", ")
+            "log level, timers, alerts and server certificate applied; not applied until a restart: {}",
+            unapplied.join(", ")
         )
     })
 }

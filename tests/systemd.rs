@@ -21,7 +21,9 @@ fn config(dir: &Path, level: &str) -> String {
 /// Waits for the next notify datagram; the deadline only guards against a hang.
 fn next(sock: &UnixDatagram) -> String {
     let mut buf = [0u8; 4096];
-    let n = sock.recv(&mut buf).expect("a notify message before the deadline");
+    let n = sock
+        .recv(&mut buf)
+        .expect("a notify message before the deadline");
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
@@ -58,7 +60,8 @@ fn notify_protocol_ready_reloading_watchdog_stopping() {
     std::fs::write(&cfg, config(dir.path(), "info")).unwrap();
     let notify_path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&notify_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
 
     let mut child = Command::new(BIN)
         .args(["--config", cfg.to_str().unwrap(), "serve"])
@@ -75,9 +78,19 @@ fn notify_protocol_ready_reloading_watchdog_stopping() {
 
     // READY=1 comes only once the listeners are bound: after `ready` is printed.
     let first = next(&sock);
-    assert!(first.contains("READY=1"), "first notification is READY, got {first:?}");
-    let printed: Vec<String> = lines.by_ref().map_while(Result::ok).take_while(|l| l != "ready").collect();
-    assert!(printed.iter().any(|l| l.starts_with("devices")), "{printed:?}");
+    assert!(
+        first.contains("READY=1"),
+        "first notification is READY, got {first:?}"
+    );
+    let printed: Vec<String> = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .take_while(|l| l != "ready")
+        .collect();
+    assert!(
+        printed.iter().any(|l| l.starts_with("devices")),
+        "{printed:?}"
+    );
 
     // The watchdog pings at half of WATCHDOG_USEC.
     let ping = next(&sock);
@@ -94,7 +107,10 @@ fn notify_protocol_ready_reloading_watchdog_stopping() {
     signal(child.id(), "-HUP");
     until(&sock, "RELOADING=1");
     until(&sock, "READY=1");
-    assert!(child.try_wait().unwrap().is_none(), "a bad reload must not stop the daemon");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "a bad reload must not stop the daemon"
+    );
 
     signal(child.id(), "-TERM");
     until(&sock, "STOPPING=1");
@@ -118,7 +134,10 @@ fn a_bad_reload_keeps_the_old_configuration_and_says_why() {
         .spawn()
         .unwrap();
     let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let printed: Vec<String> = lines.map_while(Result::ok).take_while(|l| l != "ready").collect();
+    let printed: Vec<String> = lines
+        .map_while(Result::ok)
+        .take_while(|l| l != "ready")
+        .collect();
     let socket = printed
         .iter()
         .find_map(|l| l.strip_prefix("admin socket "))
@@ -138,13 +157,20 @@ fn a_bad_reload_keeps_the_old_configuration_and_says_why() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(text.contains("reload refused"), "{text}");
-    assert!(text.contains("timers.renew_after"), "the refusal names the key: {text}");
+    assert!(
+        text.contains("timers.renew_after"),
+        "the refusal names the key: {text}"
+    );
     // Still serving on the old configuration.
     let out = Command::new(BIN)
         .args(["--socket", &socket, "status"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     signal(child.id(), "-TERM");
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
@@ -156,9 +182,12 @@ fn unit_file_verifies_and_is_hardened() {
     };
     assert!(out.status.success());
     let dir = tempfile::tempdir().unwrap();
-    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/satellite.service"))
-        .unwrap()
-        .replace("/usr/local/bin/satellite", BIN);
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/satellite.service"
+    ))
+    .unwrap()
+    .replace("/usr/local/bin/satellite", BIN);
     let path = dir.path().join("satellite.service");
     std::fs::write(&path, unit).unwrap();
 
@@ -167,7 +196,10 @@ fn unit_file_verifies_and_is_hardened() {
         .output()
         .unwrap();
     let complaints = String::from_utf8_lossy(&verify.stderr);
-    assert!(verify.status.success() && complaints.trim().is_empty(), "verify: {complaints}");
+    assert!(
+        verify.status.success() && complaints.trim().is_empty(),
+        "verify: {complaints}"
+    );
 
     let security = Command::new("systemd-analyze")
         .args(["security", "--offline=yes", path.to_str().unwrap()])
@@ -181,4 +213,75 @@ fn unit_file_verifies_and_is_hardened() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no exposure figure in {text}"));
     assert!(exposure <= 2.0, "exposure {exposure} must be 2.0 or lower");
+}
+
+/// Waits (bounded) until the log holds `count` lines containing `needle`; returns the log.
+fn wait_for_log(path: &Path, needle: &str, count: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap();
+        if text.matches(needle).count() >= count || Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_reload_names_every_changed_setting_it_did_not_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("satellite.toml");
+    std::fs::write(&cfg, config(dir.path(), "info")).unwrap();
+    let log_path = dir.path().join("log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--config", cfg.to_str().unwrap(), "serve"])
+        .env_remove("RUST_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let _: Vec<String> = lines
+        .map_while(Result::ok)
+        .take_while(|l| l != "ready")
+        .collect();
+
+    // One applied change (the timers) and one of each section a reload cannot apply.
+    let changed = config(dir.path(), "info")
+        .replace("[device]\n", "[device]\nmax_body_bytes = 12345\n")
+        + "[timers]\nreport_interval = \"1d\"\n[shutdown]\ndrain_timeout = \"7s\"\n\
+         [sync]\ninterval = \"off\"\n";
+    std::fs::write(&cfg, changed).unwrap();
+    signal(child.id(), "-HUP");
+    let text = wait_for_log(&log_path, "configuration reloaded", 1);
+    let line = text
+        .lines()
+        .find(|l| l.contains("configuration reloaded"))
+        .unwrap_or_else(|| panic!("no reload line in {text}"));
+    for key in [
+        "device.max_body_bytes",
+        "shutdown.drain_timeout",
+        "sync.interval",
+    ] {
+        assert!(line.contains(key), "the reload names {key}: {line}");
+    }
+    assert!(line.contains("not applied until a restart"), "{line}");
+    assert!(
+        !line.contains("timers.report_interval"),
+        "timers are applied: {line}"
+    );
+
+    // Still not applied: a second reload names the same keys again.
+    signal(child.id(), "-HUP");
+    let text = wait_for_log(&log_path, "configuration reloaded", 2);
+    let second = text
+        .lines()
+        .filter(|l| l.contains("configuration reloaded"))
+        .nth(1)
+        .unwrap();
+    assert!(second.contains("sync.interval"), "{second}");
+    signal(child.id(), "-TERM");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
 }

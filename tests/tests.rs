@@ -24,5 +24,28 @@ mod process;
 mod reservation;
 mod rum;
 mod sync;
+mod systemd;
 mod upgrade;
 mod walkthrough;
+
+/// Every file in `tests/` is a module of this binary: a file that is not listed here is never
+/// compiled, and its tests never run.
+#[test]
+fn every_test_file_is_a_module_of_the_test_binary() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests");
+    let listed = include_str!("tests.rs");
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let stem = path.file_stem().unwrap().to_str().unwrap().to_owned();
+            if stem != "tests" && !listed.lines().any(|l| l.trim() == format!("mod {stem};")) {
+                missing.push(stem);
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "tests/ files that are not modules of tests.rs: {missing:?}"
+    );
+}
