@@ -297,7 +297,8 @@ async fn a_repeated_report_is_idempotent_and_an_older_one_is_refused() {
 }
 
 /// Re-registering a UDI needs `force`; it keeps the instance (and its place in the
-/// registration order), revokes the old certificate and never counts the device twice.
+/// registration order), revokes the old certificate and never counts the device twice; `force`
+/// never replaces a device of another VA (SPEC §3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forced_re_registration_replaces_the_device_without_counting_it_twice() {
     let s = Sat::start().await;
@@ -350,25 +351,37 @@ async fn forced_re_registration_replaces_the_device_without_counting_it_twice() 
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].device.as_deref(), Some(first.id.as_str()));
 
-    // Re-registered with another VA's token, the device moves there with its licenses.
+    // `force` with another VA's token (issue #10: a va-admin of a sub-VA took over a device of
+    // its parent it could not even see): refused as already registered, nothing changes.
     s.va("acme/Default", "lab").await;
     s.license("acme/Default/lab", ADV, 2).await;
-    let (lab_token, _) = s.token("acme/Default/lab").await;
-    let (mut moved, answer) = s
-        .register_req(s.request(&lab_token, "C9300-24T", "FOC1", true))
-        .await
-        .expect("forced re-registration into lab");
-    assert_eq!(answer.instance_id, first.id);
-    refused(again.authorization().await, 401, "certificate_revoked");
-    assert_eq!(s.device(&first.id).await.va_path, "acme/Default/lab");
-    let a = moved.report(&[(ADV, 2)]).await.expect("report in lab");
-    assert_eq!(a.status, "authorized");
-    assert_eq!(s.in_use("acme/Default/lab", ADV).await, 2);
-    assert_eq!(s.in_use("acme/Default", ADV).await, 2, "second's units");
-    assert_eq!(
-        tag_status(&second.authorization().await.unwrap(), ADV),
-        "authorized",
-        "the device left Default's pool"
+    let (lab_token, lab_token_id) = s.token("acme/Default/lab").await;
+    refused(
+        s.register_req(s.request(&lab_token, "C9300-24T", "FOC1", true))
+            .await
+            .map(|(d, _)| d.id),
+        409,
+        "already_registered",
     );
+    assert_eq!(s.device(&first.id).await.va_path, "acme/Default");
+    let a = again
+        .authorization()
+        .await
+        .expect("the real device keeps its certificate");
+    assert_eq!(tag_status(&a, ADV), "authorized");
+    assert_eq!(s.in_use("acme/Default", ADV).await, 2);
+    assert_eq!(s.in_use("acme/Default/lab", ADV).await, 0);
+    assert_eq!(
+        s.events("device.reregister").await.len(),
+        1,
+        "no second re-registration"
+    );
+    let lab = s
+        .tokens()
+        .await
+        .into_iter()
+        .find(|t| t.id == lab_token_id)
+        .unwrap();
+    assert_eq!(lab.uses, 0, "the refused use is not counted");
     assert_eq!(s.devices("").await.len(), 2);
 }

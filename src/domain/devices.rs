@@ -33,6 +33,14 @@ pub enum DeviceError {
         "a device with this UDI is already registered as {0}; send `force: true` to re-register it"
     )]
     AlreadyRegistered(InstanceId),
+    /// The UDI belongs to a device of another VA. `force` never reaches across VAs (moving a
+    /// device is an operator act), and the message names nothing the token's holder cannot see.
+    #[error(
+        "a device with this UDI is already registered in another virtual account; `force` only \
+         replaces a device in the token's own virtual account; an operator can move it with \
+         `satellite device move`"
+    )]
+    RegisteredElsewhere,
     #[error("account `{0}` is pending approval; devices can register once it is active")]
     AccountPending(String),
     #[error("this device is not registered (it was deregistered or never existed); register again")]
@@ -123,10 +131,13 @@ impl Catalog {
             .into());
         }
         let existing = self.instance_by_udi(account.id, &r.udi);
-        if let Some(e) = existing
-            && !r.force
-        {
-            return Err(DeviceError::AlreadyRegistered(e.id));
+        if let Some(e) = existing {
+            if e.va != token.va {
+                return Err(DeviceError::RegisteredElsewhere);
+            }
+            if !r.force {
+                return Err(DeviceError::AlreadyRegistered(e.id));
+            }
         }
         let id = existing.map_or_else(InstanceId::new, |e| e.id);
         let issued = issue(id)?;

@@ -72,7 +72,9 @@ impl From<DeviceError> for ApiError {
             DeviceError::TokenExpired => (StatusCode::FORBIDDEN, codes::TOKEN_EXPIRED),
             DeviceError::TokenRevoked => (StatusCode::FORBIDDEN, codes::TOKEN_REVOKED),
             DeviceError::TokenExhausted => (StatusCode::FORBIDDEN, codes::TOKEN_EXHAUSTED),
-            DeviceError::AlreadyRegistered(_) => (StatusCode::CONFLICT, codes::ALREADY_REGISTERED),
+            DeviceError::AlreadyRegistered(_) | DeviceError::RegisteredElsewhere => {
+                (StatusCode::CONFLICT, codes::ALREADY_REGISTERED)
+            }
             DeviceError::AccountPending(_) => (StatusCode::FORBIDDEN, codes::ACCOUNT_PENDING),
             DeviceError::UnknownInstance => (StatusCode::NOT_FOUND, codes::UNKNOWN_INSTANCE),
             DeviceError::CertificateRevoked(_) => {
