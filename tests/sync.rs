@@ -664,6 +664,7 @@ fn a_partition_mid_sync_is_retried_and_applied_exactly_once() {
         "a failing sync raises an alert"
     );
     regional.cli_ok(&["user", "create", "prom"]);
+    regional.cli_ok(&["user", "grant", "prom", "--role", "metrics-reader"]);
     let token = regional.cli_json(&["api-token", "create", "--user", "prom"])["secret"]
         .as_str()
         .unwrap()

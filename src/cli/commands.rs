@@ -86,37 +86,51 @@ pub async fn status(client: &AdminClient, out: Output) -> Result<()> {
     let s: Status = client.get("/v1/status").await?;
     out.show(&s, |s| {
         println!("satellite {}  up since {}", s.version, date(&s.started_at));
-        println!("data dir          {}", s.data_dir);
-        println!("store             {} bytes, schema v{}", s.store_bytes, s.schema_version);
-        for l in &s.listeners {
+        let Some(sat) = &s.satellite else {
+            println!(
+                "you see           {} account(s), {} VA(s), {} license entr(ies), {} token(s), {} device(s) (your grants only)",
+                s.accounts, s.virtual_accounts, s.licenses, s.tokens, s.devices
+            );
+            print_device_states(&s.devices_by_state);
+            return;
+        };
+        println!("data dir          {}", sat.data_dir);
+        println!("store             {} bytes, schema v{}", sat.store_bytes, sat.schema_version);
+        for l in &sat.listeners {
             println!("listener          {l}");
         }
         println!(
             "holds             {} account(s), {} VA(s), {} license entr(ies), {} token(s), {} user(s), {} device(s)",
-            s.accounts, s.virtual_accounts, s.licenses, s.tokens, s.users, s.devices
+            s.accounts, s.virtual_accounts, s.licenses, s.tokens, sat.users, s.devices
         );
-        let states: Vec<String> =
-            s.devices_by_state.iter().map(|(state, n)| format!("{n} {state}")).collect();
-        println!("devices           {}", states.join(", "));
+        print_device_states(&s.devices_by_state);
         println!(
             "flushes           {} (mean {:.2} ms)",
-            s.store_flushes, s.store_flush_mean_ms
+            sat.store_flushes, sat.store_flush_mean_ms
         );
-        if let Some(f) = &s.store_failure {
+        if let Some(f) = &sat.store_failure {
             println!("STORE FAILURE     {f}; writes are refused until the satellite restarts");
         }
-        for w in &s.workers {
+        for w in &sat.workers {
             println!("worker            {:<16} {:<8} {}", w.name, w.state, w.detail);
         }
-        if s.unreadable_records.is_empty() {
+        if sat.unreadable_records.is_empty() {
             println!("unreadable        none");
         } else {
-            println!("unreadable        {} record(s):", s.unreadable_records.len());
-            for r in &s.unreadable_records {
+            println!("unreadable        {} record(s):", sat.unreadable_records.len());
+            for r in &sat.unreadable_records {
                 println!("  {r}");
             }
         }
     })
+}
+
+fn print_device_states(by_state: &[(String, usize)]) {
+    let states: Vec<String> = by_state
+        .iter()
+        .map(|(state, n)| format!("{n} {state}"))
+        .collect();
+    println!("devices           {}", states.join(", "));
 }
 
 #[derive(Debug, Subcommand)]
@@ -604,8 +618,8 @@ pub enum UserCommand {
     List,
     /// Delete an operator and their API tokens.
     Delete { user: String },
-    /// Grant a role: system-admin (no scope), account-admin/account-user (--account),
-    /// va-admin/va-user (--va).
+    /// Grant a role: system-admin or metrics-reader (no scope), account-admin/account-user
+    /// (--account), va-admin/va-user (--va). metrics-reader may only scrape /metrics.
     Grant(GrantArgs),
     /// Take a role back.
     Revoke(GrantArgs),

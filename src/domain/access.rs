@@ -41,6 +41,14 @@ impl Principal {
     pub fn is_system_admin(&self) -> bool {
         self.grants.iter().any(|g| g.role == Role::SystemAdmin)
     }
+
+    /// Whether `p` may read satellite-wide figures (`/metrics`): system administrators and
+    /// holders of the metrics-reader role.
+    pub fn may_read_metrics(&self) -> bool {
+        self.grants
+            .iter()
+            .any(|g| matches!(g.role, Role::SystemAdmin | Role::MetricsReader))
+    }
 }
 
 impl Catalog {

@@ -4,6 +4,7 @@
 
 use time::{Duration, OffsetDateTime};
 
+use super::access::Principal;
 use super::catalog::Catalog;
 use super::compliance::DeviceTimers;
 use super::ids::{AccountId, VaId};
@@ -36,7 +37,11 @@ pub struct Alert {
     pub severity: Severity,
     pub account: Option<AccountId>,
     pub va: Option<VaId>,
+    /// The message, naming only the alert's own VA (or nothing of any VA); what depends on
+    /// who reads it is kept structured below and rendered by [`Catalog::alert_message`].
     pub message: String,
+    /// For a shortage: the other VAs of the account with spare units of the tag, and how many.
+    pub spare_in: Vec<(VaId, u64)>,
 }
 
 /// Inputs that do not live in the catalog.
@@ -80,6 +85,7 @@ impl Catalog {
                     },
                     account: None,
                     va: None,
+                    spare_in: Vec::new(),
                     message: format!("the {what} expires on {}", at.date()),
                 });
             }
@@ -91,6 +97,7 @@ impl Catalog {
                 severity: Severity::Warning,
                 account: None,
                 va: None,
+                spare_in: Vec::new(),
                 message: problem.clone(),
             });
         }
@@ -120,6 +127,7 @@ impl Catalog {
                 },
                 account: Some(l.account),
                 va: Some(l.va),
+                spare_in: Vec::new(),
                 message: format!(
                     "{} x {} in {} expire on {} (within {threshold} days)",
                     l.quantity,
@@ -141,21 +149,15 @@ impl Catalog {
             .collect();
         for line in self.compliance(&vas, now, true) {
             let account = self.va(line.va).map(|v| v.account);
-            let spare = match line.spare_in.first() {
-                Some((va, n)) => format!(
-                    "; {} has {n} spare: transfer with `satellite license transfer`",
-                    self.va_path(*va)
-                ),
-                None => "; no other VA of the account has spare units: purchase more".into(),
-            };
             out.push(Alert {
                 key: format!("insufficient_licenses:{}:{}", line.va, line.entitlement_tag),
                 kind: "insufficient_licenses",
                 severity: Severity::Critical,
                 account,
                 va: Some(line.va),
+                spare_in: line.spare_in.clone(),
                 message: format!(
-                    "{} is short of {} unit(s) of {} ({} device(s) out of compliance){spare}",
+                    "{} is short of {} unit(s) of {} ({} device(s) out of compliance)",
                     self.va_path(line.va),
                     line.shortage(),
                     line.entitlement_tag,
@@ -210,6 +212,7 @@ impl Catalog {
                     severity,
                     account: self.va(va).map(|v| v.account),
                     va: Some(va),
+                    spare_in: Vec::new(),
                     message: format!("{n} device(s) in {} {what}", self.va_path(va)),
                 });
             }
@@ -225,6 +228,7 @@ impl Catalog {
                     severity: Severity::Info,
                     account: Some(t.account),
                     va: Some(t.va),
+                    spare_in: Vec::new(),
                     message: format!(
                         "registration token {} of {} expires on {}",
                         t.id,
@@ -234,5 +238,31 @@ impl Catalog {
                 });
             }
         }
+    }
+
+    /// The alert's message as `p` may read it (SPEC §7): a shortage names the VAs with spare
+    /// units only where `p` may look. A caller who cannot read the whole account is never told
+    /// that no spare units exist elsewhere, since that too would describe VAs it cannot see.
+    pub fn alert_message(&self, a: &Alert, p: &Principal) -> String {
+        if a.kind != "insufficient_licenses" {
+            return a.message.clone();
+        }
+        let visible: Vec<&(VaId, u64)> = a
+            .spare_in
+            .iter()
+            .filter(|(va, _)| self.va_access(p, *va).is_some())
+            .collect();
+        let sees_account = a
+            .account
+            .is_some_and(|acc| self.account_access(p, acc).is_some());
+        let clause = match (visible.first(), sees_account) {
+            (Some((va, n)), _) => format!(
+                "; {} has {n} spare: transfer with `satellite license transfer`",
+                self.va_path(*va)
+            ),
+            (None, true) => "; no other VA of the account has spare units: purchase more".into(),
+            (None, false) => "; no VA you can see has spare units".into(),
+        };
+        format!("{}{clause}", a.message)
     }
 }

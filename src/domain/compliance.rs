@@ -199,6 +199,15 @@ impl Catalog {
         now: OffsetDateTime,
         timers: &DeviceTimers,
     ) -> BTreeMap<InstanceStatus, usize> {
+        Self::states_of(self.instances(), now, timers)
+    }
+
+    /// Devices by state among `devices` (see [`Catalog::device_states`]).
+    pub(super) fn states_of<'a>(
+        devices: impl Iterator<Item = &'a ProductInstance>,
+        now: OffsetDateTime,
+        timers: &DeviceTimers,
+    ) -> BTreeMap<InstanceStatus, usize> {
         let mut out: BTreeMap<InstanceStatus, usize> = [
             InstanceStatus::Registered,
             InstanceStatus::Authorized,
@@ -208,7 +217,7 @@ impl Catalog {
         .into_iter()
         .map(|s| (s, 0))
         .collect();
-        for i in self.instances.values() {
+        for i in devices {
             let base = i.last_report_at.unwrap_or(i.registered_at);
             let state = if now >= base + timers.authorization_valid {
                 InstanceStatus::AuthorizationExpired

@@ -141,15 +141,20 @@ pub enum Role {
     AccountUser,
     VaAdmin,
     VaUser,
+    /// May scrape `/metrics` (satellite-wide figures) and nothing else: the role of a
+    /// monitoring system's API token (SPEC §7). Appended last, so every stored grant keeps its
+    /// encoding.
+    MetricsReader,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::SystemAdmin,
         Role::AccountAdmin,
         Role::AccountUser,
         Role::VaAdmin,
         Role::VaUser,
+        Role::MetricsReader,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -159,6 +164,7 @@ impl Role {
             Role::AccountUser => "account-user",
             Role::VaAdmin => "va-admin",
             Role::VaUser => "va-user",
+            Role::MetricsReader => "metrics-reader",
         }
     }
 

@@ -115,7 +115,17 @@ impl Catalog {
         validate_request(request)?;
         let path = self.va_path(va);
         let udi = &request.udi;
+        // A reservation or registration of the UDI in a VA the caller cannot read still refuses
+        // (the device would count twice) but names nothing of that VA (SPEC §7).
+        let hidden = |other: VaId| self.va_access(p, other).is_none();
         if let Some(held) = self.reservation_by_udi(account.id, udi) {
+            if hidden(held.va) {
+                return Err(DomainError::Conflict(format!(
+                    "device {udi} already holds a license reservation in another virtual \
+                     account of the account; an administrator of the account can return or \
+                     cancel it; nothing was reserved"
+                )));
+            }
             return Err(DomainError::Conflict(format!(
                 "device {udi} already holds reservation {} ({}, made {} in `{}`); return it \
                  first (`satellite agent reserve-return` on the device, then `satellite reserve \
@@ -129,6 +139,12 @@ impl Catalog {
             )));
         }
         if let Some(i) = self.instance_by_udi(account.id, udi) {
+            if hidden(i.va) {
+                return Err(DomainError::Refused(format!(
+                    "device {udi} is registered in another virtual account of the account: it \
+                     reports its usage, which already counts its licenses; nothing was reserved"
+                )));
+            }
             return Err(DomainError::Refused(format!(
                 "device {udi} is registered in account `{}` as product instance {} (in `{}`): \
                  it reports its usage, which already counts its licenses; reserve only for \
@@ -152,7 +168,7 @@ impl Catalog {
             let spare = self.spare(va, tag, now);
             if spare < count {
                 return Err(DomainError::Refused(
-                    self.short_message(va, tag, count, now),
+                    self.short_message(p, va, tag, count, now),
                 ));
             }
         }
@@ -260,8 +276,15 @@ impl Catalog {
         }
     }
 
-    /// "Only N spare", naming where spare units of the tag are.
-    fn short_message(&self, va: VaId, tag: &str, count: u64, now: OffsetDateTime) -> String {
+    /// "Only N spare", naming where spare units of the tag are, among the VAs `p` may read.
+    fn short_message(
+        &self,
+        p: &Principal,
+        va: VaId,
+        tag: &str,
+        count: u64,
+        now: OffsetDateTime,
+    ) -> String {
         let path = self.va_path(va);
         let purchased = self.available(va, tag, now);
         let reserved = self.reserved(va, tag);
@@ -270,11 +293,17 @@ impl Catalog {
         let elsewhere: Vec<String> = self
             .spare_elsewhere(va, tag, now)
             .into_iter()
+            .filter(|(v, _)| self.va_access(p, *v).is_some())
             .map(|(v, n)| format!("{} ({n})", self.va_path(v)))
             .collect();
-        let fix = if elsewhere.is_empty() {
+        let sees_account = self.account_access(p, self.vas[&va].account).is_some();
+        let fix = if elsewhere.is_empty() && sees_account {
             "no other virtual account of the account has spare units of it; add licenses \
              (`satellite license add`) or release some"
+                .to_string()
+        } else if elsewhere.is_empty() {
+            "no other virtual account you can see has spare units of it; ask an administrator \
+             of the account for licenses, or release some"
                 .to_string()
         } else {
             format!(

@@ -72,7 +72,9 @@ impl Catalog {
             .get(&id)
             .ok_or_else(|| DomainError::not_found("user", id))?;
         let (fits, subject) = match (grant.role, grant.scope) {
-            (Role::SystemAdmin, Scope::System) => (true, "satellite".to_string()),
+            (Role::SystemAdmin | Role::MetricsReader, Scope::System) => {
+                (true, "satellite".to_string())
+            }
             (Role::AccountAdmin | Role::AccountUser, Scope::Account(a)) => {
                 let acc = self
                     .accounts
@@ -90,8 +92,8 @@ impl Catalog {
         };
         if !fits {
             return Err(DomainError::Invalid(format!(
-                "role {} does not apply to that scope: system-admin takes no scope, \
-                 account-admin/account-user take --account, va-admin/va-user take --va",
+                "role {} does not apply to that scope: system-admin and metrics-reader take no \
+                 scope, account-admin/account-user take --account, va-admin/va-user take --va",
                 grant.role.as_str()
             )));
         }

@@ -30,17 +30,28 @@ pub struct Status {
     pub started_at: Time,
     #[serde(with = "time::serde::rfc3339")]
     pub now: Time,
-    pub data_dir: String,
-    pub store_bytes: u64,
-    pub schema_version: u32,
+    /// `satellite` for a system administrator; `granted` when the counts below are limited to
+    /// the caller's grants (SPEC §7).
+    pub scope: String,
     pub accounts: usize,
     pub virtual_accounts: usize,
     pub licenses: usize,
     pub tokens: usize,
-    pub users: usize,
     pub devices: usize,
     /// Devices by state (`registered`, `authorized`, `out_of_compliance`, `authorization_expired`).
     pub devices_by_state: Vec<(String, usize)>,
+    /// Satellite-wide figures: for system administrators only (absent otherwise).
+    #[serde(flatten)]
+    pub satellite: Option<SatelliteStatus>,
+}
+
+/// The part of [`Status`] about the satellite itself rather than the caller's objects.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SatelliteStatus {
+    pub data_dir: String,
+    pub store_bytes: u64,
+    pub schema_version: u32,
+    pub users: usize,
     /// Store flushes (group commits) since start and the mean flush time in milliseconds.
     pub store_flushes: u64,
     pub store_flush_mean_ms: f64,
@@ -552,18 +563,33 @@ pub struct AlertView {
     pub severity: String,
     pub account: Option<String>,
     pub va: Option<String>,
+    /// Rendered for the caller: it names only VAs the caller may read.
     pub message: String,
+    /// For a shortage: VAs with spare units of the tag, among those the caller may read.
+    #[serde(default)]
+    pub spare_in: Vec<SpareView>,
 }
 
-impl From<domain::Alert> for AlertView {
-    fn from(a: domain::Alert) -> Self {
+impl AlertView {
+    /// The alert as `p` may see it (SPEC §7).
+    pub fn new(c: &Catalog, a: &domain::Alert, p: &domain::Principal) -> Self {
         AlertView {
-            key: a.key,
+            key: a.key.clone(),
             kind: a.kind.into(),
             severity: a.severity.as_str().into(),
             account: a.account.map(|x| x.to_string()),
             va: a.va.map(|x| x.to_string()),
-            message: a.message,
+            message: c.alert_message(a, p),
+            spare_in: a
+                .spare_in
+                .iter()
+                .filter(|(va, _)| c.va_access(p, *va).is_some())
+                .map(|&(va, spare)| SpareView {
+                    va: va.to_string(),
+                    va_path: c.va_path(va),
+                    spare,
+                })
+                .collect(),
         }
     }
 }

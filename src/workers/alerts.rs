@@ -56,7 +56,17 @@ impl AlertsWorker {
         if let Some(sync) = &self.sync {
             inputs.sync_problem = sync.problem(now);
         }
-        self.app.read(|c| c.alerts(now, &timers, &inputs))
+        // The log and the webhook are the satellite's own channels: messages in full.
+        let system = crate::domain::Principal::system("satellite");
+        self.app.read(|c| {
+            c.alerts(now, &timers, &inputs)
+                .into_iter()
+                .map(|mut a| {
+                    a.message = c.alert_message(&a, &system);
+                    a
+                })
+                .collect()
+        })
     }
 
     /// One round: returns (alerts holding, newly delivered to the webhook).

@@ -429,3 +429,56 @@ fn reserved_units_cannot_be_removed_or_transferred_away() {
     c.commit_change(c.transfer_licenses(&admin(), lab, other, TAG, 2, None, NOW));
     assert_eq!(c.available(lab, TAG, NOW), 3);
 }
+
+/// SPEC §7: a refusal shown to a VA administrator names no VA outside its subtree — neither
+/// where spare units are, nor where the same device is registered or reserved.
+#[test]
+fn refusals_name_nothing_outside_the_callers_subtree() {
+    let (mut c, a, lab, other) = setup();
+    let labadmin = user_with(
+        &mut c,
+        "lab",
+        &[grant(Role::VaAdmin, Scope::Va(lab))],
+        hash(7),
+    );
+    let m = refused(c.reserve(
+        &labadmin,
+        lab,
+        &request("R2", &[(TAG, 6)]),
+        false,
+        NOW,
+        issue,
+    ))
+    .to_string();
+    assert!(m.contains("only 5 are spare"), "{m}");
+    assert!(
+        !m.contains("acme/Default/spare"),
+        "names a VA the caller cannot see: {m}"
+    );
+    assert!(m.contains("no other virtual account you can see"), "{m}");
+
+    device(&mut c, other, "D9", 1);
+    reserve(&mut c, other, "R9", 1);
+    for serial in ["D9", "R9"] {
+        let m = refused(c.reserve(
+            &labadmin,
+            lab,
+            &request(serial, &[(TAG, 1)]),
+            false,
+            NOW,
+            issue,
+        ))
+        .to_string();
+        assert!(m.contains("another virtual account"), "{m}");
+        assert!(!m.contains("acme/Default/spare"), "{m}");
+        let seen = c
+            .reservation_by_udi(a.id, &udi(serial))
+            .map(|r| r.id.to_string());
+        if let Some(id) = seen {
+            assert!(
+                !m.contains(&id),
+                "names a reservation the caller cannot see: {m}"
+            );
+        }
+    }
+}

@@ -229,7 +229,7 @@ pub async fn alerts(State(ctx): State<AdminCtx>, Caller(p): Caller) -> Reply<Vec
             c.alerts(now, &timers, &inputs)
                 .into_iter()
                 .filter(visible)
-                .map(AlertView::from)
+                .map(|a| AlertView::new(c, &a, &p))
                 .collect(),
         ))
     })

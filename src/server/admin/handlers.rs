@@ -23,57 +23,68 @@ fn created<T>(t: T) -> Created<T> {
     Ok((StatusCode::CREATED, Json(t)))
 }
 
-pub async fn status(State(ctx): State<AdminCtx>, Caller(_p): Caller) -> Reply<Status> {
-    let store = ctx.app.store();
-    let (accounts, vas, licenses, tokens, users) = ctx.app.read(|c| {
-        (
-            c.accounts().count(),
-            c.accounts().map(|a| c.vas_of(a.id).count()).sum(),
-            c.accounts()
-                .flat_map(|a| c.vas_of(a.id).map(|v| c.licenses_in(v.id).count()))
-                .sum(),
-            c.accounts()
-                .flat_map(|a| c.vas_of(a.id).map(|v| c.tokens_in(v.id).count()))
-                .sum(),
-            c.users().count(),
-        )
-    });
+pub async fn status(State(ctx): State<AdminCtx>, Caller(p): Caller) -> Reply<Status> {
+    let (now, timers) = (ctx.app.now(), ctx.app.timers());
+    let (held, users) = ctx
+        .app
+        .read(|c| (c.holdings(&p, now, &timers), c.users().count()));
+    let satellite = if p.is_system_admin() {
+        let store = ctx.app.store();
+        Some(SatelliteStatus {
+            data_dir: ctx.data_dir.clone(),
+            store_bytes: store.size_on_disk()?,
+            schema_version: crate::store::SCHEMA_VERSION,
+            users,
+            store_flushes: store.flushes(),
+            store_flush_mean_ms: {
+                let (total, _) = store.flush_time();
+                total as f64 / 1000.0 / store.flushes().max(1) as f64
+            },
+            store_failure: store.write_failure(),
+            unreadable_records: ctx.app.unreadable().to_vec(),
+            listeners: ctx.listeners.clone(),
+            workers: ctx.workers.statuses(),
+        })
+    } else {
+        None
+    };
     Ok(Json(Status {
         version: env!("CARGO_PKG_VERSION").to_string(),
         started_at: ctx.app.started_at(),
-        now: ctx.app.now(),
-        data_dir: ctx.data_dir.clone(),
-        store_bytes: store.size_on_disk()?,
-        schema_version: crate::store::SCHEMA_VERSION,
-        accounts,
-        virtual_accounts: vas,
-        licenses,
-        tokens,
-        users,
-        devices: ctx.app.read(|c| c.instance_count()),
-        devices_by_state: {
-            let (now, timers) = (ctx.app.now(), ctx.app.timers());
-            ctx.app
-                .read(|c| c.device_states(now, &timers))
-                .into_iter()
-                .map(|(s, n)| (s.as_str().to_string(), n))
-                .collect()
-        },
-        store_flushes: store.flushes(),
-        store_flush_mean_ms: {
-            let (total, _) = store.flush_time();
-            total as f64 / 1000.0 / store.flushes().max(1) as f64
-        },
-        store_failure: store.write_failure(),
-        unreadable_records: ctx.app.unreadable().to_vec(),
-        listeners: ctx.listeners.clone(),
-        workers: ctx.workers.statuses(),
+        now,
+        scope: if satellite.is_some() {
+            "satellite"
+        } else {
+            "granted"
+        }
+        .to_string(),
+        accounts: held.accounts,
+        virtual_accounts: held.virtual_accounts,
+        licenses: held.licenses,
+        tokens: held.tokens,
+        devices: held.devices,
+        devices_by_state: held
+            .devices_by_state
+            .into_iter()
+            .map(|(s, n)| (s.as_str().to_string(), n))
+            .collect(),
+        satellite,
     }))
 }
 
-/// Prometheus metrics; any authenticated caller may scrape (the socket owner, or an API token).
-pub async fn metrics(State(ctx): State<AdminCtx>, Caller(_p): Caller) -> axum::response::Response {
+/// Prometheus metrics: satellite-wide figures, for system administrators and holders of the
+/// metrics-reader role (a monitoring system's token). Anyone else is refused (SPEC §7).
+pub async fn metrics(State(ctx): State<AdminCtx>, Caller(p): Caller) -> axum::response::Response {
     use axum::response::IntoResponse;
+    if !p.may_read_metrics() {
+        return ApiError::from(crate::domain::DomainError::Forbidden(format!(
+            "{} may not read /metrics: metrics are satellite-wide figures; scrape with the \
+                 token of a user holding the metrics-reader role (`satellite user grant USER \
+                 --role metrics-reader`)",
+            p.actor
+        )))
+        .into_response();
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -562,7 +573,7 @@ fn grant_of(c: &Catalog, p: &Principal, req: &GrantRole) -> Result<RoleGrant, Ap
             "invalid_request",
             format!(
                 "unknown role `{}`; roles are system-admin, account-admin, account-user, \
-                 va-admin, va-user",
+                 va-admin, va-user, metrics-reader",
                 req.role
             ),
         )
