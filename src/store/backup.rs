@@ -376,14 +376,33 @@ fn read_backup(
     path: &Path,
     phase: Phase,
     progress: &mut dyn FnMut(Progress),
-    mut sink: impl FnMut(usize, &[u8], &[u8]) -> Result<(), BackupError>,
+    sink: impl FnMut(usize, &[u8], &[u8]) -> Result<(), BackupError>,
 ) -> Result<BackupSummary, BackupError> {
     let file = File::open(path).map_err(|source| BackupError::Io {
         op: "open the backup",
         path: path.to_owned(),
         source,
     })?;
-    let mut r = HashReader::new(path, BufReader::with_capacity(1 << 16, file));
+    let reader = BufReader::with_capacity(1 << 16, file);
+    read_backup_from(path, reader, phase, progress, sink)
+}
+
+/// Checks a backup held in memory, as [`verify`] checks a file (the fuzz target's entry:
+/// whatever the bytes, an error or a summary, never a panic or a wild allocation).
+pub fn verify_bytes(bytes: &[u8]) -> Result<BackupSummary, BackupError> {
+    let label = Path::new("<in memory>");
+    read_backup_from(label, bytes, Phase::Verify, &mut |_| {}, |_, _, _| Ok(()))
+}
+
+/// The backup reader over any byte source; `path` names it in errors.
+fn read_backup_from<R: Read>(
+    path: &Path,
+    reader: R,
+    phase: Phase,
+    progress: &mut dyn FnMut(Progress),
+    mut sink: impl FnMut(usize, &[u8], &[u8]) -> Result<(), BackupError>,
+) -> Result<BackupSummary, BackupError> {
+    let mut r = HashReader::new(path, reader);
     let damaged = |reason: String| BackupError::Damaged {
         path: path.to_owned(),
         reason,
