@@ -25,6 +25,7 @@ mod imports;
 mod licenses;
 mod model;
 mod reservations;
+mod rum;
 mod sync;
 mod tokens;
 mod users;
@@ -34,7 +35,7 @@ pub use accounts::{DEFAULT_VA_NAME, MAX_VA_DEPTH, validate_domain};
 pub use alerts::{Alert, AlertInputs, Severity};
 pub use catalog::{Catalog, Change, Record, Removal};
 pub use compliance::{ComplianceLine, DeviceTimers};
-pub use devices::{DeviceError, IssuedIdentity, Registration, RumInput, UsageOutcome};
+pub use devices::{DeviceError, IssuedIdentity, Registration, UsageOutcome};
 pub use error::DomainError;
 pub use events::{EventFilter, NewEvent};
 pub use ids::{AccountId, ApiTokenId, InstanceId, LicenseId, ReservationId, TokenId, UserId, VaId};
@@ -44,6 +45,7 @@ pub use model::*;
 pub use reservations::{
     IssueContext, IssuedAuthorization, MAX_RESERVED_TAGS, Reservation, ReservationRequest,
 };
+pub use rum::{RumInput, RumRefusal};
 pub use sync::{
     Applied, BindInput, ChildChange, ChildSatellite, OutItem, Outstanding, Received, RelayedRum,
     RemoteInstance, RemoteUsage, SyncedItem, UpstreamBinding, UpstreamLicense, UpstreamResponse,
