@@ -23,6 +23,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod rum;
+pub use rum::{Network, RumConfig, RumSettings};
+
 /// The data directory used when neither the file nor systemd (`$STATE_DIRECTORY`) names one.
 pub const DEFAULT_DATA_DIR: &str = "./satellite-data";
 
@@ -92,6 +95,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Upstream reconciliation and license files (SPEC §8).
     pub sync: SyncConfig,
+    /// Who may push Cisco RUM reports (SPEC §3b).
+    pub rum: RumConfig,
     /// Where this configuration came from, for error messages; not a key in the file.
     #[serde(skip)]
     origin: Option<PathBuf>,
@@ -341,6 +346,8 @@ pub struct Settings {
     pub trusted_license_keys: crate::protocol::sync::TrustedKeys,
     /// Validated `[sync]` (without the trusted keys above).
     pub sync: SyncSettings,
+    /// Validated `[rum]`.
+    pub rum: RumSettings,
 }
 
 /// Validated `[sync]`.
@@ -607,6 +614,7 @@ impl Config {
 
         let trusted_license_keys = v.trusted_keys(&self.sync.trusted_license_keys)?;
         let sync = self.sync.validate(&v)?;
+        let rum = self.rum.validate(&v)?;
 
         Ok(Settings {
             data_dir,
@@ -619,6 +627,7 @@ impl Config {
             tls,
             trusted_license_keys,
             sync,
+            rum,
         })
     }
 }
@@ -927,6 +936,7 @@ impl Settings {
             tls,
             trusted_license_keys,
             sync,
+            rum,
         } = self;
         check("data_dir", *data_dir != new.data_dir);
         let DeviceSettings {
@@ -1031,6 +1041,15 @@ impl Settings {
             "sync.max_changes_per_message",
             *max_changes_per_message != s.max_changes_per_message,
         );
+        let RumSettings {
+            guessable_urls,
+            allow,
+        } = rum;
+        check(
+            "rum.guessable_urls",
+            *guessable_urls != new.rum.guessable_urls,
+        );
+        check("rum.allow", *allow != new.rum.allow);
         changed
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! Start: data directory → store → catalog → certificates → listeners → print where everything
 //! is → READY → serve. Reload (SIGHUP): read and validate the configuration and the server
-//! certificate; apply log level, timers, alert settings and the certificate, or keep the old
-//! ones if anything is wrong. Stop (SIGTERM/SIGINT): STOPPING, stop accepting, drain open
+//! certificate; apply log level, timers, alert settings, `[rum]` and the certificate, or keep
+//! the old ones if anything is wrong. Stop (SIGTERM/SIGINT): STOPPING, stop accepting, drain open
 //! requests within `shutdown.drain_timeout`, stop workers, flush the store, exit 0.
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -24,6 +24,7 @@ use crate::server::device;
 use crate::server::listen::{self, Limits, TlsSource};
 use crate::server::metrics::{self as server_metrics, Metrics, Observed};
 use crate::server::ratelimit::FailureLimiter;
+use crate::server::rum::{IngestKey, RumGate};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::store::{Store, tables};
 use crate::workers::alerts::AlertsWorker;
@@ -54,6 +55,8 @@ struct Live {
     app: App,
     tls: TlsSource,
     alerts: Arc<RwLock<AlertsSettings>>,
+    /// `[rum]`, read by the RUM endpoint on every report.
+    rum: Arc<RwLock<crate::config::RumSettings>>,
     settings: Settings,
 }
 
@@ -134,6 +137,7 @@ pub async fn run(
         app: app.clone(),
         tls: TlsSource::new(tls),
         alerts: Arc::new(RwLock::new(settings.alerts.clone())),
+        rum: Arc::new(RwLock::new(settings.rum.clone())),
         settings: settings.clone(),
     };
     if let Some((reloader, requests)) = reload {
@@ -166,6 +170,7 @@ pub async fn serve_on(
         app,
         tls: TlsSource::new(tls),
         alerts: Arc::new(RwLock::new(settings.alerts.clone())),
+        rum: Arc::new(RwLock::new(settings.rum.clone())),
         settings: settings.clone(),
     };
     serve_live(settings, pki, live, listeners, shutdown).await
@@ -221,6 +226,13 @@ async fn serve_live(
         settings.sync.clone(),
         sync_dir.clone(),
     ));
+    // The secret behind every account's RUM ingest URL: created once, since devices are
+    // configured with the URLs it makes.
+    let rum = Arc::new(RumGate {
+        key: IngestKey::load_or_create(&settings.data_dir)
+            .context("cannot load or create the RUM ingest URL secret")?,
+        settings: live.rum.clone(),
+    });
     let alert_inputs = AlertInputs {
         ca_not_after: Some(pki.ca_not_after()),
         server_cert_not_after: Some(pki.server_cert_not_after()),
@@ -237,6 +249,8 @@ async fn serve_live(
         trusted_license_keys: settings.trusted_license_keys.clone(),
         sync: sync.clone(),
         ca_der: pki.ca_der().as_ref().to_vec(),
+        rum: rum.clone(),
+        device_url: device_url(device_addr),
     };
     let mut worker_tasks = vec![
         workers::spawn(
@@ -288,6 +302,7 @@ async fn serve_live(
             max_body_bytes: settings.device.max_body_bytes,
             limiter: Arc::new(FailureLimiter::new(10, time::Duration::minutes(1))),
             sync: sync.clone(),
+            rum,
         })
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
@@ -328,6 +343,16 @@ async fn serve_live(
     }
     let _ = std::fs::remove_file(&settings.admin.socket);
     Ok(())
+}
+
+/// The base URL devices reach the device listener at, for the ingest URLs `account show`
+/// prints: its address, or the host name when it listens on every address.
+fn device_url(addr: std::net::SocketAddr) -> Option<String> {
+    if !addr.ip().is_unspecified() {
+        return Some(format!("https://{addr}"));
+    }
+    let host = pki::host_names().into_iter().find(|n| n != "localhost")?;
+    Some(format!("https://{host}:{}", addr.port()))
 }
 
 /// Creates the data directory readable by its owner only.
@@ -410,6 +435,8 @@ const RELOADABLE: &[&str] = &[
     "alerts.interval",
     "alerts.webhook",
     "tls",
+    "rum.guessable_urls",
+    "rum.allow",
 ];
 
 /// Validates everything first, then applies: a bad configuration or certificate changes nothing.
@@ -435,6 +462,7 @@ fn reload(live: &mut Live, reloader: &Reloader) -> Result<String> {
         .map_err(|e| anyhow::anyhow!("cannot apply log.level: {e}"))?;
     live.app.set_timers(device_timers(&new.timers));
     *live.alerts.write().unwrap_or_else(|p| p.into_inner()) = new.alerts.clone();
+    *live.rum.write().unwrap_or_else(|p| p.into_inner()) = new.rum.clone();
     live.tls.replace(tls);
     // `live.settings` stays what the daemon runs with: a key that needs a restart keeps its
     // running value, so the next reload names it again.
@@ -446,11 +474,12 @@ fn reload(live: &mut Live, reloader: &Reloader) -> Result<String> {
     };
     running.alerts = new.alerts;
     running.tls = new.tls;
+    running.rum = new.rum;
     Ok(if unapplied.is_empty() {
-        "log level, timers, alerts and server certificate applied".to_string()
+        "log level, timers, alerts, [rum] and server certificate applied".to_string()
     } else {
         format!(
-            "log level, timers, alerts and server certificate applied; not applied until a restart: {}",
+            "log level, timers, alerts, [rum] and server certificate applied; not applied until a restart: {}",
             unapplied.join(", ")
         )
     })

@@ -112,12 +112,11 @@ async fn a_report_retried_while_in_flight_is_applied_once() {
 async fn a_rum_report_posted_in_parallel_is_accepted_once() {
     let s = Sat::start().await;
     s.account("acme").await;
+    let path = s.rum_path("acme").await;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..6 {
-        let (http, url) = (s.anonymous(), s.url.clone());
-        tasks.spawn(async move {
-            raw(&http, Method::POST, &url, "/cslu/v1/pi/acme-1", RUM.into()).await
-        });
+        let (http, url, path) = (s.anonymous(), s.url.clone(), path.clone());
+        tasks.spawn(async move { raw(&http, Method::POST, &url, &path, RUM.into()).await });
     }
     let (mut accepted, mut duplicates) = (0, 0);
     while let Some(done) = tasks.join_next().await {

@@ -259,10 +259,8 @@ fn device_state_survives_a_restart() {
     rt.block_on(a.renew()).unwrap();
     let seq_a = a.state().last_report.clone().unwrap();
     let rum = include_str!("data/cisco-rum/example-rum-1671840750.xml");
-    assert_eq!(
-        d.device_api().post_raw("/cslu/v1/pi/acme-1", rum).status,
-        200
-    );
+    let rum_path = d.rum_path("acme");
+    assert_eq!(d.device_api().post_raw(&rum_path, rum).status, 200);
     let devices = d.cli_json(&["device", "list"]);
 
     d.restart();
@@ -293,7 +291,9 @@ fn device_state_survives_a_restart() {
         .map(|c| rt.block_on(c.authorization()).unwrap().status)
         .collect();
     assert_eq!(statuses, ["authorized", "authorized", "out_of_compliance"]);
-    let r = d.device_api().post_raw("/cslu/v1/pi/acme-1", rum);
+    // The ingest URL is the same after a restart: devices are configured with it.
+    assert_eq!(d.rum_path("acme"), rum_path);
+    let r = d.device_api().post_raw(&rum_path, rum);
     assert_eq!(
         r.body["duplicates"],
         serde_json::json!([1671840750]),

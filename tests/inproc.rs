@@ -177,6 +177,15 @@ impl Sat {
         .await
     }
 
+    /// The path of `account`'s unguessable RUM ingest URL.
+    pub async fn rum_path(&self, account: &str) -> String {
+        let shown: AccountView = self.get(&format!("/v1/accounts/{account}")).await;
+        shown
+            .rum_ingest
+            .expect("the system administrator sees the ingest URL")
+            .path
+    }
+
     pub async fn va(&self, parent: &str, name: &str) -> VaView {
         self.post(
             "/v1/vas",

@@ -1072,7 +1072,7 @@ fn cisco_rum_reports_are_relayed_upstream_untouched() {
     regional.cli_json(&["sync", "now"]);
     let r = regional
         .device_api()
-        .post_raw("/cslu/v1/pi/acme-1", FIXTURE);
+        .post_raw(&regional.rum_path("acme"), FIXTURE);
     assert_eq!(r.status, 200, "{}", r.text);
     regional.cli_json(&["sync", "now"]);
     let r = remote(&hq);
@@ -1092,4 +1092,48 @@ fn cisco_rum_reports_are_relayed_upstream_untouched() {
     assert_eq!(r["devices"][0]["serial"], "9NTUEA8FIIH");
     assert_eq!(regional.cli_json(&["sync", "now"])["acknowledged"], 0);
     assert_eq!(remote(&hq)["rum_reports"].as_array().unwrap().len(), 1);
+}
+
+/// SPEC §3b across tiers: a RUM report cannot change a device a child registered with
+/// protocol v1, neither on the child (refused, so nothing is relayed) nor on the upstream,
+/// where the account's Default VA is dedicated to the child and its devices report there.
+#[test]
+fn rum_reports_cannot_change_native_devices_on_a_child_or_its_upstream() {
+    const FIXTURE: &str = include_str!("data/cisco-rum/example-rum-1671840750.xml");
+    let forged = FIXTURE
+        .replace("C9800-CL-K9", "C9300-24T")
+        .replace("9NTUEA8FIIH", "FOCE1");
+    let hq = satellite("hq");
+    let regional = satellite("regional");
+    hq.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    bind(&hq, &regional, "regional", "acme/Default", &device_url(&hq));
+    let dir = tempfile::tempdir().unwrap();
+    device(&regional, dir.path(), "acme/Default", "FOCE1", 1);
+    regional.cli_json(&["sync", "now"]);
+    let before = (regional.cli_json(&["device", "list"]), remote(&hq));
+    assert_eq!(before.1["devices"][0]["serial"], "FOCE1", "{:#}", before.1);
+
+    let r = regional
+        .device_api()
+        .post_raw(&regional.rum_path("acme"), forged.clone());
+    r.assert_error(409, "registered_natively");
+    regional.cli_json(&["sync", "now"]);
+    assert_eq!(
+        (regional.cli_json(&["device", "list"]), remote(&hq)),
+        before
+    );
+    assert!(remote(&hq)["rum_reports"].as_array().unwrap().is_empty());
+
+    let hq_devices = hq.cli_json(&["device", "list"]);
+    let r = hq.device_api().post_raw(&hq.rum_path("acme"), forged);
+    r.assert_error(422, "refused");
+    assert!(
+        r.text.contains("dedicated to child satellite `regional`"),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        (hq.cli_json(&["device", "list"]), remote(&hq)),
+        (hq_devices, before.1)
+    );
 }

@@ -329,6 +329,15 @@ impl Daemon {
         })
     }
 
+    /// The path of `account`'s unguessable RUM ingest URL, as `account show` gives it.
+    pub fn rum_path(&self, account: &str) -> String {
+        let shown = self.cli_json(&["account", "show", account]);
+        shown["rum_ingest"]["path"]
+            .as_str()
+            .unwrap_or_else(|| panic!("`account show` gives no RUM ingest URL: {shown:#}"))
+            .to_string()
+    }
+
     /// An HTTPS client for the admin API, with `token` as bearer token if given.
     pub fn admin_api(&self, token: Option<&str>) -> Api {
         Api::new(&self.ca_pem, self.admin_addr, token)

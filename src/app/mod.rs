@@ -60,6 +60,60 @@ struct State {
     high_water: OffsetDateTime,
 }
 
+impl State {
+    /// Numbers the change's event, queues the change and the event as one store batch, and
+    /// applies the change to the catalog: in this order, so the catalog never shows a change
+    /// the store refused.
+    fn commit(
+        &mut self,
+        store: &Store,
+        change: Change,
+        now: OffsetDateTime,
+        actor: &str,
+    ) -> Result<store::Staged, StoreError> {
+        let event = change
+            .event
+            .clone()
+            .map(|e| e.into_event(self.last_seq + 1, now, actor));
+        let staged = store.stage(tables::batch_for(&change, event.as_ref()))?;
+        if let Some(e) = &event {
+            self.last_seq = e.seq;
+        }
+        self.catalog.apply_owned(change);
+        Ok(staged)
+    }
+}
+
+/// The changes of one [`App::change_many`], made under the write lock.
+pub struct Steps<'a> {
+    store: &'a Store,
+    state: &'a mut State,
+    now: OffsetDateTime,
+    actor: &'a str,
+    staged: Vec<store::Staged>,
+}
+
+impl Steps<'_> {
+    /// The catalog with every change made so far applied.
+    pub fn catalog(&self) -> &Catalog {
+        &self.state.catalog
+    }
+
+    /// The time of every change of this sequence.
+    pub fn now(&self) -> OffsetDateTime {
+        self.now
+    }
+
+    /// Queues `change` and its event in the store and applies it to the catalog.
+    pub fn apply(&mut self, change: Change) -> Result<(), AppError> {
+        let staged = self
+            .state
+            .commit(self.store, change, self.now, self.actor)?;
+        self.staged.push(staged);
+        Ok(())
+    }
+}
+
 impl App {
     /// Loads the catalog from the store. A record that cannot be decoded is logged, listed in
     /// [`App::unreadable`] and skipped: the rest of the satellite keeps serving.
@@ -232,22 +286,40 @@ impl App {
             // expired token) must not be undone by setting the clock back.
             state.high_water = now;
             let (change, out) = op(&state.catalog, now).map_err(Into::into)?;
-            let event = change
-                .event
-                .clone()
-                .map(|e| e.into_event(state.last_seq + 1, now, actor));
-            let staged = self
-                .inner
-                .store
-                .stage(tables::batch_for(&change, event.as_ref()))?;
-            if let Some(e) = &event {
-                state.last_seq = e.seq;
-            }
-            state.catalog.apply_owned(change);
-            (staged, out)
+            (state.commit(&self.inner.store, change, now, actor)?, out)
         };
         staged.durable().await?;
         Ok(out)
+    }
+
+    /// Makes several changes on behalf of `actor` under one hold of the write lock, each
+    /// computed on the catalog as the previous one left it and each with its own event: for a
+    /// request that must be decided as a whole before any of it is applied (an envelope of RUM
+    /// reports). `op` makes each change with [`Steps::apply`]. Returns once every change it
+    /// made is on disk, also when `op` fails after making some.
+    pub async fn change_many<T>(
+        &self,
+        actor: &str,
+        op: impl FnOnce(&mut Steps<'_>) -> Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        let (staged, out) = {
+            let mut state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
+            let now = self.inner.clock.now().max(state.high_water);
+            state.high_water = now;
+            let mut steps = Steps {
+                store: &self.inner.store,
+                state: &mut state,
+                now,
+                actor,
+                staged: Vec::new(),
+            };
+            let out = op(&mut steps);
+            (steps.staged, out)
+        };
+        for s in staged {
+            s.durable().await?;
+        }
+        out
     }
 
     /// Writes a backup of the whole store to `out`: one point in time across all tables.

@@ -144,7 +144,8 @@ pub enum AccountCommand {
     },
     /// List accounts.
     List,
-    /// Show one account (by id, name or domain).
+    /// Show one account (by id, name or domain), with its RUM ingest URL for those who may
+    /// change it.
     Show { account: String },
     /// Approve a pending account.
     Approve { account: String },
@@ -186,7 +187,16 @@ pub async fn account(client: &AdminClient, out: Output, c: AccountCommand) -> Re
             let a: AccountView = client
                 .get(&format!("/v1/accounts/{}", segment(&account)))
                 .await?;
-            out.show(&a, |a| accounts_table(std::slice::from_ref(a)))
+            out.show(&a, |a| {
+                accounts_table(std::slice::from_ref(a));
+                if let Some(rum) = &a.rum_ingest {
+                    println!();
+                    println!(
+                        "RUM ingest URL (Cisco devices push usage here; keep it private):\n  {}",
+                        rum.url.as_deref().unwrap_or(&rum.path)
+                    );
+                }
+            })
         }
         AccountCommand::Approve { account } => {
             let a: AccountView = client

@@ -268,3 +268,24 @@ fn sync_settings_have_defaults_and_bad_values_name_their_key() {
         assert!(e.contains(key), "{toml:?}: {e}");
     }
 }
+
+#[test]
+fn rum_settings_default_to_keyed_urls_from_anywhere_and_bad_networks_name_the_key() {
+    let s = resolve("").expect("resolves");
+    assert_eq!(s.rum, RumSettings::default());
+    assert!(
+        !s.rum.guessable_urls,
+        "only the unguessable URLs by default"
+    );
+    let s = resolve("[rum]\nguessable_urls = true\nallow = [\"10.0.0.0/8\", \"::1\"]\n")
+        .expect("resolves");
+    assert!(s.rum.guessable_urls);
+    let shown: Vec<String> = s.rum.allow.iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["10.0.0.0/8", "::1/128"]);
+    let msg = error("[rum]\nallow = [\"10.0.0.0/8\", \"10.0.0.0/40\"]\n");
+    assert!(msg.contains("`rum.allow`"), "{msg}");
+    assert!(msg.contains("entry 1"), "{msg}");
+    assert!(msg.contains("0 to 32"), "{msg}");
+    let msg = error("[rum]\nallow = \"10.0.0.0/8\"\n");
+    assert!(msg.contains("rum.allow"), "{msg}");
+}

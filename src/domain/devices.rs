@@ -1,6 +1,6 @@
 //! The product instance lifecycle (SPEC §3, §4): registration with a token, usage reports,
-//! certificate renewal, deregistration by the device, by an operator or by the expiry sweep,
-//! and devices learned from Cisco RUM reports.
+//! certificate renewal, deregistration by the device, by an operator or by the expiry sweep.
+//! Devices learned from Cisco RUM reports are in `rum.rs`.
 
 use super::model::TagCounts;
 
@@ -11,10 +11,10 @@ use super::catalog::{Catalog, Change, Record, Removal};
 use super::compliance::DeviceTimers;
 use super::error::DomainError;
 use super::events::NewEvent;
-use super::ids::{AccountId, InstanceId, VaId};
+use super::ids::{InstanceId, VaId};
 use super::model::{
     AccountStatus, AuthorizationState, EntitlementStatus, InstanceSource, ProductInstance,
-    RevokedCertificate, RumRecord, Udi,
+    RevokedCertificate, Udi,
 };
 use super::tokens::TokenState;
 
@@ -53,8 +53,26 @@ pub enum DeviceError {
     StaleSeq { last: u64, got: u64 },
     #[error("the certificate signing request was refused: {0}")]
     BadCsr(String),
+    /// A RUM report named devices registered with protocol v1 (SPEC §3b): another identity
+    /// channel, which a report carrying no client identity must not change.
+    #[error(
+        "{} registered with protocol v1; a RUM report cannot change {}, so the whole request \
+         was refused and nothing was changed (deregister the device first if it now reports \
+         through RUM)",
+        udi_list(.0), if .0.len() == 1 { "it" } else { "them" }
+    )]
+    RegisteredNatively(Vec<Udi>),
     #[error(transparent)]
     Domain(#[from] DomainError),
+}
+
+/// `device A:1 is` / `devices A:1, B:2 are`, for messages.
+fn udi_list(udis: &[Udi]) -> String {
+    let names: Vec<String> = udis.iter().map(ToString::to_string).collect();
+    match names.len() {
+        1 => format!("device {} is", names[0]),
+        _ => format!("devices {} are", names.join(", ")),
+    }
 }
 
 /// A registration as the device asked for it; the token is already hashed.
@@ -82,17 +100,6 @@ pub enum UsageOutcome {
     Repeat(AuthorizationState),
     /// A new report: the change to make durable and the answer to give once it is.
     Applied(Change, AuthorizationState),
-}
-
-/// A Cisco RUM report reduced to what compliance needs.
-#[derive(Debug, Clone)]
-pub struct RumInput {
-    pub report_id: u64,
-    pub udi: Udi,
-    pub entitlement_tag: String,
-    pub count: u64,
-    pub software_version: Option<String>,
-    pub raw: String,
 }
 
 impl Catalog {
@@ -386,88 +393,6 @@ impl Catalog {
     ) -> Vec<InstanceId> {
         let before = now - timers.authorization_valid - timers.deregister_after;
         self.silent_since(before).map(|i| i.id).collect()
-    }
-
-    /// Records a Cisco RUM report: creates the device (in the account's Default VA) if it is
-    /// new, sets its usage of the report's tag, keeps the raw report. `None` for a duplicate.
-    pub fn ingest_rum(
-        &self,
-        account: AccountId,
-        r: &RumInput,
-        now: OffsetDateTime,
-    ) -> Result<Option<Change>, DeviceError> {
-        let acc = self
-            .account(account)
-            .ok_or_else(|| DomainError::not_found("account", account))?;
-        if acc.status == AccountStatus::Pending {
-            return Err(DeviceError::AccountPending(acc.name.clone()));
-        }
-        if self.rum_seen(&r.udi.serial, r.report_id) {
-            return Ok(None);
-        }
-        let existing = self.instance_by_udi(account, &r.udi);
-        let mut instance = existing.cloned().unwrap_or_else(|| ProductInstance {
-            id: InstanceId::new(),
-            account,
-            va: acc.default_va,
-            udi: r.udi.clone(),
-            hostname: String::new(),
-            product: r.udi.pid.clone(),
-            version: String::new(),
-            source: InstanceSource::Rum,
-            registered_at: now,
-            order: self.next_order,
-            token: None,
-            export_allowed: false,
-            cert_serial: None,
-            cert_not_after: None,
-            last_contact: now,
-            last_report_at: None,
-            last_seq: None,
-            last_measured_at: None,
-            usage: TagCounts::new(),
-            last_answer: None,
-            clock_skew: false,
-        });
-        if let Some(v) = &r.software_version {
-            instance.version = v.clone();
-        }
-        if r.count > 0 {
-            instance.usage.insert(r.entitlement_tag.clone(), r.count);
-        } else {
-            instance.usage.remove(&r.entitlement_tag);
-        }
-        instance.last_contact = now;
-        instance.last_report_at = Some(now);
-        instance.last_answer = None;
-        let event = if existing.is_none() {
-            NewEvent::new("device.register", &r.udi)
-                .account(account)
-                .va(instance.va)
-                .device(instance.id)
-                .detail("source", "cisco-rum")
-        } else {
-            NewEvent::new("device.rum_report", &r.udi)
-                .account(account)
-                .va(instance.va)
-                .device(instance.id)
-        }
-        .detail("report_id", r.report_id);
-        let record = RumRecord {
-            report_id: r.report_id,
-            account,
-            instance: instance.id,
-            udi: r.udi.clone(),
-            entitlement_tag: r.entitlement_tag.clone(),
-            count: r.count,
-            received_at: now,
-            raw: r.raw.clone(),
-        };
-        Ok(Some(
-            Change::new(event)
-                .put(Record::Instance(instance))
-                .put(Record::Rum(record)),
-        ))
     }
 }
 

@@ -26,6 +26,7 @@ mod imports;
 mod licenses;
 mod model;
 mod reservations;
+mod rum;
 mod sync;
 mod tokens;
 mod users;
@@ -35,7 +36,7 @@ pub use accounts::{DEFAULT_VA_NAME, MAX_VA_DEPTH, validate_domain};
 pub use alerts::{Alert, AlertInputs, Severity};
 pub use catalog::{Catalog, Change, Record, Removal};
 pub use compliance::{ComplianceLine, DeviceTimers};
-pub use devices::{DeviceError, IssuedIdentity, Registration, RumInput, UsageOutcome};
+pub use devices::{DeviceError, IssuedIdentity, Registration, UsageOutcome};
 pub use error::DomainError;
 pub use events::{EventFilter, NewEvent};
 pub use holdings::Holdings;
@@ -46,6 +47,7 @@ pub use model::*;
 pub use reservations::{
     IssueContext, IssuedAuthorization, MAX_RESERVED_TAGS, Reservation, ReservationRequest,
 };
+pub use rum::{RumInput, RumRefusal};
 pub use sync::{
     Applied, BindInput, ChildChange, ChildSatellite, OutItem, Outstanding, Received, RelayedRum,
     RemoteInstance, RemoteUsage, SyncedItem, UpstreamBinding, UpstreamLicense, UpstreamResponse,

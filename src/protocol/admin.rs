@@ -84,6 +84,21 @@ pub struct AccountView {
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: Time,
     pub default_va: String,
+    /// Where Cisco devices push RUM reports for this account (SPEC §3b): only in `account
+    /// show`, and only to callers who may change the account, since the URL lets its holder
+    /// report usage for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rum_ingest: Option<RumIngestView>,
+}
+
+/// An account's unguessable RUM ingest URL.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RumIngestView {
+    /// `/cslu/v1/pi/<account>-<key>`, on the device listener.
+    pub path: String,
+    /// The whole URL, when the satellite knows the address devices reach it at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 impl From<&domain::Account> for AccountView {
@@ -95,6 +110,7 @@ impl From<&domain::Account> for AccountView {
             status: a.status.as_str().to_string(),
             created_at: a.created_at,
             default_va: a.default_va.to_string(),
+            rum_ingest: None,
         }
     }
 }

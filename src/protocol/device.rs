@@ -26,6 +26,8 @@ pub mod codes {
     pub const RATE_LIMITED: &str = "rate_limited";
     pub const BAD_CSR: &str = "bad_csr";
     pub const ACCOUNT_PENDING: &str = "account_pending";
+    /// A RUM report named a device registered with protocol v1 (SPEC §3b).
+    pub const REGISTERED_NATIVELY: &str = "registered_natively";
     pub const NOT_FOUND: &str = "not_found";
     pub const UNAVAILABLE: &str = "store_unavailable";
 }

@@ -1,11 +1,12 @@
-//! The device listener's router: protocol v1 (SPEC §3) and the CSLU-style endpoint for Cisco
-//! RUM reports (SPEC §3b). Handlers are thin: authenticate, decode, call the domain through
-//! `App`, encode. A 2xx is sent only after the change is on disk.
+//! The device listener's router: protocol v1 (SPEC §3), the upstream's sync endpoints, and the
+//! CSLU-style endpoint for Cisco RUM reports (SPEC §3b, in `rum.rs`). Handlers are thin:
+//! authenticate, decode, call the domain through `App`, encode. A 2xx is sent only after the
+//! change is on disk.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,15 +17,12 @@ use time::OffsetDateTime;
 use super::error::ApiError;
 use super::listen::Peer;
 use super::ratelimit::FailureLimiter;
-use crate::app::{App, AppError, secrets};
+use crate::app::{App, secrets};
 use crate::domain::{
-    Change, DeviceError, InstanceId, IssuedIdentity, Registration, RumInput, Udi, UsageOutcome,
+    Change, DeviceError, InstanceId, IssuedIdentity, Registration, Udi, UsageOutcome,
 };
 use crate::pki::{self, Pki};
 use crate::protocol::device::{self as wire, Authorization, codes};
-
-/// The largest RUM upload accepted: a controller may batch many reports.
-pub const MAX_RUM_BYTES: usize = 8 * 1024 * 1024;
 
 /// What the device handlers share.
 #[derive(Clone)]
@@ -35,6 +33,8 @@ pub struct DeviceCtx {
     pub limiter: Arc<FailureLimiter>,
     /// The sync engine, for the upstream side of sync.
     pub sync: Arc<crate::sync::SyncEngine>,
+    /// The trust rules of the RUM endpoint: the ingest URL secret and `[rum]`.
+    pub rum: Arc<super::rum::RumGate>,
 }
 
 pub fn router(ctx: DeviceCtx) -> Router {
@@ -48,8 +48,8 @@ pub fn router(ctx: DeviceCtx) -> Router {
         .route("/v1/sync/ca", get(super::sync::ca))
         .route("/v1/sync/register", post(super::sync::register))
         .route("/v1/sync", post(super::sync::exchange))
-        .route("/cslu/v1/pi", post(rum_default))
-        .route("/cslu/v1/pi/{target}", post(rum_for_account))
+        .route("/cslu/v1/pi", post(super::rum::rum_default))
+        .route("/cslu/v1/pi/{target}", post(super::rum::rum_for_account))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -292,77 +292,4 @@ async fn deregister(
             })
             .collect(),
     }))
-}
-
-async fn rum_default(State(ctx): State<DeviceCtx>, req: Request) -> Result<Response, ApiError> {
-    let accounts: Vec<_> = ctx.app.read(|c| c.accounts().map(|a| a.id).collect());
-    let [account] = accounts[..] else {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            codes::MALFORMED_REQUEST,
-            "this satellite holds several accounts: send RUM reports to /cslu/v1/pi/<account>-1",
-        ));
-    };
-    rum(ctx, account, req).await
-}
-
-async fn rum_for_account(
-    State(ctx): State<DeviceCtx>,
-    Path(target): Path<String>,
-    req: Request,
-) -> Result<Response, ApiError> {
-    // Cisco devices append a numeric suffix to the tenant name (`<account>-1`).
-    let name = match target.rsplit_once('-') {
-        Some((name, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => target.as_str(),
-    };
-    let account = ctx
-        .app
-        .read(|c| c.account_by_name_or_domain(name).map(|a| a.id))
-        .ok_or_else(|| ApiError::not_found("account", name))?;
-    rum(ctx, account, req).await
-}
-
-async fn rum(
-    ctx: DeviceCtx,
-    account: crate::domain::AccountId,
-    req: Request,
-) -> Result<Response, ApiError> {
-    let bytes = body(req, MAX_RUM_BYTES).await?;
-    let reports = crate::protocol::rum::parse(&bytes)
-        .map_err(|e| ApiError::malformed(format!("RUM report refused: {e}")))?;
-    let mut accepted = Vec::new();
-    let mut duplicates = Vec::new();
-    for r in reports {
-        let input = RumInput {
-            report_id: r.report_id,
-            udi: Udi {
-                pid: r.udi_pid,
-                serial: r.udi_serial,
-            },
-            entitlement_tag: r.entitlement_tag,
-            count: r.count,
-            software_version: r.software_version,
-            raw: r.raw,
-        };
-        let actor = format!("device:{}:{}", input.udi.pid, input.udi.serial);
-        let fresh = ctx
-            .app
-            .change(&actor, |c, now| {
-                Ok::<_, AppError>(match c.ingest_rum(account, &input, now)? {
-                    Some(change) => (change, true),
-                    None => (Change::silent(), false),
-                })
-            })
-            .await?;
-        if fresh {
-            accepted.push(r.report_id);
-        } else {
-            duplicates.push(r.report_id);
-        }
-    }
-    if !duplicates.is_empty() {
-        ctx.app.store().flush().await?;
-    }
-    Ok(Json(serde_json::json!({ "accepted": accepted, "duplicates": duplicates })).into_response())
 }

@@ -82,6 +82,9 @@ impl From<DeviceError> for ApiError {
             }
             DeviceError::StaleSeq { .. } => (StatusCode::CONFLICT, codes::STALE_SEQ),
             DeviceError::BadCsr(_) => (StatusCode::BAD_REQUEST, codes::BAD_CSR),
+            DeviceError::RegisteredNatively(_) => {
+                (StatusCode::CONFLICT, codes::REGISTERED_NATIVELY)
+            }
             DeviceError::Domain(d) => return d.clone().into(),
         };
         ApiError::new(status, code, e.to_string())

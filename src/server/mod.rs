@@ -8,4 +8,5 @@ pub mod error;
 pub mod listen;
 pub mod metrics;
 pub mod ratelimit;
+pub mod rum;
 pub mod sync;

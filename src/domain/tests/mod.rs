@@ -9,6 +9,7 @@ mod events;
 mod licenses;
 mod props;
 mod reservations;
+mod rum;
 mod scope;
 mod sync;
 mod tokens;

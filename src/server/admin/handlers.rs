@@ -133,7 +133,16 @@ pub async fn show_account(
 ) -> Reply<AccountView> {
     ctx.app.read(|c| {
         let id = account_ref(c, &p, &account)?;
-        Ok(Json(AccountView::from(c.account(id).expect("resolved"))))
+        let a = c.account(id).expect("resolved");
+        let mut view = AccountView::from(a);
+        if c.account_access(&p, id) == Some(Access::Write) {
+            let path = ctx.rum.key.path(a);
+            view.rum_ingest = Some(RumIngestView {
+                url: ctx.device_url.as_ref().map(|base| format!("{base}{path}")),
+                path,
+            });
+        }
+        Ok(Json(view))
     })
 }
 

@@ -43,6 +43,10 @@ pub struct AdminCtx {
     pub sync: std::sync::Arc<crate::sync::SyncEngine>,
     /// The device CA (DER), whose fingerprint satellite registration tokens carry.
     pub ca_der: Vec<u8>,
+    /// The RUM endpoint's trust rules, whose secret makes each account's ingest URL.
+    pub rum: std::sync::Arc<crate::server::rum::RumGate>,
+    /// `https://HOST:PORT` of the device listener, if known, for whole ingest URLs.
+    pub device_url: Option<String>,
 }
 
 pub fn router(ctx: AdminCtx) -> Router {
