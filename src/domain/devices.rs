@@ -210,6 +210,10 @@ impl Catalog {
                 return Err(DeviceError::StaleSeq { last, got: seq });
             }
         }
+        for (tag, count) in usage.iter().filter(|(_, c)| *c > 0) {
+            let old = current.usage.get(tag.as_str()).copied().unwrap_or(0);
+            self.check_requested_total(current.va, tag, old, *count)?;
+        }
         let mut updated = current.clone();
         updated.usage = usage
             .iter()
@@ -352,6 +356,9 @@ impl Catalog {
         if to == current.va {
             return Err(DomainError::Invalid("the device is already in that VA".into()).into());
         }
+        for (tag, count) in &current.usage {
+            self.check_requested_total(to, tag, 0, *count)?;
+        }
         let mut moved = current.clone();
         moved.va = to;
         moved.last_answer = None;
@@ -422,6 +429,12 @@ impl Catalog {
             instance.version = v.clone();
         }
         if r.count > 0 {
+            let old = instance
+                .usage
+                .get(r.entitlement_tag.as_str())
+                .copied()
+                .unwrap_or(0);
+            self.check_requested_total(instance.va, &r.entitlement_tag, old, r.count)?;
             instance.usage.insert(r.entitlement_tag.clone(), r.count);
         } else {
             instance.usage.remove(&r.entitlement_tag);

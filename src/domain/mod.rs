@@ -27,6 +27,7 @@ mod model;
 mod reservations;
 mod sync;
 mod tokens;
+mod units;
 mod users;
 
 pub use access::{Access, Principal};
@@ -49,6 +50,7 @@ pub use sync::{
     RemoteInstance, RemoteUsage, SyncedItem, UpstreamBinding, UpstreamLicense, UpstreamResponse,
 };
 pub use tokens::{TokenSpec, TokenState};
+pub use units::MAX_UNITS;
 
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,7 @@ mod reservations;
 mod sync;
 mod tokens;
 mod tree;
+mod units;
 
 use std::collections::BTreeSet;
 
