@@ -1420,9 +1420,9 @@ fn check_child_usage(devices: u64, requested: u64, granted: u64) -> Result<(), D
     Ok(())
 }
 
-/// Adds usage numbers (devices, requested, granted) of one VA and tag. Each is at most
-/// [`MAX_UNITS`] and a VA has local usage and at most one child's, so the sums are exact; a
-/// sum over the bound is refused by the upstream, never applied.
+/// Adds usage numbers (devices, requested, granted) of one VA and tag. Each addend is at most
+/// [`MAX_UNITS`] and there are only a few (the local usage and what children reported), so
+/// the sums are exact; one over the bound is refused by the upstream, never applied.
 fn add_usage(a: (u64, u64, u64), b: (u64, u64, u64)) -> (u64, u64, u64) {
     (
         sum_units([a.0, b.0]),
