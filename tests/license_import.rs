@@ -275,6 +275,33 @@ fn sign_anyway(key: &Path, body: LicenseFile, out: &Path) {
     std::fs::write(out, envelope.to_json().expect("encode")).expect("write");
 }
 
+/// A file for `acme.com` granting `quantity` units of `regid.a` to `Default/lab`.
+fn one_line_file(quantity: u64) -> LicenseFile {
+    LicenseFile {
+        issuer: SatelliteId::new("portal"),
+        account_domain: "acme.com".into(),
+        file_id: format!("huge-{quantity}"),
+        created_at: time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .expect("whole seconds"),
+        grants: vec![LicenseGrant {
+            va: "Default/lab".into(),
+            licenses: vec![LicenseLine {
+                id: "l-1".into(),
+                entitlement_tag: "regid.a".into(),
+                display_name: "A".into(),
+                quantity,
+                kind: LicenseKind::Perpetual,
+                start: None,
+                end: None,
+                export_controlled: false,
+                order_ref: None,
+                labels: Default::default(),
+            }],
+        }],
+    }
+}
+
 #[test]
 fn quantities_past_the_maximum_are_refused_and_nothing_is_imported() {
     let t = setup();
@@ -301,31 +328,8 @@ fn quantities_past_the_maximum_are_refused_and_nothing_is_imported() {
 
     // A line past the maximum in a file signed anyway: refused when the file is read.
     for quantity in [1_000_000_000_001, i64::MAX as u64, u64::MAX] {
-        let body = LicenseFile {
-            issuer: SatelliteId::new("portal"),
-            account_domain: "acme.com".into(),
-            file_id: format!("huge-{quantity}"),
-            created_at: time::OffsetDateTime::now_utc()
-                .replace_nanosecond(0)
-                .unwrap(),
-            grants: vec![LicenseGrant {
-                va: "Default/lab".into(),
-                licenses: vec![LicenseLine {
-                    id: "l-1".into(),
-                    entitlement_tag: "regid.a".into(),
-                    display_name: "A".into(),
-                    quantity,
-                    kind: LicenseKind::Perpetual,
-                    start: None,
-                    end: None,
-                    export_controlled: false,
-                    order_ref: None,
-                    labels: Default::default(),
-                }],
-            }],
-        };
         let file = dir.join(format!("huge-{quantity}.json"));
-        sign_anyway(&t.key, body, &file);
+        sign_anyway(&t.key, one_line_file(quantity), &file);
         refused(
             &t.d,
             &file,

@@ -2,8 +2,6 @@
 //! [`MAX_UNITS`] with a message naming it, changing nothing; and a property test over random
 //! operations near the bound checks every total against the exact sum computed in `u128`.
 
-use std::collections::BTreeMap;
-
 use proptest::prelude::*;
 
 use super::*;
@@ -243,8 +241,7 @@ fn a_license_file_past_the_bound_is_refused_whole() {
 }
 
 #[test]
-fn sync_messages_past_the_bound_are_refused_whole() {
-    // Upstream side: a child's grants in one VA may not exceed the bound.
+fn a_childs_grants_past_the_bound_are_refused_whole() {
     let (mut c, a) = with_account("acme", "acme.com");
     let region = mk_va(&mut c, a.default_va, "region");
     c.commit(c.add_child_satellite(&admin(), "regional", region, [7; 32], NOW + days(7), NOW));
@@ -270,8 +267,10 @@ fn sync_messages_past_the_bound_are_refused_whole() {
     }
     c.commit(c.apply_child_request("regional", 1, &[usage(MAX, MAX)], 1, String::new(), NOW));
     assert_eq!(c.remote_granted(region, TAG), MAX);
+}
 
-    // Child side: a response whose pool holds more than the bound is not applied at all.
+#[test]
+fn an_upstream_pool_past_the_bound_is_not_applied() {
     let mut c = Catalog::new();
     let input = BindInput {
         me: "site".into(),
@@ -386,6 +385,135 @@ fn accepted<E: std::fmt::Debug>(c: &mut Catalog, r: Result<Change, E>) -> bool {
     r.map(|change| c.apply(&change)).is_ok()
 }
 
+/// The catalog under test, its three VAs and four devices (two share a VA), and the model.
+struct World {
+    c: Catalog,
+    vas: [VaId; 3],
+    devices: Vec<InstanceId>,
+    m: Model,
+    seq: u64,
+}
+
+const BOUND: u128 = MAX as u128;
+
+impl World {
+    fn new() -> World {
+        let (mut c, a) = with_account("acme", "acme.com");
+        let x = mk_va(&mut c, a.default_va, "x");
+        let y = mk_va(&mut c, a.default_va, "y");
+        let vas = [a.default_va, x, y];
+        let homes = [0, 1, 1, 2];
+        let devices = homes
+            .iter()
+            .zip(0u8..)
+            .map(|(v, n)| register(&mut c, vas[*v], n))
+            .collect();
+        let m = Model {
+            units: [0; 3],
+            devices: homes.map(|v| (v, 0)),
+        };
+        World {
+            c,
+            vas,
+            devices,
+            m,
+            seq: 0,
+        }
+    }
+
+    /// Runs `op`, asserting it is accepted exactly when the model says the bound allows it.
+    fn step(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        let (c, vas, m) = (&mut self.c, self.vas, &mut self.m);
+        match *op {
+            Op::Add { va, qty } => {
+                let ok = qty > 0 && m.units[va] + qty as u128 <= BOUND;
+                let r = c.add_license(&admin(), vas[va], perpetual(TAG, qty), NOW);
+                prop_assert_eq!(accepted(c, r.map(|(ch, _)| ch)), ok, "{:?}", op);
+                if ok {
+                    m.units[va] += qty as u128;
+                }
+            }
+            Op::Transfer { from, to, qty } => {
+                let ok = from != to
+                    && qty > 0
+                    && m.units[from] >= qty as u128
+                    && m.units[to] + qty as u128 <= BOUND;
+                let r = c.transfer_licenses(&admin(), vas[from], vas[to], TAG, qty, None, NOW);
+                prop_assert_eq!(accepted(c, r), ok, "{:?}", op);
+                if ok {
+                    m.units[from] -= qty as u128;
+                    m.units[to] += qty as u128;
+                }
+            }
+            Op::Remove { entry, qty } => {
+                let entries: Vec<License> = vas
+                    .iter()
+                    .flat_map(|v| c.licenses_in(*v).cloned())
+                    .collect();
+                let Some(l) = entries.get(entry % entries.len().max(1)) else {
+                    return Ok(());
+                };
+                let take = qty.unwrap_or(l.quantity as i64);
+                let ok = take > 0 && take as u64 <= l.quantity;
+                let r = c.remove_license(&admin(), l.id, qty, NOW);
+                prop_assert_eq!(accepted(c, r), ok, "{:?}", op);
+                if ok {
+                    let va = vas.iter().position(|v| *v == l.va).expect("one of ours");
+                    m.units[va] -= take as u128;
+                }
+            }
+            Op::Report { device, count } => {
+                let (va, _) = m.devices[device];
+                let ok = count == 0 || m.asked(va, Some(device)) + u128::from(count) <= BOUND;
+                self.seq += 1;
+                let r = report(c, self.devices[device], self.seq, count);
+                prop_assert_eq!(r.is_ok(), ok, "{:?}", op);
+                if ok {
+                    m.devices[device].1 = count;
+                }
+            }
+            Op::Move { device, to } => {
+                let (from, n) = m.devices[device];
+                let ok = from != to && m.asked(to, None) + u128::from(n) <= BOUND;
+                let r = c.move_device(&admin(), self.devices[device], vas[to]);
+                prop_assert_eq!(accepted(c, r.map(|(ch, _)| ch)), ok, "{:?}", op);
+                if ok {
+                    m.devices[device].0 = to;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every total the catalog computes equals the model's exact sum and stays within the
+    /// bound: units valid, units asked for and granted, and the `license list` line.
+    fn check(&self) -> Result<(), TestCaseError> {
+        let (c, m) = (&self.c, &self.m);
+        for (i, va) in self.vas.iter().enumerate() {
+            let (granted, requested, _) = c.granted(*va, TAG, NOW);
+            prop_assert!(m.units[i] <= BOUND && m.asked(i, None) <= BOUND);
+            prop_assert_eq!(u128::from(c.available(*va, TAG, NOW)), m.units[i]);
+            prop_assert_eq!(u128::from(requested), m.asked(i, None));
+            prop_assert_eq!(u128::from(granted), m.granted(i));
+            let stored: u128 = c.licenses_in(*va).map(|l| u128::from(l.quantity)).sum();
+            prop_assert_eq!(stored, m.units[i]);
+            let line = c
+                .pool(*va, NOW, |v, t| c.in_use(v, t, NOW))
+                .into_iter()
+                .next();
+            if let Some(line) = line {
+                prop_assert_eq!(u128::from(line.purchased), m.units[i]);
+                prop_assert_eq!(u128::from(line.in_use), m.granted(i));
+                prop_assert_eq!(
+                    i128::from(line.balance),
+                    m.units[i] as i128 - m.granted(i) as i128
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
@@ -393,92 +521,10 @@ proptest! {
     fn totals_near_the_bound_are_exact_and_never_exceed_it(
         ops in prop::collection::vec(op(), 1..40)
     ) {
-        let (mut c, a) = with_account("acme", "acme.com");
-        let vas = [a.default_va, mk_va(&mut c, a.default_va, "x"), mk_va(&mut c, a.default_va, "y")];
-        let homes = [0, 1, 1, 2];
-        let ids: Vec<InstanceId> =
-            homes.iter().zip(0u8..).map(|(v, n)| register(&mut c, vas[*v], n)).collect();
-        let mut m = Model { units: [0; 3], devices: homes.map(|v| (v, 0)) };
-        let mut seq = 0u64;
-        let max = u128::from(MAX);
-
-        for op in ops {
-            match op {
-                Op::Add { va, qty } => {
-                    let ok = qty > 0 && m.units[va] + qty as u128 <= max;
-                    let r = c.add_license(&admin(), vas[va], perpetual(TAG, qty), NOW);
-                    prop_assert_eq!(accepted(&mut c, r.map(|(ch, _)| ch)), ok, "{:?}", op);
-                    if ok {
-                        m.units[va] += qty as u128;
-                    }
-                }
-                Op::Transfer { from, to, qty } => {
-                    let ok = from != to
-                        && qty > 0
-                        && m.units[from] >= qty as u128
-                        && m.units[to] + qty as u128 <= max;
-                    let r = c.transfer_licenses(&admin(), vas[from], vas[to], TAG, qty, None, NOW);
-                    prop_assert_eq!(accepted(&mut c, r), ok, "{:?}", op);
-                    if ok {
-                        m.units[from] -= qty as u128;
-                        m.units[to] += qty as u128;
-                    }
-                }
-                Op::Remove { entry, qty } => {
-                    let entries: Vec<License> =
-                        vas.iter().flat_map(|v| c.licenses_in(*v).cloned()).collect();
-                    if entries.is_empty() {
-                        continue;
-                    }
-                    let l = &entries[entry % entries.len()];
-                    let take = qty.unwrap_or(l.quantity as i64);
-                    let ok = take > 0 && take as u64 <= l.quantity;
-                    let r = c.remove_license(&admin(), l.id, qty, NOW);
-                    prop_assert_eq!(accepted(&mut c, r), ok, "{:?}", op);
-                    if ok {
-                        let va = vas.iter().position(|v| *v == l.va).expect("one of ours");
-                        m.units[va] -= take as u128;
-                    }
-                }
-                Op::Report { device, count } => {
-                    let (va, _) = m.devices[device];
-                    let ok = count == 0 || m.asked(va, Some(device)) + u128::from(count) <= max;
-                    seq += 1;
-                    prop_assert_eq!(report(&mut c, ids[device], seq, count).is_ok(), ok, "{:?}", op);
-                    if ok {
-                        m.devices[device].1 = count;
-                    }
-                }
-                Op::Move { device, to } => {
-                    let (from, n) = m.devices[device];
-                    let ok = from != to && m.asked(to, None) + u128::from(n) <= max;
-                    let r = c.move_device(&admin(), ids[device], vas[to]).map(|(ch, _)| ch);
-                    prop_assert_eq!(accepted(&mut c, r), ok, "{:?}", op);
-                    if ok {
-                        m.devices[device].0 = to;
-                    }
-                }
-            }
-
-            for (i, va) in vas.iter().enumerate() {
-                let (granted, requested, _) = c.granted(*va, TAG, NOW);
-                prop_assert!(m.units[i] <= max && m.asked(i, None) <= max);
-                prop_assert_eq!(u128::from(c.available(*va, TAG, NOW)), m.units[i]);
-                prop_assert_eq!(u128::from(requested), m.asked(i, None));
-                prop_assert_eq!(u128::from(granted), m.granted(i));
-                let line = c.pool(*va, NOW, |v, t| c.in_use(v, t, NOW)).into_iter().next();
-                if let Some(line) = line {
-                    prop_assert_eq!(u128::from(line.purchased), m.units[i]);
-                    prop_assert_eq!(u128::from(line.in_use), m.granted(i));
-                    prop_assert_eq!(
-                        i128::from(line.balance),
-                        m.units[i] as i128 - m.granted(i) as i128
-                    );
-                }
-            }
+        let mut w = World::new();
+        for op in &ops {
+            w.step(op)?;
+            w.check()?;
         }
-        let total: BTreeMap<VaId, u64> =
-            vas.iter().map(|v| (*v, c.licenses_in(*v).map(|l| l.quantity).sum())).collect();
-        prop_assert!(total.values().all(|t| *t <= MAX));
     }
 }
