@@ -5,6 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use satellite::protocol::sync::envelope::signing_input;
+use satellite::protocol::sync::{
+    Envelope, FORMAT, Kind, LicenseFile, LicenseGrant, LicenseKind, LicenseLine, SatelliteId,
+    SatelliteKey,
+};
 use serde_json::Value;
 
 use crate::util::{BIN, Daemon};
@@ -244,4 +249,130 @@ fn a_va_user_cannot_import() {
             .post_raw("/v1/licenses/import", std::fs::read(&other).expect("read"));
     resp.assert_error(422, "license_file_refused");
     assert_eq!(state(&t.d), before);
+}
+
+/// Signs `body` with the issuer key at `key` without the signer's own checks (as a faulty
+/// portal could), so a refusal can only come from the importing satellite.
+fn sign_anyway(key: &Path, body: LicenseFile, out: &Path) {
+    use ed25519_dalek::Signer;
+    use ed25519_dalek::pkcs8::DecodePrivateKey;
+    let pem = std::fs::read_to_string(key).expect("read the key");
+    let signing = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).expect("a PKCS#8 key");
+    let input = signing_input(Kind::LicenseFile, FORMAT, &body).expect("encode");
+    let signature: String = signing
+        .sign(&input)
+        .to_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let envelope = Envelope {
+        format: FORMAT,
+        kind: Kind::LicenseFile,
+        signer: SatelliteKey::load(key).expect("the key").id().clone(),
+        body,
+        signature,
+    };
+    std::fs::write(out, envelope.to_json().expect("encode")).expect("write");
+}
+
+/// A file for `acme.com` granting `quantity` units of `regid.a` to `Default/lab`.
+fn one_line_file(quantity: u64) -> LicenseFile {
+    LicenseFile {
+        issuer: SatelliteId::new("portal"),
+        account_domain: "acme.com".into(),
+        file_id: format!("huge-{quantity}"),
+        created_at: time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .expect("whole seconds"),
+        grants: vec![LicenseGrant {
+            va: "Default/lab".into(),
+            licenses: vec![LicenseLine {
+                id: "l-1".into(),
+                entitlement_tag: "regid.a".into(),
+                display_name: "A".into(),
+                quantity,
+                kind: LicenseKind::Perpetual,
+                start: None,
+                end: None,
+                export_controlled: false,
+                order_ref: None,
+                labels: Default::default(),
+            }],
+        }],
+    }
+}
+
+#[test]
+fn quantities_past_the_maximum_are_refused_and_nothing_is_imported() {
+    let t = setup();
+    let dir = t.dir.path();
+
+    // The signing command refuses to write such a file.
+    let out = Command::new(BIN)
+        .args([
+            "license",
+            "sign",
+            "--key",
+            s(&t.key),
+            "--account",
+            "acme.com",
+        ])
+        .args(["--grant", "Default/lab:regid.a:1000000000001"])
+        .args(["--out", s(&dir.join("never.json"))])
+        .output()
+        .expect("run the CLI");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("maximum of 1000000000000"), "{stderr}");
+    assert!(!dir.join("never.json").exists());
+
+    // A line past the maximum in a file signed anyway: refused when the file is read.
+    for quantity in [1_000_000_000_001, i64::MAX as u64, u64::MAX] {
+        let file = dir.join(format!("huge-{quantity}.json"));
+        sign_anyway(&t.key, one_line_file(quantity), &file);
+        refused(
+            &t.d,
+            &file,
+            &[&quantity.to_string(), "maximum of 1000000000000"],
+        );
+    }
+
+    // Lines within the maximum that pass it together in one VA and tag: refused whole.
+    let file = dir.join("sum.json");
+    sign(
+        &t.key,
+        "acme.com",
+        &[
+            "Default:regid.b:5",
+            "Default/lab:regid.a:1000000000000",
+            "Default/lab:regid.a:1",
+        ],
+        "sum-1",
+        &file,
+    );
+    refused(
+        &t.d,
+        &file,
+        &["regid.a", "acme/Default/lab", "maximum of 1000000000000"],
+    );
+
+    // A VA already holding the maximum takes no more from a file.
+    let full = dir.join("full.json");
+    sign(
+        &t.key,
+        "acme.com",
+        &["Default/lab:regid.a:1000000000000"],
+        "full-1",
+        &full,
+    );
+    t.d.cli_ok(&["license", "import", s(&full)]);
+    let more = dir.join("more.json");
+    sign(
+        &t.key,
+        "acme.com",
+        &["Default/lab:regid.a:1"],
+        "more-1",
+        &more,
+    );
+    refused(&t.d, &more, &["maximum of 1000000000000"]);
 }

@@ -21,6 +21,7 @@ mod license_import;
 mod metrics;
 mod operator_devices;
 mod process;
+mod quantities;
 mod reservation;
 mod rum;
 mod sync;

@@ -4,6 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use satellite::domain::MAX_UNITS;
 use satellite::protocol::device::{MAX_USAGE_LINES, decode_register, decode_renew, decode_usage};
 
 fuzz_target!(|data: &[u8]| {
@@ -11,6 +12,6 @@ fuzz_target!(|data: &[u8]| {
     let _ = decode_renew(data);
     if let Ok(usage) = decode_usage(data) {
         assert!(usage.usage.len() <= MAX_USAGE_LINES);
-        assert!(usage.usage.iter().all(|line| line.count <= u64::from(u32::MAX)));
+        assert!(usage.usage.iter().all(|line| line.count <= MAX_UNITS));
     }
 });

@@ -321,6 +321,8 @@ pub enum LicenseCommand {
         /// Entitlement tag, the license identity.
         #[arg(long)]
         tag: String,
+        /// Units, 1 to 1000000000000 (10^12). The entries of one tag in one VA may hold at
+        /// most 10^12 units together; a larger quantity is refused and nothing is added.
         #[arg(long, allow_negative_numbers = true)]
         quantity: i64,
         /// Display name (default: the tag).
@@ -358,6 +360,8 @@ pub enum LicenseCommand {
         to: String,
         #[arg(long)]
         tag: String,
+        /// Units to move, 1 to 1000000000000 (10^12); the destination's entries of the tag
+        /// may hold at most 10^12 units together.
         #[arg(long, allow_negative_numbers = true)]
         quantity: i64,
         /// Take the units from this entry only.

@@ -27,7 +27,8 @@ pub struct SignArgs {
     #[arg(long)]
     pub account: String,
     /// `VA_PATH:TAG:QTY` (perpetual) or `VA_PATH:TAG:QTY:START:END` (term, dates
-    /// YYYY-MM-DD, END excluded); VA_PATH is `Default/...`. Repeatable.
+    /// YYYY-MM-DD, END excluded); VA_PATH is `Default/...`; QTY is 1 to 1000000000000
+    /// (10^12). Repeatable.
     #[arg(long = "grant", required = true)]
     pub grants: Vec<String>,
     /// The issuer name the importing satellite trusts this key under.

@@ -107,6 +107,12 @@ fn parse_entitlement(s: &str) -> Result<Entitlement, String> {
     if count == 0 {
         return Err(format!("`{s}`: the count must be at least 1"));
     }
+    if count > crate::domain::MAX_UNITS {
+        return Err(format!(
+            "`{s}`: the count must be at most {} (the satellite refuses more)",
+            crate::domain::MAX_UNITS
+        ));
+    }
     Ok(Entitlement {
         tag: tag.to_string(),
         count,
@@ -363,7 +369,7 @@ mod tests {
         assert_eq!((e.tag.as_str(), e.count), ("regid.a,1.0_e72", 3));
         let e = parse_entitlement("urn:x:tag").expect("parses");
         assert_eq!((e.tag.as_str(), e.count), ("urn:x:tag", 1));
-        for bad in [":3", "a:0", "", "a b:1"] {
+        for bad in [":3", "a:0", "", "a b:1", "a:1000000000001"] {
             assert!(parse_entitlement(bad).is_err(), "{bad}");
         }
     }

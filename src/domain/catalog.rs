@@ -377,10 +377,13 @@ impl Catalog {
             Record::RemoteUsage(u) => {
                 let key = RemoteUsage::key(&u.child, u.va, &u.tag);
                 self.take(Removal::RemoteUsage(key.clone()));
-                *self
+                // Bounded by `check_remote_total`; saturating only for records stored before
+                // the bound existed.
+                let total = self
                     .remote_usage_by_pool
                     .entry((u.va, u.tag.clone()))
-                    .or_default() += u.units_granted;
+                    .or_default();
+                *total = total.saturating_add(u.units_granted);
                 self.remote_usage.insert(key, u);
             }
             Record::RelayedRum(r) => {

@@ -15,6 +15,10 @@
 //! total they ask for ([`Pool`]), updated incrementally by `Catalog::apply`. A device's answer
 //! costs O(1) when the pool is not over-subscribed (the common case) and a walk of the devices
 //! registered before it otherwise; nothing ever scans all devices.
+//!
+//! The arithmetic below is plain: every total it adds (units valid now, units the devices of
+//! a pool ask for, units reserved) is at most `MAX_UNITS` (10^12, `units.rs`), so a sum of a
+//! few of them cannot come near `u64::MAX`.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +29,7 @@ use super::ids::{InstanceId, VaId};
 use super::model::{
     AuthorizationState, EntitlementStatus, InstanceStatus, LicenseKind, ProductInstance,
 };
+use super::units::sum_units;
 
 /// The device timers of SPEC §4, each configurable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,9 +88,11 @@ impl ComplianceLine {
 impl Catalog {
     /// Units of `tag` in `va` that count at `now` (term licenses between start and end).
     pub fn available(&self, va: VaId, tag: &str, now: OffsetDateTime) -> u64 {
-        self.licenses_of(va, tag)
-            .filter(|l| l.is_valid_at(now))
-            .fold(0u64, |sum, l| sum.saturating_add(l.quantity))
+        sum_units(
+            self.licenses_of(va, tag)
+                .filter(|l| l.is_valid_at(now))
+                .map(|l| l.quantity),
+        )
     }
 
     /// Whether any license entry of `tag` in `va` is export-controlled.

@@ -228,6 +228,10 @@ impl Catalog {
                 return Err(DeviceError::StaleSeq { last, got: seq });
             }
         }
+        for (tag, count) in usage.iter().filter(|(_, c)| *c > 0) {
+            let old = current.usage.get(tag.as_str()).copied().unwrap_or(0);
+            self.check_requested_total(current.va, tag, old, *count)?;
+        }
         let mut updated = current.clone();
         updated.usage = usage
             .iter()
@@ -369,6 +373,9 @@ impl Catalog {
         }
         if to == current.va {
             return Err(DomainError::Invalid("the device is already in that VA".into()).into());
+        }
+        for (tag, count) in &current.usage {
+            self.check_requested_total(to, tag, 0, *count)?;
         }
         let mut moved = current.clone();
         moved.va = to;

@@ -8,6 +8,8 @@
 //! `file_id` is remembered as an [`ImportedFile`] record, so importing it again is refused even
 //! after its licenses were moved or removed. All licenses of a file are added in one change.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -77,6 +79,9 @@ impl Catalog {
             ));
         }
         let mut licenses = Vec::new();
+        // Units the file adds per VA and tag so far: each line is checked against the bound
+        // together with the lines before it, not only against what the VA already holds.
+        let mut adding: HashMap<(VaId, &str), u64> = HashMap::new();
         for (i, grant) in file.grants.iter().enumerate() {
             let va = self.import_va(account.id, &grant.va).ok_or_else(|| {
                 DomainError::Refused(format!(
@@ -89,12 +94,19 @@ impl Catalog {
             for (j, spec) in grant.licenses.iter().enumerate() {
                 let mut spec = spec.clone();
                 spec.source = LicenseSource::Import;
-                let (_, license) = self.add_license(p, va, spec, now).map_err(|e| match e {
+                let at = |e| match e {
                     DomainError::Invalid(m) => {
                         DomainError::Invalid(format!("grants[{i}].licenses[{j}]: {m}"))
                     }
                     other => other,
-                })?;
+                };
+                let (_, license) = self.add_license(p, va, spec, now).map_err(at)?;
+                let units = adding
+                    .entry((va, &grant.licenses[j].entitlement_tag))
+                    .or_default();
+                *units += license.quantity;
+                self.check_license_total(va, &license.entitlement_tag, *units)
+                    .map_err(at)?;
                 licenses.push(license);
             }
         }

@@ -11,6 +11,7 @@ use super::error::DomainError;
 use super::events::NewEvent;
 use super::ids::{LicenseId, VaId};
 use super::model::{License, LicenseKind, LicenseSource};
+use super::units::{balance, check_units, sum_units};
 
 /// What an operator asks for when adding a license pool entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +72,9 @@ impl Catalog {
                 spec.quantity
             )));
         }
+        let quantity = spec.quantity as u64;
+        check_units("the quantity", quantity)?;
+        self.check_license_total(va, &spec.entitlement_tag, quantity)?;
         if let LicenseKind::Term { start, end } = spec.kind
             && end <= start
         {
@@ -93,7 +97,7 @@ impl Catalog {
                 spec.display_name
             },
             entitlement_tag: spec.entitlement_tag,
-            quantity: spec.quantity as u64,
+            quantity,
             kind: spec.kind,
             export_controlled: spec.export_controlled,
             source: spec.source,
@@ -211,21 +215,21 @@ impl Catalog {
                 "quantity must be greater than 0 (got {quantity})"
             )));
         }
+        check_units("the quantity", quantity as u64)?;
         let mut candidates: Vec<&License> = self
             .licenses_in(from)
             .filter(|l| l.entitlement_tag == tag && !l.is_expired_at(now))
             .filter(|l| only.is_none_or(|id| l.id == id))
             .collect();
         candidates.sort_by_key(|l| (l.created_at, l.id));
-        // Saturating: entries may each hold up to i64::MAX units, so a plain sum can overflow.
-        let available = candidates
-            .iter()
-            .fold(0u64, |sum, l| sum.saturating_add(l.quantity));
-        let valid_taken = candidates
-            .iter()
-            .filter(|l| l.is_valid_at(now))
-            .fold(0u64, |sum, l| sum.saturating_add(l.quantity))
-            .min(quantity as u64);
+        let available = sum_units(candidates.iter().map(|l| l.quantity));
+        let valid_taken = sum_units(
+            candidates
+                .iter()
+                .filter(|l| l.is_valid_at(now))
+                .map(|l| l.quantity),
+        )
+        .min(quantity as u64);
         self.check_reserved_kept(from, tag, valid_taken, now)?;
         if available < quantity as u64 {
             return Err(DomainError::Refused(format!(
@@ -234,6 +238,7 @@ impl Catalog {
                 self.va_path(from)
             )));
         }
+        self.check_license_total(to, tag, quantity as u64)?;
         let mut left = quantity as u64;
         let mut change = Change::new(
             NewEvent::new("license.transfer", tag)
@@ -268,6 +273,12 @@ impl Catalog {
         Ok(change)
     }
 
+    /// Units of `tag` in use in `va`: granted here (to devices and reservations) and granted
+    /// by child satellites to theirs. What `license list` shows as in use.
+    pub fn in_use(&self, va: VaId, tag: &str, now: OffsetDateTime) -> u64 {
+        sum_units([self.granted(va, tag, now).0, self.remote_granted(va, tag)])
+    }
+
     /// Purchased / in use / balance per tag for one VA. `in_use` tells how many units of a tag
     /// the VA's devices hold (the device registry knows; 0 without devices).
     pub fn pool(
@@ -292,7 +303,7 @@ impl Catalog {
                 });
             line.export_controlled |= l.export_controlled;
             if l.is_valid_at(now) {
-                line.purchased = line.purchased.saturating_add(l.quantity);
+                line.purchased = sum_units([line.purchased, l.quantity]);
                 if let LicenseKind::Term { end, .. } = l.kind {
                     line.next_expiry = Some(line.next_expiry.map_or(end, |e| e.min(end)));
                 }
@@ -302,8 +313,7 @@ impl Catalog {
             .into_values()
             .map(|mut line| {
                 line.in_use = in_use(va, &line.entitlement_tag);
-                let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-                line.balance = signed(line.purchased).saturating_sub(signed(line.in_use));
+                line.balance = balance(line.purchased, line.in_use);
                 line
             })
             .collect()

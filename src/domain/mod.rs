@@ -29,6 +29,7 @@ mod reservations;
 mod rum;
 mod sync;
 mod tokens;
+mod units;
 mod users;
 
 pub use access::{Access, Principal};
@@ -53,6 +54,7 @@ pub use sync::{
     RemoteInstance, RemoteUsage, SyncedItem, UpstreamBinding, UpstreamLicense, UpstreamResponse,
 };
 pub use tokens::{TokenSpec, TokenState};
+pub use units::MAX_UNITS;
 
 #[cfg(test)]
 mod tests;

@@ -29,6 +29,7 @@ use super::events::NewEvent;
 use super::ids::{AccountId, ReservationId, VaId};
 use super::licenses::validate_tag;
 use super::model::{AccountStatus, Udi};
+use super::units::check_units;
 
 /// At most this many entitlements in one reservation.
 pub const MAX_RESERVED_TAGS: usize = 64;
@@ -165,6 +166,7 @@ impl Catalog {
                      export-controlled functionality; nothing was reserved"
                 )));
             }
+            self.check_requested_total(va, tag, 0, count)?;
             let spare = self.spare(va, tag, now);
             if spare < count {
                 return Err(DomainError::Refused(
@@ -341,11 +343,12 @@ fn validate_request(r: &ReservationRequest) -> Result<(), DomainError> {
     }
     for (tag, &count) in &r.entitlements {
         validate_tag(tag)?;
-        if count == 0 || count > i64::MAX as u64 {
+        if count == 0 {
             return Err(DomainError::Invalid(format!(
                 "the count of `{tag}` must be at least 1 (got {count})"
             )));
         }
+        check_units(&format!("the count of `{tag}`"), count)?;
     }
     Ok(())
 }

@@ -107,6 +107,12 @@ impl Catalog {
             instance.version = v.clone();
         }
         if r.count > 0 {
+            let old = instance
+                .usage
+                .get(r.entitlement_tag.as_str())
+                .copied()
+                .unwrap_or(0);
+            self.check_requested_total(instance.va, &r.entitlement_tag, old, r.count)?;
             instance.usage.insert(r.entitlement_tag.clone(), r.count);
         } else {
             instance.usage.remove(&r.entitlement_tag);

@@ -36,6 +36,7 @@ use super::model::{
     Account, AccountStatus, License, LicenseKind, LicenseSource, RevokedCertificate, Udi,
     VirtualAccount,
 };
+use super::units::{MAX_UNITS, check_units, sum_units};
 
 /// Child side: the binding to the upstream (at most one).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -575,6 +576,12 @@ impl Catalog {
                     measured_at,
                 } => {
                     let va = self.child_va(&child, va)?;
+                    check_child_usage(*devices, *units_requested, *units_granted)?;
+                    let old = self
+                        .remote_usage
+                        .get(&RemoteUsage::key(name, va, tag))
+                        .map_or(0, |u| u.units_granted);
+                    self.check_remote_total(va, tag, old, *units_granted)?;
                     if *devices == 0 && *units_requested == 0 {
                         change =
                             change.remove(Removal::RemoteUsage(RemoteUsage::key(name, va, tag)));
@@ -914,17 +921,13 @@ impl Catalog {
                 let (granted, requested, _) = self.granted(va, tag, now);
                 let devices = self.pool_of(va, tag).map_or(0, |p| p.users.len() as u64);
                 let e = usage.entry((va, tag.to_string())).or_default();
-                e.0 += devices;
-                e.1 += requested;
-                e.2 += granted;
+                *e = add_usage(*e, (devices, requested, granted));
             }
         }
         for u in self.remote_usage.values() {
             if in_tree.contains(&u.va) {
                 let e = usage.entry((u.va, u.tag.clone())).or_default();
-                e.0 += u.devices;
-                e.1 += u.units_requested;
-                e.2 += u.units_granted;
+                *e = add_usage(*e, (u.devices, u.units_requested, u.units_granted));
             }
         }
         let mut usages = Vec::new();
@@ -1113,9 +1116,8 @@ impl Catalog {
                 || self.reserved.get(&va).is_some_and(|r| r.contains_key(tag));
             if local {
                 let (granted, requested, _) = self.granted(va, tag, now);
-                numbers.0 += self.pool_of(va, tag).map_or(0, |p| p.users.len() as u64);
-                numbers.1 += requested;
-                numbers.2 += granted;
+                let devices = self.pool_of(va, tag).map_or(0, |p| p.users.len() as u64);
+                numbers = add_usage(numbers, (devices, requested, granted));
             }
             let mut remote = false;
             for u in self
@@ -1124,9 +1126,7 @@ impl Catalog {
                 .filter(|u| u.va == va && u.tag == tag)
             {
                 remote = true;
-                numbers.0 += u.devices;
-                numbers.1 += u.units_requested;
-                numbers.2 += u.units_granted;
+                numbers = add_usage(numbers, (u.devices, u.units_requested, u.units_granted));
             }
             if !local && !remote {
                 return None;
@@ -1198,6 +1198,7 @@ impl Catalog {
         let mut listed: BTreeSet<LicenseId> = BTreeSet::new();
         for (path, licenses) in &resp.pools {
             let va = self.mirror_va(&b, path, &mut created, &mut change, now)?;
+            check_upstream_pool(&b.upstream, path, licenses)?;
             for l in licenses {
                 listed.insert(l.id);
                 let record = License {
@@ -1372,6 +1373,62 @@ fn path_segments(path: &str) -> Result<Vec<&str>, DomainError> {
             "`{path}` is not a virtual account path of the form DOMAIN/Default/..."
         ))),
     }
+}
+
+/// Refuses an upstream pool whose entries of one tag hold more than [`MAX_UNITS`] together
+/// (the decoder already refused any single entry above it). A response carries each pool
+/// whole, so these sums are exactly what the VA would hold.
+fn check_upstream_pool(
+    upstream: &str,
+    path: &str,
+    licenses: &[UpstreamLicense],
+) -> Result<(), DomainError> {
+    let mut totals: BTreeMap<&str, u128> = BTreeMap::new();
+    for l in licenses {
+        check_units(
+            &format!("license `{}` from upstream {upstream}", l.id),
+            l.quantity,
+        )?;
+        *totals.entry(&l.entitlement_tag).or_default() += u128::from(l.quantity);
+    }
+    match totals.into_iter().find(|(_, t)| *t > u128::from(MAX_UNITS)) {
+        Some((tag, total)) => Err(DomainError::Invalid(format!(
+            "upstream {upstream} sent {total} units of `{tag}` for `{path}`, more than the \
+             maximum of {MAX_UNITS} per virtual account and entitlement tag; nothing was applied"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A child's usage numbers, checked again here (the wire decoder checks them too): each at
+/// most [`MAX_UNITS`], and no more units granted than requested.
+fn check_child_usage(devices: u64, requested: u64, granted: u64) -> Result<(), DomainError> {
+    if devices > MAX_UNITS {
+        return Err(DomainError::Invalid(format!(
+            "the number of devices is {devices}, more than the maximum of {MAX_UNITS}; nothing \
+             was changed"
+        )));
+    }
+    check_units("the units requested", requested)?;
+    check_units("the units granted", granted)?;
+    if granted > requested {
+        return Err(DomainError::Invalid(format!(
+            "the units granted ({granted}) exceed the units requested ({requested}); nothing \
+             was changed"
+        )));
+    }
+    Ok(())
+}
+
+/// Adds usage numbers (devices, requested, granted) of one VA and tag. Each addend is at most
+/// [`MAX_UNITS`] and there are only a few (the local usage and what children reported), so
+/// the sums are exact; one over the bound is refused by the upstream, never applied.
+fn add_usage(a: (u64, u64, u64), b: (u64, u64, u64)) -> (u64, u64, u64) {
+    (
+        sum_units([a.0, b.0]),
+        sum_units([a.1, b.1]),
+        sum_units([a.2, b.2]),
+    )
 }
 
 fn usage_digest(key: &str, (devices, requested, granted): (u64, u64, u64)) -> [u8; 32] {

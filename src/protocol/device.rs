@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::domain::MAX_UNITS;
+
 /// The interval a device should report at, and the request body limits, are server policy;
 /// these are wire-level bounds every decoder enforces.
 pub const MAX_USAGE_LINES: usize = 1024;
@@ -189,9 +191,9 @@ pub fn decode_usage(body: &[u8]) -> Result<UsageRequest, Malformed> {
                 shorten(&line.entitlement_tag)
             )));
         }
-        if line.count > u32::MAX as u64 {
+        if line.count > MAX_UNITS {
             return Err(Malformed(format!(
-                "count {} for `{}` is implausibly large",
+                "count {} for `{}` is more than the maximum of {MAX_UNITS} units",
                 line.count,
                 shorten(&line.entitlement_tag)
             )));

@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 use super::device::Udi;
 use super::sync::key::{hex, unhex};
 use super::sync::{PublicKeyId, SatelliteKey, parse_public_key};
+use crate::domain::MAX_UNITS;
 
 pub const REQUEST_PREFIX: &str = "SRQ1-";
 pub const AUTHORIZATION_PREFIX: &str = "SAC1-";
@@ -350,6 +351,15 @@ fn check_entitlements(what: &'static str, list: &[Entitlement]) -> Result<(), Co
                 format!(
                     "entitlement {} needs a tag and a count of at least 1",
                     i + 1
+                ),
+            ));
+        }
+        if e.count > MAX_UNITS {
+            return Err(CodeError::invalid(
+                what,
+                format!(
+                    "entitlement `{}` asks for {} units, more than the maximum of {MAX_UNITS}",
+                    e.tag, e.count
                 ),
             ));
         }

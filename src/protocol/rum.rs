@@ -30,8 +30,8 @@ use serde_json::Value;
 pub const MAX_REPORTS: usize = 1000;
 /// At most this many bytes in any string field kept from a report.
 pub const MAX_FIELD_BYTES: usize = 1024;
-/// Counts above this are refused: no device reports four billion units of one entitlement.
-pub const MAX_COUNT: u64 = u32::MAX as u64;
+/// Counts above this are refused: the satellite's bound on any quantity (10^12 units).
+pub const MAX_COUNT: u64 = crate::domain::MAX_UNITS;
 
 /// One checked RUM report: who measured what, and the signed original.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,7 +139,9 @@ pub enum RumError {
         measurement: usize,
         found: String,
     },
-    #[error("{at}: measurement #{measurement}: count {found} is above {MAX_COUNT}")]
+    #[error(
+        "{at}: measurement #{measurement}: count {found} is more than the maximum of {MAX_COUNT} units"
+    )]
     CountTooLarge {
         at: ReportAt,
         measurement: usize,

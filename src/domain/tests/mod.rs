@@ -14,6 +14,7 @@ mod scope;
 mod sync;
 mod tokens;
 mod tree;
+mod units;
 
 use std::collections::BTreeSet;
 

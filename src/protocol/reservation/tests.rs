@@ -216,6 +216,20 @@ fn request_and_return_codes_round_trip_and_check_their_fields() {
         RequestCode::decode(&zero.encode()),
         Err(CodeError::Invalid { .. })
     ));
+    // A count past the satellite's bound on quantities is refused at decode, naming it.
+    for huge in [1_000_000_000_001, i64::MAX as u64, u64::MAX] {
+        let mut big = r.clone();
+        big.entitlements[0].count = huge;
+        let e = RequestCode::decode(&big.encode()).expect_err("refused");
+        assert!(
+            matches!(&e, CodeError::Invalid { reason, .. }
+                if reason.contains(&huge.to_string()) && reason.contains("maximum of 1000000000000")),
+            "{e:?}"
+        );
+    }
+    let mut most = r.clone();
+    most.entitlements[0].count = 1_000_000_000_000;
+    assert!(RequestCode::decode(&most.encode()).is_ok());
     let mut twice = r.clone();
     twice.entitlements.push(twice.entitlements[0].clone());
     assert!(matches!(

@@ -170,13 +170,13 @@ fn a_json_array_keeps_each_element_text_exactly() {
 }
 
 #[test]
-fn a_count_may_be_a_json_number_and_up_to_u32_max() {
+fn a_count_may_be_a_json_number_and_up_to_the_maximum() {
     let body = measurements(json!([{ "end_time": 1, "value": { "type": "COUNT", "value": 4 } }]));
     assert_eq!(ok(&body)[0].count, 4);
     let body = measurements(
-        json!([{ "end_time": 1, "value": { "type": "COUNT", "value": "4294967295" } }]),
+        json!([{ "end_time": 1, "value": { "type": "COUNT", "value": "1000000000000" } }]),
     );
-    assert_eq!(ok(&body)[0].count, u64::from(u32::MAX));
+    assert_eq!(ok(&body)[0].count, MAX_COUNT);
 }
 
 #[test]
@@ -484,16 +484,24 @@ fn a_count_that_is_not_a_decimal_non_negative_integer_is_refused() {
 }
 
 #[test]
-fn a_count_above_u32_max_is_refused() {
+fn a_count_above_the_maximum_is_refused_naming_it() {
     let values = [
-        json!("4294967296"),
-        json!(4294967296u64),
+        json!("1000000000001"),
+        json!(1_000_000_000_001u64),
+        json!(u64::MAX),
+        json!(i64::MAX),
+        json!("18446744073709551615"),
         json!("99999999999999999999999999"),
         json!(1e30),
     ];
     for value in values {
         let list = json!([{ "end_time": 1, "value": { "type": "COUNT", "value": value } }]);
-        assert_refused!(measurements(list), RumError::CountTooLarge { .. });
+        let e = parse(measurements(list).as_bytes()).expect_err("refused");
+        assert!(matches!(e, RumError::CountTooLarge { .. }), "{e:?}");
+        assert!(
+            e.to_string().contains("maximum of 1000000000000 units"),
+            "{e}"
+        );
     }
     // An integer literal beyond u64 (parsed as a float) is too large, not malformed.
     let huge = measurements(json!([{ "end_time": 1, "value": { "type": "COUNT", "value": 0 } }]))

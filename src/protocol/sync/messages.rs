@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{Kind, MAX_ID_BYTES, MAX_RAW_BYTES, MAX_TEXT_BYTES, Recipient, SatelliteId, Signed};
+use crate::domain::MAX_UNITS;
 use crate::protocol::device::Udi;
 
 /// Child → upstream: what changed on the child since the upstream last acknowledged it.
@@ -237,12 +238,15 @@ impl Signed for SyncRequest {
                 Change::Usage {
                     va,
                     entitlement_tag,
+                    devices,
                     units_requested,
                     units_granted,
                     ..
                 } => {
                     text(&at, "va", va, MAX_ID_BYTES)?;
                     tag(&at, entitlement_tag)?;
+                    at_most(&format!("{at}.devices"), *devices)?;
+                    at_most(&format!("{at}.units_requested"), *units_requested)?;
                     if units_granted > units_requested {
                         return Err(format!(
                             "{at}: units_granted ({units_granted}) exceeds units_requested \
@@ -380,6 +384,7 @@ fn lines<'a>(
         tag(&at, &l.entitlement_tag)?;
         text(&at, "display_name", &l.display_name, MAX_TEXT_BYTES)?;
         positive(&format!("{at}.quantity"), l.quantity)?;
+        at_most(&format!("{at}.quantity"), l.quantity)?;
         match (l.kind, l.start, l.end) {
             (LicenseKind::Perpetual, None, None) => {}
             (LicenseKind::Perpetual, _, _) => {
@@ -409,6 +414,17 @@ fn satellite_id(field: &str, id: &SatelliteId) -> Result<(), String> {
 fn positive(field: &str, n: u64) -> Result<(), String> {
     if n == 0 {
         return Err(format!("`{field}` must be at least 1"));
+    }
+    Ok(())
+}
+
+/// A quantity within the satellite's bound (`domain::MAX_UNITS`), like every quantity it
+/// accepts from anywhere; the totals it keeps stay exact that way.
+fn at_most(field: &str, n: u64) -> Result<(), String> {
+    if n > MAX_UNITS {
+        return Err(format!(
+            "`{field}` is {n}, more than the maximum of {MAX_UNITS}"
+        ));
     }
     Ok(())
 }

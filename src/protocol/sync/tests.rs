@@ -506,6 +506,88 @@ fn invalid_bodies_are_neither_signed_nor_accepted() {
     );
 }
 
+/// Signs `body` without the sender's own checks, as a faulty or hostile sender could, so the
+/// refusal can only come from the receiver's.
+fn signed_anyway<T: Signed + serde::Serialize>(key: &SatelliteKey, body: T) -> Vec<u8> {
+    let envelope = Envelope {
+        format: FORMAT,
+        kind: T::KIND,
+        signer: key.id().clone(),
+        signature: {
+            let input = signing_input(T::KIND, FORMAT, &body).expect("encode");
+            key::hex(&key.sign(&input).to_bytes())
+        },
+        body,
+    };
+    envelope.to_json().expect("encode")
+}
+
+#[test]
+fn quantities_past_the_maximum_are_neither_signed_nor_accepted() {
+    const MAX: u64 = crate::domain::MAX_UNITS;
+    let malformed = |e: Result<(), SyncError>, field: &str, n: u64| {
+        assert!(
+            matches!(&e, Err(SyncError::Malformed(m))
+                if m.contains(field) && m.contains(&n.to_string())
+                    && m.contains("maximum of 1000000000000")),
+            "{field} = {n}: {e:?}"
+        );
+    };
+    for n in [MAX + 1, i64::MAX as u64, u64::MAX] {
+        // A license file line.
+        let mut f = license_file();
+        f.grants[0].licenses[0].quantity = n;
+        assert!(matches!(
+            sign(&issuer_key(), f.clone()),
+            Err(SignError::Invalid { .. })
+        ));
+        let bytes = signed_anyway(&issuer_key(), f);
+        malformed(
+            check::<LicenseFile>(&bytes, "anyone", None, T0).map(drop),
+            "grants[0].licenses[0].quantity",
+            n,
+        );
+        // A pool line of a response.
+        let mut r = response(1);
+        r.pools[0].licenses[0].quantity = n;
+        let bytes = signed_anyway(&upstream_key(), r);
+        malformed(
+            check::<SyncResponse>(&bytes, "child-1", None, T0).map(drop),
+            "pools[0].licenses[0].quantity",
+            n,
+        );
+        // Usage numbers of a request.
+        for field in ["devices", "units_requested"] {
+            let mut q = request(1);
+            for c in &mut q.changes {
+                if let Change::Usage {
+                    devices,
+                    units_requested,
+                    units_granted,
+                    ..
+                } = c
+                {
+                    *units_granted = 0;
+                    match field {
+                        "devices" => *devices = n,
+                        _ => *units_requested = n,
+                    }
+                }
+            }
+            let bytes = signed_anyway(&child_key(), q);
+            malformed(
+                check::<SyncRequest>(&bytes, "upstream", None, T0).map(drop),
+                field,
+                n,
+            );
+        }
+    }
+    // The maximum itself is accepted.
+    let mut f = license_file();
+    f.grants[0].licenses[0].quantity = MAX;
+    check::<LicenseFile>(&file(&issuer_key(), f), "anyone", None, T0).expect("accepted");
+}
+
 #[test]
 fn the_signature_is_pinned() {
     // A fixed key signing a fixed body must give these bytes forever: if this fails, files

@@ -325,9 +325,7 @@ pub async fn list_licenses(
                 .iter()
                 .map(|l| l.entitlement_tag.as_str())
                 .collect();
-            for line in c.pool(va, now, |va, tag| {
-                c.granted(va, tag, now).0 + c.remote_granted(va, tag)
-            }) {
+            for line in c.pool(va, now, |va, tag| c.in_use(va, tag, now)) {
                 if tags.contains(line.entitlement_tag.as_str()) {
                     pools.push(PoolLineView {
                         va: va.to_string(),
@@ -416,22 +414,20 @@ pub async fn transfer_licenses(
             pools: [from, to]
                 .into_iter()
                 .flat_map(|va| {
-                    c.pool(va, now, |va, tag| {
-                        c.granted(va, tag, now).0 + c.remote_granted(va, tag)
-                    })
-                    .into_iter()
-                    .filter(|l| l.entitlement_tag == req.entitlement_tag)
-                    .map(move |l| PoolLineView {
-                        va: va.to_string(),
-                        va_path: c.va_path(va),
-                        entitlement_tag: l.entitlement_tag,
-                        display_name: l.display_name,
-                        purchased: l.purchased,
-                        in_use: l.in_use,
-                        balance: l.balance,
-                        export_controlled: l.export_controlled,
-                        next_expiry: l.next_expiry,
-                    })
+                    c.pool(va, now, |va, tag| c.in_use(va, tag, now))
+                        .into_iter()
+                        .filter(|l| l.entitlement_tag == req.entitlement_tag)
+                        .map(move |l| PoolLineView {
+                            va: va.to_string(),
+                            va_path: c.va_path(va),
+                            entitlement_tag: l.entitlement_tag,
+                            display_name: l.display_name,
+                            purchased: l.purchased,
+                            in_use: l.in_use,
+                            balance: l.balance,
+                            export_controlled: l.export_controlled,
+                            next_expiry: l.next_expiry,
+                        })
                 })
                 .collect(),
             entries: moved
