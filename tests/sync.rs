@@ -141,7 +141,7 @@ fn setup_hq(hq: &Daemon) {
 }
 
 /// hq with its licenses (`setup_hq`) and regional bound to `acme/Default/region`, by network.
-fn hq_and_regional() -> (Daemon, Daemon) {
+pub(crate) fn hq_and_regional() -> (Daemon, Daemon) {
     let hq = satellite("hq");
     let regional = satellite("regional");
     setup_hq(&hq);
