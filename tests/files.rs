@@ -188,3 +188,46 @@ fn license_sign_refuses_a_link_and_writes_a_private_file() {
     assert_private_file(&file);
     scene.check(&["issuer.key", "lic.json", "license.json"]);
 }
+
+/// `text` without terminal colour sequences (`ESC [ ... m`).
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A data directory made beforehand with a broad mode is made private at start, and the
+/// daemon says so.
+#[test]
+fn an_existing_data_directory_open_to_others_is_made_private_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut d = Daemon::start_custom(&data, &[]);
+    assert_eq!(mode(&data), 0o700);
+    let log = plain(&d.log());
+    let line = log
+        .lines()
+        .find(|l| l.contains("the data directory was open to other users"))
+        .unwrap_or_else(|| panic!("no line about the data directory's mode in:\n{log}"));
+    assert!(
+        line.contains("WARN") && line.contains("old_mode=0755") && line.contains("new_mode=0700"),
+        "{line}"
+    );
+    // A private directory is left alone, without a word.
+    d.restart();
+    assert_eq!(
+        d.log().matches("the data directory was open").count(),
+        1,
+        "{}",
+        d.log()
+    );
+}
