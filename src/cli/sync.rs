@@ -31,8 +31,14 @@ pub enum SyncCommand {
         /// The upstream's device listener, e.g. https://upstream.example.com:8443.
         #[arg(long)]
         upstream: String,
-        /// The satellite registration token (`SECRET.FINGERPRINT`).
-        #[arg(long)]
+        /// The satellite registration token (`SECRET.FINGERPRINT`). Prefer the environment
+        /// variable: other local users can read a command line (`ps`).
+        #[arg(
+            long,
+            value_name = "TOKEN",
+            env = "SATELLITE_SYNC_REGISTRATION_TOKEN",
+            hide_env_values = true
+        )]
         registration_token: String,
     },
     /// Sync with the upstream now, over the network.
