@@ -38,7 +38,7 @@ pub use devices::{DeviceError, IssuedIdentity, Registration, RumInput, UsageOutc
 pub use error::DomainError;
 pub use events::{EventFilter, NewEvent};
 pub use ids::{AccountId, ApiTokenId, InstanceId, LicenseId, ReservationId, TokenId, UserId, VaId};
-pub use imports::{ImportGrant, ImportedFile, LicenseImport};
+pub use imports::{ImportGrant, ImportKey, ImportedFile, LicenseImport};
 pub use licenses::{LicenseSpec, PoolLine};
 pub use model::*;
 pub use reservations::{
