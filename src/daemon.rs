@@ -355,13 +355,39 @@ fn device_url(addr: std::net::SocketAddr) -> Option<String> {
     Some(format!("https://{host}:{}", addr.port()))
 }
 
-/// Creates the data directory readable by its owner only.
+/// Creates the data directory readable by its owner only. One that already exists with a
+/// broader mode (made by hand, or by a packaging script's `mkdir`) is tightened to 0700: it
+/// holds the store, the CA key and every tenant's records, and the files inside are only as
+/// private as the directory.
 fn prepare_data_dir(dir: &Path) -> Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .with_context(|| format!("cannot create the data directory {}", dir.display()))
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("cannot inspect the data directory {}", dir.display()))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(
+            || {
+                format!(
+                    "the data directory {} has mode {mode:04o}, open to other users, and cannot                      be made private; fix it with `chmod 700 {}`",
+                    dir.display(),
+                    dir.display()
+                )
+            },
+        )?;
+        warn!(
+            path = %dir.display(),
+            old_mode = %format_args!("{mode:04o}"),
+            new_mode = %"0700",
+            "the data directory was open to other users; made it private to the satellite"
+        );
+    }
+    Ok(())
 }
 
 /// Binds the admin socket with the configured mode. A socket file left by a crashed daemon is

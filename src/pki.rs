@@ -71,6 +71,9 @@ pub enum PkiError {
         /// The operating system's reason.
         source: io::Error,
     },
+    /// A file could not be written (a symbolic link at its path is refused).
+    #[error(transparent)]
+    Write(#[from] crate::fsutil::WriteError),
     /// A private key file can be read by users other than its owner.
     #[error(
         "{path}: private key has mode {mode:04o}, readable by others; fix it with `chmod 600 {path}`",
@@ -749,8 +752,7 @@ fn read_text(path: &Path) -> Result<String, PkiError> {
 
 /// Writes a file atomically with `mode` (see [`crate::fsutil::write_atomically`]).
 fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError> {
-    crate::fsutil::write_atomically(path, contents, mode)
-        .map_err(|(path, source)| PkiError::Io { path, source })
+    Ok(crate::fsutil::write_atomically(path, contents, mode)?)
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> PkiError + '_ {

@@ -144,7 +144,11 @@ fn a_signed_file_is_imported_once_with_source_import() {
     assert_eq!(events[0]["action"], "license.import", "{}", events[0]);
 
     // The same file again: refused, nothing changes.
-    refused(&t.d, &file, &["already imported on"]);
+    refused(
+        &t.d,
+        &file,
+        &["`order-42` of issuer `portal` was already imported into account `acme` on"],
+    );
     // Even with --json the import answers what it added.
     let file2 = t.dir.path().join("lic2.json");
     sign(
@@ -157,6 +161,40 @@ fn a_signed_file_is_imported_once_with_source_import() {
     let v = t.d.cli_json(&["license", "import", s(&file2)]);
     assert_eq!(v["file_id"], "order-43");
     assert_eq!(v["licenses"].as_array().expect("licenses").len(), 1);
+}
+
+/// File ids are the issuer's numbering per account: another tenant's file with the same id
+/// imports (and so reveals nothing about the first); the same file twice is still refused.
+#[test]
+fn file_ids_are_unique_per_account_not_across_accounts() {
+    let t = setup();
+    let acme = t.dir.path().join("acme.json");
+    sign(&t.key, "acme.com", &["Default:regid.a:5"], "order-1", &acme);
+    let globex = t.dir.path().join("globex.json");
+    sign(
+        &t.key,
+        "globex.com",
+        &["Default:regid.b:3"],
+        "order-1",
+        &globex,
+    );
+    t.d.cli_ok(&["license", "import", s(&acme)]);
+    let v = t.d.cli_json(&["license", "import", s(&globex)]);
+    assert_eq!(v["account"], "globex.com");
+    assert_eq!(v["licenses"][0]["quantity"], 3);
+    for (file, account) in [(&acme, "acme"), (&globex, "globex")] {
+        refused(
+            &t.d,
+            file,
+            &[&format!("already imported into account `{account}`")],
+        );
+    }
+    let list = t.d.cli_json(&["license", "list"]);
+    assert_eq!(
+        list["entries"].as_array().expect("entries").len(),
+        2,
+        "{list}"
+    );
 }
 
 #[test]

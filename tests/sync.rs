@@ -23,18 +23,28 @@ fn satellite(name: &str) -> Daemon {
     )
 }
 
-/// Dedicates `va` on `up` to a child named `name` and binds `child` to it through `url`.
+/// Dedicates `va` on `up` to a child named `name` and binds `child` to it through `url`. The
+/// token goes in the environment, as the README tells operators (the command line is visible
+/// to other local users); `a_registration_token_is_checked_before_anything_is_trusted` binds
+/// with the option.
 fn bind(up: &Daemon, child: &Daemon, name: &str, va: &str, url: &str) {
     let created = up.cli_json(&["sync", "child", "add", name, "--va", va]);
     let token = created["registration_token"].as_str().expect("token");
-    let bound = child.cli_json(&[
-        "sync",
-        "register",
-        "--upstream",
-        url,
-        "--registration-token",
-        token,
-    ]);
+    let out = Command::new(BIN)
+        .args(["--config", child.config_path.to_str().expect("UTF-8 path")])
+        .args(["sync", "register", "--upstream", url, "--json"])
+        .env("SATELLITE_SYNC_REGISTRATION_TOKEN", token)
+        .env_remove("SATELLITE_CONFIG")
+        .env_remove("SATELLITE_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run satellite sync register");
+    assert!(
+        out.status.success(),
+        "sync register failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bound: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(bound["me"], name);
 }
 
@@ -141,7 +151,7 @@ fn setup_hq(hq: &Daemon) {
 }
 
 /// hq with its licenses (`setup_hq`) and regional bound to `acme/Default/region`, by network.
-fn hq_and_regional() -> (Daemon, Daemon) {
+pub(crate) fn hq_and_regional() -> (Daemon, Daemon) {
     let hq = satellite("hq");
     let regional = satellite("regional");
     setup_hq(&hq);
@@ -1136,4 +1146,94 @@ fn rum_reports_cannot_change_native_devices_on_a_child_or_its_upstream() {
         (hq.cli_json(&["device", "list"]), remote(&hq)),
         (hq_devices, before.1)
     );
+}
+
+/// `POST /v1/sync/register` from `client` with `token` (the secret part); status and response.
+async fn register_child(
+    s: &crate::inproc::Sat,
+    client: &reqwest::Client,
+    token: &str,
+) -> reqwest::Response {
+    let key = satellite::protocol::sync::SatelliteKey::generate().expect("a key");
+    let (_, csr) = satellite::agent::new_key_and_csr("site").expect("a CSR");
+    let body = satellite::sync::transport::RegisterRequest {
+        token: token.to_owned(),
+        public_key: key.public_key_hex(),
+        csr,
+    };
+    client
+        .post(format!("{}/v1/sync/register", s.url))
+        .json(&body)
+        .send()
+        .await
+        .expect("answered")
+}
+
+/// A client of the satellite's device listener that connects from `from`.
+fn client_from(s: &crate::inproc::Sat, from: &str) -> reqwest::Client {
+    let mut tls = std::sync::Arc::unwrap_or_clone(
+        satellite::pki::client_config_trusting(&s.ca_pem).expect("the CA"),
+    );
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .local_address(from.parse::<std::net::IpAddr>().expect("an address"))
+        .build()
+        .expect("a client")
+}
+
+/// Guessing a child's registration token is limited per address like device registration:
+/// after 10 failures a minute, even the right token gets 429 with `Retry-After`, other
+/// addresses are not affected, and the right token works once the window has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_a_child_registration_token_is_rate_limited_per_address() {
+    use satellite::protocol::admin::{ChildCreated, CreateChild};
+    let s = crate::inproc::Sat::start().await;
+    s.account("acme").await;
+    let created: ChildCreated = s
+        .post(
+            "/v1/sync/children",
+            &CreateChild {
+                name: "site".into(),
+                va: "acme/Default".into(),
+                expires_in_days: None,
+            },
+        )
+        .await;
+    let (secret, _pin) = created
+        .registration_token
+        .rsplit_once('.')
+        .expect("SECRET.FINGERPRINT");
+    let here = client_from(&s, "127.0.0.1");
+    let guess = format!("ssr_{}", "0".repeat(64));
+    for _ in 0..10 {
+        let res = register_child(&s, &here, &guess).await;
+        assert_eq!(res.status().as_u16(), 401);
+    }
+    let res = register_child(&s, &here, secret).await;
+    assert_eq!(res.status().as_u16(), 429, "even the right token waits");
+    let wait: u64 = res
+        .headers()
+        .get("retry-after")
+        .expect("a Retry-After header")
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "rate_limited");
+
+    // Another address has its own budget: its guess is checked (and refused), not limited.
+    let there = client_from(&s, "127.0.0.2");
+    assert_eq!(
+        register_child(&s, &there, &guess).await.status().as_u16(),
+        401
+    );
+
+    s.advance(time::Duration::seconds(61));
+    let res = register_child(&s, &here, secret).await;
+    assert_eq!(res.status().as_u16(), 200, "{:?}", res.text().await);
+    let children: Value = s.get("/v1/sync/children").await;
+    assert_eq!(children[0]["registered"], true, "{children}");
 }

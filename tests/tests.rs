@@ -15,6 +15,7 @@ mod device_auth;
 mod device_timers;
 mod devices;
 mod durability;
+mod files;
 mod full_disk;
 mod https;
 mod license_import;

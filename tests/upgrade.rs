@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use satellite::store::{Migration, Store, tables::TABLES};
+use satellite::store::{Migration, SCHEMA_VERSION, Store, tables::TABLES};
 
 use crate::util::Daemon;
 
@@ -39,7 +39,10 @@ fn a_store_from_schema_1_opens_with_every_record() {
     let users = d.cli_json(&["user", "list"]);
     assert_eq!(users[0]["grants"][0]["role"], "account-user");
     let status = d.cli_json(&["status"]);
-    assert_eq!(status["schema_version"], 1);
+    assert_eq!(
+        status["schema_version"], SCHEMA_VERSION,
+        "migrated to the current schema"
+    );
     assert_eq!(status["unreadable_records"].as_array().unwrap().len(), 0);
     // Event numbering continues after the golden log (6 events).
     d.cli_ok(&["va", "create", "new", "--parent", "golden/Default"]);
@@ -55,19 +58,16 @@ fn a_store_from_a_newer_schema_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let store_dir = dir.path().join("data").join("store");
     copy_golden(&store_dir);
-    // A "newer release" migrates the store to schema 2.
-    let newer = Store::open_with(
-        &store_dir,
-        TABLES,
-        2,
-        &[Migration {
-            from: 1,
-            to: 2,
-            name: "a future change",
-            run: noop,
-        }],
-    )
-    .unwrap();
+    // A "newer release" migrates the store past this one's schema.
+    let newer_version = SCHEMA_VERSION + 1;
+    let mut steps = satellite::store::MIGRATIONS.to_vec();
+    steps.push(Migration {
+        from: SCHEMA_VERSION,
+        to: newer_version,
+        name: "a future change",
+        run: noop,
+    });
+    let newer = Store::open_with(&store_dir, TABLES, newer_version, &steps).unwrap();
     drop(newer);
     let before = std::fs::read(store_dir.join("db")).unwrap();
 
@@ -88,7 +88,8 @@ fn a_store_from_a_newer_schema_is_refused_and_left_alone() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("schema version 2") && err.contains("up to 1"),
+        err.contains(&format!("schema version {newer_version}"))
+            && err.contains(&format!("up to {SCHEMA_VERSION}")),
         "{err}"
     );
     assert_eq!(

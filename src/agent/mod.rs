@@ -76,6 +76,10 @@ pub enum AgentError {
         /// The operating system's reason.
         source: io::Error,
     },
+    /// A file of the state directory could not be written (a symbolic link at its path is
+    /// refused).
+    #[error(transparent)]
+    Write(#[from] crate::fsutil::WriteError),
 }
 
 impl AgentError {

@@ -185,8 +185,7 @@ fn finish_renewal(dir: &Path) -> Result<(), AgentError> {
 
 /// Writes a file atomically with `mode` (see [`crate::fsutil::write_atomically`]).
 pub(super) fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), AgentError> {
-    crate::fsutil::write_atomically(path, contents, mode)
-        .map_err(|(path, source)| AgentError::Io { path, source })
+    Ok(crate::fsutil::write_atomically(path, contents, mode)?)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), AgentError> {

@@ -1,13 +1,14 @@
 //! `satellite backup` and `satellite restore` (SPEC §9).
 //!
 //! `backup` asks the running daemon for a consistent snapshot (`GET /v1/backup`), writes it to
-//! `FILE.partial`, checks it completely and only then renames it to `FILE`: a `FILE` that exists
-//! is always a whole, verified backup. `restore` works offline on a stopped satellite: it
+//! a temporary file beside `FILE` (created exclusively, mode 0600, see `fsutil`), checks it
+//! completely and only then renames it to `FILE`: a `FILE` that exists is always a whole,
+//! verified backup. `restore` works offline on a stopped satellite: it
 //! refuses a data directory whose admin socket answers or that holds anything, builds the new
 //! data directory beside it and renames it into place only once the store is restored and opens.
 
-use std::io::{IsTerminal, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io::IsTerminal;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -16,13 +17,15 @@ use clap::Args;
 use serde_json::json;
 
 use super::client::AdminClient;
+use crate::fsutil::NewFile;
 use crate::store::backup::{Phase, Progress};
 use crate::store::{BackupSummary, Store, tables};
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    /// Where to write the backup. It is written to FILE.partial and renamed to FILE once it is
-    /// complete and its checksum verified; an existing FILE is replaced.
+    /// Where to write the backup (mode 0600). It is written to a temporary file beside FILE and
+    /// renamed to FILE once it is complete and its checksum verified; an existing FILE is
+    /// replaced, a symbolic link at FILE is refused.
     #[arg(long = "out", value_name = "FILE")]
     pub out: PathBuf,
 }
@@ -35,36 +38,29 @@ pub struct RestoreArgs {
     pub input: PathBuf,
 }
 
+/// The mode of a backup file.
+const BACKUP_MODE: u32 = 0o600;
+
 /// `satellite backup --out FILE`.
 pub async fn backup(client: &AdminClient, json: bool, args: BackupArgs) -> Result<()> {
     let out = args.out;
-    let partial = with_suffix(&out, ".partial");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&partial)
-        .with_context(|| format!("cannot create {}", partial.display()))?;
+    // A backup holds every secret hash and license of every tenant: owner only.
+    let mut file = NewFile::create(&out, BACKUP_MODE)?;
     let mut meter = Meter::new();
     let result = async {
         client
             .download("/v1/backup", |chunk| {
-                file.write_all(chunk)
-                    .with_context(|| format!("cannot write {}", partial.display()))?;
+                file.write_all(chunk)?;
                 meter.bytes(chunk.len() as u64);
                 Ok(())
             })
             .await?;
         meter.done();
-        file.sync_all()
-            .with_context(|| format!("cannot sync {}", partial.display()))?;
-        let summary = crate::store::backup::verify(&partial, |p| meter.records(p))
+        let summary = crate::store::backup::verify(file.temp_path(), |p| meter.records(p))
             .context("the backup the daemon sent does not verify")?;
         meter.done();
-        std::fs::rename(&partial, &out)
-            .with_context(|| format!("cannot rename {} to {}", partial.display(), out.display()))?;
-        sync_parent(&out)?;
+        // Dropping the file on an error above removes the temporary file.
+        file.commit()?;
         Ok::<_, anyhow::Error>(summary)
     }
     .await;
@@ -72,7 +68,6 @@ pub async fn backup(client: &AdminClient, json: bool, args: BackupArgs) -> Resul
         Ok(s) => s,
         Err(e) => {
             meter.done();
-            let _ = std::fs::remove_file(&partial);
             return Err(e);
         }
     };
@@ -114,13 +109,16 @@ pub fn restore(global: &super::Global, args: RestoreArgs) -> Result<()> {
         );
     }
     // The new data directory is built beside the target and renamed into place when complete,
-    // so a failed restore leaves nothing at the target.
-    let tmp = sibling(&dir, "restore");
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    // so a failed restore leaves nothing at the target. Its name is random and it is created
+    // exclusively, so nothing planted beside the target can receive the store.
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let tmp = crate::fsutil::private_dir_beside(&dir, "restore")?;
     let mut meter = Meter::new();
     let result = Store::import(&args.input, &tmp.join("store"), tables::TABLES, |p| {
         meter.records(p)
@@ -251,21 +249,6 @@ impl Meter {
             self.last = None;
         }
     }
-}
-
-/// `PATH` with `suffix` appended to its file name.
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
-/// `.NAME.WHAT-PID` next to `dir`, on the same file system so that a rename is atomic.
-fn sibling(dir: &Path, what: &str) -> PathBuf {
-    let name = dir
-        .file_name()
-        .map_or_else(|| "data".into(), |n| n.to_string_lossy().into_owned());
-    dir.with_file_name(format!(".{name}.{what}-{}", std::process::id()))
 }
 
 /// Makes a rename of `path` durable by syncing its directory.

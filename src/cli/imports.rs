@@ -37,10 +37,13 @@ pub struct SignArgs {
     /// The file's unique id (default: a random one).
     #[arg(long)]
     pub file_id: Option<String>,
-    /// Where to write the file.
+    /// Where to write the file (mode 0600; a symbolic link there is refused).
     #[arg(long)]
     pub out: PathBuf,
 }
+
+/// The mode of a signed license file.
+const LICENSE_FILE_MODE: u32 = 0o600;
 
 pub fn keygen(out: Output, path: &std::path::Path) -> Result<()> {
     if path.exists() {
@@ -137,7 +140,8 @@ pub fn sign_file(out: Output, a: SignArgs) -> Result<()> {
     };
     let count: usize = body.grants.iter().map(|g| g.licenses.len()).sum();
     let bytes = sign(&key, body)?.to_json()?;
-    std::fs::write(&a.out, bytes).with_context(|| format!("cannot write {}", a.out.display()))?;
+    // Owner-only, like every file the CLI writes; the operator hands it over deliberately.
+    crate::fsutil::write_atomically(&a.out, &bytes, LICENSE_FILE_MODE)?;
     out.show(
         &json!({
             "file": a.out.display().to_string(),

@@ -1,7 +1,6 @@
 //! `satellite sync ...` (SPEC §8): binding to an upstream, network and file sync, the children
 //! of an upstream, and signing keys.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -11,6 +10,7 @@ use hyper::Method;
 use super::client::{AdminClient, segment};
 use super::commands::Output;
 use super::table::Table;
+use crate::fsutil::NewFile;
 use crate::protocol::admin::{
     BindingView, ChildCreated, ChildView, CreateChild, RegisterUpstream, RemoteDeviceView,
     RemoteDevices, SyncOutcomeView, SyncStatusView,
@@ -31,8 +31,14 @@ pub enum SyncCommand {
         /// The upstream's device listener, e.g. https://upstream.example.com:8443.
         #[arg(long)]
         upstream: String,
-        /// The satellite registration token (`SECRET.FINGERPRINT`).
-        #[arg(long)]
+        /// The satellite registration token (`SECRET.FINGERPRINT`). Prefer the environment
+        /// variable: other local users can read a command line (`ps`).
+        #[arg(
+            long,
+            value_name = "TOKEN",
+            env = "SATELLITE_SYNC_REGISTRATION_TOKEN",
+            hide_env_values = true
+        )]
         registration_token: String,
     },
     /// Sync with the upstream now, over the network.
@@ -41,13 +47,16 @@ pub enum SyncCommand {
     Status,
     /// Write the signed request for the upstream to a file (air gap, step 1 of 3).
     Export {
+        /// Where to write the request (mode 0600; a symbolic link there is refused).
         #[arg(long)]
         out: PathBuf,
     },
     /// On the upstream: apply a child's request file and write the signed response (step 2).
     Answer {
+        /// The child's request file (from `sync export`).
         #[arg(long = "in")]
         input: PathBuf,
+        /// Where to write the response (mode 0600; a symbolic link there is refused).
         #[arg(long)]
         out: PathBuf,
     },
@@ -173,13 +182,21 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f =
-        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
+/// Starts a sync file, owner-only: it carries an account's devices, usage and licenses. It is
+/// created before the daemon is asked for anything, so a target that cannot be written (a
+/// symbolic link is refused, see `fsutil`) fails before a request is numbered or applied.
+fn new_file(path: &Path) -> Result<NewFile> {
+    Ok(NewFile::create(path, SYNC_FILE_MODE)?)
 }
+
+/// Writes the whole sync file and renames it into place.
+fn finish_file(mut file: NewFile, bytes: &[u8]) -> Result<()> {
+    file.write_all(bytes)?;
+    Ok(file.commit()?)
+}
+
+/// The mode of the request and response files `sync export` and `sync answer` write.
+const SYNC_FILE_MODE: u32 = 0o600;
 
 fn seq_of(bytes: &[u8]) -> u64 {
     serde_json::from_slice::<serde_json::Value>(bytes)
@@ -263,10 +280,11 @@ pub async fn run(client: &AdminClient, out: Output, c: SyncCommand) -> Result<()
             })
         }
         SyncCommand::Export { out: path } => {
+            let file = new_file(&path)?;
             let bytes = client
                 .send_bytes(Method::POST, "/v1/sync/export", Vec::new())
                 .await?;
-            write_file(&path, &bytes)?;
+            finish_file(file, &bytes)?;
             let seq = seq_of(&bytes);
             out.show(
                 &serde_json::json!({"file": path.display().to_string(), "seq": seq, "bytes": bytes.len()}),
@@ -283,10 +301,11 @@ pub async fn run(client: &AdminClient, out: Output, c: SyncCommand) -> Result<()
         SyncCommand::Answer { input, out: path } => {
             let request = read_file(&input)?;
             let request_seq = seq_of(&request);
+            let file = new_file(&path)?;
             let bytes = client
                 .send_bytes(Method::POST, "/v1/sync/answer", request)
                 .await?;
-            write_file(&path, &bytes)?;
+            finish_file(file, &bytes)?;
             let seq = seq_of(&bytes);
             out.show(
                 &serde_json::json!({"file": path.display().to_string(), "seq": seq, "bytes": bytes.len()}),

@@ -14,7 +14,7 @@ use super::events::NewEvent;
 use super::ids::{
     AccountId, ApiTokenId, InstanceId, LicenseId, ReservationId, TokenId, UserId, VaId,
 };
-use super::imports::ImportedFile;
+use super::imports::{ImportKey, ImportedFile};
 use super::model::{
     Account, ApiToken, License, ProductInstance, RegistrationToken, RevokedCertificate, RumRecord,
     Tag, Udi, User, VirtualAccount,
@@ -56,7 +56,7 @@ pub enum Removal {
     ApiToken(ApiTokenId),
     Instance(InstanceId),
     Revoked(String),
-    ImportedFile(String),
+    ImportedFile(ImportKey),
     SyncedItem(String),
     ChildSatellite(String),
     /// By [`RemoteInstance::key`].
@@ -197,8 +197,8 @@ pub struct Catalog {
     pub(super) revoked: HashMap<String, RevokedCertificate>,
     /// RUM reports by (device serial, report id), with the device they were filed under.
     pub(super) rum_seen: HashMap<(String, u64), InstanceId>,
-    /// License files already imported, by file id.
-    pub(super) imported_files: HashMap<String, ImportedFile>,
+    /// License files already imported, by account, issuer and file id.
+    pub(super) imported_files: HashMap<ImportKey, ImportedFile>,
     /// Active license reservations (SPEC §8b), by id and by (account, UDI).
     pub(super) reservations: HashMap<ReservationId, Reservation>,
     pub(super) reservations_by_udi: HashMap<(AccountId, Udi), ReservationId>,
@@ -359,7 +359,7 @@ impl Catalog {
                     .insert((r.udi.serial, r.report_id), r.instance);
             }
             Record::ImportedFile(f) => {
-                self.imported_files.insert(f.file_id.clone(), f);
+                self.imported_files.insert(f.import_key(), f);
             }
             Record::UpstreamBinding(b) => {
                 self.binding = Some(b);
@@ -860,9 +860,22 @@ impl Catalog {
         self.rum_seen.contains_key(&(serial.to_string(), report_id))
     }
 
-    /// The import of a license file, if it was imported.
-    pub fn imported_file(&self, file_id: &str) -> Option<&ImportedFile> {
-        self.imported_files.get(file_id)
+    /// The import of `issuer`'s file `file_id` into `account`, if it was imported; a record
+    /// without an issuer (from store schema 1) matches any issuer.
+    pub fn imported_file(
+        &self,
+        account: AccountId,
+        issuer: &str,
+        file_id: &str,
+    ) -> Option<&ImportedFile> {
+        let key = |issuer: &str| ImportKey {
+            account,
+            issuer: issuer.to_owned(),
+            file_id: file_id.to_owned(),
+        };
+        self.imported_files
+            .get(&key(issuer))
+            .or_else(|| self.imported_files.get(&key("")))
     }
 
     /// An active reservation.

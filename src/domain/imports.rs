@@ -7,6 +7,10 @@
 //! names exists in that account, and the file was not imported before. A file is one-shot: its
 //! `file_id` is remembered as an [`ImportedFile`] record, so importing it again is refused even
 //! after its licenses were moved or removed. All licenses of a file are added in one change.
+//!
+//! A file id is unique per issuer and account ([`ImportKey`]): issuers number their files as they
+//! like, so two accounts (tenants) may each import a file `order-1`, and one tenant's refusal
+//! never tells it that another used an id.
 
 use std::collections::HashMap;
 
@@ -24,8 +28,10 @@ use super::model::{License, LicenseSource};
 /// A verified license file, as the domain needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LicenseImport {
-    /// Unique per file; a file can be imported once.
+    /// Unique per file of one issuer for one account; a file can be imported once.
     pub file_id: String,
+    /// The issuer's name, as the configuration trusts its key.
+    pub issuer: String,
     /// Who signed it, for the audit log (issuer name and key id).
     pub signer: String,
     /// The account the licenses belong to, by domain.
@@ -46,9 +52,31 @@ pub struct ImportGrant {
 pub struct ImportedFile {
     pub file_id: String,
     pub account: AccountId,
+    /// The issuer the file was signed by. Empty for a file imported before issuers were
+    /// recorded (store schema 1): such a record holds its id against every issuer of its
+    /// account, which is what it did then.
+    pub issuer: String,
     pub imported_at: OffsetDateTime,
     /// The licenses the import added (they may have been moved or removed since).
     pub licenses: Vec<LicenseId>,
+}
+
+/// What identifies an imported file: the issuer's id for it, within one account.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ImportKey {
+    pub account: AccountId,
+    pub issuer: String,
+    pub file_id: String,
+}
+
+impl ImportedFile {
+    pub fn import_key(&self) -> ImportKey {
+        ImportKey {
+            account: self.account,
+            issuer: self.issuer.clone(),
+            file_id: self.file_id.clone(),
+        }
+    }
 }
 
 impl Catalog {
@@ -66,10 +94,13 @@ impl Catalog {
             .filter(|a| self.account_visible(p, a.id))
             .ok_or_else(|| DomainError::not_found("account", &file.account_domain))?;
         let account = self.check_account(p, account.id, Access::Write)?;
-        if let Some(done) = self.imported_file(&file.file_id) {
+        if let Some(done) = self.imported_file(account.id, &file.issuer, &file.file_id) {
             return Err(DomainError::Conflict(format!(
-                "license file `{}` was already imported on {}; nothing was changed",
+                "license file `{}` of issuer `{}` was already imported into account `{}` on {}; \
+                 nothing was changed",
                 file.file_id,
+                file.issuer,
+                account.name,
                 done.imported_at.date()
             )));
         }
@@ -113,6 +144,7 @@ impl Catalog {
         let record = ImportedFile {
             file_id: file.file_id.clone(),
             account: account.id,
+            issuer: file.issuer.clone(),
             imported_at: now,
             licenses: licenses.iter().map(|l| l.id).collect(),
         };
@@ -183,6 +215,7 @@ mod tests {
     fn file(id: &str, va: &str) -> LicenseImport {
         LicenseImport {
             file_id: id.into(),
+            issuer: "portal".into(),
             signer: "portal (abcd)".into(),
             account_domain: "acme.example".into(),
             grants: vec![ImportGrant {
@@ -210,7 +243,10 @@ mod tests {
         assert!(event.details.contains(&("file".into(), "f-1".into())));
         c.apply(&change);
         assert_eq!(c.licenses_in(lab).count(), 2);
-        let done = c.imported_file("f-1").expect("remembered");
+        let account = c.va(lab).expect("va").account;
+        let done = c
+            .imported_file(account, "portal", "f-1")
+            .expect("remembered");
         assert_eq!(done.licenses.len(), 2);
         // The account name may prefix the path.
         apply(
@@ -231,10 +267,61 @@ mod tests {
             .import_licenses(&admin(), &file("f-1", "Default/lab"), NOW)
             .expect_err("refused");
         assert!(
-            matches!(&e, DomainError::Conflict(m) if m.contains("already imported on 2026-01-01")),
+            matches!(&e, DomainError::Conflict(m) if m.contains(
+                "`f-1` of issuer `portal` was already imported into account `acme` on 2026-01-01"
+            )),
             "{e:?}"
         );
         assert_eq!(c.licenses_in(lab).count(), 2);
+    }
+
+    #[test]
+    fn file_ids_are_unique_per_issuer_and_account_only() {
+        let (mut c, lab) = setup();
+        let other = apply(
+            c.create_account(&admin(), "globex", "globex.example", NOW),
+            &mut c,
+        );
+        apply(
+            c.import_licenses(&admin(), &file("order-1", "Default/lab"), NOW),
+            &mut c,
+        );
+        // Another account's file of the same id, and another issuer's for the same account.
+        let mut theirs = file("order-1", "Default");
+        theirs.account_domain = "globex.example".into();
+        apply(c.import_licenses(&admin(), &theirs, NOW), &mut c);
+        let mut vendor = file("order-1", "Default/lab");
+        vendor.issuer = "vendor".into();
+        apply(c.import_licenses(&admin(), &vendor, NOW), &mut c);
+        assert_eq!(c.licenses_in(lab).count(), 4);
+        assert_eq!(c.licenses_in(other.default_va).count(), 2);
+        for f in [file("order-1", "Default/lab"), theirs, vendor] {
+            let e = c.import_licenses(&admin(), &f, NOW).expect_err("refused");
+            assert!(matches!(e, DomainError::Conflict(_)), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn a_file_recorded_without_its_issuer_holds_its_id_for_every_issuer_of_the_account() {
+        let (mut c, lab) = setup();
+        let account = c.va(lab).expect("va").account;
+        // As a store of schema 1 loads it: no issuer.
+        let legacy = ImportedFile {
+            file_id: "order-1".into(),
+            account,
+            issuer: String::new(),
+            imported_at: NOW,
+            licenses: Vec::new(),
+        };
+        c.apply(&Change::new(NewEvent::new("test", "")).put(Record::ImportedFile(legacy)));
+        let e = c
+            .import_licenses(&admin(), &file("order-1", "Default/lab"), NOW)
+            .expect_err("refused");
+        assert!(matches!(e, DomainError::Conflict(_)), "{e:?}");
+        apply(
+            c.import_licenses(&admin(), &file("order-2", "Default/lab"), NOW),
+            &mut c,
+        );
     }
 
     #[test]
@@ -251,7 +338,8 @@ mod tests {
             "{e:?}"
         );
         assert_eq!(c.licenses_in(lab).count(), 0);
-        assert!(c.imported_file("f-1").is_none());
+        let account = c.va(lab).expect("va").account;
+        assert!(c.imported_file(account, "portal", "f-1").is_none());
     }
 
     #[test]

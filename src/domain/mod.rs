@@ -42,7 +42,7 @@ pub use error::DomainError;
 pub use events::{EventFilter, NewEvent};
 pub use holdings::Holdings;
 pub use ids::{AccountId, ApiTokenId, InstanceId, LicenseId, ReservationId, TokenId, UserId, VaId};
-pub use imports::{ImportGrant, ImportedFile, LicenseImport};
+pub use imports::{ImportGrant, ImportKey, ImportedFile, LicenseImport};
 pub use licenses::{LicenseSpec, PoolLine};
 pub use model::*;
 pub use reservations::{

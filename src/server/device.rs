@@ -7,16 +7,16 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use time::OffsetDateTime;
 
 use super::error::ApiError;
 use super::listen::Peer;
-use super::ratelimit::FailureLimiter;
+use super::ratelimit::{self, FailureLimiter};
 use crate::app::{App, secrets};
 use crate::domain::{
     Change, DeviceError, InstanceId, IssuedIdentity, Registration, Udi, UsageOutcome,
@@ -69,7 +69,8 @@ fn malformed(e: wire::Malformed) -> ApiError {
     ApiError::malformed(e.0)
 }
 
-fn peer_ip(req: &Request) -> Option<IpAddr> {
+/// The client's address, on a TLS connection (the admin socket has none).
+pub(super) fn peer_ip(req: &Request) -> Option<IpAddr> {
     match req.extensions().get::<Peer>() {
         Some(Peer::Tls { addr, .. }) => Some(addr.ip()),
         _ => None,
@@ -78,30 +79,11 @@ fn peer_ip(req: &Request) -> Option<IpAddr> {
 
 async fn register(State(ctx): State<DeviceCtx>, req: Request) -> Response {
     let ip = peer_ip(&req);
-    if let Some(ip) = ip
-        && let Some(wait) = ctx.limiter.check(ip, ctx.app.clock_now())
-    {
-        let mut res = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            codes::RATE_LIMITED,
-            format!("too many failed registrations from {ip}; retry in {wait} s"),
-        )
-        .into_response();
-        res.headers_mut()
-            .insert("retry-after", HeaderValue::from(wait));
-        return res;
-    }
-    match register_inner(&ctx, req).await {
-        Ok(r) => (StatusCode::CREATED, Json(r)).into_response(),
-        Err(e) => {
-            if let Some(ip) = ip
-                && e.status.is_client_error()
-            {
-                ctx.limiter.failed(ip, ctx.app.clock_now());
-            }
-            e.into_response()
-        }
-    }
+    let attempt = async {
+        let answer = register_inner(&ctx, req).await?;
+        Ok((StatusCode::CREATED, Json(answer)))
+    };
+    ratelimit::limited(&ctx.limiter, ip, || ctx.app.clock_now(), attempt).await
 }
 
 async fn register_inner(ctx: &DeviceCtx, req: Request) -> Result<wire::RegisterResponse, ApiError> {

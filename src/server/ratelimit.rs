@@ -1,11 +1,54 @@
 //! Per-address limit on failed registrations (SPEC §3), so registration tokens cannot be
-//! guessed. Successful registrations do not count. Time comes from the caller.
+//! guessed: device registration (`/v1/register`) and child satellite registration
+//! (`/v1/sync/register`) share one budget per client address, since both take a secret.
+//! Successful registrations do not count. Time comes from the caller.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use time::{Duration, OffsetDateTime};
+
+use super::error::ApiError;
+use crate::protocol::device::codes;
+
+/// Runs a registration `attempt` from `ip` unless the address has used up its failures (then
+/// 429 with `Retry-After`, and `attempt` is not run), and counts a refusal of the caller's
+/// request (4xx) as a failure. `now` is read before and after, since the attempt takes time.
+pub async fn limited<T: IntoResponse>(
+    limiter: &FailureLimiter,
+    ip: Option<IpAddr>,
+    now: impl Fn() -> OffsetDateTime,
+    attempt: impl Future<Output = Result<T, ApiError>>,
+) -> Response {
+    if let Some(ip) = ip
+        && let Some(wait) = limiter.check(ip, now())
+    {
+        let mut res = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            codes::RATE_LIMITED,
+            format!("too many failed registrations from {ip}; retry in {wait} s"),
+        )
+        .into_response();
+        res.headers_mut()
+            .insert("retry-after", HeaderValue::from(wait));
+        return res;
+    }
+    match attempt.await {
+        Ok(answer) => answer.into_response(),
+        Err(e) => {
+            if let Some(ip) = ip
+                && e.status.is_client_error()
+            {
+                limiter.failed(ip, now());
+            }
+            e.into_response()
+        }
+    }
+}
 
 /// At most `max_failures` failed registrations per address per `window`.
 #[derive(Debug)]

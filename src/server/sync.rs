@@ -28,10 +28,15 @@ pub async fn ca(State(ctx): State<DeviceCtx>) -> Response {
         .into_response()
 }
 
-pub async fn register(
-    State(ctx): State<DeviceCtx>,
-    req: Request,
-) -> Result<Json<RegisterResponse>, ApiError> {
+/// `POST /v1/sync/register`: limited per client address like device registration, so the
+/// secret of a child's registration token cannot be guessed.
+pub async fn register(State(ctx): State<DeviceCtx>, req: Request) -> Response {
+    let ip = super::device::peer_ip(&req);
+    let attempt = register_child(&ctx, req);
+    super::ratelimit::limited(&ctx.limiter, ip, || ctx.app.clock_now(), attempt).await
+}
+
+async fn register_child(ctx: &DeviceCtx, req: Request) -> Result<Json<RegisterResponse>, ApiError> {
     let bytes = super::error::read_body(req, ctx.max_body_bytes).await?;
     let body: RegisterRequest = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::malformed(format!("the registration request is not valid: {e}")))?;

@@ -52,6 +52,11 @@ pub enum BackupError {
     #[error("cannot write the backup: {0}")]
     Write(#[source] io::Error),
 
+    /// A temporary file or directory (the export's scratch file, the restored store's
+    /// directory) could not be created.
+    #[error(transparent)]
+    Scratch(#[from] crate::fsutil::WriteError),
+
     /// Reading the backup file, or writing the restored store's files, failed.
     #[error("cannot {op} {}: {source}", path.display())]
     Io {
@@ -278,7 +283,7 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
-        let tmp = temporary_sibling(dir);
+        let tmp = crate::fsutil::private_dir_beside(dir, "restore")?;
         let result = write_store(file, &tmp, &summary, tables, &mut progress).and_then(|()| {
             std::fs::rename(&tmp, dir).map_err(|source| BackupError::Io {
                 op: "move the restored store to",
@@ -671,17 +676,6 @@ fn ensure_empty(dir: &Path) -> Result<(), BackupError> {
             source,
         }),
     }
-}
-
-/// `.NAME.restore-PID-NANOS` next to `dir`: same file system, so the final rename is atomic.
-fn temporary_sibling(dir: &Path) -> PathBuf {
-    let name = dir
-        .file_name()
-        .map_or_else(|| "store".into(), |n| n.to_string_lossy().into_owned());
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    dir.with_file_name(format!(".{name}.restore-{}-{nanos}", std::process::id()))
 }
 
 /// Makes a rename in `dir` durable.

@@ -19,10 +19,15 @@ use super::error::StoreError;
 use super::{Op, transact};
 
 /// The schema version this satellite writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The migrations from every older schema this satellite can still open, in order.
-pub static MIGRATIONS: &[Migration] = &[];
+pub static MIGRATIONS: &[Migration] = &[Migration {
+    from: 1,
+    to: 2,
+    name: "key imported license files by account, issuer and file id",
+    run: rekey_imported_files,
+}];
 
 /// The tree that holds store metadata; no table may use this name.
 pub(crate) const META_TREE: &str = "__meta";
@@ -249,6 +254,25 @@ fn holds_data(db: &sled::Db) -> Result<bool, StoreError> {
         }
     }
     Ok(false)
+}
+
+/// Schema 1 → 2: imported license files were keyed by file id alone, across accounts. Each is
+/// read (its format-1 record upgrades with an empty issuer) and written under its new key. The
+/// old keys are removed before any new one is written: the writes apply in order, and a new
+/// key must not be removed by the deletion of an old key that happens to be equal.
+fn rekey_imported_files(ctx: &MigrationCtx<'_>) -> Result<(), StoreError> {
+    use crate::domain::ImportedFile;
+    let mut records = Vec::new();
+    for entry in ctx.scan(ImportedFile::TABLE)? {
+        let (key, value) = entry?;
+        let record: ImportedFile = codec::decode(ImportedFile::TABLE, &key, &value)?;
+        ctx.delete(ImportedFile::TABLE, &key);
+        records.push(record);
+    }
+    for record in &records {
+        ctx.put_record(record);
+    }
+    Ok(())
 }
 
 fn be(version: u32) -> Vec<u8> {

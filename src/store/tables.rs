@@ -2,13 +2,17 @@
 //! version. Changing a record type's fields means a new `FORMAT` and an `upgrade` from the
 //! previous one; the golden-bytes tests below fail first.
 
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
 use crate::domain::{
-    Account, ApiToken, Change, ChildSatellite, Event, ImportedFile, License, ProductInstance,
-    Record as DomainRecord, RegistrationToken, RelayedRum, RemoteInstance, RemoteUsage, Removal,
-    Reservation, RevokedCertificate, RumRecord, SyncedItem, UpstreamBinding, User, VirtualAccount,
+    Account, AccountId, ApiToken, Change, ChildSatellite, Event, ImportKey, ImportedFile, License,
+    LicenseId, ProductInstance, Record as DomainRecord, RegistrationToken, RelayedRum,
+    RemoteInstance, RemoteUsage, Removal, Reservation, RevokedCertificate, RumRecord, SyncedItem,
+    UpstreamBinding, User, VirtualAccount,
 };
 
-use super::{Batch, Record};
+use super::{Batch, CodecError, Record, decode_payload};
 
 macro_rules! table {
     ($ty:ty, $name:literal, $format:literal, |$r:ident| $key:expr) => {
@@ -55,11 +59,63 @@ pub fn rum_key(serial: &str, report_id: u64) -> Vec<u8> {
     key.extend_from_slice(&report_id.to_be_bytes());
     key
 }
-// Imported license files, by file id.
-table!(ImportedFile, "imported_license_files", 1, |r| r
-    .file_id
-    .as_bytes()
-    .to_vec());
+// Imported license files, by account, issuer and file id (see `imported_file_key`). Format 1
+// had no issuer and was keyed by the file id alone; schema 2 re-keyed its records.
+impl Record for ImportedFile {
+    const TABLE: &'static str = "imported_license_files";
+    const FORMAT: u8 = 2;
+    fn key(&self) -> Vec<u8> {
+        imported_file_key(&self.import_key())
+    }
+    fn upgrade(format: u8, payload: &[u8]) -> Result<Self, CodecError> {
+        match format {
+            1 => Ok(decode_payload::<ImportedFileV1>(payload)?.into()),
+            _ => Err(CodecError::UnknownFormat {
+                table: String::new(),
+                key: String::new(),
+                found: format,
+                supported: Self::FORMAT,
+            }),
+        }
+    }
+}
+
+/// Format 1 of [`ImportedFile`]: one record per file id across all accounts and issuers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ImportedFileV1 {
+    pub file_id: String,
+    pub account: AccountId,
+    pub imported_at: OffsetDateTime,
+    pub licenses: Vec<LicenseId>,
+}
+
+impl From<ImportedFileV1> for ImportedFile {
+    /// The issuer was not recorded: the empty issuer holds the id for every issuer of the
+    /// account, as format 1 did (and more narrowly: only in its own account).
+    fn from(old: ImportedFileV1) -> Self {
+        ImportedFile {
+            file_id: old.file_id,
+            account: old.account,
+            issuer: String::new(),
+            imported_at: old.imported_at,
+            licenses: old.licenses,
+        }
+    }
+}
+
+/// The key of an imported file: the account's 16 bytes, the issuer's length (u16, big-endian)
+/// and name, then the file id, so that no two (issuer, file id) pairs share a key. Issuer
+/// names are satellite ids of a few dozen bytes, so the length always fits.
+pub fn imported_file_key(k: &ImportKey) -> Vec<u8> {
+    let issuer = k.issuer.as_bytes();
+    let len = u16::try_from(issuer.len()).unwrap_or(u16::MAX);
+    let mut key = Vec::with_capacity(18 + issuer.len() + k.file_id.len());
+    key.extend_from_slice(k.account.as_bytes());
+    key.extend_from_slice(&len.to_be_bytes());
+    key.extend_from_slice(&issuer[..usize::from(len)]);
+    key.extend_from_slice(k.file_id.as_bytes());
+    key
+}
 // Sync, child side: the one binding to an upstream, and the items it acknowledged.
 table!(UpstreamBinding, "sync_upstream", 1, |_r| b"upstream"
     .to_vec());
@@ -120,7 +176,7 @@ pub fn batch_for(change: &Change, event: Option<&Event>) -> Batch {
             Removal::ApiToken(id) => batch.delete::<ApiToken>(id.as_bytes()),
             Removal::Instance(id) => batch.delete::<ProductInstance>(id.as_bytes()),
             Removal::Revoked(serial) => batch.delete::<RevokedCertificate>(serial.as_bytes()),
-            Removal::ImportedFile(id) => batch.delete::<ImportedFile>(id.as_bytes()),
+            Removal::ImportedFile(k) => batch.delete::<ImportedFile>(&imported_file_key(k)),
             Removal::SyncedItem(key) => batch.delete::<SyncedItem>(key.as_bytes()),
             Removal::ChildSatellite(name) => batch.delete::<ChildSatellite>(name.as_bytes()),
             Removal::RemoteInstance(key) => batch.delete::<RemoteInstance>(key.as_bytes()),
@@ -341,5 +397,110 @@ mod tests {
              bbbbbbbbbbbbbbbbbbbbbbbbbbbb"
                 .replace(char::is_whitespace, "")
         );
+    }
+
+    /// Format 1 of an imported file (no issuer; keyed by the file id), as schema 1 stored it.
+    /// Pinned like the others: these are the bytes a schema-1 store holds.
+    const GOLDEN_IMPORTED_V1: &str = "0106000000000000006f7264657231100000000000000001010101010101010101010101010101ea0700000100000000000000000000000100000000000000100000000000000003030303030303030303030303030303";
+
+    impl Record for ImportedFileV1 {
+        const TABLE: &'static str = ImportedFile::TABLE;
+        const FORMAT: u8 = 1;
+        fn key(&self) -> Vec<u8> {
+            self.file_id.as_bytes().to_vec()
+        }
+    }
+
+    fn imported_v1() -> ImportedFileV1 {
+        ImportedFileV1 {
+            file_id: "order1".into(),
+            account: AccountId(id(1)),
+            imported_at: datetime!(2026-01-01 0:00 UTC),
+            licenses: vec![LicenseId(id(3))],
+        }
+    }
+
+    #[test]
+    fn golden_imported_file_format_2_and_the_upgrade_from_format_1() {
+        assert_eq!(hex(&encode(&imported_v1())), GOLDEN_IMPORTED_V1);
+        let f = ImportedFile {
+            file_id: "order1".into(),
+            account: AccountId(id(1)),
+            issuer: "portal".into(),
+            imported_at: datetime!(2026-01-01 0:00 UTC),
+            licenses: vec![LicenseId(id(3))],
+        };
+        assert_eq!(
+            hex(&encode(&f)),
+            "0206000000000000006f72646572311000000000000000010101010101010101010101010101010600\
+             000000000000706f7274616cea070000010000000000000000000000010000000000000010000000\
+             0000000003030303030303030303030303030303"
+                .replace(char::is_whitespace, "")
+        );
+        assert_eq!(
+            hex(&f.key()),
+            "01010101010101010101010101010101\
+             0006\
+             706f7274616c\
+             6f7264657231"
+        );
+        let v1 = crate::store::decode::<ImportedFile>(
+            ImportedFile::TABLE,
+            b"order1",
+            &encode(&imported_v1()),
+        )
+        .expect("format 1 upgrades");
+        assert_eq!(
+            v1,
+            ImportedFile {
+                issuer: String::new(),
+                ..f
+            }
+        );
+    }
+
+    /// A schema-1 store's imported files are re-keyed by account, issuer and file id when a
+    /// schema-2 satellite opens it, and keep everything they held.
+    #[test]
+    fn schema_2_re_keys_the_imported_files_of_a_schema_1_store() {
+        use crate::store::{MIGRATIONS, SCHEMA_VERSION, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let mut second = imported_v1();
+        second.file_id = "order2".into();
+        second.account = AccountId(id(9));
+        {
+            let old = Store::open_with(&path, TABLES, 1, &[]).unwrap();
+            for f in [imported_v1(), second.clone()] {
+                old.put_raw(ImportedFile::TABLE, &f.key(), &encode(&f))
+                    .unwrap();
+            }
+            old.commit_blocking(Batch::new()).unwrap();
+        }
+        assert_eq!(SCHEMA_VERSION, 2);
+        let store = Store::open_with(&path, TABLES, 2, MIGRATIONS).unwrap();
+        let mut found: Vec<ImportedFile> =
+            store.scan::<ImportedFile>().map(Result::unwrap).collect();
+        found.sort_by(|a, b| a.file_id.cmp(&b.file_id));
+        let expected: Vec<ImportedFile> = [imported_v1(), second]
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        assert_eq!(found, expected);
+        for f in &expected {
+            let raw = store.get_raw(ImportedFile::TABLE, &Record::key(f)).unwrap();
+            assert_eq!(
+                raw.expect("under the new key")[0],
+                2,
+                "rewritten in format 2"
+            );
+        }
+        assert!(
+            store
+                .get_raw(ImportedFile::TABLE, b"order1")
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(store.count::<ImportedFile>().unwrap(), 2);
     }
 }

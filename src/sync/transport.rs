@@ -192,13 +192,13 @@ pub async fn register(
     crate::protocol::sync::parse_public_key(&answer.upstream_key)
         .map_err(|e| SyncFailure::Transport(format!("the upstream's key: {e}")))?;
     crate::fsutil::write_atomically(&engine.dir.join(CLIENT_KEY), key_pem.as_bytes(), 0o600)
-        .map_err(|(p, e)| SyncFailure::Internal(format!("cannot write {}: {e}", p.display())))?;
+        .map_err(|e| SyncFailure::Internal(e.to_string()))?;
     crate::fsutil::write_atomically(
         &engine.dir.join(CLIENT_CERT),
         answer.certificate.as_bytes(),
         0o644,
     )
-    .map_err(|(p, e)| SyncFailure::Internal(format!("cannot write {}: {e}", p.display())))?;
+    .map_err(|e| SyncFailure::Internal(e.to_string()))?;
     Ok(BindInput {
         me: answer.child,
         upstream: answer.upstream,

@@ -222,6 +222,7 @@ fn a_license_file_past_the_bound_is_refused_whole() {
     let half = (MAX / 2 + 1) as i64;
     let file = LicenseImport {
         file_id: "f-1".into(),
+        issuer: "portal".into(),
         signer: "portal".into(),
         account_domain: "acme.com".into(),
         grants: vec![ImportGrant {
@@ -237,7 +238,7 @@ fn a_license_file_past_the_bound_is_refused_whole() {
     assert!(e.to_string().starts_with("grants[0].licenses[2]: "), "{e}");
     assert_bound(e);
     assert_eq!(c.licenses_in(lab).count(), 0);
-    assert!(c.imported_file("f-1").is_none());
+    assert!(c.imported_file(a.id, "portal", "f-1").is_none());
 }
 
 #[test]

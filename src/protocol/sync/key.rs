@@ -28,6 +28,9 @@ pub enum KeyError {
     /// The key file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
+    /// The key file could not be written (a symbolic link at its path is refused).
+    #[error(transparent)]
+    Write(#[from] crate::fsutil::WriteError),
     /// The key file can be read by users other than its owner.
     #[error(
         "{path}: private key has mode {mode:04o}, readable by others; fix it with `chmod 600 {path}`",
@@ -259,8 +262,7 @@ pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
 
 /// Writes the key atomically with mode 0600 (see [`crate::fsutil::write_atomically`]).
 fn write_private(path: &Path, contents: &[u8]) -> Result<(), KeyError> {
-    crate::fsutil::write_atomically(path, contents, KEY_MODE)
-        .map_err(|(path, source)| KeyError::Io { path, source })
+    Ok(crate::fsutil::write_atomically(path, contents, KEY_MODE)?)
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> KeyError + '_ {

@@ -7,7 +7,6 @@
 //! everything the store does.
 
 use std::io::{Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use axum::body::Body;
@@ -80,24 +79,7 @@ async fn record_event(ctx: &AdminCtx, actor: &str, s: &BackupSummary) -> Result<
 
 /// Creates a file for the export in `dir` and unlinks it at once; the handle keeps it alive.
 fn unlinked_temp_file(dir: &Path) -> Result<std::fs::File, BackupError> {
-    let path = dir.join(format!(".backup-{}.tmp", uuid::Uuid::new_v4()));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|source| BackupError::Io {
-            op: "create the temporary backup file",
-            path: path.clone(),
-            source,
-        })?;
-    std::fs::remove_file(&path).map_err(|source| BackupError::Io {
-        op: "unlink the temporary backup file",
-        path,
-        source,
-    })?;
-    Ok(file)
+    Ok(crate::fsutil::unlinked_file(&dir.join("backup"), 0o600)?)
 }
 
 /// The file's content as a stream of 64 KiB chunks.

@@ -87,6 +87,7 @@ fn to_domain(file: &LicenseFile, signer: &str) -> Result<LicenseImport, ApiError
         .collect::<Result<_, ApiError>>()?;
     Ok(LicenseImport {
         file_id: file.file_id.clone(),
+        issuer: file.issuer.to_string(),
         signer: format!("{} ({signer})", file.issuer),
         account_domain: file.account_domain.clone(),
         grants,

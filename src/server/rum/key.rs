@@ -46,6 +46,8 @@ pub enum IngestKeyError {
         path.display()
     )]
     Malformed { path: PathBuf },
+    #[error(transparent)]
+    Write(#[from] crate::fsutil::WriteError),
 }
 
 /// The satellite's secret behind every account's ingest URL.
@@ -74,8 +76,11 @@ impl IngestKey {
             let mut secret = [0u8; 32];
             getrandom::fill(&mut secret)
                 .expect("the operating system's random source is unavailable");
-            crate::fsutil::write_atomically(&path, format!("{}\n", hex(&secret)).as_bytes(), 0o600)
-                .map_err(|(path, source)| IngestKeyError::Io { path, source })?;
+            crate::fsutil::write_atomically(
+                &path,
+                format!("{}\n", hex(&secret)).as_bytes(),
+                0o600,
+            )?;
             return Ok(Self::from_secret(&secret));
         }
         let mode = fs::metadata(&path).map_err(io)?.permissions().mode() & 0o7777;
