@@ -79,7 +79,7 @@ pub struct Config {
     /// Directory holding the store, the device CA, the server certificate and the admin socket.
     /// Default: `$STATE_DIRECTORY` (set by systemd's `StateDirectory=`), else `./satellite-data`.
     pub data_dir: Option<PathBuf>,
-    /// The HTTPS listener devices talk to.
+    /// The HTTPS listener devices talk to, and the connection limits of both TCP listeners.
     pub device: DeviceConfig,
     /// The operator interface: a Unix socket and an optional HTTPS listener.
     pub admin: AdminConfig,
@@ -102,20 +102,42 @@ pub struct Config {
     origin: Option<PathBuf>,
 }
 
-/// `[device]`: the device-facing HTTPS listener.
+/// `[device]`: the device-facing HTTPS listener, and the connection limits (SPEC §9,
+/// "Connections") that the HTTPS admin listener shares.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeviceConfig {
     /// Address and port to listen on. Default `"127.0.0.1:8443"`.
     pub listen: String,
-    /// Connections served at once; further connections wait in the kernel backlog. Default 10000.
+    /// Connections served at once by each TCP listener (devices, HTTPS admin); a connection
+    /// beyond it is closed at once. Default 10000.
     pub max_connections: usize,
+    /// Connections one source address may hold at once on each TCP listener, so that one
+    /// client cannot take every connection; IPv6 addresses count per /64 network. At most
+    /// `max_connections`. Default 256.
+    pub max_connections_per_address: usize,
     /// Largest accepted request body in bytes; larger bodies get 413. Default 65536.
     pub max_body_bytes: usize,
     /// Time allowed for one request, from headers to response. Default `"30s"`.
     pub request_timeout: String,
+    /// Time allowed for a request body to arrive, from the request's headers; a slower body
+    /// gets 408 and the connection is closed. Default `"20s"`.
+    pub body_timeout: String,
     /// Time allowed for the TLS handshake of a new connection. Default `"10s"`.
     pub handshake_timeout: String,
+    /// Time allowed for a request's headers to arrive: a new connection must begin its first
+    /// request within it, and over HTTP/1.1 it counts from the moment the connection is ready
+    /// for its next request. Default `"10s"`.
+    pub header_timeout: String,
+    /// A connection with no request in flight for this long is closed (HTTP/1.1 and HTTP/2).
+    /// Default `"30s"`.
+    pub idle_timeout: String,
+    /// How often an HTTP/2 connection is pinged to detect a peer that went away.
+    /// Default `"30s"`.
+    pub http2_keepalive_interval: String,
+    /// How long an HTTP/2 ping may wait for its answer before the connection is closed.
+    /// Default `"10s"`.
+    pub http2_keepalive_timeout: String,
 }
 
 impl Default for DeviceConfig {
@@ -123,9 +145,15 @@ impl Default for DeviceConfig {
         Self {
             listen: "127.0.0.1:8443".to_owned(),
             max_connections: 10_000,
+            max_connections_per_address: 256,
             max_body_bytes: 65_536,
             request_timeout: "30s".to_owned(),
+            body_timeout: "20s".to_owned(),
             handshake_timeout: "10s".to_owned(),
+            header_timeout: "10s".to_owned(),
+            idle_timeout: "30s".to_owned(),
+            http2_keepalive_interval: "30s".to_owned(),
+            http2_keepalive_timeout: "10s".to_owned(),
         }
     }
 }
@@ -145,6 +173,12 @@ pub struct AdminConfig {
     /// Largest accepted admin request body in bytes (license files can be large).
     /// Default 1048576.
     pub max_body_bytes: usize,
+    /// Time allowed for one admin request, from headers to response; long enough for a
+    /// backup of a large store or a network sync. Default `"5m"`.
+    pub request_timeout: String,
+    /// Time allowed for an admin request body to arrive, from the request's headers.
+    /// Default `"30s"`.
+    pub body_timeout: String,
 }
 
 impl Default for AdminConfig {
@@ -154,6 +188,8 @@ impl Default for AdminConfig {
             socket: PathBuf::from("admin.sock"),
             socket_mode: "0600".to_owned(),
             max_body_bytes: 1_048_576,
+            request_timeout: "5m".to_owned(),
+            body_timeout: "30s".to_owned(),
         }
     }
 }
@@ -373,12 +409,24 @@ pub struct DeviceSettings {
     pub listen: SocketAddr,
     /// At least 1.
     pub max_connections: usize,
+    /// At least 1, at most `max_connections`.
+    pub max_connections_per_address: usize,
     /// At least 1.
     pub max_body_bytes: usize,
     /// Greater than zero.
     pub request_timeout: Duration,
     /// Greater than zero.
+    pub body_timeout: Duration,
+    /// Greater than zero.
     pub handshake_timeout: Duration,
+    /// Greater than zero.
+    pub header_timeout: Duration,
+    /// Greater than zero.
+    pub idle_timeout: Duration,
+    /// Greater than zero.
+    pub http2_keepalive_interval: Duration,
+    /// Greater than zero.
+    pub http2_keepalive_timeout: Duration,
 }
 
 /// Validated `[admin]`.
@@ -392,6 +440,10 @@ pub struct AdminSettings {
     pub socket_mode: u32,
     /// At least 1.
     pub max_body_bytes: usize,
+    /// Greater than zero.
+    pub request_timeout: Duration,
+    /// Greater than zero.
+    pub body_timeout: Duration,
 }
 
 /// Validated `[log]`.
@@ -502,15 +554,7 @@ impl Config {
             None => default_data_dir(state_directory),
         };
 
-        let device = DeviceSettings {
-            listen: v.socket_addr("device.listen", &self.device.listen)?,
-            max_connections: v
-                .at_least_one("device.max_connections", self.device.max_connections)?,
-            max_body_bytes: v.at_least_one("device.max_body_bytes", self.device.max_body_bytes)?,
-            request_timeout: v.duration("device.request_timeout", &self.device.request_timeout)?,
-            handshake_timeout: v
-                .duration("device.handshake_timeout", &self.device.handshake_timeout)?,
-        };
+        let device = self.device.validate(&v)?;
 
         let admin_listen = if self.admin.listen.is_empty() {
             None
@@ -530,6 +574,8 @@ impl Config {
             socket: v.socket_path(&data_dir, &self.admin.socket)?,
             socket_mode: v.socket_mode(&self.admin.socket_mode)?,
             max_body_bytes: v.at_least_one("admin.max_body_bytes", self.admin.max_body_bytes)?,
+            request_timeout: v.duration("admin.request_timeout", &self.admin.request_timeout)?,
+            body_timeout: v.duration("admin.body_timeout", &self.admin.body_timeout)?,
         };
 
         let log = LogSettings {
@@ -717,6 +763,45 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("must be greater than zero".to_owned());
     }
     Ok(Duration::from_secs(secs))
+}
+
+impl DeviceConfig {
+    fn validate(&self, v: &Validator) -> Result<DeviceSettings, ConfigError> {
+        let max_connections = v.at_least_one("device.max_connections", self.max_connections)?;
+        let per_address = v.at_least_one(
+            "device.max_connections_per_address",
+            self.max_connections_per_address,
+        )?;
+        if per_address > max_connections {
+            return Err(v.invalid(
+                "device.max_connections_per_address",
+                &per_address.to_string(),
+                &format!(
+                    "must not be greater than `device.max_connections` ({max_connections}), or \
+                     one address could again take every connection"
+                ),
+            ));
+        }
+        Ok(DeviceSettings {
+            listen: v.socket_addr("device.listen", &self.listen)?,
+            max_connections,
+            max_connections_per_address: per_address,
+            max_body_bytes: v.at_least_one("device.max_body_bytes", self.max_body_bytes)?,
+            request_timeout: v.duration("device.request_timeout", &self.request_timeout)?,
+            body_timeout: v.duration("device.body_timeout", &self.body_timeout)?,
+            handshake_timeout: v.duration("device.handshake_timeout", &self.handshake_timeout)?,
+            header_timeout: v.duration("device.header_timeout", &self.header_timeout)?,
+            idle_timeout: v.duration("device.idle_timeout", &self.idle_timeout)?,
+            http2_keepalive_interval: v.duration(
+                "device.http2_keepalive_interval",
+                &self.http2_keepalive_interval,
+            )?,
+            http2_keepalive_timeout: v.duration(
+                "device.http2_keepalive_timeout",
+                &self.http2_keepalive_timeout,
+            )?,
+        })
+    }
 }
 
 impl SyncConfig {
@@ -945,6 +1030,12 @@ impl Settings {
             max_body_bytes,
             request_timeout,
             handshake_timeout,
+            max_connections_per_address,
+            body_timeout,
+            header_timeout,
+            idle_timeout,
+            http2_keepalive_interval,
+            http2_keepalive_timeout,
         } = device;
         check("device.listen", *listen != new.device.listen);
         check(
@@ -963,11 +1054,29 @@ impl Settings {
             "device.handshake_timeout",
             *handshake_timeout != new.device.handshake_timeout,
         );
+        let d = &new.device;
+        check(
+            "device.max_connections_per_address",
+            *max_connections_per_address != d.max_connections_per_address,
+        );
+        check("device.body_timeout", *body_timeout != d.body_timeout);
+        check("device.header_timeout", *header_timeout != d.header_timeout);
+        check("device.idle_timeout", *idle_timeout != d.idle_timeout);
+        check(
+            "device.http2_keepalive_interval",
+            *http2_keepalive_interval != d.http2_keepalive_interval,
+        );
+        check(
+            "device.http2_keepalive_timeout",
+            *http2_keepalive_timeout != d.http2_keepalive_timeout,
+        );
         let AdminSettings {
             listen,
             socket,
             socket_mode,
             max_body_bytes,
+            request_timeout,
+            body_timeout,
         } = admin;
         check("admin.listen", *listen != new.admin.listen);
         check("admin.socket", *socket != new.admin.socket);
@@ -975,6 +1084,14 @@ impl Settings {
         check(
             "admin.max_body_bytes",
             *max_body_bytes != new.admin.max_body_bytes,
+        );
+        check(
+            "admin.request_timeout",
+            *request_timeout != new.admin.request_timeout,
+        );
+        check(
+            "admin.body_timeout",
+            *body_timeout != new.admin.body_timeout,
         );
         let LogSettings { level, format } = log;
         check("log.level", *level != new.log.level);

@@ -21,6 +21,7 @@ use crate::pki::{self, Pki};
 use crate::protocol::sync::SatelliteKey;
 use crate::server::admin::{self, AdminCtx};
 use crate::server::device;
+use crate::server::limits::{self, RequestLimits};
 use crate::server::listen::{self, Limits, TlsSource};
 use crate::server::metrics::{self as server_metrics, Metrics, Observed};
 use crate::server::ratelimit::FailureLimiter;
@@ -273,29 +274,22 @@ async fn serve_live(
             shutdown.clone(),
         )),
     ];
-    let admin_router = admin::router(ctx)
-        .merge(
+    let admin_router = guarded(
+        admin::router(ctx).merge(
             axum::Router::new()
                 .route("/readyz", axum::routing::get(server_metrics::ready))
                 .with_state(app.clone()),
-        )
-        .layer(axum::middleware::from_fn_with_state(
-            Observed {
-                metrics: metrics.clone(),
-                listener: "admin",
-            },
-            server_metrics::track,
-        ));
-    let limits = Limits {
-        max_connections: settings.device.max_connections,
-        handshake_timeout: settings.device.handshake_timeout,
-        drain_timeout: settings.shutdown.drain_timeout,
-    };
-    let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(listen::serve_tls(
-        "devices",
-        listeners.device,
-        tls.clone(),
+        ),
+        RequestLimits {
+            max_body_bytes: settings.admin.max_body_bytes,
+            larger_bodies: admin::larger_body_limit,
+            body_timeout: settings.admin.body_timeout,
+            request_timeout: settings.admin.request_timeout,
+        },
+        &metrics,
+        "admin",
+    );
+    let device_router = guarded(
         device::router(device::DeviceCtx {
             app: app.clone(),
             pki: pki.clone(),
@@ -303,19 +297,25 @@ async fn serve_live(
             limiter: Arc::new(FailureLimiter::new(10, time::Duration::minutes(1))),
             sync: sync.clone(),
             rum,
-        })
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            settings.device.request_timeout,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            Observed {
-                metrics: metrics.clone(),
-                listener: "devices",
-            },
-            server_metrics::track,
-        )),
+        }),
+        RequestLimits {
+            max_body_bytes: settings.device.max_body_bytes,
+            larger_bodies: device::larger_body_limit,
+            body_timeout: settings.device.body_timeout,
+            request_timeout: settings.device.request_timeout,
+        },
+        &metrics,
+        "devices",
+    );
+    let limits = connection_limits(&settings);
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(listen::serve_tls(
+        "devices",
+        listeners.device,
+        tls.clone(),
+        device_router,
         limits,
+        Some(metrics.clone()),
         shutdown.clone(),
     ));
     if let Some(l) = listeners.admin_https {
@@ -325,6 +325,7 @@ async fn serve_live(
             tls.clone(),
             admin_router.clone(),
             limits,
+            Some(metrics.clone()),
             shutdown.clone(),
         ));
     }
@@ -353,6 +354,37 @@ fn device_url(addr: std::net::SocketAddr) -> Option<String> {
     }
     let host = pki::host_names().into_iter().find(|n| n != "localhost")?;
     Some(format!("https://{host}:{}", addr.port()))
+}
+
+/// Puts the request limits, then the request metrics, in front of a listener's router.
+fn guarded(
+    router: axum::Router,
+    request_limits: RequestLimits,
+    metrics: &Metrics,
+    listener: &'static str,
+) -> axum::Router {
+    limits::apply(router, request_limits).layer(axum::middleware::from_fn_with_state(
+        Observed {
+            metrics: metrics.clone(),
+            listener,
+        },
+        server_metrics::track,
+    ))
+}
+
+/// The connection limits every listener applies (`[device]`, SPEC §9 "Connections").
+fn connection_limits(settings: &Settings) -> Limits {
+    let d = &settings.device;
+    Limits {
+        max_connections: d.max_connections,
+        max_per_address: d.max_connections_per_address,
+        handshake_timeout: d.handshake_timeout,
+        header_timeout: d.header_timeout,
+        idle_timeout: d.idle_timeout,
+        http2_keepalive_interval: d.http2_keepalive_interval,
+        http2_keepalive_timeout: d.http2_keepalive_timeout,
+        drain_timeout: settings.shutdown.drain_timeout,
+    }
 }
 
 /// Creates the data directory readable by its owner only. One that already exists with a

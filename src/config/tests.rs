@@ -24,6 +24,12 @@ fn empty_config_gives_the_embedded_defaults() {
     assert_eq!(s.device.max_body_bytes, 65_536);
     assert_eq!(s.device.request_timeout, Duration::from_secs(30));
     assert_eq!(s.device.handshake_timeout, Duration::from_secs(10));
+    assert_eq!(s.device.max_connections_per_address, 256);
+    assert_eq!(s.device.body_timeout, Duration::from_secs(20));
+    assert_eq!(s.device.header_timeout, Duration::from_secs(10));
+    assert_eq!(s.device.idle_timeout, Duration::from_secs(30));
+    assert_eq!(s.device.http2_keepalive_interval, Duration::from_secs(30));
+    assert_eq!(s.device.http2_keepalive_timeout, Duration::from_secs(10));
     assert_eq!(
         s.admin.listen,
         Some("127.0.0.1:8444".parse().expect("addr"))
@@ -31,6 +37,8 @@ fn empty_config_gives_the_embedded_defaults() {
     assert_eq!(s.admin.socket, PathBuf::from(FIXED_DIR).join("admin.sock"));
     assert_eq!(s.admin.socket_mode, 0o600);
     assert_eq!(s.admin.max_body_bytes, 1_048_576);
+    assert_eq!(s.admin.request_timeout, Duration::from_secs(300));
+    assert_eq!(s.admin.body_timeout, Duration::from_secs(30));
     assert_eq!(s.log.level, "info");
     assert_eq!(s.log.format, LogFormat::Text);
     assert_eq!(s.timers.certificate_validity, time::Duration::days(365));
@@ -234,6 +242,39 @@ fn other_values_are_checked() {
             key: PathBuf::from("/k.pem"),
         })
     );
+}
+
+#[test]
+fn connection_limits_are_checked_naming_the_key() {
+    let msg = error("[device]\nmax_connections = 100\nmax_connections_per_address = 101");
+    assert!(
+        msg.contains(
+            "`device.max_connections_per_address` = 101 must not be greater than \
+             `device.max_connections` (100)"
+        ),
+        "{msg}"
+    );
+    assert!(
+        error("[device]\nmax_connections_per_address = 0")
+            .contains("`device.max_connections_per_address`")
+    );
+    for key in [
+        "body_timeout",
+        "header_timeout",
+        "idle_timeout",
+        "http2_keepalive_interval",
+        "http2_keepalive_timeout",
+    ] {
+        let msg = error(&format!("[device]\n{key} = \"0s\""));
+        assert!(msg.contains(&format!("`device.{key}`")), "{msg}");
+    }
+    for key in ["request_timeout", "body_timeout"] {
+        let msg = error(&format!("[admin]\n{key} = \"5\""));
+        assert!(msg.contains(&format!("`admin.{key}`")), "{msg}");
+    }
+    let s = resolve("[device]\nmax_connections = 4\nmax_connections_per_address = 4\n")
+        .expect("a cap per address equal to the listener's is allowed");
+    assert_eq!(s.device.max_connections_per_address, 4);
 }
 
 #[test]

@@ -21,6 +21,7 @@ pub mod codes {
     pub const ALREADY_REGISTERED: &str = "already_registered";
     pub const MALFORMED_REQUEST: &str = "malformed_request";
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    pub const REQUEST_TIMEOUT: &str = "request_timeout";
     pub const CERTIFICATE_REQUIRED: &str = "certificate_required";
     pub const CERTIFICATE_REVOKED: &str = "certificate_revoked";
     pub const UNKNOWN_INSTANCE: &str = "unknown_instance";

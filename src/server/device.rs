@@ -60,6 +60,18 @@ pub fn router(ctx: DeviceCtx) -> Router {
         .with_state(ctx)
 }
 
+/// The routes of this router that take bodies larger than `[device] max_body_bytes`, with the
+/// limit their handlers read with; `server::limits` refuses a larger announced body up front.
+pub fn larger_body_limit(path: &str) -> Option<usize> {
+    if path == "/cslu/v1/pi" || path.starts_with("/cslu/v1/pi/") {
+        Some(super::rum::MAX_RUM_BYTES)
+    } else if path == "/v1/sync" {
+        Some(crate::protocol::sync::MAX_FILE_BYTES)
+    } else {
+        None
+    }
+}
+
 /// Reads a size-limited body; the device decoders do the rest.
 async fn body(req: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
     super::error::read_body(req, limit).await

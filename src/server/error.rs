@@ -38,6 +38,24 @@ impl ApiError {
     pub fn not_found(what: &'static str, id: &str) -> Self {
         DomainError::not_found(what, id).into()
     }
+
+    /// 413: the request body is larger than the endpoint accepts.
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            crate::protocol::device::codes::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {limit} bytes"),
+        )
+    }
+
+    /// 408: the request (or its body) did not arrive in time.
+    pub fn request_timeout(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            crate::protocol::device::codes::REQUEST_TIMEOUT,
+            message,
+        )
+    }
 }
 
 impl From<DomainError> for ApiError {
@@ -114,7 +132,8 @@ impl IntoResponse for ApiError {
 }
 
 /// Reads at most `limit` bytes of a request body: 413 `payload_too_large` past the limit,
-/// 400 `malformed_request` if the body cannot be read.
+/// 408 `request_timeout` if it does not arrive within the listener's body timeout
+/// (`server::limits`), 400 `malformed_request` if it cannot be read.
 pub async fn read_body(
     req: axum::extract::Request,
     limit: usize,
@@ -122,14 +141,17 @@ pub async fn read_body(
     axum::body::to_bytes(req.into_body(), limit)
         .await
         .map_err(|e| {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!("the request body is larger than {limit} bytes"),
-                )
+            let causes = || {
+                std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |cause| {
+                    cause.source()
+                })
+            };
+            if let Some(timed_out) = causes()
+                .find_map(|cause| cause.downcast_ref::<crate::server::limits::BodyTimedOut>())
+            {
+                ApiError::request_timeout(timed_out.to_string())
+            } else if causes().any(|cause| cause.is::<http_body_util::LengthLimitError>()) {
+                ApiError::payload_too_large(limit)
             } else {
                 ApiError::malformed(format!("the request body could not be read: {e}"))
             }

@@ -1,26 +1,40 @@
 //! Accept loops: TLS over TCP (devices, HTTPS admin) and plain HTTP over the admin Unix socket.
 //!
-//! axum has no TLS of its own, so each connection is accepted here, its TLS handshake run under
-//! a deadline, the peer identity (client certificate or Unix credentials) attached to every
-//! request as a [`Peer`] extension, and the connection served by hyper. On shutdown the loop
-//! stops accepting and gives open connections a bounded time to finish their requests.
+//! axum has no TLS of its own, so each connection is accepted here, admitted by the listener's
+//! [`Gate`] (a cap per listener and per source address), its TLS handshake run under a
+//! deadline, the peer identity (client certificate or Unix credentials) attached to every
+//! request as a [`Peer`] extension, and the connection served by hyper.
+//!
+//! A slow or idle client cannot hold a connection (SPEC §9, "Connections"): the first request
+//! must begin within `header_timeout` of the handshake; later HTTP/1.1 headers must arrive
+//! within `header_timeout` too (hyper's timer, which starts as soon as the connection waits
+//! for a request, so it also ends a kept-alive connection that sends nothing); a connection
+//! with no request in flight for `idle_timeout` is shut down gracefully, whatever its protocol;
+//! HTTP/2 connections are pinged so that a peer that went away is noticed.
+//! Request bodies are bounded in `server::limits`. On shutdown the loop stops accepting and
+//! gives open connections `drain_timeout` to finish their requests; the rest are then closed.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use axum::body::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 use tracing::{debug, info, warn};
 
+use super::gate::Gate;
+use super::metrics::Metrics;
 use crate::shutdown::Shutdown;
 
 /// Who is on the other end of a connection.
@@ -36,11 +50,16 @@ pub enum Peer {
     },
 }
 
-/// Connection limits of one listener.
+/// Connection limits of one listener (`[device]` in the configuration).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub max_connections: usize,
+    pub max_per_address: usize,
     pub handshake_timeout: Duration,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub http2_keepalive_interval: Duration,
+    pub http2_keepalive_timeout: Duration,
     pub drain_timeout: Duration,
 }
 
@@ -70,10 +89,16 @@ pub async fn serve_tls(
     tls: TlsSource,
     router: Router,
     limits: Limits,
+    metrics: Option<Metrics>,
     mut shutdown: Shutdown,
 ) {
-    let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let gate = Gate::new(
+        name,
+        limits.max_connections,
+        limits.max_per_address,
+        metrics,
+    );
+    let mut connections = JoinSet::new();
     loop {
         let (tcp, addr) = tokio::select! {
             _ = shutdown.wait() => break,
@@ -87,16 +112,16 @@ pub async fn serve_tls(
                 }
             },
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            warn!(listener = name, peer = %addr, limit = limits.max_connections,
-                "connection refused: the connection limit is reached");
+        reap(&mut connections);
+        // A refused connection is dropped here, which closes it; the gate logs refusals.
+        let Some(ticket) = gate.admit(Some(addr.ip())) else {
             continue;
         };
         let acceptor = tls.current();
         let router = router.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let _permit = permit;
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let _ticket = ticket;
             let stream =
                 match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => stream,
@@ -120,21 +145,27 @@ pub async fn serve_tls(
                 addr,
                 client_serial,
             };
-            serve_connection(stream, peer, router, watcher).await;
+            serve_connection(stream, peer, router, limits, shutdown).await;
         });
     }
-    drain(name, graceful, limits.drain_timeout).await;
+    drain(name, connections, limits.drain_timeout).await;
 }
 
-/// Serves `router` over the admin Unix socket until `shutdown`, then drains.
+/// Serves `router` over the admin Unix socket until `shutdown`, then drains. The socket's file
+/// mode is its access control, so only the listener's cap applies, not the per-address one.
 pub async fn serve_unix(
     listener: UnixListener,
     router: Router,
     limits: Limits,
     mut shutdown: Shutdown,
 ) {
-    let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let gate = Gate::new(
+        "admin-socket",
+        limits.max_connections,
+        limits.max_per_address,
+        None,
+    );
+    let mut connections = JoinSet::new();
     loop {
         let stream = tokio::select! {
             _ = shutdown.wait() => break,
@@ -147,52 +178,198 @@ pub async fn serve_unix(
                 }
             },
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        reap(&mut connections);
+        let Some(ticket) = gate.admit(None) else {
             continue;
         };
         let uid = stream.peer_cred().ok().map(|c| c.uid());
         let router = router.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let _permit = permit;
-            serve_connection(stream, Peer::Local { uid }, router, watcher).await;
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let _ticket = ticket;
+            serve_connection(stream, Peer::Local { uid }, router, limits, shutdown).await;
         });
     }
-    drain("admin-socket", graceful, limits.drain_timeout).await;
+    drain("admin-socket", connections, limits.drain_timeout).await;
 }
 
+/// Forgets the connection tasks that have finished, so the set holds only open connections.
+fn reap(connections: &mut JoinSet<()>) {
+    while connections.try_join_next().is_some() {}
+}
+
+/// Serves one connection until the peer closes it, it stays idle for `idle_timeout`, or the
+/// satellite shuts down; the last two end it gracefully (requests in flight are finished).
 async fn serve_connection<S>(
     stream: S,
     peer: Peer,
     router: Router,
-    watcher: hyper_util::server::graceful::Watcher,
+    limits: Limits,
+    mut shutdown: Shutdown,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = router.map_request(move |mut req: axum::extract::Request<_>| {
+    let activity = Arc::new(Activity::new());
+    let tracked = activity.clone();
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        let in_flight = tracked.begin();
         req.extensions_mut().insert(peer.clone());
-        req
+        let call = router.clone().oneshot(req.map(axum::body::Body::new));
+        async move {
+            let response = call.await?;
+            Ok::<_, std::convert::Infallible>(response.map(|body| Tracked {
+                body,
+                _in_flight: in_flight,
+            }))
+        }
     });
-    let builder = Builder::new(TokioExecutor::new());
-    let conn = builder
-        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-        .into_owned();
-    if let Err(e) = watcher.watch(conn).await {
-        debug!(cause = %e, "connection ended with an error");
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.http2_keepalive_interval)
+        .keep_alive_timeout(limits.http2_keepalive_timeout);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    // Until its first request, a connection gets the header timeout: hyper's HTTP/1.1 header
+    // timer only starts once the protocol is known, that is once the client has sent something.
+    let idle = activity.idle_for(
+        limits.header_timeout.min(limits.idle_timeout),
+        limits.idle_timeout,
+    );
+    tokio::pin!(idle);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(e) = ended {
+                    debug!(cause = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = &mut idle, if !closing => {
+                debug!("closing an idle connection");
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = shutdown.wait(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
     }
 }
 
-async fn drain(name: &'static str, graceful: GracefulShutdown, deadline: Duration) {
-    let open = graceful.count();
-    if tokio::time::timeout(deadline, graceful.shutdown())
-        .await
-        .is_err()
-    {
+/// Waits for the connection tasks until `deadline`, then closes the remaining connections.
+async fn drain(name: &'static str, mut connections: JoinSet<()>, deadline: Duration) {
+    let finished = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(deadline, finished).await.is_err() {
         warn!(
             listener = name,
-            open, "drain deadline passed; closing remaining connections"
+            open = connections.len(),
+            "drain deadline passed; closing remaining connections"
         );
+        connections.shutdown().await;
     } else {
         info!(listener = name, "listener stopped");
+    }
+}
+
+/// Whether a connection is busy: the requests in flight (from their headers until their
+/// response body is dropped) and when the last one ended. Updated with a few atomic operations
+/// per request, so that the idle watch costs the hot path nothing but wakes on its own timer.
+struct Activity {
+    start: Instant,
+    /// Whether any request has begun.
+    started: AtomicBool,
+    in_flight: AtomicUsize,
+    /// Milliseconds from `start` to the end of the latest request.
+    last_ms: AtomicU64,
+}
+
+/// One request in flight; dropping it (with the response body) ends it.
+struct InFlight(Arc<Activity>);
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            start: Instant::now(),
+            started: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.started.store(true, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(self.clone())
+    }
+
+    fn last_activity(&self) -> Instant {
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::SeqCst))
+    }
+
+    /// Resolves once no request has been in flight for `timeout`, or, before the first
+    /// request, once the connection has been open for `first` without one.
+    async fn idle_for(&self, first: Duration, timeout: Duration) {
+        let mut wake = self.start + first;
+        loop {
+            tokio::time::sleep_until(wake.into()).await;
+            let now = Instant::now();
+            if !self.started.load(Ordering::Relaxed) {
+                return;
+            }
+            if self.in_flight.load(Ordering::SeqCst) > 0 {
+                wake = now + timeout;
+                continue;
+            }
+            let quiet_until = self.last_activity() + timeout;
+            if now >= quiet_until {
+                return;
+            }
+            wake = quiet_until;
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let activity = &self.0;
+        let ms = u64::try_from(activity.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // The end time is stored before the count drops, so a watch that sees no request in
+        // flight also sees when the last one ended.
+        activity.last_ms.store(ms, Ordering::SeqCst);
+        activity.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A response body that keeps its request counted as in flight until hyper has sent it all.
+struct Tracked {
+    body: axum::body::Body,
+    _in_flight: InFlight,
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }

@@ -38,6 +38,12 @@ struct EndpointLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedLabels {
+    listener: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: &'static str,
 }
@@ -58,6 +64,7 @@ struct Inner {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<EndpointLabels, Histogram>,
+    refused: Family<RefusedLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -83,11 +90,19 @@ impl Metrics {
             "Time from request to response, by endpoint",
             latency.clone(),
         );
+        let refused = Family::<RefusedLabels, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed at once because the listener or their source address held as \
+             many as allowed, by listener and reason",
+            refused.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
                 requests,
                 latency,
+                refused,
             }),
         }
     }
@@ -113,6 +128,14 @@ impl Metrics {
             .latency
             .get_or_create(&EndpointLabels { listener, endpoint })
             .observe(secs);
+    }
+
+    /// Counts a connection refused by `listener` (see `server::gate`).
+    pub fn connection_refused(&self, listener: &'static str, reason: &'static str) {
+        self.inner
+            .refused
+            .get_or_create(&RefusedLabels { listener, reason })
+            .inc();
     }
 
     /// The text exposition: request metrics, then gauges computed now.

@@ -5,6 +5,8 @@
 pub mod admin;
 pub mod device;
 pub mod error;
+pub mod gate;
+pub mod limits;
 pub mod listen;
 pub mod metrics;
 pub mod ratelimit;

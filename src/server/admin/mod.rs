@@ -136,6 +136,17 @@ pub fn router(ctx: AdminCtx) -> Router {
         .with_state(ctx)
 }
 
+/// The routes of this router that take bodies larger than `[admin] max_body_bytes` (license and
+/// sync files), with the limit their handlers read with; `server::limits` refuses a larger
+/// announced body up front.
+pub fn larger_body_limit(path: &str) -> Option<usize> {
+    match path {
+        "/v1/licenses/import" => Some(imports::MAX_LICENSE_FILE_BYTES),
+        "/v1/sync/import" | "/v1/sync/answer" => Some(crate::protocol::sync::MAX_FILE_BYTES),
+        _ => None,
+    }
+}
+
 /// The caller, authenticated from the connection and the request headers.
 pub struct Caller(pub Principal);
 
