@@ -25,6 +25,7 @@ mod metrics;
 mod operator_devices;
 mod process;
 mod quantities;
+mod readme;
 mod reservation;
 mod rum;
 mod sync;
