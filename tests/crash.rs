@@ -14,6 +14,11 @@
 //! `SATELLITE_CRASH_CYCLES` sets the number of cycles (default 20) and `SATELLITE_CRASH_SEED`
 //! the seed of the kill delays and device choices (default: from the clock; always printed so
 //! a failing run can be replayed). `benches/crash_campaign.sh` runs a long campaign.
+//!
+//! A power cut instead of a killed process: `SATELLITE_CRASH_DATA_DIR` puts the data directory
+//! on a file system that can forget what was not synced (such as LazyFS), and
+//! `SATELLITE_CRASH_AFTER_KILL` is a shell command run after each SIGKILL, before the restart,
+//! that makes it forget (docs/reliability.md).
 
 use std::collections::{HashMap, HashSet};
 use std::os::unix::process::ExitStatusExt;
@@ -233,7 +238,11 @@ fn kill_9_under_load_loses_no_acknowledged_write() {
     let mut rng = Rng::new(seed);
     let rt = runtime();
 
-    let mut d = Daemon::start();
+    let mut d = match std::env::var_os("SATELLITE_CRASH_DATA_DIR") {
+        Some(dir) => Daemon::start_custom(std::path::Path::new(&dir), &[]),
+        None => Daemon::start(),
+    };
+    let after_kill = std::env::var("SATELLITE_CRASH_AFTER_KILL").ok();
     d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
     d.cli_ok(&[
         "license",
@@ -297,6 +306,15 @@ fn kill_9_under_load_loses_no_acknowledged_write() {
             "cycle {cycle}: the daemon had already exited before SIGKILL ({status}); log:\n{}",
             d.log()
         );
+        if let Some(command) = &after_kill {
+            let run = std::process::Command::new("sh")
+                .args(["-c", command])
+                .status();
+            assert!(
+                run.as_ref().is_ok_and(|s| s.success()),
+                "SATELLITE_CRASH_AFTER_KILL `{command}` failed: {run:?}"
+            );
+        }
 
         let mut touched = Vec::new();
         let mut fresh = 0;

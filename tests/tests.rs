@@ -23,6 +23,7 @@ mod https;
 mod license_import;
 mod metrics;
 mod operator_devices;
+mod power_loss;
 mod process;
 mod quantities;
 mod readme;

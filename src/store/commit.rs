@@ -11,6 +11,11 @@
 //! number is durable. A group is atomic as a whole, so each batch in it is too, and batches are
 //! applied in queue order, which is the order the callers staged them in.
 //!
+//! "On disk" means it survives a power cut. sled's flush alone does not promise that (it ends
+//! with `sync_file_range`, see `fsync.rs`), so each flush is followed by an `fdatasync` of the
+//! store's data file (and `fsync`s of files and directories sled created or renamed), one per
+//! group, shared by every writer in it; only then are the group's writers released.
+//!
 //! Before it takes a group the committer yields its CPU while new batches keep arriving
 //! ([`gather`]), so that writers that are ready to run join the group instead of waiting for the
 //! next one.
@@ -35,6 +40,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::Op;
+use super::fsync::StoreFiles;
 
 /// One staged batch: its writes, with tables resolved to indexes into the committer's trees.
 pub(crate) type Writes = Vec<Op<usize>>;
@@ -65,10 +71,16 @@ struct Work {
     /// Tests make the next group fail to apply.
     #[cfg(test)]
     fail_next: Option<String>,
+    /// Tests make the next sync of the store's files fail, as an `fsync` error would.
+    #[cfg(test)]
+    fail_next_sync: Option<String>,
 }
 
 struct State {
     db: sled::Db,
+    /// The store's files, synced after each of sled's flushes. Locked only while the `apply`
+    /// lock is held, so never contended.
+    files: Mutex<StoreFiles>,
     /// Every registered table, indexed as in [`Writes`].
     trees: Vec<sled::Tree>,
     flushes: AtomicU64,
@@ -93,11 +105,17 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the committer thread for `db`, writing to `trees`.
-    pub(crate) fn start(db: sled::Db, trees: Vec<sled::Tree>) -> std::io::Result<Self> {
+    /// Starts the committer thread for `db`, writing to `trees` and syncing `files` (the
+    /// store's files on disk) after every flush.
+    pub(crate) fn start(
+        db: sled::Db,
+        trees: Vec<sled::Tree>,
+        files: StoreFiles,
+    ) -> std::io::Result<Self> {
         let (progress, _) = watch::channel(Progress::default());
         let state = Arc::new(State {
             db,
+            files: Mutex::new(files),
             trees,
             flushes: AtomicU64::new(0),
             groups: AtomicU64::new(0),
@@ -192,7 +210,7 @@ impl GroupCommit {
         )
     }
 
-    /// How many `fsync`s the store has issued.
+    /// How many flushes (sled's flush, then `fdatasync` of its data file) the store has done.
     pub(crate) fn flushes(&self) -> u64 {
         self.state.flushes.load(Ordering::Relaxed)
     }
@@ -247,6 +265,12 @@ impl GroupCommit {
     #[cfg(test)]
     pub(crate) fn fail_next_group(&self, cause: &str) {
         self.lock_work().fail_next = Some(cause.to_owned());
+    }
+
+    /// Makes the next sync of the store's files fail, as a failed `fsync` would.
+    #[cfg(test)]
+    pub(crate) fn fail_next_sync(&self, cause: &str) {
+        self.lock_work().fail_next_sync = Some(cause.to_owned());
     }
 }
 
@@ -411,16 +435,37 @@ fn poison(state: &State, cause: Arc<str>) -> Arc<str> {
     cause
 }
 
-/// Runs one `sled` flush, counting it and publishing a failure.
+/// Runs one sled flush and syncs the store's files (`fsync.rs`), counting it and publishing a
+/// failure. Call with the `apply` lock held.
 fn flush_once(state: &State) -> Result<(), Arc<str>> {
     state.flushes.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
-    let result = state.db.flush();
+    let result = match state.db.flush() {
+        Ok(_) => sync_files(state),
+        Err(err) => Err(err.to_string()),
+    };
     let micros = started.elapsed().as_micros() as u64;
     state.flush_micros.fetch_add(micros, Ordering::Relaxed);
     state.flush_max_micros.fetch_max(micros, Ordering::Relaxed);
-    match result {
-        Ok(_) => Ok(()),
-        Err(err) => Err(poison(state, Arc::from(err.to_string()))),
+    result.map_err(|cause| poison(state, Arc::from(cause)))
+}
+
+/// Makes what sled flushed durable across a power cut (`fsync.rs`).
+fn sync_files(state: &State) -> Result<(), String> {
+    #[cfg(test)]
+    if let Some(cause) = state
+        .work
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .fail_next_sync
+        .take()
+    {
+        return Err(cause);
     }
+    state
+        .files
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .sync()
+        .map_err(|err| format!("fsync of the store's files failed: {err}"))
 }

@@ -7,8 +7,9 @@
 //!
 //! Writes go through a [`Batch`]: [`Store::commit`] (or [`Store::stage`], then
 //! [`Staged::durable`]) queues the batch; one committer applies all the batches queued at that
-//! moment atomically, in order, then flushes once (see `commit.rs`). `Ok` from a commit means
-//! durable, and each batch is all-or-nothing after a crash.
+//! moment atomically, in order, then flushes once and `fdatasync`s the store's files (see
+//! `commit.rs` and `fsync.rs`). `Ok` from a commit means durable, across a killed process and a
+//! power cut, and each batch is all-or-nothing after a crash.
 //!
 //! On open, the store checks its schema version and runs migrations (see `schema.rs`).
 
@@ -17,6 +18,7 @@ pub mod backup;
 mod codec;
 mod commit;
 mod error;
+mod fsync;
 mod schema;
 /// The satellite's own tables; written separately, and the only part of this module that knows
 /// the domain.
@@ -36,6 +38,7 @@ pub use error::StoreError;
 pub use schema::{MIGRATIONS, Migration, MigrationCtx, RawEntry, SCHEMA_VERSION};
 
 use commit::GroupCommit;
+use fsync::StoreFiles;
 
 /// A batch queued by [`Store::stage`], not yet known to be on disk.
 #[must_use = "a staged batch is not durable until `durable()` returns Ok"]
@@ -200,7 +203,15 @@ impl Store {
                 );
             }
         }
-        let group = GroupCommit::start(db.clone(), trees.clone()).map_err(StoreError::Thread)?;
+        // Whatever opening wrote (a new store, a migration, new tables) is made durable before
+        // the first commit can be acknowledged.
+        db.flush().map_err(StoreError::storage("flush"))?;
+        let files = StoreFiles::open(dir).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source: source.into(),
+        })?;
+        let group =
+            GroupCommit::start(db.clone(), trees.clone(), files).map_err(StoreError::Thread)?;
         Ok(Store {
             inner: Arc::new(Shared {
                 group,
@@ -399,7 +410,8 @@ impl Store {
         &self.inner.path
     }
 
-    /// How many `fsync`s the store has issued since it was opened.
+    /// How many flushes (each ending with an `fdatasync` of the store's data file) the store has
+    /// done since it was opened.
     pub fn flushes(&self) -> u64 {
         self.inner.group.flushes()
     }

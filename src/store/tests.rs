@@ -407,6 +407,28 @@ async fn a_failed_group_fails_all_its_writers_and_poisons_the_store() {
     assert!(store.write_failure().is_some());
 }
 
+/// A failed `fsync` of the store's files fails the writers of the group and poisons the store:
+/// after a failed `fsync` the kernel may have dropped the data, so nothing later is trusted.
+#[tokio::test]
+async fn a_failed_fsync_fails_the_group_and_poisons_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    store
+        .inner
+        .group
+        .fail_next_sync("Input/output error (os error 5)");
+    let err = store
+        .commit(puts(&[device(1, "unsynced")]))
+        .await
+        .expect_err("the sync failed");
+    assert!(err.to_string().contains("Input/output error"), "{err}");
+    let err = store
+        .stage(puts(&[device(2, "later")]))
+        .expect_err("poisoned");
+    assert!(matches!(err, StoreError::Flush { .. }), "{err}");
+    assert!(matches!(store.flush().await, Err(StoreError::Flush { .. })));
+}
+
 /// A blocking commit applies what async writers queued before it first.
 #[tokio::test]
 async fn commit_blocking_applies_the_queue_first() {
