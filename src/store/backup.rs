@@ -372,6 +372,14 @@ fn write_store(
             .map_err(StoreError::storage("restore open_tree"))?;
     }
     db.flush().map_err(StoreError::storage("restore flush"))?;
+    // sled's flush is only `sync_file_range`: make the restored files and directories durable
+    // before the store is renamed into place, so a power cut after the restore cannot leave a
+    // store whose name is on disk but whose records are not.
+    super::fsync::StoreFiles::open(tmp).map_err(|source| BackupError::Io {
+        op: "make the restored store durable in",
+        path: tmp.to_owned(),
+        source,
+    })?;
     Ok(())
 }
 
