@@ -25,6 +25,7 @@ mod process;
 mod quantities;
 mod reservation;
 mod rum;
+mod startup;
 mod sync;
 mod systemd;
 mod upgrade;

@@ -322,9 +322,9 @@ fn write_store(
     let db = sled::Config::new()
         .path(tmp)
         .open()
-        .map_err(|source| StoreError::Open {
+        .map_err(|cause| StoreError::Open {
             path: tmp.to_owned(),
-            source,
+            cause,
         })?;
     // Marks the new store with the backup's schema, so that opening it below migrates it.
     schema::ensure(&db, tmp, expected.schema, &[])?;

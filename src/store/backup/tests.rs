@@ -51,7 +51,9 @@ fn open_restored(dir: &Path) -> Store {
     loop {
         match Store::open(dir, TABLES) {
             Ok(store) => return store,
-            Err(StoreError::Open { .. }) if std::time::Instant::now() < deadline => {
+            Err(StoreError::Open { .. } | StoreError::Locked { .. })
+                if std::time::Instant::now() < deadline =>
+            {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
             Err(e) => panic!("the restored store does not open: {e}"),
