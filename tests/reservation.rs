@@ -231,7 +231,7 @@ fn bad_codes_are_refused_and_change_nothing() {
     let code = out["authorization_code"].as_str().expect("code");
     let key_id = out["key_id"].as_str().expect("key id");
     let e = agent_err(&dev, &["reserve-install", "--code", code]);
-    assert!(e.contains("P S2") && e.contains("P S1"), "{e}");
+    assert!(e.contains("P:S2") && e.contains("P:S1"), "{e}");
     // A pinned key other than the satellite's is refused; the right one is accepted.
     let e = agent_err(
         &other,

@@ -7,6 +7,7 @@ mod agent_cli;
 mod allocation;
 mod backup;
 mod bad_input;
+mod cli_polish;
 mod concurrency;
 mod config;
 mod corrupt;
