@@ -108,7 +108,7 @@ fn a_disconnected_device_reserves_installs_and_returns_licenses() {
     // The exact documented form, with the aligned table and the code.
     let text = d.cli_ok(&["reserve", "--va", "acme/Default/lab", "--request", request]);
     assert!(text.contains("acme/Default/lab"), "{text}");
-    assert!(text.contains("C9300-24T FOC1"), "{text}");
+    assert!(text.contains("C9300-24T:FOC1"), "{text}");
     assert!(text.contains(&format!("{ADV}:3")), "{text}");
     let code = text
         .lines()
