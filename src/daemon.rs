@@ -1,7 +1,10 @@
 //! `satellite serve`: the start-up, reload and shutdown sequences, written as scripts.
 //!
-//! Start: data directory → store → catalog → certificates → listeners → print where everything
-//! is → READY → serve. Reload (SIGHUP): read and validate the configuration and the server
+//! Start: is another satellite serving the data directory? → TCP listeners → data directory →
+//! store → catalog → certificates → admin socket → print where everything is → READY → serve.
+//! The ports are bound before anything is created, so a daemon that cannot listen leaves a new
+//! data directory uncreated; every start-up failure names its cause and the configuration key
+//! or command that fixes it. Reload (SIGHUP): read and validate the configuration and the server
 //! certificate; apply log level, timers, alert settings, `[rum]` and the certificate, or keep
 //! the old ones if anything is wrong. Stop (SIGTERM/SIGINT): STOPPING, stop accepting, drain open
 //! requests within `shutdown.drain_timeout`, stop workers, flush the store, exit 0.
@@ -27,7 +30,7 @@ use crate::server::metrics::{self as server_metrics, Metrics, Observed};
 use crate::server::ratelimit::FailureLimiter;
 use crate::server::rum::{IngestKey, RumGate};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
-use crate::store::{Store, tables};
+use crate::store::{Store, StoreError, tables};
 use crate::workers::alerts::AlertsWorker;
 use crate::workers::expiry::ExpiryWorker;
 use crate::workers::{self, Registry};
@@ -87,11 +90,19 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<()> {
     let data_dir = settings.data_dir.clone();
+    // Asked before binding: a second daemon with the same configuration would otherwise be
+    // told that its ports are in use, not why.
+    if let Some(pid) = Store::lock_holder(&data_dir.join("store")) {
+        return Err(already_serving(&data_dir, Some(pid)));
+    }
+    let (device_listener, admin_https) = bind_tcp(&settings).await?;
     prepare_data_dir(&data_dir)?;
     info!(path = %data_dir.display(), "opening the store");
     let opening = std::time::Instant::now();
-    let store = Store::open(&data_dir.join("store"), tables::TABLES)
-        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    let store = Store::open(&data_dir.join("store"), tables::TABLES).map_err(|e| match e {
+        StoreError::Locked { pid, .. } => already_serving(&data_dir, pid),
+        other => anyhow::Error::from(other),
+    })?;
     let opened = opening.elapsed();
     let app = App::load(
         store.clone(),
@@ -115,18 +126,6 @@ pub async fn run(
     let tls = match &settings.tls {
         Some(files) => pki.server_config_with_files(&files.cert, &files.key)?,
         None => pki.server_config()?,
-    };
-
-    let device_listener = TcpListener::bind(settings.device.listen)
-        .await
-        .with_context(|| format!("cannot listen for devices on {}", settings.device.listen))?;
-    let admin_https = match settings.admin.listen {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen for the HTTPS admin API on {addr}"))?,
-        ),
-        None => None,
     };
     let admin_socket = bind_socket(&settings.admin.socket, settings.admin.socket_mode)?;
     let listeners = Listeners {
@@ -387,6 +386,60 @@ fn connection_limits(settings: &Settings) -> Limits {
     }
 }
 
+/// The error of a second daemon on a data directory another one serves.
+fn already_serving(dir: &Path, pid: Option<u32>) -> anyhow::Error {
+    let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+    anyhow::anyhow!(
+        "a satellite is already serving {}{who}; stop it first, or give this one another data \
+         directory (`data_dir` in the configuration, or --data-dir)",
+        dir.display()
+    )
+}
+
+/// Binds the device listener and the HTTPS admin listener. A failure names the configuration
+/// key that sets the address, and says what to do when the address is taken.
+async fn bind_tcp(settings: &Settings) -> Result<(TcpListener, Option<TcpListener>)> {
+    let bind = |key: &'static str, what: &'static str, addr: std::net::SocketAddr| async move {
+        TcpListener::bind(addr).await.map_err(|e| {
+            let advice = match e.kind() {
+                std::io::ErrorKind::AddrInUse => format!(
+                    "another process listens there (another satellite?); stop it, or choose \
+                     another address with `{key}` in the configuration"
+                ),
+                std::io::ErrorKind::PermissionDenied => {
+                    format!("ports below 1024 need privileges; choose another port with `{key}`")
+                }
+                _ => format!("check `{key}` in the configuration"),
+            };
+            anyhow::anyhow!("cannot listen for {what} on {addr} (`{key}`): {e}; {advice}")
+        })
+    };
+    let device = bind("device.listen", "devices", settings.device.listen).await?;
+    let admin = match settings.admin.listen {
+        Some(addr) => Some(bind("admin.listen", "the HTTPS admin API", addr).await?),
+        None => None,
+    };
+    Ok((device, admin))
+}
+
+/// Whether an I/O failure means the directory may not be written (as opposed to a missing
+/// disk or a full one).
+fn not_writable(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+    )
+}
+
+/// The error for a data directory the satellite may not write.
+fn unwritable(dir: &Path, e: &std::io::Error) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the data directory {} is not writable ({e}); give the user satellite runs as write \
+         access to it, or choose another with `data_dir` in the configuration or --data-dir",
+        dir.display()
+    )
+}
+
 /// Creates the data directory readable by its owner only. One that already exists with a
 /// broader mode (made by hand, or by a packaging script's `mkdir`) is tightened to 0700: it
 /// holds the store, the CA key and every tenant's records, and the files inside are only as
@@ -396,7 +449,13 @@ fn prepare_data_dir(dir: &Path) -> Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+        .map_err(|e| {
+            if not_writable(&e) {
+                unwritable(dir, &e)
+            } else {
+                anyhow::anyhow!("cannot create the data directory {}: {e}", dir.display())
+            }
+        })?;
     let mode = std::fs::metadata(dir)
         .with_context(|| format!("cannot inspect the data directory {}", dir.display()))?
         .permissions()
@@ -419,7 +478,15 @@ fn prepare_data_dir(dir: &Path) -> Result<()> {
             "the data directory was open to other users; made it private to the satellite"
         );
     }
-    Ok(())
+    // Root-owned or read-only directories open fine and fail at the first write, deep in the
+    // store: try one now, so the message says what is wrong.
+    match crate::fsutil::unlinked_file(&dir.join("write-check"), 0o600) {
+        Ok(_) => Ok(()),
+        Err(crate::fsutil::WriteError::Io { source, .. }) if not_writable(&source) => {
+            Err(unwritable(dir, &source))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Binds the admin socket with the configured mode. A socket file left by a crashed daemon is

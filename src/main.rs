@@ -3,8 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use satellite::cli::{Cli, Command, Refused};
+use satellite::cli::{Cli, Command};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -26,7 +25,8 @@ fn main() -> ExitCode {
         eprintln!("satellite: internal error (panic); aborting so the service restarts cleanly");
         std::process::abort();
     }));
-    let cli = Cli::parse();
+    let cli = satellite::cli::parse();
+    let json = cli.global.json;
     if rustls::crypto::aws_lc_rs::default_provider()
         .install_default()
         .is_err()
@@ -35,14 +35,7 @@ fn main() -> ExitCode {
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            if let Some(r) = e.downcast_ref::<Refused>() {
-                eprintln!("error: {} ({}, {})", r.message, r.code, r.status);
-            } else {
-                eprintln!("error: {e:#}");
-            }
-            ExitCode::from(1)
-        }
+        Err(e) => satellite::cli::report(&e, json),
     }
 }
 

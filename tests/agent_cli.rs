@@ -101,7 +101,7 @@ fn the_agent_cli_registers_reports_and_deregisters() {
     let listed = d.cli_json(&["device", "list"]);
     let id = listed[0]["id"].as_str().expect("registered").to_string();
     assert!(
-        text.contains(&format!("registered C9300-24T FOC1 as instance {id}")),
+        text.contains(&format!("registered C9300-24T:FOC1 as instance {id}")),
         "{text}"
     );
     assert!(text.contains("registered"), "{text}");

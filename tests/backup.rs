@@ -390,3 +390,98 @@ fn only_a_system_administrator_may_take_a_backup_over_https() {
     assert_eq!(last["action"], "backup.create");
     assert_eq!(last["actor"], "user:root");
 }
+
+/// `backup verify FILE` of a good file: what `backup` said it wrote, and its SHA-256.
+fn check_verify(config: &Path, file: &Path, summary: &Value, sha: &str) {
+    let verified = ok(config, &["backup", "verify", s(file), "--json"]);
+    let verified: Value = serde_json::from_str(&verified).expect("JSON");
+    assert_eq!(verified["sha256"].as_str(), Some(sha));
+    assert_eq!(verified["tables"], summary["tables"]);
+    assert_eq!(verified["records"], summary["records"]);
+    assert_eq!(verified["schema_version"], summary["schema_version"]);
+    let created = verified["created_at"].as_str().expect("created_at");
+    time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339)
+        .expect("created_at is RFC 3339");
+    let text = ok(config, &["backup", "verify", s(file)]);
+    assert_names(
+        &text,
+        &[
+            "intact",
+            "taken at",
+            "records",
+            "virtual_accounts 2",
+            "schema",
+            sha,
+            "sha256sum",
+        ],
+    );
+}
+
+/// The SHA-256 of `bytes`, lower-case hex: what `sha256sum` prints.
+fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn the_sha256_is_the_files_and_backup_verify_checks_a_file_offline() {
+    let mut d = Daemon::start();
+    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    d.cli_ok(&["va", "create", "emea", "--parent", "acme/Default"]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let file = work.path().join("b.satbak");
+    let summary = d.cli_json(&["backup", "--out", s(&file)]);
+    let bytes = std::fs::read(&file).expect("read the backup");
+    let sha = sha256_hex(&bytes);
+    assert_eq!(summary["sha256"].as_str(), Some(sha.as_str()));
+    // The trailer's checksum covers the content before it, and is named for what it is.
+    assert_eq!(
+        summary["content_sha256"].as_str(),
+        Some(sha256_hex(&bytes[..bytes.len() - 32]).as_str())
+    );
+    let event = &d.events()[0];
+    assert_eq!(event["action"], "backup.create");
+    let details = event["details"].as_array().expect("details");
+    assert!(
+        details
+            .iter()
+            .any(|kv| kv[0] == "sha256" && kv[1] == sha.as_str()),
+        "{event:#}"
+    );
+    let text = ok(
+        &d.config_path,
+        &["backup", "--out", s(&work.path().join("c.satbak"))],
+    );
+    let printed = text
+        .lines()
+        .find_map(|l| l.strip_prefix("sha256"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("a sha256 line");
+    let second = std::fs::read(work.path().join("c.satbak")).expect("read");
+    assert_eq!(printed, sha256_hex(&second));
+
+    // Offline: the daemon is stopped.
+    d.stop();
+    check_verify(&d.config_path, &file, &summary, &sha);
+
+    // A truncated file and a flipped byte: exit 1, the cause, nothing written.
+    let config = d.config_path.clone();
+    let truncated = work.path().join("truncated.satbak");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 100]).expect("write");
+    let mut flipped = bytes.clone();
+    flipped[bytes.len() - 1] ^= 0x20;
+    let corrupt = work.path().join("flipped.satbak");
+    std::fs::write(&corrupt, &flipped).expect("write");
+    let listed = entries(work.path());
+    for (bad, cause) in [(&truncated, "is truncated"), (&corrupt, "damaged")] {
+        let out = cli_with_config(&config, &["backup", "verify", s(bad)]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(out.stdout.is_empty());
+        assert_names(&String::from_utf8_lossy(&out.stderr), &[s(bad), cause]);
+        let out = cli_with_config(&config, &["backup", "verify", s(bad), "--json"]);
+        assert_eq!(out.status.code(), Some(1));
+        let err: Value = serde_json::from_slice(&out.stderr).expect("a JSON error");
+        assert_eq!(err["error"]["code"], "invalid_backup");
+    }
+    assert_eq!(entries(work.path()), listed, "verify writes nothing");
+}

@@ -263,17 +263,17 @@ fn refused_commands_explain_why_and_change_nothing() {
     );
     // Deleting a VA that is not empty, or the Default VA.
     refuse(
-        &["va", "delete", "acme/Default/l2"],
+        &["va", "delete", "acme/Default/l2", "--yes"],
         &["not empty", "child"],
     );
-    refuse(&["va", "delete", "acme/Default"], &["Default"]);
+    refuse(&["va", "delete", "acme/Default", "--yes"], &["Default"]);
     // Removing more units than an entry holds.
     let entry = before["licenses"]["entries"][0]["id"]
         .as_str()
         .unwrap()
         .to_string();
     refuse(
-        &["license", "remove", &entry, "--quantity", "11"],
+        &["license", "remove", &entry, "--quantity", "11", "--yes"],
         &["11", "10"],
     );
     // Revoking a token twice.

@@ -100,8 +100,9 @@ fn operators_find_move_and_remove_devices_and_see_shortages() {
         [a1]
     );
     assert!(ids(&d.cli_json(&["device", "list", "--hostname", "nobody"])).is_empty());
+    // An unknown status is a usage error, refused before the daemon is asked.
     let (code, stderr) = d.cli_err(&["device", "list", "--status", "sleepy"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(stderr.contains("sleepy"), "{stderr}");
 
     let table = parse_table(
@@ -211,7 +212,7 @@ fn operators_find_move_and_remove_devices_and_see_shortages() {
     );
 
     // Remove e1: its unit returns to emea's pool and a1 fits.
-    let removed = d.cli_json(&["device", "remove", e1]);
+    let removed = d.cli_json(&["device", "remove", e1, "--yes"]);
     assert_eq!(removed["id"], e1);
     assert_eq!(removed["released"][0]["entitlement_tag"], ADV);
     assert_eq!(removed["released"][0]["count"], 1);

@@ -108,7 +108,7 @@ fn a_disconnected_device_reserves_installs_and_returns_licenses() {
     // The exact documented form, with the aligned table and the code.
     let text = d.cli_ok(&["reserve", "--va", "acme/Default/lab", "--request", request]);
     assert!(text.contains("acme/Default/lab"), "{text}");
-    assert!(text.contains("C9300-24T FOC1"), "{text}");
+    assert!(text.contains("C9300-24T:FOC1"), "{text}");
     assert!(text.contains(&format!("{ADV}:3")), "{text}");
     let code = text
         .lines()
@@ -231,7 +231,7 @@ fn bad_codes_are_refused_and_change_nothing() {
     let code = out["authorization_code"].as_str().expect("code");
     let key_id = out["key_id"].as_str().expect("key id");
     let e = agent_err(&dev, &["reserve-install", "--code", code]);
-    assert!(e.contains("P S2") && e.contains("P S1"), "{e}");
+    assert!(e.contains("P:S2") && e.contains("P:S1"), "{e}");
     // A pinned key other than the satellite's is refused; the right one is accepted.
     let e = agent_err(
         &other,

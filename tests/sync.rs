@@ -273,10 +273,16 @@ fn three_tiers_licenses_down_usage_up_by_network_and_files() {
     assert_eq!(file["body"]["from"], "hq");
     assert_eq!(file["body"]["to"], "regional");
     assert_eq!(file["signature"].as_str().unwrap().len(), 128);
-    // The same response again changes nothing.
+    // The same response again changes nothing, and says so with exit 1 (like a replayed
+    // request on `sync answer`).
     let before = regional.cli_json(&["license", "list"]);
-    let v = regional.cli_json(&["sync", "import", &f("a1.json")]);
-    assert_eq!(v["result"], "already_applied");
+    let out = regional.cli(&["sync", "import", &f("a1.json"), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err: Value = serde_json::from_slice(&out.stderr).expect("a JSON error");
+    assert_eq!(err["error"]["code"], "already_applied");
+    let (code, err) = regional.cli_err(&["sync", "import", &f("a1.json")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("was applied before; nothing changed"), "{err}");
     assert_eq!(regional.cli_json(&["license", "list"]), before);
 
     site.cli_json(&["sync", "export", "--out", &f("s1.json")]);

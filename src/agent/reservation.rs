@@ -141,7 +141,7 @@ pub fn install(
     let theirs = &authorization.udi;
     if mine != theirs {
         return Err(AgentError::Invalid(format!(
-            "this authorization code is for device {} {}, but this device is {} {}; install it \
+            "this authorization code is for device {}:{}, but this device is {}:{}; install it \
              on that device",
             theirs.pid, theirs.serial, mine.pid, mine.serial
         )));

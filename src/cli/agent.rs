@@ -12,12 +12,15 @@ use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::examples as ex;
+use super::fmt::stamp;
 use super::table::Table;
 use crate::agent::{Agent, AgentError, AgentState, RegisterParams};
 use crate::protocol::device::{Authorization, Udi, UsageLine, codes};
 
 /// Act as a device: register, report usage, renew, deregister.
 #[derive(Debug, Args)]
+#[command(after_help = ex::AGENT)]
 pub struct AgentArgs {
     /// Directory holding the agent's key, certificate and state.
     #[arg(long, default_value = "./satellite-agent")]
@@ -29,22 +32,31 @@ pub struct AgentArgs {
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
     /// Register this device with a registration token.
+    #[command(after_help = ex::AGENT_REGISTER)]
     Register(RegisterArgs),
     /// Report license usage.
+    #[command(after_help = ex::AGENT_REPORT)]
     Report(ReportArgs),
     /// Renew the identity certificate (new key).
+    #[command(after_help = ex::AGENT_RENEW)]
     Renew,
     /// Show the local state and the satellite's current authorization.
+    #[command(after_help = ex::AGENT_STATUS)]
     Status,
     /// Deregister this device; its licenses return to the pool.
+    #[command(after_help = ex::AGENT_DEREGISTER)]
     Deregister,
     /// Make a reservation request code for a device that can reach nothing (SPEC §8b).
+    #[command(after_help = ex::AGENT_RESERVE_REQUEST)]
     ReserveRequest(super::reserve::RequestArgs),
     /// Verify and install the authorization code `satellite reserve` printed.
+    #[command(after_help = ex::AGENT_RESERVE_INSTALL)]
     ReserveInstall(super::reserve::InstallArgs),
     /// Show the installed reservation, if any.
+    #[command(after_help = ex::AGENT_RESERVATION)]
     Reservation,
     /// Give the installed reservation back and print the return code for the operator.
+    #[command(after_help = ex::AGENT_RESERVE_RETURN)]
     ReserveReturn,
 }
 
@@ -188,8 +200,9 @@ async fn register(dir: PathBuf, a: RegisterArgs, json: bool) -> Result<()> {
     });
     print_json_or(json, &value, || {
         println!(
-            "registered {} {} as instance {}",
-            udi.pid, udi.serial, answer.instance_id
+            "registered {} as instance {}",
+            super::fmt::udi(&udi.pid, &udi.serial),
+            answer.instance_id
         );
         println!("state in      {}", agent.dir().display());
         println!("renew after   {}", stamp(&answer.renew_after));
@@ -239,7 +252,10 @@ fn print_status(
     error: &Option<anyhow::Error>,
 ) {
     println!("instance      {}", state.instance_id);
-    println!("udi           {} {}", state.udi.pid, state.udi.serial);
+    println!(
+        "udi           {}",
+        super::fmt::udi(&state.udi.pid, &state.udi.serial)
+    );
     println!("hostname      {}", state.hostname);
     println!("satellite     {}", state.url);
     println!("state in      {}", agent.dir().display());
@@ -329,9 +345,9 @@ fn explain_register(err: AgentError, url: &str, udi: &Udi) -> anyhow::Error {
                 .to_owned(),
         ),
         Some(codes::ALREADY_REGISTERED) => Some(format!(
-            "a device with UDI {} {} is already registered; add --force to replace its \
+            "a device with UDI {} is already registered; add --force to replace its \
              registration (its old certificate is revoked)",
-            udi.pid, udi.serial
+            super::fmt::udi(&udi.pid, &udi.serial)
         )),
         Some(codes::RATE_LIMITED) => Some(
             "too many failed registrations from this address; wait a minute, then retry with a \
@@ -424,12 +440,6 @@ fn parse_usage(s: &str) -> Result<UsageLine, String> {
 fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(s, &Rfc3339)
         .map_err(|_| format!("`{s}` is not an RFC 3339 time (e.g. 2025-03-01T12:00:00Z)"))
-}
-
-/// A time for people and scripts: RFC 3339, whole seconds.
-fn stamp(t: &OffsetDateTime) -> String {
-    let t = t.replace_nanosecond(0).unwrap_or(*t);
-    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
 fn interval(secs: u64) -> String {

@@ -1,36 +1,55 @@
-//! `satellite backup` and `satellite restore` (SPEC §9).
+//! `satellite backup`, `satellite backup verify` and `satellite restore` (SPEC §9).
 //!
 //! `backup` asks the running daemon for a consistent snapshot (`GET /v1/backup`), writes it to
 //! a temporary file beside `FILE` (created exclusively, mode 0600, see `fsutil`), checks it
 //! completely and only then renames it to `FILE`: a `FILE` that exists is always a whole,
-//! verified backup. `restore` works offline on a stopped satellite: it
+//! verified backup. `backup verify` checks a file offline, as a restore would before writing
+//! anything. `restore` works offline on a stopped satellite: it
 //! refuses a data directory whose admin socket answers or that holds anything, builds the new
 //! data directory beside it and renames it into place only once the store is restored and opens.
 
-use std::io::IsTerminal;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::client::AdminClient;
+use super::progress::Meter;
 use crate::fsutil::NewFile;
-use crate::store::backup::{Phase, Progress};
 use crate::store::{BackupSummary, Store, tables};
 
 #[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = super::examples::BACKUP
+)]
 pub struct BackupArgs {
+    #[command(subcommand)]
+    pub command: Option<BackupCommand>,
     /// Where to write the backup (mode 0600). It is written to a temporary file beside FILE and
     /// renamed to FILE once it is complete and its checksum verified; an existing FILE is
     /// replaced, a symbolic link at FILE is refused.
-    #[arg(long = "out", value_name = "FILE")]
-    pub out: PathBuf,
+    #[arg(long = "out", value_name = "FILE", required = true)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Check a backup file completely (structure, record counts, checksum) and print what it
+    /// holds; offline, no daemon needed. Exits 1 if the file is damaged or incomplete.
+    #[command(after_help = super::examples::BACKUP_VERIFY)]
+    Verify {
+        /// The backup file (from `satellite backup --out FILE`).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = super::examples::RESTORE)]
 pub struct RestoreArgs {
     /// The backup file to restore (from `satellite backup`). The target is the data directory
     /// (`--data-dir` or the configuration's), which must be new or empty.
@@ -43,10 +62,12 @@ const BACKUP_MODE: u32 = 0o600;
 
 /// `satellite backup --out FILE`.
 pub async fn backup(client: &AdminClient, json: bool, args: BackupArgs) -> Result<()> {
-    let out = args.out;
+    let Some(out) = args.out else {
+        bail!("give the file to write with --out FILE");
+    };
     // A backup holds every secret hash and license of every tenant: owner only.
     let mut file = NewFile::create(&out, BACKUP_MODE)?;
-    let mut meter = Meter::new();
+    let mut meter = Meter::stderr();
     let result = async {
         client
             .download("/v1/backup", |chunk| {
@@ -119,7 +140,7 @@ pub fn restore(global: &super::Global, args: RestoreArgs) -> Result<()> {
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let tmp = crate::fsutil::private_dir_beside(&dir, "restore")?;
-    let mut meter = Meter::new();
+    let mut meter = Meter::stderr();
     let result = Store::import(&args.input, &tmp.join("store"), tables::TABLES, |p| {
         meter.records(p)
     })
@@ -156,19 +177,40 @@ pub fn restore(global: &super::Global, args: RestoreArgs) -> Result<()> {
     Ok(())
 }
 
+/// `satellite backup verify FILE`: reads the whole file and checks it; writes nothing.
+pub fn verify(json: bool, file: &Path) -> Result<()> {
+    let mut meter = Meter::stderr();
+    let result = crate::store::backup::verify(file, |p| meter.records(p));
+    meter.done();
+    let summary = result?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&describe(&summary, file))?
+        );
+    } else {
+        println!("backup {} is intact", file.display());
+        print_summary(&summary);
+    }
+    Ok(())
+}
+
+/// When the backup was taken, RFC 3339 (the file holds unix seconds).
+fn taken_at(s: &BackupSummary) -> String {
+    time::OffsetDateTime::from_unix_timestamp(s.created_at)
+        .map(|t| super::fmt::stamp(&t))
+        .unwrap_or_else(|_| s.created_at.to_string())
+}
+
 fn print_summary(s: &BackupSummary) {
     let tables: Vec<String> = s.tables.iter().map(|(n, c)| format!("{n} {c}")).collect();
-    let taken = time::OffsetDateTime::from_unix_timestamp(s.created_at)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| s.created_at.to_string());
-    println!("taken at  {taken}");
+    println!("taken at  {}", taken_at(s));
     println!("records   {} ({})", s.records, tables.join(", "));
     println!("bytes     {}", s.bytes);
-    println!("sha256    {}", s.sha256);
+    println!(
+        "sha256    {}  (of the whole file, as `sha256sum` prints it)",
+        s.sha256
+    );
     println!("schema    {} (backup format {})", s.schema, s.format);
 }
 
@@ -180,75 +222,15 @@ fn describe(s: &BackupSummary, file: &Path) -> serde_json::Value {
         .collect();
     json!({
         "file": file,
-        "created_at": s.created_at,
+        "created_at": taken_at(s),
         "records": s.records,
         "tables": tables,
         "bytes": s.bytes,
         "sha256": s.sha256,
+        "content_sha256": s.content_sha256,
         "schema_version": s.schema,
         "format_version": s.format,
     })
-}
-
-/// Progress on stderr, when it is a terminal: one line rewritten at most ten times a second.
-struct Meter {
-    on: bool,
-    last: Option<Instant>,
-    bytes: u64,
-    shown: bool,
-}
-
-impl Meter {
-    fn new() -> Meter {
-        Meter {
-            on: std::io::stderr().is_terminal(),
-            last: None,
-            bytes: 0,
-            shown: false,
-        }
-    }
-
-    fn due(&mut self) -> bool {
-        let now = Instant::now();
-        if !self.on
-            || self
-                .last
-                .is_some_and(|t| now - t < Duration::from_millis(100))
-        {
-            return false;
-        }
-        self.last = Some(now);
-        self.shown = true;
-        true
-    }
-
-    fn bytes(&mut self, n: u64) {
-        self.bytes += n;
-        if self.due() {
-            eprint!("\rdownloading  {} bytes", self.bytes);
-        }
-    }
-
-    fn records(&mut self, p: Progress) {
-        if self.due() || (self.on && p.records == p.total) {
-            let what = match p.phase {
-                Phase::Export => "exporting",
-                Phase::Verify => "verifying",
-                Phase::Restore => "restoring",
-            };
-            eprint!("\r{what}    {}/{} records", p.records, p.total);
-            self.shown = true;
-        }
-    }
-
-    /// Ends the progress line, if one was shown.
-    fn done(&mut self) {
-        if self.shown {
-            eprintln!();
-            self.shown = false;
-            self.last = None;
-        }
-    }
 }
 
 /// Makes a rename of `path` durable by syncing its directory.

@@ -29,9 +29,10 @@ pub struct SignArgs {
     /// `VA_PATH:TAG:QTY` (perpetual) or `VA_PATH:TAG:QTY:START:END` (term, dates
     /// YYYY-MM-DD, END excluded); VA_PATH is `Default/...`; QTY is 1 to 1000000000000
     /// (10^12). Repeatable.
-    #[arg(long = "grant", required = true)]
-    pub grants: Vec<String>,
-    /// The issuer name the importing satellite trusts this key under.
+    #[arg(long = "grant", value_name = "GRANT", required = true, value_parser = parse_grant)]
+    pub grants: Vec<Grant>,
+    /// The issuer name the importing satellite trusts this key under (`name` in
+    /// `[sync] trusted_license_keys`).
     #[arg(long, default_value = "portal")]
     pub issuer: String,
     /// The file's unique id (default: a random one).
@@ -40,6 +41,16 @@ pub struct SignArgs {
     /// Where to write the file (mode 0600; a symbolic link there is refused).
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// One `--grant`: licenses for one VA.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    va: String,
+    tag: String,
+    quantity: u64,
+    /// Start and end of a term license; `None` for a perpetual one.
+    term: Option<(OffsetDateTime, OffsetDateTime)>,
 }
 
 /// The mode of a signed license file.
@@ -63,8 +74,11 @@ pub fn keygen(out: Output, path: &std::path::Path) -> Result<()> {
         }),
         |_| {
             println!("wrote {} (mode 0600)", path.display());
-            println!("public key  {}", key.public_key_hex());
-            println!("key id      {}", key.id());
+            println!("public key  {}  (the `key` to trust)", key.public_key_hex());
+            println!(
+                "key id      {}  (names the key in files and messages)",
+                key.id()
+            );
             println!(
                 "trust it on a satellite with:\n  [sync]\n  trusted_license_keys = [ {{ name = \
                  \"portal\", key = \"{}\" }} ]",
@@ -74,45 +88,53 @@ pub fn keygen(out: Output, path: &std::path::Path) -> Result<()> {
     )
 }
 
-fn parse_date(s: &str) -> Result<OffsetDateTime> {
+fn parse_date(s: &str) -> Result<OffsetDateTime, String> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
     time::Date::parse(s, &format)
         .map(|d| d.midnight().assume_utc())
-        .map_err(|_| anyhow::anyhow!("`{s}` is not a date (expected YYYY-MM-DD)"))
+        .map_err(|_| format!("`{s}` is not a date (expected YYYY-MM-DD)"))
 }
 
-fn parse_grant(n: usize, file_id: &str, s: &str) -> Result<(String, LicenseLine)> {
+/// Parses `VA_PATH:TAG:QTY` or `VA_PATH:TAG:QTY:START:END`.
+fn parse_grant(s: &str) -> Result<Grant, String> {
     let parts: Vec<&str> = s.split(':').collect();
     let (va, tag, qty) = match parts.as_slice() {
         [va, tag, qty] | [va, tag, qty, _, _] => (*va, *tag, *qty),
-        _ => bail!("--grant `{s}`: expected VA_PATH:TAG:QTY or VA_PATH:TAG:QTY:START:END"),
+        _ => return Err("expected VA_PATH:TAG:QTY or VA_PATH:TAG:QTY:START:END".into()),
     };
-    let quantity: u64 = qty
+    let quantity = qty
         .parse()
-        .with_context(|| format!("--grant `{s}`: `{qty}` is not a quantity"))?;
-    let (kind, start, end) = match parts.as_slice() {
-        [_, _, _, start, end] => (
-            LicenseKind::Term,
-            Some(parse_date(start)?),
-            Some(parse_date(end)?),
-        ),
-        _ => (LicenseKind::Perpetual, None, None),
+        .map_err(|_| format!("`{qty}` is not a quantity"))?;
+    let term = match parts.as_slice() {
+        [_, _, _, start, end] => Some((parse_date(start)?, parse_date(end)?)),
+        _ => None,
     };
-    Ok((
-        va.to_string(),
-        LicenseLine {
-            id: format!("{file_id}-{n}"),
-            entitlement_tag: tag.to_string(),
-            display_name: tag.to_string(),
-            quantity,
-            kind,
-            start,
-            end,
-            export_controlled: false,
-            order_ref: Some(file_id.to_string()),
-            labels: BTreeSet::new(),
-        },
-    ))
+    Ok(Grant {
+        va: va.to_owned(),
+        tag: tag.to_owned(),
+        quantity,
+        term,
+    })
+}
+
+/// The license line of the `n`th grant of file `file_id`.
+fn line(n: usize, file_id: &str, g: &Grant) -> LicenseLine {
+    let (kind, start, end) = match g.term {
+        Some((start, end)) => (LicenseKind::Term, Some(start), Some(end)),
+        None => (LicenseKind::Perpetual, None, None),
+    };
+    LicenseLine {
+        id: format!("{file_id}-{n}"),
+        entitlement_tag: g.tag.clone(),
+        display_name: g.tag.clone(),
+        quantity: g.quantity,
+        kind,
+        start,
+        end,
+        export_controlled: false,
+        order_ref: Some(file_id.to_string()),
+        labels: BTreeSet::new(),
+    }
 }
 
 pub fn sign_file(out: Output, a: SignArgs) -> Result<()> {
@@ -122,11 +144,11 @@ pub fn sign_file(out: Output, a: SignArgs) -> Result<()> {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let mut grants: Vec<LicenseGrant> = Vec::new();
     for (n, g) in a.grants.iter().enumerate() {
-        let (va, line) = parse_grant(n + 1, &file_id, g)?;
-        match grants.iter_mut().find(|x| x.va == va) {
+        let line = line(n + 1, &file_id, g);
+        match grants.iter_mut().find(|x| x.va == g.va) {
             Some(x) => x.licenses.push(line),
             None => grants.push(LicenseGrant {
-                va,
+                va: g.va.clone(),
                 licenses: vec![line],
             }),
         }
@@ -147,11 +169,11 @@ pub fn sign_file(out: Output, a: SignArgs) -> Result<()> {
             "file": a.out.display().to_string(),
             "file_id": file_id,
             "licenses": count,
-            "signer": key.id().as_str(),
+            "key_id": key.id().as_str(),
         }),
         |_| {
             println!(
-                "wrote {} ({count} license(s), file id {file_id}, signed by key {})",
+                "wrote {} ({count} license(s), file id {file_id}, signed by key id {})",
                 a.out.display(),
                 key.id()
             )
@@ -159,18 +181,32 @@ pub fn sign_file(out: Output, a: SignArgs) -> Result<()> {
     )
 }
 
+#[derive(serde::Serialize)]
+struct ImportOut {
+    #[serde(flatten)]
+    view: LicenseImportView,
+    key_id: String,
+}
+
 pub async fn import(client: &AdminClient, out: Output, file: PathBuf) -> Result<()> {
     let bytes = std::fs::read(&file)
         .with_context(|| format!("cannot read the license file {}", file.display()))?;
     let view: LicenseImportView = client.post_bytes("/v1/licenses/import", bytes).await?;
-    out.show(&view, |v| {
+    // `key_id`, as `sync status`, `sync keygen` and `license sign` name it; `signer` is the
+    // same value under the name the file's envelope gives it.
+    let shown = ImportOut {
+        key_id: view.signer.clone(),
+        view,
+    };
+    out.show(&shown, |ImportOut { view: v, .. }| {
         println!(
-            "imported {} license(s) from file {} (issuer {}, account {})",
+            "imported {} license(s) from file {} (issuer {}, key id {}, account {})",
             v.licenses.len(),
             v.file_id,
             v.issuer,
+            v.signer,
             v.account
         );
-        super::commands::entries_table(&v.licenses);
+        super::licenses::entries_table(&v.licenses);
     })
 }

@@ -16,7 +16,11 @@ use crate::loadgen::{self, Options, Target};
 
 /// Load-test a satellite (or the bare baseline server of the benchmarks).
 #[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = super::examples::LOADGEN
+)]
 pub struct LoadgenArgs {
     /// Offline tools (`fill`); without one, runs the load test.
     #[command(subcommand)]
@@ -50,7 +54,7 @@ pub struct LoadgenArgs {
     #[arg(long, value_name = "C", default_value_t = 16)]
     pub concurrency: usize,
     /// Seconds of reporting before the timed phase starts.
-    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 2.0, value_parser = parse_warmup)]
     pub warmup: f64,
     /// Entitlement tag the devices report (one unit each).
     #[arg(long, value_name = "TAG", default_value = "loadgen")]
@@ -72,6 +76,7 @@ pub struct LoadgenArgs {
 pub enum LoadgenTool {
     /// Fill an empty data directory's store with a large synthetic account (offline: the
     /// daemon must be stopped): one account `scale`, VAs, licenses and product instances.
+    #[command(after_help = super::examples::LOADGEN_FILL)]
     Fill(FillArgs),
 }
 
@@ -117,9 +122,6 @@ pub async fn run(args: LoadgenArgs, global: &Global) -> Result<()> {
         (None, Some(token)) => Target::Satellite { token },
         (None, None) => bail!("give a registration token with --token"),
     };
-    if !(args.warmup.is_finite() && args.warmup >= 0.0) {
-        bail!("--warmup must be zero or more seconds");
-    }
     let options = Options {
         url,
         ca_pem,
@@ -193,6 +195,14 @@ async fn run_fill(args: FillArgs, global: &Global) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Seconds of warm-up: zero or more.
+fn parse_warmup(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Ok(secs),
+        _ => Err(format!("`{s}` is not zero or more seconds")),
+    }
 }
 
 fn read(path: &Path) -> Result<String> {

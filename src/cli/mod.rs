@@ -5,12 +5,21 @@ pub mod agent;
 mod backup;
 mod client;
 mod commands;
+mod confirm;
 mod devices;
+mod errors;
+mod events;
+mod examples;
+mod fmt;
 mod imports;
+mod licenses;
 pub mod loadgen;
+mod progress;
 mod reserve;
+mod suggest;
 mod sync;
 mod table;
+mod users;
 
 use std::path::PathBuf;
 
@@ -18,12 +27,19 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 pub use client::{AdminClient, Refused, Target};
+pub use errors::{CliError, parse, report};
 
 use crate::config::{Config, Settings};
 
 /// On-premises license satellite.
 #[derive(Debug, Parser)]
-#[command(name = "satellite", version, about, propagate_version = true)]
+#[command(
+    name = "satellite",
+    version,
+    about,
+    propagate_version = true,
+    after_help = examples::SATELLITE
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -31,78 +47,91 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The heading the options every command takes are listed under, apart from its own.
+const GLOBAL: &str = "Global options";
+
 #[derive(Debug, Clone, Args)]
 pub struct Global {
     /// Configuration file (default: the embedded defaults).
-    #[arg(long, global = true, env = "SATELLITE_CONFIG")]
+    #[arg(long, global = true, env = "SATELLITE_CONFIG", help_heading = GLOBAL)]
     pub config: Option<PathBuf>,
     /// Data directory (overrides `data_dir` of the configuration).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub data_dir: Option<PathBuf>,
     /// Admin socket to talk to (default: `admin.socket` of the configuration).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub socket: Option<PathBuf>,
     /// Talk to a remote satellite's HTTPS admin API instead of the local socket.
-    #[arg(long, global = true, requires = "token")]
+    #[arg(long, global = true, requires = "token", help_heading = GLOBAL)]
     pub url: Option<String>,
     /// API token for --url.
-    #[arg(long, global = true, env = "SATELLITE_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "SATELLITE_TOKEN",
+        hide_env_values = true,
+        help_heading = GLOBAL
+    )]
     pub token: Option<String>,
     /// CA certificate that signed the remote satellite's server certificate (for --url;
     /// default: the local data directory's `tls/ca.pem`).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub ca: Option<PathBuf>,
-    /// Machine-readable JSON output.
-    #[arg(long, global = true)]
+    /// Machine-readable JSON output (errors too: `{"error":{"code","message"}}` on stderr).
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon.
+    #[command(after_help = examples::SERVE)]
     Serve,
     /// Show what the running satellite holds and how it is doing.
+    #[command(after_help = examples::STATUS)]
     Status,
     /// Configuration file tools.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::CONFIG)]
     Config(ConfigCommand),
     /// Smart Accounts held by this satellite.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::ACCOUNT)]
     Account(commands::AccountCommand),
     /// Virtual Accounts.
-    #[command(subcommand, name = "va")]
+    #[command(subcommand, name = "va", after_help = examples::VA)]
     Va(commands::VaCommand),
     /// License pools.
-    #[command(subcommand)]
-    License(commands::LicenseCommand),
+    #[command(subcommand, after_help = examples::LICENSE)]
+    License(licenses::LicenseCommand),
     /// Registration tokens for devices.
-    #[command(subcommand)]
-    Token(commands::TokenCommand),
+    #[command(subcommand, after_help = examples::TOKEN)]
+    Token(users::TokenCommand),
     /// Operators and their roles.
-    #[command(subcommand)]
-    User(commands::UserCommand),
+    #[command(subcommand, after_help = examples::USER)]
+    User(users::UserCommand),
     /// API tokens for the HTTPS admin API.
-    #[command(subcommand, name = "api-token")]
-    ApiToken(commands::ApiTokenCommand),
+    #[command(subcommand, name = "api-token", after_help = examples::API_TOKEN)]
+    ApiToken(users::ApiTokenCommand),
     /// The audit log.
-    Events(commands::EventsArgs),
+    Events(events::EventsArgs),
     /// Registered devices (product instances).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::DEVICE)]
     Device(devices::DeviceCommand),
     /// Shortages per VA and tag, and where spare licenses are.
     Compliance(devices::ComplianceArgs),
     /// Alerts that hold now (expiring licenses, shortages, silent devices...).
+    #[command(after_help = examples::ALERTS)]
     Alerts,
     /// Act as a device: register, report usage, renew, deregister (protocol v1 over TLS).
     Agent(agent::AgentArgs),
-    /// Take a consistent backup of the running satellite's store into a file.
+    /// Take a consistent backup of the running satellite's store into a file, or check one
+    /// (`backup verify FILE`, offline).
     Backup(backup::BackupArgs),
     /// Restore a backup into a new data directory (offline: the daemon must be stopped).
     Restore(backup::RestoreArgs),
     /// Simulate many devices to measure a satellite: throughput, latency, memory.
     Loadgen(loadgen::LoadgenArgs),
     /// Upstream sync: binding, network and file sync, child satellites, signing keys.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::SYNC)]
     Sync(sync::SyncCommand),
     /// License reservation for devices that can reach nothing: reserve for a request code,
     /// release with a return code, list, cancel.
@@ -112,6 +141,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate the configuration and print the settings it resolves to.
+    #[command(after_help = examples::CONFIG_CHECK)]
     Check,
 }
 
@@ -160,18 +190,22 @@ pub async fn run_client(global: &Global, command: Command) -> Result<()> {
         Command::Config(ConfigCommand::Check) => return commands::config_check(global),
         Command::Agent(a) => return agent::run(a, global.json).await,
         Command::Restore(a) => return backup::restore(global, a),
+        Command::Backup(backup::BackupArgs {
+            command: Some(backup::BackupCommand::Verify { file }),
+            ..
+        }) => return backup::verify(global.json, &file),
         Command::Loadgen(a) => return loadgen::run(a, global).await,
         Command::Sync(sync::SyncCommand::Keygen { out }) => {
             return imports::keygen(commands::Output { json: global.json }, &out);
         }
-        Command::License(commands::LicenseCommand::Sign(a)) => {
+        Command::License(licenses::LicenseCommand::Sign(a)) => {
             return imports::sign_file(commands::Output { json: global.json }, a);
         }
         _ => {}
     }
     let client = AdminClient::new(global.target()?);
     let out = commands::Output { json: global.json };
-    match command {
+    let result = match command {
         Command::Serve
         | Command::Config(_)
         | Command::Agent(_)
@@ -182,16 +216,20 @@ pub async fn run_client(global: &Global, command: Command) -> Result<()> {
         Command::Status => commands::status(&client, out).await,
         Command::Account(c) => commands::account(&client, out, c).await,
         Command::Va(c) => commands::va(&client, out, c).await,
-        Command::License(c) => commands::license(&client, out, c).await,
-        Command::Token(c) => commands::token(&client, out, c).await,
-        Command::User(c) => commands::user(&client, out, c).await,
-        Command::ApiToken(c) => commands::api_token(&client, out, c).await,
-        Command::Events(a) => commands::events(&client, out, a).await,
+        Command::License(c) => licenses::license(&client, out, c).await,
+        Command::Token(c) => users::token(&client, out, c).await,
+        Command::User(c) => users::user(&client, out, c).await,
+        Command::ApiToken(c) => users::api_token(&client, out, c).await,
+        Command::Events(a) => events::events(&client, out, a).await,
         Command::Device(c) => devices::device(&client, out, c).await,
         Command::Compliance(a) => devices::compliance(&client, out, a).await,
         Command::Alerts => devices::alerts(&client, out).await,
         Command::Backup(a) => backup::backup(&client, global.json, a).await,
         Command::Sync(c) => sync::run(&client, out, c).await,
         Command::Reserve(a) => reserve::reserve(&client, out, a).await,
+    };
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) => Err(suggest::va_not_found(&client, e).await),
     }
 }

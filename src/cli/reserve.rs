@@ -15,6 +15,8 @@ use time::format_description::well_known::Rfc3339;
 
 use super::client::{AdminClient, query, segment};
 use super::commands::Output;
+use super::errors::CliError;
+use super::examples as ex;
 use super::table::Table;
 use crate::agent::reservation as agent;
 use crate::protocol::admin::{
@@ -25,7 +27,7 @@ use crate::protocol::reservation::{Authorization, Entitlement};
 
 /// `satellite reserve --va VA --request CODE`, `--return CODE`, `list`, `cancel`.
 #[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true)]
+#[command(args_conflicts_with_subcommands = true, after_help = ex::RESERVE)]
 pub struct ReserveArgs {
     #[command(subcommand)]
     pub command: Option<ReserveCommand>,
@@ -51,6 +53,7 @@ pub struct ReserveArgs {
 #[derive(Debug, Subcommand)]
 pub enum ReserveCommand {
     /// List active reservations.
+    #[command(after_help = ex::RESERVE_LIST)]
     List {
         /// Only reservations in this VA and below.
         #[arg(long)]
@@ -58,9 +61,17 @@ pub enum ReserveCommand {
     },
     /// Release a reservation without the device (a lost device). The device, if it still
     /// exists, keeps an authorization code that looks valid to it.
-    Cancel { id: String },
+    #[command(after_help = ex::RESERVE_CANCEL)]
+    Cancel {
+        /// The reservation's id (the ID column of `reserve list`).
+        id: String,
+    },
     /// Release a reservation with the device's return code (same as `--return CODE`).
-    Return { code: String },
+    #[command(after_help = ex::RESERVE_RETURN)]
+    Return {
+        /// The device's return code (`SRT1-…`, from `satellite agent reserve-return`).
+        code: String,
+    },
 }
 
 /// `satellite agent reserve-request`.
@@ -84,7 +95,8 @@ pub struct InstallArgs {
     /// The authorization code (`SAC1-…`) from `satellite reserve`.
     #[arg(long, value_name = "CODE")]
     pub code: String,
-    /// Accept only a code signed by this key id (printed by `satellite reserve`).
+    /// Accept only a code signed by the key with this key id (printed by `satellite reserve`
+    /// and `satellite sync status`).
     #[arg(long, value_name = "KEYID")]
     pub trust_key: Option<String>,
 }
@@ -125,7 +137,7 @@ fn stamp(t: &OffsetDateTime) -> String {
 }
 
 fn udi(u: &Udi) -> String {
-    format!("{} {}", u.pid, u.serial)
+    super::fmt::udi(&u.pid, &u.serial)
 }
 
 fn entitlements(list: &[Entitlement]) -> String {
@@ -211,17 +223,19 @@ pub async fn reserve(client: &AdminClient, out: Output, a: ReserveArgs) -> Resul
                 reservations_table(std::slice::from_ref(&d.reservation));
                 println!();
                 println!(
-                    "authorization code for the device (signed by key {}; install it with \
+                    "authorization code for the device (signed by key id {}; install it with \
                      `satellite agent reserve-install --code CODE --trust-key {}`):",
                     d.key_id, d.key_id
                 );
                 println!("{}", d.authorization_code);
             })
         }
-        _ => bail!(
+        _ => Err(CliError::usage(
+            "usage",
             "say what to do: `satellite reserve --va VA --request CODE`, `satellite reserve \
-             --return CODE`, `satellite reserve list` or `satellite reserve cancel ID`"
-        ),
+             --return CODE`, `satellite reserve list` or `satellite reserve cancel ID`",
+        )
+        .into()),
     }
 }
 
@@ -230,18 +244,24 @@ pub fn agent_request(dir: &Path, a: RequestArgs, json: bool) -> Result<()> {
     let configured = agent::configured_udi(dir)?;
     let device = match (a.pid, a.serial, configured) {
         (Some(pid), Some(serial), Some(reg)) if reg.pid != pid || reg.serial != serial => bail!(
-            "{} holds the registration of device {}; a request for {pid} {serial} must use \
-             another --dir",
+            "{} holds the registration of device {}; a request for {} must use another --dir",
             dir.display(),
-            udi(&reg)
+            udi(&reg),
+            super::fmt::udi(&pid, &serial)
         ),
         (Some(pid), Some(serial), _) => Udi { pid, serial },
         (_, _, Some(reg)) => reg,
-        _ => bail!(
-            "give the device's UDI with --pid and --serial (no registration in {} to take it \
-             from)",
-            dir.display()
-        ),
+        _ => {
+            return Err(CliError::usage(
+                "usage",
+                format!(
+                    "give the device's UDI with --pid and --serial (no registration in {} to \
+                     take it from)",
+                    dir.display()
+                ),
+            )
+            .into());
+        }
     };
     let pending = agent::request(dir, device, a.entitlements, OffsetDateTime::now_utc())?;
     if json {
@@ -277,7 +297,7 @@ fn print_authorization(a: &Authorization) {
     println!("account       {}", a.account);
     println!("va            {}", a.va);
     println!("issued at     {}", stamp(&a.issued_at));
-    println!("signed by     {}", a.key_id);
+    println!("key id        {}", a.key_id);
 }
 
 /// `satellite agent reserve-install`.

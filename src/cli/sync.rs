@@ -9,6 +9,10 @@ use hyper::Method;
 
 use super::client::{AdminClient, segment};
 use super::commands::Output;
+use super::errors::CliError;
+use super::examples as ex;
+use super::fmt::{stamp, stamp_or_dash, udi};
+use super::progress::Meter;
 use super::table::Table;
 use crate::fsutil::NewFile;
 use crate::protocol::admin::{
@@ -21,12 +25,14 @@ use crate::protocol::admin::{
 pub enum SyncCommand {
     /// Generate an Ed25519 signing key (PKCS#8 PEM, mode 0600) and print the public key and
     /// key id to pin, e.g. in `[sync] trusted_license_keys` of the importing satellite.
+    #[command(after_help = ex::SYNC_KEYGEN)]
     Keygen {
         /// Where to write the private key; an existing file is not replaced.
         #[arg(long)]
         out: PathBuf,
     },
     /// Bind this satellite to an upstream satellite, with a token from `sync child add` there.
+    #[command(after_help = ex::SYNC_REGISTER)]
     Register {
         /// The upstream's device listener, e.g. https://upstream.example.com:8443.
         #[arg(long)]
@@ -42,16 +48,20 @@ pub enum SyncCommand {
         registration_token: String,
     },
     /// Sync with the upstream now, over the network.
+    #[command(after_help = ex::SYNC_NOW)]
     Now,
     /// Role, binding, last success and error, next attempt, pending changes, children.
+    #[command(after_help = ex::SYNC_STATUS)]
     Status,
     /// Write the signed request for the upstream to a file (air gap, step 1 of 3).
+    #[command(after_help = ex::SYNC_EXPORT)]
     Export {
         /// Where to write the request (mode 0600; a symbolic link there is refused).
         #[arg(long)]
         out: PathBuf,
     },
     /// On the upstream: apply a child's request file and write the signed response (step 2).
+    #[command(after_help = ex::SYNC_ANSWER)]
     Answer {
         /// The child's request file (from `sync export`).
         #[arg(long = "in")]
@@ -60,17 +70,21 @@ pub enum SyncCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Apply the upstream's response file (step 3).
+    /// Apply the upstream's response file (step 3). A response applied before changes nothing
+    /// and exits 1.
+    #[command(after_help = ex::SYNC_IMPORT)]
     Import {
         /// The response file from `sync answer`.
         file: PathBuf,
     },
     /// Child satellites of this (upstream) satellite.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = ex::SYNC_CHILD)]
     Child(ChildCommand),
     /// Devices and usage that child satellites reported (read-only here).
+    #[command(after_help = ex::SYNC_DEVICES)]
     Devices,
     /// Order a child satellite to remove one of its devices (applied at its next sync).
+    #[command(after_help = ex::SYNC_REMOVE_DEVICE)]
     RemoveDevice {
         /// The device's instance id (from `sync devices`).
         device: String,
@@ -80,30 +94,24 @@ pub enum SyncCommand {
 #[derive(Debug, Subcommand)]
 pub enum ChildCommand {
     /// Dedicate a VA subtree to a new child satellite; prints its registration token once.
+    #[command(after_help = ex::SYNC_CHILD_ADD)]
     Add {
         /// The child's name (letters, digits, `-`, `_`, `.`).
         name: String,
-        /// The VA dedicated to it (with everything below).
+        /// The VA dedicated to it (with everything below): `ACCOUNT/Default/...` or an id.
         #[arg(long)]
         va: String,
         /// Days the registration token stays usable (1-365, default 7).
-        #[arg(long)]
+        #[arg(long, value_name = "DAYS")]
         expires_in_days: Option<u32>,
     },
     /// List child satellites.
+    #[command(after_help = ex::SYNC_CHILD_LIST)]
     List,
 }
 
 fn time(t: &Option<time::OffsetDateTime>) -> String {
-    t.map_or_else(
-        || "-".to_owned(),
-        |t| {
-            t.replace_nanosecond(0)
-                .unwrap_or(t)
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_else(|_| t.to_string())
-        },
-    )
+    stamp_or_dash(t.as_ref())
 }
 
 fn children_table(children: &[ChildView]) {
@@ -129,6 +137,18 @@ fn children_table(children: &[ChildView]) {
         ]);
     }
     print!("{}", t.render());
+}
+
+/// The refusal of a response file applied before: nothing changed, so the command failed at
+/// what it was asked to do, like a replayed request on `sync answer`.
+fn replayed(v: &SyncOutcomeView) -> CliError {
+    CliError::refused(
+        "already_applied",
+        format!(
+            "response {} was applied before; nothing changed",
+            v.response_seq
+        ),
+    )
 }
 
 fn outcome(v: &SyncOutcomeView) {
@@ -160,6 +180,8 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut out = Vec::with_capacity(size as usize);
     let mut buf = vec![0u8; 1024 * 1024];
+    let mut meter = Meter::stderr();
+    let what = path.display().to_string();
     loop {
         let n = std::io::Read::read(&mut file, &mut buf)
             .with_context(|| format!("cannot read {}", path.display()))?;
@@ -168,17 +190,10 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
         }
         out.extend_from_slice(&buf[..n]);
         if show {
-            eprint!(
-                "\rreading {}: {} / {} MiB",
-                path.display(),
-                out.len() >> 20,
-                size >> 20
-            );
+            meter.reading(&what, out.len() as u64, size);
         }
     }
-    if show {
-        eprintln!();
-    }
+    meter.done();
     Ok(out)
 }
 
@@ -222,7 +237,7 @@ pub async fn run(client: &AdminClient, out: Output, c: SyncCommand) -> Result<()
                     "bound to upstream `{}` ({}) as `{}`; virtual account {} is managed there",
                     b.upstream, b.url, b.me, b.va
                 );
-                println!("pinned upstream key {}", b.upstream_key);
+                println!("pinned the upstream's public key {}", b.upstream_key);
                 println!(
                     "sync now with `satellite sync now` (or wait for the schedule, \
                      `[sync] interval`); `satellite sync status` shows how it went"
@@ -239,7 +254,8 @@ pub async fn run(client: &AdminClient, out: Output, c: SyncCommand) -> Result<()
                 let mut t = Table::new(&["", ""]);
                 t.row(vec!["role".into(), s.role.clone()]);
                 t.row(vec!["name".into(), s.name.clone()]);
-                t.row(vec!["signing key".into(), s.key_id.clone()]);
+                t.row(vec!["key id".into(), s.key_id.clone()]);
+                t.row(vec!["public key".into(), s.public_key.clone()]);
                 if let Some(b) = &s.binding {
                     t.row(vec![
                         "upstream".into(),
@@ -322,6 +338,9 @@ pub async fn run(client: &AdminClient, out: Output, c: SyncCommand) -> Result<()
         SyncCommand::Import { file } => {
             let bytes = read_file(&file)?;
             let v: SyncOutcomeView = client.post_bytes("/v1/sync/import", bytes).await?;
+            if v.result == "already_applied" {
+                return Err(replayed(&v).into());
+            }
             out.show(&v, outcome)
         }
         SyncCommand::Child(ChildCommand::Add {
@@ -342,7 +361,7 @@ pub async fn run(client: &AdminClient, out: Output, c: SyncCommand) -> Result<()
                 );
                 println!(
                     "registration token (shown once, valid until {}):",
-                    c.token_expires_at.date()
+                    stamp(&c.token_expires_at)
                 );
                 println!("{}", c.registration_token);
                 println!(
@@ -370,7 +389,7 @@ pub async fn run(client: &AdminClient, out: Output, c: SyncCommand) -> Result<()
                     t.row(vec![
                         d.id.clone(),
                         d.child.clone(),
-                        format!("{}:{}", d.pid, d.serial),
+                        udi(&d.pid, &d.serial),
                         d.hostname.clone(),
                         d.va_path.clone(),
                         if d.removal_ordered { "ordered" } else { "-" }.into(),
@@ -416,8 +435,10 @@ pub async fn run(client: &AdminClient, out: Output, c: SyncCommand) -> Result<()
                 .await?;
             out.show(&d, |d| {
                 println!(
-                    "removal of {} ({}:{}) ordered; child `{}` removes it at its next sync",
-                    d.id, d.pid, d.serial, d.child
+                    "removal of {} ({}) ordered; child `{}` removes it at its next sync",
+                    d.id,
+                    udi(&d.pid, &d.serial),
+                    d.child
                 )
             })
         }

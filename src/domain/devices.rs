@@ -251,8 +251,8 @@ impl Catalog {
                     .account(updated.account)
                     .va(updated.va)
                     .device(id)
-                    .detail("measured_at", measured_at)
-                    .detail("satellite_time", now),
+                    .detail_time("measured_at", measured_at)
+                    .detail_time("satellite_time", now),
             )
         } else {
             Change::silent()

@@ -49,6 +49,16 @@ impl NewEvent {
         self
     }
 
+    /// A detail that is a time, in RFC 3339 with whole seconds like every time the CLI shows
+    /// (a time's `Display` is not RFC 3339).
+    pub fn detail_time(self, key: &str, t: OffsetDateTime) -> Self {
+        let t = t.replace_nanosecond(0).unwrap_or(t);
+        let text = t
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| t.to_string());
+        self.detail(key, text)
+    }
+
     /// Numbers the event and stamps it with its actor and time.
     pub fn into_event(self, seq: u64, at: OffsetDateTime, actor: &str) -> Event {
         Event {

@@ -427,7 +427,7 @@ impl Catalog {
             .account(v.account)
             .va(va)
             .detail("va", self.va_path(va))
-            .detail("token_expires_at", expires_at);
+            .detail_time("token_expires_at", expires_at);
         Ok((
             Change::new(event).put(Record::ChildSatellite(child.clone())),
             child,

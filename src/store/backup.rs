@@ -15,7 +15,10 @@
 //! ```
 //!
 //! The record count is written twice (header and trailer) so that a truncated file can say how
-//! much is missing. [`Store::import`] reads the whole file and checks its structure and checksum
+//! much is missing. Two hashes describe a backup, and they are not the same: the trailer's
+//! *content checksum* covers every byte before it, while the *SHA-256* that `satellite backup`
+//! prints and the audit log records covers the whole file, trailer included, so that it is what
+//! `sha256sum FILE` prints and an operator can check a copy with standard tools. [`Store::import`] reads the whole file and checks its structure and checksum
 //! before it writes anything, then writes into a temporary sibling directory that is renamed into
 //! place only once complete: a damaged backup never leaves a half-restored store behind.
 //!
@@ -151,8 +154,11 @@ pub struct BackupSummary {
     pub records: u64,
     /// The size of the backup file.
     pub bytes: u64,
-    /// The SHA-256 in the trailer, lower-case hex.
+    /// The SHA-256 of the whole file, lower-case hex: what `sha256sum FILE` prints.
     pub sha256: String,
+    /// The content checksum stored in the trailer (the SHA-256 of every byte before it),
+    /// lower-case hex.
+    pub content_sha256: String,
 }
 
 /// Which step a progress report is about.
@@ -245,7 +251,8 @@ impl Store {
         }
         w.put(&total.to_be_bytes())?;
         let (mut out, hash, bytes) = w.finish();
-        out.write_all(hash.as_ref()).map_err(BackupError::Write)?;
+        out.write_all(hash.content.as_ref())
+            .map_err(BackupError::Write)?;
         out.flush().map_err(BackupError::Write)?;
         progress(Progress {
             phase: Phase::Export,
@@ -258,8 +265,9 @@ impl Store {
             created_at,
             tables: summary_tables,
             records: total,
-            bytes: bytes + hash.as_ref().len() as u64,
-            sha256: hex(hash.as_ref()),
+            bytes: bytes + hash.content.as_ref().len() as u64,
+            sha256: hex(hash.file.as_ref()),
+            content_sha256: hex(hash.content.as_ref()),
         })
     }
 
@@ -322,9 +330,9 @@ fn write_store(
     let db = sled::Config::new()
         .path(tmp)
         .open()
-        .map_err(|source| StoreError::Open {
+        .map_err(|cause| StoreError::Open {
             path: tmp.to_owned(),
-            source,
+            cause,
         })?;
     // Marks the new store with the backup's schema, so that opening it below migrates it.
     schema::ensure(&db, tmp, expected.schema, &[])?;
@@ -550,7 +558,8 @@ fn read_backup_from<R: Read>(
         tables,
         records: total,
         bytes: r.bytes,
-        sha256: hex(&sha),
+        sha256: hex(r.hash.finish().as_ref()),
+        content_sha256: hex(&sha),
     })
 }
 
@@ -632,9 +641,10 @@ impl<'a, R: Read> HashReader<'a, R> {
         self.exact(out)
     }
 
-    /// The hash of everything read so far. Takes the context: call it once.
-    fn digest(&mut self) -> digest::Digest {
-        std::mem::replace(&mut self.hash, digest::Context::new(&digest::SHA256)).finish()
+    /// The content checksum: the hash of everything read so far. Reading goes on hashing, so
+    /// that once the trailer is read `hash` holds the whole file's.
+    fn digest(&self) -> digest::Digest {
+        self.hash.clone().finish()
     }
 }
 
@@ -660,10 +670,22 @@ impl<'a, W: Write> HashWriter<'a, W> {
         self.inner.write_all(bytes).map_err(BackupError::Write)
     }
 
-    /// Returns a buffered writer for the trailer's hash, the hash and the bytes written.
-    fn finish(self) -> (BufWriter<&'a mut W>, digest::Digest, u64) {
-        (self.inner, self.hash.finish(), self.bytes)
+    /// Returns a buffered writer for the trailer, the content checksum to write there (and
+    /// the whole file's hash once it is written), and the bytes written so far.
+    fn finish(mut self) -> (BufWriter<&'a mut W>, Hashes, u64) {
+        let content = self.hash.clone().finish();
+        self.hash.update(content.as_ref());
+        let file = self.hash.finish();
+        (self.inner, Hashes { content, file }, self.bytes)
     }
+}
+
+/// The two hashes of a backup (see the module documentation).
+struct Hashes {
+    /// What the trailer holds: the SHA-256 of every byte before it.
+    content: digest::Digest,
+    /// The SHA-256 of the whole file, trailer included.
+    file: digest::Digest,
 }
 
 /// Refuses a restore target that exists and is not an empty directory.

@@ -13,13 +13,24 @@ use super::codec::CodecError;
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The store directory could not be opened as a sled database.
+    /// The store directory could not be opened as a sled database. The cause is part of the
+    /// message rather than a `source`, so that an error chain does not print it twice.
     #[error(
-        "cannot open the store at {}: {source}; check that the directory is writable by \
-         satellite and that no other satellite process is using it",
+        "cannot open the store at {}: {cause}; check that the directory is writable by \
+         satellite",
         path.display()
     )]
-    Open { path: PathBuf, source: sled::Error },
+    Open { path: PathBuf, cause: sled::Error },
+
+    /// Another process holds the store's lock: a satellite serving it, or an offline tool
+    /// (`restore`, `loadgen fill`) working on it. `pid` is the holder when the system says.
+    #[error(
+        "the store at {} is in use by another satellite process{}; stop it first, or use \
+         another data directory",
+        path.display(),
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    Locked { path: PathBuf, pid: Option<u32> },
 
     /// The committer thread could not be started when opening the store.
     #[error("cannot start the store committer thread: {0}; the system is out of threads or memory")]

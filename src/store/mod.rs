@@ -187,10 +187,7 @@ impl Store {
             }
         }
         let path = dir.to_owned();
-        let db = open_db(dir).map_err(|source| StoreError::Open {
-            path: path.clone(),
-            source,
-        })?;
+        let db = open_db(dir)?;
         schema::ensure(&db, &path, current_schema, migrations)?;
         let mut trees = Vec::with_capacity(tables.len());
         let mut index = HashMap::with_capacity(tables.len());
@@ -208,7 +205,7 @@ impl Store {
         db.flush().map_err(StoreError::storage("flush"))?;
         let files = StoreFiles::open(dir).map_err(|source| StoreError::Open {
             path: path.clone(),
-            source: source.into(),
+            cause: source.into(),
         })?;
         let group =
             GroupCommit::start(db.clone(), trees.clone(), files).map_err(StoreError::Thread)?;
@@ -454,30 +451,74 @@ fn records<R: Record>(
         }))
 }
 
-/// Opens the sled database. sled releases its directory lock from background threads when the
-/// last handle of a previous open is dropped in this process, so a prompt reopen (a restore, a
-/// test) may briefly find the lock held: wait for its release, for a bounded time. Another
-/// process holding the lock is still refused after that.
 /// sled's page cache. Every record the satellite serves from lives in the catalog in memory;
 /// sled reads only at start-up, for backups and to update records, so its default 1 GiB cache
 /// would mostly duplicate the catalog (docs/benchmarks.md, "Scale").
 const CACHE_BYTES: u64 = 128 * 1024 * 1024;
 
-fn open_db(dir: &Path) -> Result<sled::Db, sled::Error> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+/// How long an open waits for a lock this process itself still holds.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens the sled database. sled releases its directory lock from background threads when the
+/// last handle of a previous open is dropped in this process, so a prompt reopen (a restore, a
+/// test) may briefly find the lock held: wait for its release, for a bounded time. A lock that
+/// another process holds is refused at once, naming it.
+fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
         match sled::Config::new()
             .path(dir)
             .cache_capacity(CACHE_BYTES)
             .open()
         {
-            Err(e)
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
+            Ok(db) => return Ok(db),
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                let pid = Store::lock_holder(dir);
+                let other = pid.is_some_and(|p| p != std::process::id());
+                if other || std::time::Instant::now() >= deadline {
+                    return Err(StoreError::Locked {
+                        path: dir.to_owned(),
+                        pid,
+                    });
+                }
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            other => return other,
+            Err(cause) => {
+                return Err(StoreError::Open {
+                    path: dir.to_owned(),
+                    cause,
+                });
+            }
         }
     }
+}
+
+impl Store {
+    /// The process holding the lock of the store in `dir`, if one does and the system says
+    /// which (Linux lists every `flock` with its owner in `/proc/locks`). Opens nothing and
+    /// creates nothing, so a daemon can ask before it touches a data directory.
+    pub fn lock_holder(dir: &Path) -> Option<u32> {
+        use std::os::unix::fs::MetadataExt;
+        // sled locks the `db` file of its directory.
+        let inode = std::fs::metadata(dir.join("db")).ok()?.ino();
+        let locks = std::fs::read_to_string("/proc/locks").ok()?;
+        lock_owner(&locks, inode)
+    }
+}
+
+/// The owner of the `flock` on `inode` in the text of `/proc/locks`, whose lines read
+/// `1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234567 0 EOF` (waiters have `->` after the number).
+/// The device is not compared: its numbering differs between `stat` and this file on some
+/// file systems, and an inode that is locked is enough to tell.
+fn lock_owner(locks: &str, inode: u64) -> Option<u32> {
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            [_, "FLOCK", _, _, pid, file, ..] => {
+                let (_, ino) = file.rsplit_once(':')?;
+                (ino.parse::<u64>().ok()? == inode).then(|| pid.parse().ok())?
+            }
+            _ => None,
+        }
+    })
 }

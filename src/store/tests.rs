@@ -601,3 +601,27 @@ fn store_handles_are_cheap_clones() {
     assert!(Arc::ptr_eq(&store.inner, &clone.inner));
     assert!(format!("{store:?}").contains("Store"));
 }
+
+#[test]
+fn the_holder_of_a_stores_lock_is_read_from_the_system() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    assert_eq!(Store::lock_holder(&path), None, "no store, no lock");
+    let store = Store::open(&path, &["t"]).expect("open");
+    if std::path::Path::new("/proc/locks").exists() {
+        assert_eq!(Store::lock_holder(&path), Some(std::process::id()));
+    }
+    drop(store);
+}
+
+#[test]
+fn lock_lines_are_matched_by_inode_and_waiters_are_skipped() {
+    let locks = "1: POSIX  ADVISORY  WRITE 10 fd:01:77 0 EOF\n\
+                 2: FLOCK  ADVISORY  WRITE 4242 fd:01:1234567 0 EOF\n\
+                 2: -> FLOCK  ADVISORY  WRITE 5151 fd:01:1234567 0 EOF\n\
+                 3: FLOCK  ADVISORY  WRITE 99 00:2a:88 0 EOF\n";
+    assert_eq!(lock_owner(locks, 1234567), Some(4242));
+    assert_eq!(lock_owner(locks, 88), Some(99));
+    assert_eq!(lock_owner(locks, 77), None, "a POSIX lock is not sled's");
+    assert_eq!(lock_owner(locks, 5), None);
+}

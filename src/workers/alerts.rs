@@ -138,7 +138,7 @@ impl super::Worker for AlertsWorker {
     async fn work(&mut self) -> Result<String, String> {
         let (holding, sent) = self.round().await?;
         Ok(format!(
-            "{holding} alert(s) holding, {sent} sent to the webhook"
+            "{holding} alert(s) held at that round, {sent} sent to the webhook"
         ))
     }
 

@@ -64,7 +64,7 @@ impl Registry {
                 name: name.to_string(),
                 state: e.state.to_string(),
                 detail: match e.last_run {
-                    Some(t) => format!("{} (round {}, last {})", e.detail, e.rounds, t.time()),
+                    Some(t) => format!("{} (round {}, last {})", e.detail, e.rounds, stamp(t)),
                     None => e.detail.clone(),
                 },
             })
@@ -96,4 +96,11 @@ pub fn spawn<W: Worker>(
         registry.set(W::NAME, "stopped", String::new());
         info!(worker = W::NAME, "worker stopped");
     })
+}
+
+/// When a round ran, for `status`: RFC 3339, whole seconds, so that it carries its date.
+fn stamp(t: OffsetDateTime) -> String {
+    let t = t.replace_nanosecond(0).unwrap_or(t);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
 }

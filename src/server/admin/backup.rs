@@ -21,7 +21,8 @@ use crate::domain::{Change, DomainError, NewEvent};
 use crate::server::error::ApiError;
 use crate::store::{BackupError, BackupSummary};
 
-/// Headers that describe the backup in the body, for clients that do not parse it.
+/// Headers that describe the backup in the body, for clients that do not parse it. The SHA-256
+/// is the whole body's, what `sha256sum` prints for the saved file.
 pub const RECORDS_HEADER: &str = "x-satellite-backup-records";
 pub const SHA256_HEADER: &str = "x-satellite-backup-sha256";
 
@@ -64,8 +65,9 @@ pub async fn backup(State(ctx): State<AdminCtx>, Caller(p): Caller) -> Result<Re
     Ok(response)
 }
 
-/// The audit event: who took a backup, of how much. It is written after the snapshot, so a
-/// backup never holds its own event.
+/// The audit event: who took a backup, of how much, and the SHA-256 of the whole file (what
+/// `sha256sum` prints for it), so that a file found later can be matched with its event. It is
+/// written after the snapshot, so a backup never holds its own event.
 async fn record_event(ctx: &AdminCtx, actor: &str, s: &BackupSummary) -> Result<(), ApiError> {
     let event = NewEvent::new("backup.create", format!("{} records", s.records))
         .detail("records", s.records)
