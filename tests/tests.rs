@@ -3,6 +3,7 @@
 mod inproc;
 mod util;
 
+mod access_log;
 mod agent_cli;
 mod allocation;
 mod backup;
