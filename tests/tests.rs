@@ -25,6 +25,7 @@ mod license_import;
 mod metrics;
 mod operator_devices;
 mod process;
+mod promtool;
 mod quantities;
 mod reservation;
 mod rum;
