@@ -176,9 +176,8 @@ fn log_new(new: &[&Alert], holding: usize) {
         warn!(
             new = new.len(),
             holding,
-            %counts,
-            "{} new alerts ({counts}); the first {LOGGED_ALERTS} follow, `satellite alerts` lists \
-             them all",
+            counts = counts.as_str(),
+            "{} new alerts; the first {LOGGED_ALERTS} follow, `satellite alerts` lists them all",
             new.len()
         );
     }
