@@ -83,9 +83,9 @@ fn assert_tcp_source(line: &Value) {
     assert!(addr.ip().is_loopback(), "{line}");
 }
 
-#[test]
-fn every_request_writes_one_access_line() {
-    let d = Daemon::start_with("", JSON_LOGS);
+/// An account with licenses, a system administrator `root` (returns its API token and a
+/// registration token) and a user `leaving` to delete.
+fn setup(d: &Daemon) -> (String, String) {
     d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
     d.cli_ok(&[
         "license",
@@ -100,14 +100,17 @@ fn every_request_writes_one_access_line() {
     d.cli_ok(&["user", "create", "root"]);
     d.cli_ok(&["user", "grant", "root", "--role", "system-admin"]);
     d.cli_ok(&["user", "create", "leaving"]);
-    let token = d.cli_json(&["api-token", "create", "--user", "root"])["secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let secret = d.cli_json(&["token", "create", "--va", "acme/Default"])["secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let secret = |args: &[&str]| d.cli_json(args)["secret"].as_str().unwrap().to_string();
+    (
+        secret(&["api-token", "create", "--user", "root"]),
+        secret(&["token", "create", "--va", "acme/Default"]),
+    )
+}
+
+#[test]
+fn every_request_writes_one_access_line() {
+    let d = Daemon::start_with("", JSON_LOGS);
+    let (token, secret) = setup(&d);
     let rt = runtime();
     let dirs = tempfile::tempdir().unwrap();
     let mut agent = register(&rt, &d, dirs.path(), &secret, "FOC0001");

@@ -265,12 +265,9 @@ fn status_is_scoped_to_the_callers_grants() {
         .assert_error(403, "forbidden");
 }
 
-/// Series follow what operators create, never what devices send: a pool with spare licenses
-/// and no device has its series; tags a device reports without licenses, and methods a client
-/// invents, add none.
-#[test]
-fn series_follow_license_entries_not_device_reports() {
-    let d = Daemon::start();
+/// `acme/Default` with 5 units of T, `acme/Default/spare` with 7 units of S; returns a
+/// registration token of `acme/Default`.
+fn two_pools(d: &Daemon) -> String {
     d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
     d.cli_ok(&["va", "create", "spare", "--parent", "acme/Default"]);
     for (va, tag, quantity) in [("acme/Default", "T", "5"), ("acme/Default/spare", "S", "7")] {
@@ -285,10 +282,19 @@ fn series_follow_license_entries_not_device_reports() {
             quantity,
         ]);
     }
-    let secret = d.cli_json(&["token", "create", "--va", "acme/Default"])["secret"]
+    d.cli_json(&["token", "create", "--va", "acme/Default"])["secret"]
         .as_str()
         .unwrap()
-        .to_string();
+        .to_string()
+}
+
+/// Series follow what operators create, never what devices send: a pool with spare licenses
+/// and no device has its series; tags a device reports without licenses, and methods a client
+/// invents, add none.
+#[test]
+fn series_follow_license_entries_not_device_reports() {
+    let d = Daemon::start();
+    let secret = two_pools(&d);
     let token = metrics_reader(&d);
     let rt = crate::devices::runtime();
     let dirs = tempfile::tempdir().unwrap();

@@ -82,6 +82,51 @@ fn queried_names(path: &str) -> BTreeSet<String> {
     names
 }
 
+/// OpenMetrics: promtool's OpenMetrics parser (the one behind `tsdb create-blocks-from
+/// openmetrics`, which wants a timestamp on every sample) reads it whole, `# EOF` included.
+fn check_openmetrics(openmetrics: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let stamped: String = openmetrics
+        .lines()
+        .map(|l| match l.starts_with('#') {
+            true => format!("{l}\n"),
+            false => format!("{l} 1700000000\n"),
+        })
+        .collect();
+    let file = dir.path().join("scrape.om");
+    std::fs::write(&file, stamped).unwrap();
+    let blocks = dir.path().join("blocks");
+    let parsed = promtool(
+        &[
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            "-q",
+            path(&file),
+            path(&blocks),
+        ],
+        "",
+    );
+    assert!(
+        parsed.status.success(),
+        "{}\n{openmetrics}",
+        text_of(&parsed)
+    );
+    // promtool's linter reads only the text format: in OpenMetrics a counter family `x` is
+    // announced without `_total`, so the linter finds `x_total` undocumented. That is its only
+    // remark, for exactly the counter families.
+    let counters: BTreeSet<String> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .map(|family| format!("{family}_total no help text"))
+        .collect();
+    let remarks: BTreeSet<String> = text_of(&promtool(&["check", "metrics"], openmetrics))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(remarks, counters, "{openmetrics}");
+}
+
 #[test]
 fn promtool_accepts_both_expositions_the_rules_and_every_queried_metric() {
     // A satellite bound to an upstream (so it has sync figures), with an account whose
@@ -121,48 +166,7 @@ fn promtool_accepts_both_expositions_the_rules_and_every_queried_metric() {
         text_of(&lint)
     );
 
-    // OpenMetrics: promtool's OpenMetrics parser (the one behind `tsdb create-blocks-from
-    // openmetrics`, which wants a timestamp on every sample) reads it whole, `# EOF` included.
-    let dir = tempfile::tempdir().unwrap();
-    let stamped: String = openmetrics
-        .lines()
-        .map(|l| match l.starts_with('#') {
-            true => format!("{l}\n"),
-            false => format!("{l} 1700000000\n"),
-        })
-        .collect();
-    let file = dir.path().join("scrape.om");
-    std::fs::write(&file, stamped).unwrap();
-    let blocks = dir.path().join("blocks");
-    let parsed = promtool(
-        &[
-            "tsdb",
-            "create-blocks-from",
-            "openmetrics",
-            "-q",
-            path(&file),
-            path(&blocks),
-        ],
-        "",
-    );
-    assert!(
-        parsed.status.success(),
-        "{}\n{openmetrics}",
-        text_of(&parsed)
-    );
-    // promtool's linter reads only the text format: in OpenMetrics a counter family `x` is
-    // announced without `_total`, so the linter finds `x_total` undocumented. That is its only
-    // remark, for exactly the counter families.
-    let counters: BTreeSet<String> = openmetrics
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
-        .map(|family| format!("{family}_total no help text"))
-        .collect();
-    let remarks: BTreeSet<String> = text_of(&promtool(&["check", "metrics"], &openmetrics))
-        .lines()
-        .map(str::to_string)
-        .collect();
-    assert_eq!(remarks, counters, "{openmetrics}");
+    check_openmetrics(&openmetrics);
 
     // The rules are valid, and every metric they and the dashboard query is in the scrape.
     let rules = promtool(&["check", "rules", RULES], "");
