@@ -263,7 +263,8 @@ async fn serve_live(
         ),
         workers::spawn(
             AlertsWorker::new(app.clone(), alert_inputs, live.alerts.clone())
-                .with_sync(sync.clone()),
+                .with_sync(sync.clone())
+                .with_metrics(metrics.clone()),
             workers.clone(),
             shutdown.clone(),
         ),
@@ -334,7 +335,10 @@ async fn serve_live(
         limits,
         shutdown.clone(),
     ));
-    info!(devices = %device_addr, admin = ?admin_addr, "satellite is ready");
+    match admin_addr {
+        Some(admin) => info!(devices = %device_addr, %admin, "satellite is ready"),
+        None => info!(devices = %device_addr, admin = "off", "satellite is ready"),
+    }
     while let Some(done) = tasks.join_next().await {
         done.context("a listener task failed")?;
     }

@@ -14,6 +14,7 @@
 //! - [`config`]: the TOML configuration, validated into `Settings`.
 //! - [`daemon`], [`signals`], [`shutdown`], [`systemd`]: `satellite serve`.
 //! - [`workers`]: named background work (expiry sweep, alerts).
+//! - [`logging`]: the log filter the daemon runs with and when it colours its output.
 //! - [`agent`]: the device-side client.
 //! - [`loadgen`]: the load generator (`satellite loadgen`), many agents over real TLS.
 //! - [`cli`]: the operator commands, clients of the admin API.
@@ -27,6 +28,7 @@ pub mod daemon;
 pub mod domain;
 pub mod fsutil;
 pub mod loadgen;
+pub mod logging;
 pub mod pki;
 pub mod protocol;
 pub mod server;

@@ -62,33 +62,46 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Logs to stderr; `RUST_LOG`, when set, overrides the configured level (also on reload).
-/// Returns how to change the level later.
+/// Either directive is expanded by `logging::directive` (a bare `debug` keeps the libraries
+/// underneath at `info`); colours only on a terminal (`logging::colour_stderr`). Returns how to
+/// change the level later.
 fn init_tracing(
     level: &str,
     format: satellite::config::LogFormat,
 ) -> satellite::daemon::SetLogLevel {
+    use satellite::logging;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{Layer, fmt, reload};
 
-    let from_env = std::env::var_os("RUST_LOG").is_some();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let from_env = std::env::var("RUST_LOG").ok();
+    let filter = from_env
+        .as_deref()
+        .and_then(|d| EnvFilter::try_new(logging::directive(d)).ok())
+        .unwrap_or_else(|| EnvFilter::new(logging::directive(level)));
     let (filter, handle) = reload::Layer::new(filter);
+    let colour = logging::colour_stderr();
     let output = match format {
-        satellite::config::LogFormat::Json => {
-            fmt::layer().json().with_writer(std::io::stderr).boxed()
-        }
-        satellite::config::LogFormat::Text => fmt::layer().with_writer(std::io::stderr).boxed(),
+        satellite::config::LogFormat::Json => fmt::layer()
+            .json()
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .boxed(),
+        satellite::config::LogFormat::Text => fmt::layer()
+            .with_ansi(colour)
+            .with_writer(std::io::stderr)
+            .boxed(),
     };
     tracing_subscriber::registry()
         .with(filter)
         .with(output)
         .init();
+    let from_env = from_env.is_some();
     Box::new(move |level: &str| {
         if from_env {
             return Ok(());
         }
-        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        let filter = EnvFilter::try_new(logging::directive(level)).map_err(|e| e.to_string())?;
         handle.reload(filter).map_err(|e| e.to_string())
     })
 }

@@ -35,7 +35,10 @@ pub fn stopping() {
 pub fn spawn_watchdog(mut shutdown: Shutdown) -> Option<tokio::task::JoinHandle<()>> {
     let interval = sd_notify::watchdog_enabled()?;
     let every = (interval / 2).max(Duration::from_millis(10));
-    debug!(?every, "systemd watchdog enabled");
+    debug!(
+        every_ms = every.as_millis() as u64,
+        "systemd watchdog enabled"
+    );
     Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {

@@ -3,6 +3,82 @@
 
 use crate::util::Daemon;
 
+/// What Prometheus sends (its default scrape protocols).
+pub const OPENMETRICS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,\
+    application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// GETs /metrics with `token` and the given Accept header; returns the content type and body.
+pub fn scrape(d: &Daemon, token: &str, accept: Option<&str>) -> (String, String) {
+    scrape_path(d, token, "/metrics", accept)
+}
+
+fn scrape_path(d: &Daemon, token: &str, path: &str, accept: Option<&str>) -> (String, String) {
+    let (status, content_type, body) = request(d, token, reqwest::Method::GET, path, accept);
+    assert_eq!(status, 200, "GET {path}: {body}");
+    (content_type, body)
+}
+
+/// Sends one request to the admin listener; returns the status, content type and body.
+fn request(
+    d: &Daemon,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    accept: Option<&str>,
+) -> (u16, String, String) {
+    let ca = reqwest::Certificate::from_pem(d.ca_pem.as_bytes()).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .resolve("localhost", d.admin_addr)
+        .build()
+        .unwrap();
+    let mut req = client
+        .request(
+            method,
+            format!("https://localhost:{}{path}", d.admin_addr.port()),
+        )
+        .bearer_auth(token);
+    if let Some(accept) = accept {
+        req = req.header("accept", accept);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let res = req.send().await.expect("an answer");
+        let status = res.status().as_u16();
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (status, content_type, res.text().await.unwrap())
+    })
+}
+
+/// A user holding the metrics-reader role, and an API token of theirs.
+pub fn metrics_reader(d: &Daemon) -> String {
+    d.cli_ok(&["user", "create", "prom"]);
+    d.cli_ok(&["user", "grant", "prom", "--role", "metrics-reader"]);
+    d.cli_json(&["api-token", "create", "--user", "prom"])["secret"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The series of a text exposition: (name, labels) of every sample.
+fn series(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let end = l.find(['{', ' ']).unwrap();
+            let labels = l[end..].rsplit_once(' ').unwrap().0;
+            (l[..end].to_string(), labels.to_string())
+        })
+        .collect()
+}
+
 #[test]
 fn metrics_count_requests_and_describe_the_catalog() {
     let d = Daemon::start();
@@ -35,9 +111,11 @@ fn metrics_count_requests_and_describe_the_catalog() {
         .assert_error(403, "forbidden");
     d.cli_ok(&["user", "grant", "prom", "--role", "metrics-reader"]);
 
-    let scrape = d.admin_api(Some(&token)).get("/metrics");
-    assert_eq!(scrape.status, 200, "{}", scrape.text);
-    let text = scrape.text;
+    let (content_type, text) = scrape(&d, &token, None);
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
     assert!(
         text.contains(
             "satellite_requests_total{listener=\"admin\",endpoint=\"/v1/accounts\",method=\"POST\",status=\"201\"} 1"
@@ -58,11 +136,24 @@ fn metrics_count_requests_and_describe_the_catalog() {
     }
     assert!(text.contains("satellite_store_bytes "), "{text}");
     assert!(text.contains("satellite_store_flushes_total "), "{text}");
+    // Without an Accept header asking for OpenMetrics: the Prometheus text format.
+    assert!(!text.contains("# EOF"), "{text}");
     assert!(
-        text.trim_end().ends_with("# EOF"),
-        "one exposition, one EOF: {text}"
+        text.contains("# HELP satellite_requests_total ")
+            && text.contains("# TYPE satellite_requests_total counter"),
+        "{text}"
     );
-    assert_eq!(text.matches("# EOF").count(), 1);
+    let (content_type, om) = scrape(&d, &token, Some(OPENMETRICS_ACCEPT));
+    assert!(
+        content_type.starts_with("application/openmetrics-text; version=1.0.0"),
+        "{content_type}"
+    );
+    assert!(
+        om.trim_end().ends_with("# EOF"),
+        "one exposition, one EOF: {om}"
+    );
+    assert_eq!(om.matches("# EOF").count(), 1);
+    assert!(om.contains("# TYPE satellite_requests counter"), "{om}");
 
     let ready = d.admin_api(None).get("/readyz");
     assert_eq!((ready.status, ready.text.trim()), (200, "ready"));
@@ -172,4 +263,104 @@ fn status_is_scoped_to_the_callers_grants() {
     d.admin_api(Some(&emea))
         .get("/metrics")
         .assert_error(403, "forbidden");
+}
+
+/// `acme/Default` with 5 units of T, `acme/Default/spare` with 7 units of S; returns a
+/// registration token of `acme/Default`.
+fn two_pools(d: &Daemon) -> String {
+    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    d.cli_ok(&["va", "create", "spare", "--parent", "acme/Default"]);
+    for (va, tag, quantity) in [("acme/Default", "T", "5"), ("acme/Default/spare", "S", "7")] {
+        d.cli_ok(&[
+            "license",
+            "add",
+            "--va",
+            va,
+            "--tag",
+            tag,
+            "--quantity",
+            quantity,
+        ]);
+    }
+    d.cli_json(&["token", "create", "--va", "acme/Default"])["secret"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Series follow what operators create, never what devices send: a pool with spare licenses
+/// and no device has its series; tags a device reports without licenses, and methods a client
+/// invents, add none.
+#[test]
+fn series_follow_license_entries_not_device_reports() {
+    let d = Daemon::start();
+    let secret = two_pools(&d);
+    let token = metrics_reader(&d);
+    let rt = crate::devices::runtime();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut agent = crate::devices::register(&rt, &d, dirs.path(), &secret, "FOC0001");
+    let before = series(&scrape(&d, &token, None).1);
+
+    // The device asks for 2 units of T and 1 unit each of 20 tags nobody holds licenses for.
+    let mut lines = crate::devices::usage("T", 2);
+    for i in 0..20 {
+        lines.extend(crate::devices::usage(&format!("invented.{i}"), 1));
+    }
+    rt.block_on(agent.report(lines, time::OffsetDateTime::now_utc()))
+        .expect("report");
+    for i in 0..20 {
+        let method = reqwest::Method::from_bytes(format!("BREW{i}").as_bytes()).unwrap();
+        assert_eq!(request(&d, &token, method, "/v1/vas", None).0, 405);
+    }
+
+    let text = scrape(&d, &token, None).1;
+    assert!(
+        !text.contains("invented."),
+        "a device-reported tag became a label: {text}"
+    );
+    assert!(
+        !text.contains("BREW"),
+        "a client-invented method became a label: {text}"
+    );
+    let labels =
+        |va: &str, tag: &str| format!("{{account=\"acme\",va=\"{va}\",entitlement_tag=\"{tag}\"}}");
+    for expected in [
+        format!(
+            "satellite_licenses_purchased{} 7",
+            labels("acme/Default/spare", "S")
+        ),
+        format!(
+            "satellite_licenses_in_use{} 0",
+            labels("acme/Default/spare", "S")
+        ),
+        format!(
+            "satellite_licenses_purchased{} 5",
+            labels("acme/Default", "T")
+        ),
+        format!("satellite_licenses_in_use{} 2", labels("acme/Default", "T")),
+        "satellite_unlicensed_units{account=\"acme\"} 20".to_string(),
+        "satellite_license_shortage_units{account=\"acme\"} 20".to_string(),
+        "method=\"other\",status=\"405\"} 20".to_string(),
+    ] {
+        assert!(text.contains(&expected), "no `{expected}` in {text}");
+    }
+    // Only request series are new (for the routes first used since: the report, the first
+    // scrape, the refused methods), none per tag.
+    let added: Vec<(String, String)> = series(&text)
+        .into_iter()
+        .filter(|s| !before.contains(s) && !s.0.starts_with("satellite_request"))
+        .collect();
+    assert!(added.is_empty(), "new series: {added:?}");
+
+    // Per account instead of per VA, for satellites with very many VAs.
+    let (_, by_account) = scrape_path(&d, &token, "/metrics?licenses=account", None);
+    assert!(
+        by_account
+            .contains("satellite_licenses_purchased{account=\"acme\",entitlement_tag=\"S\"} 7"),
+        "{by_account}"
+    );
+    assert!(!by_account.contains("va=\""), "{by_account}");
+    d.admin_api(Some(&token))
+        .get("/metrics?licenses=everything")
+        .assert_error(400, "malformed_request");
 }

@@ -3,6 +3,7 @@
 mod inproc;
 mod util;
 
+mod access_log;
 mod agent_cli;
 mod allocation;
 mod backup;
@@ -26,6 +27,7 @@ mod metrics;
 mod operator_devices;
 mod power_loss;
 mod process;
+mod promtool;
 mod quantities;
 mod readme;
 mod reservation;

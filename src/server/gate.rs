@@ -134,7 +134,7 @@ impl Gate {
                 listener = inner.listener,
                 at_connection_limit = counts.listener_full,
                 at_address_limit = counts.address_full,
-                last_peer = ?peer,
+                last_peer = %peer.map_or_else(|| "unix".to_string(), |ip| ip.to_string()),
                 max_connections = inner.max_connections,
                 max_per_address = inner.max_per_address,
                 "connections refused since the last report (reported at most every {} s)",

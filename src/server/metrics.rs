@@ -1,13 +1,23 @@
-//! Prometheus metrics (SPEC §9): request counts and latency per endpoint from a middleware on
-//! both routers, and gauges computed from the catalog and the store at scrape time (devices by
-//! state, licenses purchased and in use per VA and tag, store size, flushes).
+//! Prometheus metrics and the access log (SPEC §9, "Observability").
+//!
+//! A middleware on both routers ([`track`]) counts and times every request under its route
+//! pattern and writes one access line for it (`metrics/access.rs`). Gauges are computed from
+//! the catalog, the store and `/proc/self` at scrape time (`metrics/scrape.rs`,
+//! `metrics/process.rs`); the exposition is negotiated, OpenMetrics or the Prometheus text
+//! format 0.0.4 (`metrics/format.rs`). `docs/observability.md` lists every metric and how many
+//! series a satellite exposes.
 //!
 //! Request metrics live in an explicit [`Registry`] owned by the daemon (no global recorder, so
 //! tests can run several satellites in one process). Catalog gauges are built per scrape: a
 //! scrape holds the catalog's read lock only while counting, never while encoding.
 
+mod access;
+mod format;
+mod process;
+mod scrape;
+
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -17,17 +27,20 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+pub use format::Format;
+pub use scrape::LicenseDetail;
+
 use crate::app::App;
+use crate::domain::AlertInputs;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     listener: &'static str,
     endpoint: String,
-    method: String,
+    method: &'static str,
     status: u16,
 }
 
@@ -43,18 +56,7 @@ struct RefusedLabels {
     reason: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StateLabels {
-    state: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PoolLabels {
-    va: String,
-    entitlement_tag: String,
-}
-
-/// The request metrics shared by both listeners.
+/// The request metrics shared by both listeners, and the alert counts of the last round.
 #[derive(Clone)]
 pub struct Metrics {
     inner: Arc<Inner>,
@@ -65,6 +67,9 @@ struct Inner {
     requests: Family<RequestLabels, Counter>,
     latency: Family<EndpointLabels, Histogram>,
     refused: Family<RefusedLabels, Counter>,
+    /// Alerts holding after the alerts worker's last round, by (kind, severity). A pair seen
+    /// once stays, at 0 once it clears, so a query never confuses "none" with "not scraped".
+    alerts: Mutex<BTreeMap<(&'static str, &'static str), i64>>,
 }
 
 impl Default for Metrics {
@@ -82,12 +87,12 @@ impl Metrics {
         });
         registry.register(
             "requests",
-            "Requests answered, by endpoint and status",
+            "Requests answered, by listener, route pattern, method and status",
             requests.clone(),
         );
         registry.register(
             "request_duration_seconds",
-            "Time from request to response, by endpoint",
+            "Time from request to response headers, by listener and route pattern",
             latency.clone(),
         );
         let refused = Family::<RefusedLabels, Counter>::default();
@@ -103,6 +108,7 @@ impl Metrics {
                 requests,
                 latency,
                 refused,
+                alerts: Mutex::new(BTreeMap::new()),
             }),
         }
     }
@@ -111,7 +117,7 @@ impl Metrics {
         &self,
         listener: &'static str,
         endpoint: String,
-        method: String,
+        method: &'static str,
         status: u16,
         secs: f64,
     ) {
@@ -138,111 +144,41 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition: request metrics, then gauges computed now.
-    pub fn render(&self, app: &App, sync: Option<&crate::sync::SyncEngine>) -> String {
-        let now = app.now();
-        let timers = app.timers();
-        let (by_state, pools) = app.read(|c| {
-            let by_state: BTreeMap<&'static str, i64> = c
-                .device_states(now, &timers)
-                .into_iter()
-                .map(|(s, n)| (s.as_str(), n as i64))
-                .collect();
-            let mut pools = Vec::new();
-            for (va, tag) in c.pool_keys() {
-                let purchased = c.available(va, &tag, now);
-                let (granted, _, _) = c.granted(va, &tag, now);
-                pools.push((c.va_path(va), tag, purchased, granted));
-            }
-            (by_state, pools)
-        });
-        let mut scrape = Registry::with_prefix("satellite");
-        let devices = Family::<StateLabels, Gauge>::default();
-        for (state, n) in by_state {
-            devices.get_or_create(&StateLabels { state }).set(n);
+    /// Records the alerts holding now, by (kind, severity) (the alerts worker, every round).
+    pub fn set_alerts(&self, holding: impl IntoIterator<Item = (&'static str, &'static str)>) {
+        let mut counts = self.inner.alerts.lock().unwrap_or_else(|p| p.into_inner());
+        counts.values_mut().for_each(|n| *n = 0);
+        for key in holding {
+            *counts.entry(key).or_default() += 1;
         }
-        scrape.register("devices", "Registered devices by state", devices);
-        let purchased = Family::<PoolLabels, Gauge>::default();
-        let in_use = Family::<PoolLabels, Gauge>::default();
-        for (va, tag, p, g) in pools {
-            let labels = PoolLabels {
-                va,
-                entitlement_tag: tag,
-            };
-            purchased
-                .get_or_create(&labels)
-                .set(p.min(i64::MAX as u64) as i64);
-            in_use
-                .get_or_create(&labels)
-                .set(g.min(i64::MAX as u64) as i64);
-        }
-        scrape.register(
-            "licenses_purchased",
-            "License units valid now, per VA and tag in use",
-            purchased,
-        );
-        scrape.register(
-            "licenses_in_use",
-            "License units granted to devices, per VA and tag",
-            in_use,
-        );
-        let store = app.store();
-        let size = Gauge::<i64>::default();
-        size.set(store.size_on_disk().unwrap_or(0) as i64);
-        scrape.register("store_bytes", "Size of the store on disk", size);
-        let flushes = Counter::<u64>::default();
-        flushes.inc_by(store.flushes());
-        scrape.register("store_flushes", "Store flushes (group commits)", flushes);
-        let (total, max) = store.flush_time();
-        let flush_secs = Counter::<f64>::default();
-        flush_secs.inc_by(total as f64 / 1e6);
-        scrape.register(
-            "store_flush_seconds",
-            "Time spent flushing the store",
-            flush_secs,
-        );
-        let flush_max = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-        flush_max.set(max as f64 / 1e6);
-        scrape.register(
-            "store_flush_max_seconds",
-            "Longest store flush since start",
-            flush_max,
-        );
-        let commits = Counter::<u64>::default();
-        commits.inc_by(store.commits());
-        scrape.register("store_commits", "Store transactions committed", commits);
-        // Only on a satellite bound to an upstream: seconds since the last successful sync
-        // (since binding if none yet), and failures since the last success.
-        if let Some(sync) = sync
-            && let Some(bound) = app.read(|c| c.upstream_binding().cloned())
-        {
-            let status = sync.status();
-            let since = status
-                .last_success
-                .or(bound.last_success)
-                .unwrap_or(bound.bound_at);
-            let age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-            age.set((now - since).as_seconds_f64().max(0.0));
-            scrape.register(
-                "sync_age_seconds",
-                "Seconds since the last successful sync with the upstream",
-                age,
-            );
-            let failures = Gauge::<i64>::default();
-            failures.set(i64::from(status.failures));
-            scrape.register(
-                "sync_failures",
-                "Failed sync attempts since the last success",
-                failures,
-            );
-        }
+    }
 
+    /// The exposition in `format`: request metrics, then figures computed now.
+    pub fn render(
+        &self,
+        app: &App,
+        sync: Option<&crate::sync::SyncEngine>,
+        certificates: &AlertInputs,
+        format: Format,
+        detail: LicenseDetail,
+    ) -> String {
+        let alerts = self
+            .inner
+            .alerts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let (satellite, standard) = scrape::registries(app, sync, certificates, &alerts, detail);
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = encode_registry(&mut out, &self.inner.registry);
-        let _ = encode_registry(&mut out, &scrape);
+        let _ = encode_registry(&mut out, &satellite);
+        let _ = encode_registry(&mut out, &standard);
         let _ = encode_eof(&mut out);
-        out
+        match format {
+            Format::OpenMetrics => out,
+            Format::Text => format::to_text(&out),
+        }
     }
 }
 
@@ -254,13 +190,14 @@ pub struct Observed {
 }
 
 /// Middleware: counts and times every request under its route pattern (never the raw path,
-/// which would let clients create unbounded label values).
+/// which would let clients create unbounded label values, and may carry a RUM ingest key),
+/// and writes its access line.
 pub async fn track(State(o): State<Observed>, req: Request, next: Next) -> Response {
     let endpoint = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = req.method().to_string();
+    let method = req.method().clone();
     let span = tracing::info_span!(
         "request",
         listener = o.listener,
@@ -268,15 +205,20 @@ pub async fn track(State(o): State<Observed>, req: Request, next: Next) -> Respo
         endpoint = %endpoint,
         actor = tracing::field::Empty,
     );
+    let line = access::Line::begin(o.listener, &req);
     let started = Instant::now();
-    let res = tracing::Instrument::instrument(next.run(req), span).await;
+    let (res, actor) =
+        access::with_caller(tracing::Instrument::instrument(next.run(req), span)).await;
+    let elapsed = started.elapsed();
+    let status = res.status().as_u16();
     o.metrics.observe(
         o.listener,
-        endpoint,
-        method,
-        res.status().as_u16(),
-        started.elapsed().as_secs_f64(),
+        endpoint.clone(),
+        access::method_label(&method),
+        status,
+        elapsed.as_secs_f64(),
     );
+    line.finish(&method, &endpoint, status, elapsed, actor, &res);
     res
 }
 
@@ -292,7 +234,8 @@ pub async fn ready(State(app): State<App>) -> Response {
     }
 }
 
-/// Records who is calling in the current request span.
+/// Records who is calling: in the current request span, and for the request's access line.
 pub fn record_actor(actor: &str) {
     tracing::Span::current().record("actor", actor);
+    access::record_caller(actor);
 }

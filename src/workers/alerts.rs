@@ -1,9 +1,15 @@
-//! Alert notification (SPEC §6): derives the alerts, logs each new one at warn level, and POSTs
+//! Alert notification (SPEC §6): derives the alerts, logs the new ones at warn level, and POSTs
 //! new ones to the configured local webhook. An alert counts as sent only once the webhook
 //! answered 2xx; until then it is retried every round. An alert that clears and comes back is
 //! sent again.
+//!
+//! The log gets each new alert once. A round with more than [`LOGGED_ALERTS`] new ones (the
+//! first round after starting a large satellite: every alert that holds is new to it) logs one
+//! summary line with counts by kind and severity, then the first [`LOGGED_ALERTS`] alerts, most
+//! severe first, and points at `satellite alerts` for the rest. The counts are also published
+//! as the `satellite_alerts` metric.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -13,6 +19,10 @@ use tracing::warn;
 use crate::app::App;
 use crate::config::AlertsSettings;
 use crate::domain::{Alert, AlertInputs};
+use crate::server::metrics::Metrics;
+
+/// The most alerts one round logs one by one; beyond it the round logs a summary instead.
+pub const LOGGED_ALERTS: usize = 10;
 
 pub struct AlertsWorker {
     pub app: App,
@@ -24,6 +34,8 @@ pub struct AlertsWorker {
     pub sent: HashSet<String>,
     logged: HashSet<String>,
     client: reqwest::Client,
+    /// Where the counts of holding alerts are published, if anywhere.
+    metrics: Option<Metrics>,
 }
 
 impl AlertsWorker {
@@ -39,7 +51,14 @@ impl AlertsWorker {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap_or_default(),
+            metrics: None,
         }
+    }
+
+    /// Publishes the counts of holding alerts to `metrics` after every round.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Raises the upstream-sync alert from `sync`'s status.
@@ -75,16 +94,14 @@ impl AlertsWorker {
         let keys: HashSet<String> = alerts.iter().map(|a| a.key.clone()).collect();
         self.sent.retain(|k| keys.contains(k));
         self.logged.retain(|k| keys.contains(k));
-        for a in &alerts {
-            if self.logged.insert(a.key.clone()) {
-                warn!(
-                    kind = a.kind,
-                    severity = a.severity.as_str(),
-                    "alert: {}",
-                    a.message
-                );
-            }
+        if let Some(metrics) = &self.metrics {
+            metrics.set_alerts(alerts.iter().map(|a| (a.kind, a.severity.as_str())));
         }
+        let new: Vec<&Alert> = alerts
+            .iter()
+            .filter(|a| self.logged.insert(a.key.clone()))
+            .collect();
+        log_new(&new, alerts.len());
         let webhook = self
             .settings
             .read()
@@ -129,6 +146,48 @@ impl AlertsWorker {
             self.sent.insert(a.key.clone());
         }
         Ok((alerts.len(), n))
+    }
+}
+
+/// Logs the alerts new this round (most severe first): each one, or a summary and the first
+/// [`LOGGED_ALERTS`] when there are more.
+fn log_new(new: &[&Alert], holding: usize) {
+    if new.len() > LOGGED_ALERTS {
+        let mut counts: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
+        for a in new {
+            *counts
+                .entry(a.kind)
+                .or_default()
+                .entry(a.severity.as_str())
+                .or_default() += 1;
+        }
+        let counts = counts
+            .iter()
+            .map(|(kind, by_severity)| {
+                let severities: Vec<String> = by_severity
+                    .iter()
+                    .rev()
+                    .map(|(severity, n)| format!("{n} {severity}"))
+                    .collect();
+                format!("{kind}: {}", severities.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        warn!(
+            new = new.len(),
+            holding,
+            counts = counts.as_str(),
+            "{} new alerts; the first {LOGGED_ALERTS} follow, `satellite alerts` lists them all",
+            new.len()
+        );
+    }
+    for a in new.iter().take(LOGGED_ALERTS) {
+        warn!(
+            kind = a.kind,
+            severity = a.severity.as_str(),
+            "alert: {}",
+            a.message
+        );
     }
 }
 

@@ -74,7 +74,16 @@ pub async fn status(State(ctx): State<AdminCtx>, Caller(p): Caller) -> Reply<Sta
 
 /// Prometheus metrics: satellite-wide figures, for system administrators and holders of the
 /// metrics-reader role (a monitoring system's token). Anyone else is refused (SPEC §7).
-pub async fn metrics(State(ctx): State<AdminCtx>, Caller(p): Caller) -> axum::response::Response {
+/// The exposition is negotiated: OpenMetrics when the `Accept` header asks for it (Prometheus
+/// does), the Prometheus text format 0.0.4 otherwise. `?licenses=account` sums license series
+/// per account instead of per VA (for satellites with very many VAs).
+pub async fn metrics(
+    State(ctx): State<AdminCtx>,
+    Caller(p): Caller,
+    headers: axum::http::HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> axum::response::Response {
+    use crate::server::metrics::{Format, LicenseDetail};
     use axum::response::IntoResponse;
     if !p.may_read_metrics() {
         return ApiError::from(crate::domain::DomainError::Forbidden(format!(
@@ -85,12 +94,29 @@ pub async fn metrics(State(ctx): State<AdminCtx>, Caller(p): Caller) -> axum::re
         )))
         .into_response();
     }
+    let detail = match query.as_deref().unwrap_or_default() {
+        "" | "licenses=va" => LicenseDetail::Va,
+        "licenses=account" => LicenseDetail::Account,
+        other => {
+            return ApiError::malformed(format!(
+                "unknown query `{other}`: /metrics takes `licenses=va` (the default) or \
+                 `licenses=account`"
+            ))
+            .into_response();
+        }
+    };
+    let format = Format::negotiate(
+        headers
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    );
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        ctx.metrics.render(&ctx.app, Some(&ctx.sync)),
+        [
+            (axum::http::header::CONTENT_TYPE, format.content_type()),
+            (axum::http::header::VARY, "Accept"),
+        ],
+        ctx.metrics
+            .render(&ctx.app, Some(&ctx.sync), &ctx.alert_inputs, format, detail),
     )
         .into_response()
 }

@@ -1,0 +1,155 @@
+//! The access log: one line per request on either listener, under its own tracing target
+//! (`satellite::access`, [`crate::logging::ACCESS_TARGET`]) so operators can route it
+//! elsewhere or silence it (`info,satellite::access=off`).
+//!
+//! A line carries the listener, method, route pattern (never the raw path: an ingest URL
+//! holds a secret key, and a path is whatever a client sends), status, latency to the
+//! response headers, the caller once authenticated (`user:…`, `local:uid=…`, `device:…`,
+//! `rum:<address>`), the source address (`unix` for the admin socket), and the body sizes
+//! where known: the request's from its announced length, the response's when its length is
+//! known before it is sent (every JSON answer; not a streamed backup). A refused
+//! authentication (401) is marked `refused="authentication"`, so failed logins can be counted
+//! per source.
+//!
+//! The caller is known only inside the handler, after authentication: `record_actor` puts it
+//! in a task-local slot that [`with_caller`] opens around the request, since a handler runs in
+//! the task of its connection.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::{HeaderMap, Method, header};
+use axum::response::Response;
+use hyper::body::Body as _;
+
+use crate::logging::ACCESS_TARGET;
+use crate::server::listen::Peer;
+
+tokio::task_local! {
+    /// The caller of the request this task is serving, once authenticated.
+    static CALLER: Arc<Mutex<Option<String>>>;
+}
+
+/// Runs `request` with an empty caller slot; returns its output and the caller it recorded.
+pub(super) async fn with_caller<F: Future>(request: F) -> (F::Output, Option<String>) {
+    let slot = Arc::new(Mutex::new(None));
+    let out = CALLER.scope(slot.clone(), request).await;
+    let caller = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    (out, caller)
+}
+
+/// Records the caller of the request being served (no-op outside a request).
+pub(super) fn record_caller(actor: &str) {
+    let _ = CALLER.try_with(|slot| {
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(actor.to_string());
+    });
+}
+
+/// The method as a metric label: the standard methods by name, anything else as `other`, so
+/// that a client cannot create label values (HTTP allows any token as a method).
+pub(super) fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(m, _)| m == method)
+        .map_or("other", |(_, name)| name)
+}
+
+/// What the access line knows before the request is served.
+pub(super) struct Line {
+    listener: &'static str,
+    source: String,
+    request_bytes: Option<u64>,
+}
+
+impl Line {
+    pub(super) fn begin(listener: &'static str, req: &Request) -> Line {
+        let source = match req.extensions().get::<Peer>() {
+            Some(Peer::Tls { addr, .. }) => {
+                std::net::SocketAddr::new(addr.ip().to_canonical(), addr.port()).to_string()
+            }
+            Some(Peer::Local { .. }) => "unix".to_string(),
+            None => "unknown".to_string(),
+        };
+        Line {
+            listener,
+            source,
+            request_bytes: content_length(req.headers()).or(req.body().size_hint().exact()),
+        }
+    }
+
+    /// Writes the line.
+    pub(super) fn finish(
+        self,
+        method: &Method,
+        route: &str,
+        status: u16,
+        latency: Duration,
+        actor: Option<String>,
+        res: &Response,
+    ) {
+        let response_bytes = res
+            .body()
+            .size_hint()
+            .exact()
+            .or_else(|| content_length(res.headers()));
+        let refused = (status == 401).then_some("authentication");
+        tracing::info!(
+            target: ACCESS_TARGET,
+            listener = self.listener,
+            method = method.as_str(),
+            route,
+            status,
+            latency_ms = latency.as_micros() as f64 / 1000.0,
+            actor = actor.as_deref(),
+            source = self.source.as_str(),
+            request_bytes = self.request_bytes,
+            response_bytes,
+            refused,
+            "request"
+        );
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
+    }
+
+    #[tokio::test]
+    async fn the_caller_recorded_inside_a_request_comes_back_out() {
+        let ((), caller) = with_caller(async { record_caller("user:alice") }).await;
+        assert_eq!(caller.as_deref(), Some("user:alice"));
+        let ((), none) = with_caller(async {}).await;
+        assert_eq!(none, None);
+        // Outside a request nothing happens (and nothing panics).
+        record_caller("user:bob");
+    }
+}
