@@ -21,6 +21,7 @@ mod https;
 mod license_import;
 mod metrics;
 mod operator_devices;
+mod package;
 mod process;
 mod quantities;
 mod reservation;

@@ -8,6 +8,7 @@ mod commands;
 mod devices;
 mod imports;
 pub mod loadgen;
+mod locate;
 mod reserve;
 mod sync;
 mod table;
@@ -39,8 +40,10 @@ pub struct Global {
     /// Data directory (overrides `data_dir` of the configuration).
     #[arg(long, global = true)]
     pub data_dir: Option<PathBuf>,
-    /// Admin socket to talk to (default: `admin.socket` of the configuration).
-    #[arg(long, global = true)]
+    /// Admin socket to talk to (default: `admin.socket` of --config; without it
+    /// `./satellite-data/admin.sock`, then the packaged `/etc/satellite/satellite.toml` and
+    /// `/run/satellite/admin.sock`, whichever exists first).
+    #[arg(long, global = true, env = "SATELLITE_SOCKET")]
     pub socket: Option<PathBuf>,
     /// Talk to a remote satellite's HTTPS admin API instead of the local socket.
     #[arg(long, global = true, requires = "token")]
@@ -130,8 +133,8 @@ impl Global {
     }
 
     fn target(&self) -> Result<Target> {
-        let settings = self.settings()?;
         if let Some(url) = &self.url {
+            let settings = self.settings()?;
             let ca_path = self
                 .ca
                 .clone()
@@ -148,9 +151,7 @@ impl Global {
                 ca_pem,
             });
         }
-        Ok(Target::Socket(
-            self.socket.clone().unwrap_or(settings.admin.socket),
-        ))
+        Ok(Target::Socket(locate::admin_socket(self)?))
     }
 }
 
