@@ -1,6 +1,8 @@
 //! What a packaged install relies on, with the real binary: the CLI finds the daemon's admin
 //! socket without options (`SATELLITE_SOCKET`, `--config`, `./satellite-data`, the packaged
-//! defaults) and says where it looked when it cannot.
+//! defaults) and says where it looked when it cannot; the packaged configuration; shell
+//! completions and manual pages generated from the CLI definition. `packaging/check-deb.sh`
+//! builds, installs and removes the package itself (CI).
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -119,4 +121,111 @@ fn the_error_lists_every_place_looked_at_and_how_to_point_elsewhere() {
         !err.contains("satellite-data"),
         "a socket given explicitly is the only place to look: {err}"
     );
+}
+
+#[test]
+fn the_packaged_configuration_puts_the_socket_where_the_group_can_reach_it() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/satellite.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli_in(
+        dir.path(),
+        &["--config", config, "config", "check", "--json"],
+        &[],
+    );
+    let settings: serde_json::Value =
+        serde_json::from_str(&assert_ok(&out, "config check of the packaged file")).unwrap();
+    assert_eq!(settings["admin_socket"], "/run/satellite/admin.sock");
+    assert_eq!(settings["data_dir"], "/var/lib/satellite");
+    let text = std::fs::read_to_string(config).unwrap();
+    assert!(text.contains("socket_mode = \"0660\""), "{text}");
+
+    // The unit lets the group into the runtime directory that holds the socket.
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/satellite.service"
+    ))
+    .unwrap();
+    for line in [
+        "RuntimeDirectory=satellite",
+        "RuntimeDirectoryMode=0750",
+        "Group=satellite",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "the unit lacks `{line}`");
+    }
+}
+
+#[test]
+fn completions_cover_every_subcommand_for_bash_zsh_and_fish() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = cli_in(dir.path(), &["completions", shell], &[]);
+        let script = assert_ok(&out, &format!("`satellite completions {shell}`"));
+        for word in [
+            "status",
+            "account",
+            "reserve",
+            "sync",
+            "socket",
+            "completions",
+        ] {
+            assert!(
+                script.contains(word),
+                "the {shell} completion does not mention `{word}`"
+            );
+        }
+    }
+    let out = cli_in(dir.path(), &["completions", "tcsh"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+}
+
+#[test]
+fn man_pages_are_generated_for_the_command_and_every_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("man");
+    let out = cli_in(
+        dir.path(),
+        &["man-pages", "--out-dir", out_dir.to_str().unwrap()],
+        &[],
+    );
+    let said = assert_ok(&out, "`satellite man-pages`");
+    let pages: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        said.starts_with(&format!("{} manual pages", pages.len())),
+        "{said}"
+    );
+    for page in [
+        "satellite.1",
+        "satellite-status.1",
+        "satellite-completions.1",
+        "satellite-man-pages.1",
+        "satellite-account-create.1",
+        "satellite-sync-export.1",
+    ] {
+        assert!(pages.iter().any(|p| p == page), "no {page} in {pages:?}");
+    }
+    assert!(
+        !pages
+            .iter()
+            .any(|p| p.starts_with("satellite-help") || p.contains("-help-")),
+        "pages of the help command: {pages:?}"
+    );
+    let main = std::fs::read_to_string(out_dir.join("satellite.1")).unwrap();
+    assert!(
+        main.starts_with(".ie") || main.contains(".TH satellite 1"),
+        "{main}"
+    );
+    for text in [
+        "SATELLITE_SOCKET",
+        "satellite\\-status(1)",
+        "Virtual Accounts",
+    ] {
+        assert!(main.contains(text), "satellite.1 does not mention `{text}`");
+    }
 }

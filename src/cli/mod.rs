@@ -6,6 +6,7 @@ mod backup;
 mod client;
 mod commands;
 mod devices;
+mod generate;
 mod imports;
 pub mod loadgen;
 mod locate;
@@ -110,6 +111,10 @@ pub enum Command {
     /// License reservation for devices that can reach nothing: reserve for a request code,
     /// release with a return code, list, cancel.
     Reserve(reserve::ReserveArgs),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions(generate::CompletionsArgs),
+    /// Write the manual pages (satellite.1 and one per subcommand) into a directory.
+    ManPages(generate::ManPagesArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,6 +167,8 @@ pub async fn run_client(global: &Global, command: Command) -> Result<()> {
         Command::Agent(a) => return agent::run(a, global.json).await,
         Command::Restore(a) => return backup::restore(global, a),
         Command::Loadgen(a) => return loadgen::run(a, global).await,
+        Command::Completions(a) => return generate::completions(&a),
+        Command::ManPages(a) => return generate::man_pages(&a),
         Command::Sync(sync::SyncCommand::Keygen { out }) => {
             return imports::keygen(commands::Output { json: global.json }, &out);
         }
@@ -177,7 +184,9 @@ pub async fn run_client(global: &Global, command: Command) -> Result<()> {
         | Command::Config(_)
         | Command::Agent(_)
         | Command::Loadgen(_)
-        | Command::Restore(_) => {
+        | Command::Restore(_)
+        | Command::Completions(_)
+        | Command::ManPages(_) => {
             unreachable!("handled above or by the caller")
         }
         Command::Status => commands::status(&client, out).await,
