@@ -25,6 +25,7 @@ mod https;
 mod license_import;
 mod metrics;
 mod operator_devices;
+mod package;
 mod power_loss;
 mod process;
 mod promtool;

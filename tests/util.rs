@@ -362,6 +362,7 @@ pub fn cli_with_config(config: &Path, args: &[&str]) -> Output {
         .arg(config)
         .args(args)
         .env_remove("SATELLITE_CONFIG")
+        .env_remove("SATELLITE_SOCKET")
         .env_remove("SATELLITE_TOKEN")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())

@@ -1,7 +1,8 @@
 //! The operator CLI's connection to a running daemon: the admin Unix socket (local, acts as
 //! system administrator) or HTTPS with an API token (remote, acts as that token's user).
 
-use std::path::PathBuf;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use http_body_util::{BodyExt, Full};
@@ -122,13 +123,7 @@ impl AdminClient {
         let mut total = 0u64;
         match &self.target {
             Target::Socket(socket) => {
-                let stream = tokio::net::UnixStream::connect(socket).await.map_err(|e| {
-                    anyhow!(
-                        "cannot reach the satellite's admin socket {}: {e}. Is `satellite serve` \
-                         running? Point at it with --data-dir DIR or --socket PATH",
-                        socket.display()
-                    )
-                })?;
+                let stream = connect(socket).await?;
                 let (mut sender, conn) =
                     hyper::client::conn::http1::handshake(TokioIo::new(stream))
                         .await
@@ -199,19 +194,42 @@ fn refusal(status: StatusCode, bytes: &[u8]) -> anyhow::Error {
     }
 }
 
+/// Connects to the admin socket; a failure says what the operator can do about it.
+async fn connect(socket: &Path) -> Result<tokio::net::UnixStream> {
+    let e = match tokio::net::UnixStream::connect(socket).await {
+        Ok(stream) => return Ok(stream),
+        Err(e) => e,
+    };
+    let shown = socket.display();
+    let hint = match e.kind() {
+        ErrorKind::PermissionDenied => {
+            "run the command as root or as a member of the socket's group: on a host installed \
+             from the package, `sudo usermod -aG satellite $USER`, then log in again (the \
+             daemon's admin.socket_mode must be \"0660\")"
+        }
+        ErrorKind::ConnectionRefused => {
+            "nothing answers there: the daemon stopped or crashed and left its socket behind. \
+             Start it (`systemctl start satellite`, or `satellite serve`), or name another \
+             socket with --socket PATH"
+        }
+        _ => {
+            "is the daemon running (`systemctl status satellite`, or `satellite serve`)? Name \
+             its socket with --socket PATH or SATELLITE_SOCKET=PATH, or its configuration with \
+             --config FILE"
+        }
+    };
+    Err(anyhow!(
+        "cannot reach the satellite's admin socket {shown}: {e}; {hint}"
+    ))
+}
+
 async fn unix_request(
-    socket: &PathBuf,
+    socket: &Path,
     method: Method,
     path: &str,
     body: Vec<u8>,
 ) -> Result<(StatusCode, Bytes)> {
-    let stream = tokio::net::UnixStream::connect(socket).await.map_err(|e| {
-        anyhow!(
-            "cannot reach the satellite's admin socket {}: {e}. Is `satellite serve` running? \
-             Point at it with --data-dir DIR or --socket PATH",
-            socket.display()
-        )
-    })?;
+    let stream = connect(socket).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .context("admin socket handshake failed")?;

@@ -21,6 +21,15 @@ pub const SERVE: &str = examples!(
     "satellite --config /etc/satellite/satellite.toml serve",
     "satellite --data-dir /var/lib/satellite serve",
 );
+pub const COMPLETIONS: &str = examples!(
+    "satellite completions bash > /etc/bash_completion.d/satellite",
+    "satellite completions zsh > \"${fpath[1]}/_satellite\"",
+    "satellite completions fish > ~/.config/fish/completions/satellite.fish",
+);
+pub const MAN_PAGES: &str = examples!(
+    "satellite man-pages --out-dir /usr/local/share/man/man1 && mandb",
+    "satellite man-pages --out-dir ./man && man -l ./man/satellite-license-add.1",
+);
 pub const STATUS: &str = examples!("satellite status", "satellite status --json");
 pub const CONFIG: &str = examples!("satellite --config /etc/satellite/satellite.toml config check");
 pub const CONFIG_CHECK: &str = CONFIG;

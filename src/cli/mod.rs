@@ -11,9 +11,11 @@ mod errors;
 mod events;
 mod examples;
 mod fmt;
+mod generate;
 mod imports;
 mod licenses;
 pub mod loadgen;
+mod locate;
 mod progress;
 mod reserve;
 mod suggest;
@@ -58,8 +60,10 @@ pub struct Global {
     /// Data directory (overrides `data_dir` of the configuration).
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub data_dir: Option<PathBuf>,
-    /// Admin socket to talk to (default: `admin.socket` of the configuration).
-    #[arg(long, global = true, help_heading = GLOBAL)]
+    /// Admin socket to talk to (default: `admin.socket` of --config; without it
+    /// `./satellite-data/admin.sock`, then the packaged `/etc/satellite/satellite.toml` and
+    /// `/run/satellite/admin.sock`, whichever exists first).
+    #[arg(long, global = true, env = "SATELLITE_SOCKET", help_heading = GLOBAL)]
     pub socket: Option<PathBuf>,
     /// Talk to a remote satellite's HTTPS admin API instead of the local socket.
     #[arg(long, global = true, requires = "token", help_heading = GLOBAL)]
@@ -136,6 +140,12 @@ pub enum Command {
     /// License reservation for devices that can reach nothing: reserve for a request code,
     /// release with a return code, list, cancel.
     Reserve(reserve::ReserveArgs),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = examples::COMPLETIONS)]
+    Completions(generate::CompletionsArgs),
+    /// Write the manual pages (satellite.1 and one per subcommand) into a directory.
+    #[command(after_help = examples::MAN_PAGES)]
+    ManPages(generate::ManPagesArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,8 +170,8 @@ impl Global {
     }
 
     fn target(&self) -> Result<Target> {
-        let settings = self.settings()?;
         if let Some(url) = &self.url {
+            let settings = self.settings()?;
             let ca_path = self
                 .ca
                 .clone()
@@ -178,9 +188,7 @@ impl Global {
                 ca_pem,
             });
         }
-        Ok(Target::Socket(
-            self.socket.clone().unwrap_or(settings.admin.socket),
-        ))
+        Ok(Target::Socket(locate::admin_socket(self)?))
     }
 }
 
@@ -195,6 +203,8 @@ pub async fn run_client(global: &Global, command: Command) -> Result<()> {
             ..
         }) => return backup::verify(global.json, &file),
         Command::Loadgen(a) => return loadgen::run(a, global).await,
+        Command::Completions(a) => return generate::completions(&a),
+        Command::ManPages(a) => return generate::man_pages(&a),
         Command::Sync(sync::SyncCommand::Keygen { out }) => {
             return imports::keygen(commands::Output { json: global.json }, &out);
         }
@@ -210,7 +220,9 @@ pub async fn run_client(global: &Global, command: Command) -> Result<()> {
         | Command::Config(_)
         | Command::Agent(_)
         | Command::Loadgen(_)
-        | Command::Restore(_) => {
+        | Command::Restore(_)
+        | Command::Completions(_)
+        | Command::ManPages(_) => {
             unreachable!("handled above or by the caller")
         }
         Command::Status => commands::status(&client, out).await,
