@@ -27,6 +27,7 @@ pub mod config;
 pub mod daemon;
 pub mod domain;
 pub mod fsutil;
+pub mod hex;
 pub mod loadgen;
 pub mod logging;
 pub mod pki;

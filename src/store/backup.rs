@@ -34,6 +34,7 @@ use aws_lc_rs::digest;
 
 use super::schema::{self, META_TREE, MIGRATIONS, SCHEMA_VERSION};
 use super::{Store, StoreError};
+use crate::hex::encode as hex;
 
 /// The backup format this satellite writes, and the newest it reads.
 pub const BACKUP_FORMAT: u32 = 1;
@@ -717,10 +718,6 @@ fn sync_dir(dir: &Path) -> Result<(), BackupError> {
             path: dir.to_owned(),
             source,
         })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

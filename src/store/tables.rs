@@ -225,9 +225,7 @@ mod tests {
     };
     use crate::store::codec::encode;
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
+    use crate::hex::encode as hex;
 
     fn id(n: u8) -> Uuid {
         Uuid::from_bytes([n; 16])
