@@ -118,8 +118,9 @@ fn notify_protocol_ready_reloading_watchdog_stopping() {
     assert_eq!(status.code(), Some(0));
 }
 
-#[test]
-fn a_bad_reload_keeps_the_old_configuration_and_says_why() {
+/// Starts the daemon on `config(dir, "info")` in a new directory, its log in `DIR/log`; answers
+/// the directory, the process and what it printed before `ready`.
+fn serve_logging() -> (tempfile::TempDir, std::process::Child, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("satellite.toml");
     std::fs::write(&cfg, config(dir.path(), "info")).unwrap();
@@ -134,10 +135,17 @@ fn a_bad_reload_keeps_the_old_configuration_and_says_why() {
         .spawn()
         .unwrap();
     let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let printed: Vec<String> = lines
+    let printed = lines
         .map_while(Result::ok)
         .take_while(|l| l != "ready")
         .collect();
+    (dir, child, printed)
+}
+
+#[test]
+fn a_bad_reload_keeps_the_old_configuration_and_says_why() {
+    let (dir, mut child, printed) = serve_logging();
+    let (cfg, log_path) = (dir.path().join("satellite.toml"), dir.path().join("log"));
     let socket = printed
         .iter()
         .find_map(|l| l.strip_prefix("admin socket "))
@@ -229,24 +237,8 @@ fn wait_for_log(path: &Path, needle: &str, count: usize) -> String {
 
 #[test]
 fn a_reload_names_every_changed_setting_it_did_not_apply() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("satellite.toml");
-    std::fs::write(&cfg, config(dir.path(), "info")).unwrap();
-    let log_path = dir.path().join("log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["--config", cfg.to_str().unwrap(), "serve"])
-        .env_remove("RUST_LOG")
-        .env_remove("NOTIFY_SOCKET")
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let _: Vec<String> = lines
-        .map_while(Result::ok)
-        .take_while(|l| l != "ready")
-        .collect();
+    let (dir, mut child, _) = serve_logging();
+    let (cfg, log_path) = (dir.path().join("satellite.toml"), dir.path().join("log"));
 
     // One applied change (the timers) and one of each section a reload cannot apply.
     let changed = config(dir.path(), "info")

@@ -226,3 +226,29 @@ fn snapshot(c: &Catalog, account: &Account) -> Snapshot {
 fn days(n: i64) -> Duration {
     Duration::days(n)
 }
+
+/// Registers a device in `va` (through a token of its own) and returns its id.
+fn register(c: &mut Catalog, va: VaId, n: u8) -> InstanceId {
+    c.commit(c.create_token(&admin(), va, token_spec(), hash(100 + n), NOW));
+    let r = Registration {
+        token_hash: hash(100 + n),
+        udi: Udi {
+            pid: "P".into(),
+            serial: format!("S{n}"),
+        },
+        hostname: "h".into(),
+        product: "p".into(),
+        version: "v".into(),
+        force: false,
+    };
+    let (change, i) = c
+        .register_device(&r, NOW, |_| {
+            Ok(IssuedIdentity {
+                serial: format!("C{n}"),
+                not_after: NOW + Duration::days(365),
+            })
+        })
+        .expect("registered");
+    c.apply(&change);
+    i.id
+}
