@@ -236,6 +236,15 @@ fn hidden_name(target: &Path, what: &str) -> String {
     format!(".{name}.{}.{what}", crate::app::secrets::hex(&random))
 }
 
+/// The permission bits of `path` (`0o7777`) when its group or others may read, write or run it;
+/// `None` when only the owner may. Private keys and secrets are refused when they are open to
+/// others (each caller names its own fix).
+pub fn open_to_others(path: &Path) -> io::Result<Option<u32>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(path)?.permissions().mode() & 0o7777;
+    Ok((mode & 0o077 != 0).then_some(mode))
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::{PermissionsExt, symlink};

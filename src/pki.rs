@@ -19,7 +19,7 @@ use std::fmt;
 use std::fs::{self};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -682,12 +682,7 @@ fn pair_exists(cert: &Path, key: &Path, advice: &'static str) -> Result<bool, Pk
 }
 
 fn check_key_mode(path: &Path) -> Result<(), PkiError> {
-    let mode = fs::metadata(path)
-        .map_err(io_error(path))?
-        .permissions()
-        .mode()
-        & 0o7777;
-    if mode & 0o077 != 0 {
+    if let Some(mode) = crate::fsutil::open_to_others(path).map_err(io_error(path))? {
         return Err(PkiError::KeyPermissions {
             path: path.to_owned(),
             mode,

@@ -12,7 +12,7 @@
 
 use std::fs::{self};
 use std::io::{self};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -89,12 +89,9 @@ pub(super) fn load(dir: &Path) -> Result<(AgentState, AgentIdentity), AgentError
     })?;
 
     let key_path = dir.join(KEY);
-    let mode = fs::metadata(&key_path)
-        .map_err(|e| missing(dir, &key_path, e))?
-        .permissions()
-        .mode()
-        & 0o7777;
-    if mode & 0o077 != 0 {
+    if let Some(mode) =
+        crate::fsutil::open_to_others(&key_path).map_err(|e| missing(dir, &key_path, e))?
+    {
         return Err(AgentError::State(format!(
             "{path}: private key has mode {mode:04o}, readable by others; fix it with `chmod 600 {path}`",
             path = key_path.display()

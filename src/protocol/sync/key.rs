@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self};
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
@@ -142,12 +141,7 @@ impl SatelliteKey {
 
     /// Loads a key written by [`SatelliteKey::save`], refusing a file others can read.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let mode = fs::metadata(path)
-            .map_err(io_error(path))?
-            .permissions()
-            .mode()
-            & 0o7777;
-        if mode & 0o077 != 0 {
+        if let Some(mode) = crate::fsutil::open_to_others(path).map_err(io_error(path))? {
             return Err(KeyError::Permissions {
                 path: path.to_owned(),
                 mode,

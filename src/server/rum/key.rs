@@ -9,7 +9,6 @@
 //! every account's URL at once.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use aws_lc_rs::{constant_time, hmac};
@@ -83,8 +82,7 @@ impl IngestKey {
             )?;
             return Ok(Self::from_secret(&secret));
         }
-        let mode = fs::metadata(&path).map_err(io)?.permissions().mode() & 0o7777;
-        if mode & 0o077 != 0 {
+        if let Some(mode) = crate::fsutil::open_to_others(&path).map_err(io)? {
             return Err(IngestKeyError::Permissions { path, mode });
         }
         let text = fs::read_to_string(&path).map_err(io)?;
@@ -143,6 +141,7 @@ fn percent_encode(segment: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn keys_are_per_account_stable_and_checked_exactly() {
