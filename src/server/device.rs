@@ -21,7 +21,7 @@ use crate::app::{App, secrets};
 use crate::domain::{
     Change, DeviceError, InstanceId, IssuedIdentity, Registration, Udi, UsageOutcome,
 };
-use crate::pki::{self, Pki};
+use crate::pki::Pki;
 use crate::protocol::device::{self as wire, Authorization, codes};
 
 /// What the device handlers share.
@@ -118,13 +118,14 @@ async fn register_inner(ctx: &DeviceCtx, req: Request) -> Result<wire::RegisterR
         .app
         .change(&actor, |c, now| {
             let (change, instance) = c.register_device(&registration, now, |id| {
-                let issued = sign(&ctx.pki, &r.csr, id, timers.certificate_validity, now)?;
-                let identity = IssuedIdentity {
-                    serial: issued.serial.clone(),
-                    not_after: issued.not_after,
-                };
-                certificate = Some(issued.pem);
-                Ok(identity)
+                issue(
+                    &ctx.pki,
+                    &r.csr,
+                    id,
+                    timers.certificate_validity,
+                    now,
+                    &mut certificate,
+                )
             })?;
             let answer = c.authorization(&instance, now, &timers);
             Ok::<_, DeviceError>((change, (instance, answer, now)))
@@ -140,15 +141,24 @@ async fn register_inner(ctx: &DeviceCtx, req: Request) -> Result<wire::RegisterR
     })
 }
 
-fn sign(
+/// Signs the device's CSR for instance `id` (registration and renewal alike): the identity the
+/// domain records, and the certificate's PEM for the answer in `pem`.
+fn issue(
     pki: &Pki,
     csr: &str,
     id: InstanceId,
     validity: time::Duration,
     now: OffsetDateTime,
-) -> Result<pki::IssuedCert, DeviceError> {
-    pki.sign_csr(csr, &id.to_string(), validity, now)
-        .map_err(|e| DeviceError::BadCsr(e.to_string()))
+    pem: &mut Option<String>,
+) -> Result<IssuedIdentity, DeviceError> {
+    let issued = pki
+        .sign_csr(csr, &id.to_string(), validity, now)
+        .map_err(|e| DeviceError::BadCsr(e.to_string()))?;
+    *pem = Some(issued.pem);
+    Ok(IssuedIdentity {
+        serial: issued.serial,
+        not_after: issued.not_after,
+    })
 }
 
 /// The device behind the identity certificate of this connection.
@@ -248,13 +258,14 @@ async fn renew(
         .app
         .change(&actor(id), |c, now| {
             let (change, _) = c.renew_device(id, now, |id| {
-                let issued = sign(&ctx.pki, &r.csr, id, timers.certificate_validity, now)?;
-                let identity = IssuedIdentity {
-                    serial: issued.serial.clone(),
-                    not_after: issued.not_after,
-                };
-                certificate = Some(issued.pem);
-                Ok(identity)
+                issue(
+                    &ctx.pki,
+                    &r.csr,
+                    id,
+                    timers.certificate_validity,
+                    now,
+                    &mut certificate,
+                )
             })?;
             Ok::<_, DeviceError>((change, now))
         })
