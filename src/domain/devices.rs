@@ -2,8 +2,6 @@
 //! certificate renewal, deregistration by the device, by an operator or by the expiry sweep.
 //! Devices learned from Cisco RUM reports are in `rum.rs`.
 
-use super::model::TagCounts;
-
 use time::OffsetDateTime;
 
 use super::access::{Access, Principal};
@@ -149,27 +147,22 @@ impl Catalog {
         let id = existing.map_or_else(InstanceId::new, |e| e.id);
         let issued = issue(id)?;
         let instance = ProductInstance {
-            id,
-            account: account.id,
-            va: token.va,
-            udi: r.udi.clone(),
             hostname: r.hostname.clone(),
             product: r.product.clone(),
             version: r.version.clone(),
-            source: InstanceSource::Native,
-            registered_at: now,
-            order: existing.map_or(self.next_order, |e| e.order),
             token: Some(token.id),
             export_allowed: token.allow_export_controlled,
             cert_serial: Some(issued.serial),
             cert_not_after: Some(issued.not_after),
-            last_contact: now,
-            last_report_at: None,
-            last_seq: None,
-            last_measured_at: None,
-            usage: TagCounts::new(),
-            last_answer: None,
-            clock_skew: false,
+            ..ProductInstance::first_seen(
+                id,
+                account.id,
+                token.va,
+                r.udi.clone(),
+                InstanceSource::Native,
+                existing.map_or(self.next_order, |e| e.order),
+                now,
+            )
         };
         let mut used = token.clone();
         used.uses += 1;

@@ -345,6 +345,44 @@ pub struct ProductInstance {
     pub clock_skew: bool,
 }
 
+impl ProductInstance {
+    /// A device first seen at `now` through `source`: no report, certificate, token, names or
+    /// usage yet; each channel sets what it knows with struct update syntax.
+    pub fn first_seen(
+        id: super::ids::InstanceId,
+        account: AccountId,
+        va: VaId,
+        udi: Udi,
+        source: InstanceSource,
+        order: u64,
+        now: OffsetDateTime,
+    ) -> Self {
+        ProductInstance {
+            id,
+            account,
+            va,
+            udi,
+            hostname: String::new(),
+            product: String::new(),
+            version: String::new(),
+            source,
+            registered_at: now,
+            order,
+            token: None,
+            export_allowed: false,
+            cert_serial: None,
+            cert_not_after: None,
+            last_contact: now,
+            last_report_at: None,
+            last_seq: None,
+            last_measured_at: None,
+            usage: TagCounts::new(),
+            last_answer: None,
+            clock_skew: false,
+        }
+    }
+}
+
 /// A certificate that must no longer be accepted (renewed, re-registered or deregistered).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevokedCertificate {

@@ -14,7 +14,7 @@ use super::devices::DeviceError;
 use super::error::DomainError;
 use super::events::NewEvent;
 use super::ids::{AccountId, InstanceId};
-use super::model::{AccountStatus, InstanceSource, ProductInstance, RumRecord, TagCounts, Udi};
+use super::model::{AccountStatus, InstanceSource, ProductInstance, RumRecord, Udi};
 
 /// A Cisco RUM report reduced to what compliance needs.
 #[derive(Debug, Clone)]
@@ -165,27 +165,16 @@ impl Catalog {
         now: OffsetDateTime,
     ) -> ProductInstance {
         ProductInstance {
-            id: InstanceId::new(),
-            account,
-            va,
-            udi: udi.clone(),
-            hostname: String::new(),
             product: udi.pid.clone(),
-            version: String::new(),
-            source: InstanceSource::Rum,
-            registered_at: now,
-            order: self.next_order,
-            token: None,
-            export_allowed: false,
-            cert_serial: None,
-            cert_not_after: None,
-            last_contact: now,
-            last_report_at: None,
-            last_seq: None,
-            last_measured_at: None,
-            usage: TagCounts::new(),
-            last_answer: None,
-            clock_skew: false,
+            ..ProductInstance::first_seen(
+                InstanceId::new(),
+                account,
+                va,
+                udi.clone(),
+                InstanceSource::Rum,
+                self.next_order,
+                now,
+            )
         }
     }
 }
