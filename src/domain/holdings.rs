@@ -31,17 +31,15 @@ impl Catalog {
     /// devices, for the states).
     pub fn holdings(&self, p: &Principal, now: OffsetDateTime, timers: &DeviceTimers) -> Holdings {
         let mut h = Holdings::default();
+        let mut readable = Vec::new();
         for a in self.accounts().filter(|a| self.account_visible(p, a.id)) {
             h.accounts += 1;
             for v in self.vas_of(a.id) {
-                if self.va_access(p, v.id).is_none() {
-                    continue;
-                }
-                h.virtual_accounts += 1;
-                h.licenses += self.licenses_in(v.id).count();
-                h.tokens += self.tokens_in(v.id).count();
-                if !p.is_system_admin() {
-                    h.devices += self.instance_count_in(v.id);
+                if self.va_access(p, v.id).is_some() {
+                    h.virtual_accounts += 1;
+                    h.licenses += self.licenses_in(v.id).count();
+                    h.tokens += self.tokens_in(v.id).count();
+                    readable.push(v.id);
                 }
             }
         }
@@ -49,12 +47,9 @@ impl Catalog {
             h.devices = self.instance_count();
             h.devices_by_state = self.device_states(now, timers);
         } else {
-            let readable = self
-                .accounts()
-                .flat_map(|a| self.vas_of(a.id))
-                .filter(|v| self.va_access(p, v.id).is_some())
-                .flat_map(|v| self.instances_in(v.id));
-            h.devices_by_state = Self::states_of(readable, now, timers);
+            h.devices = readable.iter().map(|&va| self.instance_count_in(va)).sum();
+            let devices = readable.iter().flat_map(|&va| self.instances_in(va));
+            h.devices_by_state = Self::states_of(devices, now, timers);
         }
         h
     }

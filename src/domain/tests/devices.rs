@@ -56,27 +56,7 @@ fn routine_reports_keep_every_device_index_true() {
     let timers = DeviceTimers::default();
     let mut ids = Vec::new();
     for n in 0..2 {
-        let r = Registration {
-            token_hash: hash(1),
-            udi: Udi {
-                pid: "P".into(),
-                serial: format!("S{n}"),
-            },
-            hostname: "h".into(),
-            product: "p".into(),
-            version: "v".into(),
-            force: false,
-        };
-        let (change, i) = c
-            .register_device(&r, NOW, |_| {
-                Ok(IssuedIdentity {
-                    serial: format!("C{n}"),
-                    not_after: NOW + Duration::days(365),
-                })
-            })
-            .expect("registered");
-        c.apply_owned(change);
-        ids.push(i.id);
+        ids.push(register_with(&mut c, hash(1), n));
     }
     check_device_indexes(&c);
 

@@ -230,8 +230,14 @@ fn days(n: i64) -> Duration {
 /// Registers a device in `va` (through a token of its own) and returns its id.
 fn register(c: &mut Catalog, va: VaId, n: u8) -> InstanceId {
     c.commit(c.create_token(&admin(), va, token_spec(), hash(100 + n), NOW));
+    register_with(c, hash(100 + n), n)
+}
+
+/// Registers device `P:S{n}` (certificate serial `C{n}`) with the token hashed `token` and
+/// returns its id.
+fn register_with(c: &mut Catalog, token: [u8; 32], n: u8) -> InstanceId {
     let r = Registration {
-        token_hash: hash(100 + n),
+        token_hash: token,
         udi: Udi {
             pid: "P".into(),
             serial: format!("S{n}"),
