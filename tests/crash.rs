@@ -32,7 +32,7 @@ use time::OffsetDateTime;
 use satellite::agent::{
     AgentError, AgentIdentity, DeviceClient, new_key_and_csr, register_raw, registration_client,
 };
-use satellite::protocol::device::{RegisterRequest, Udi, UsageLine, UsageRequest, codes};
+use satellite::protocol::device::{UsageLine, UsageRequest, codes};
 
 use crate::devices::runtime;
 use crate::util::Daemon;
@@ -116,18 +116,7 @@ async fn registrar(
     loop {
         let serial = format!("CRASH{:07}", serials.fetch_add(1, Ordering::SeqCst));
         let (key_pem, csr) = new_key_and_csr(&serial).expect("a key and a CSR");
-        let request = RegisterRequest {
-            token: token.clone(),
-            udi: Udi {
-                pid: "C9300-24T".into(),
-                serial: serial.clone(),
-            },
-            hostname: format!("host-{serial}"),
-            product: "Catalyst 9300".into(),
-            version: "17.9.4".into(),
-            csr,
-            force: false,
-        };
+        let request = crate::util::register_request(&token, &serial, csr);
         match register_raw(&http, &url, &request).await {
             Ok(answer) => out.registered.push(Device {
                 identity: AgentIdentity {

@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 use satellite::agent::{
     AgentError, AgentIdentity, DeviceClient, new_key_and_csr, register_raw, registration_client,
 };
-use satellite::protocol::device::{RegisterRequest, Udi, UsageLine, UsageRequest, codes};
+use satellite::protocol::device::{UsageLine, UsageRequest, codes};
 
 use crate::devices::runtime;
 use crate::util::{Daemon, assert_names};
@@ -217,18 +217,7 @@ async fn register(
     serial: &str,
 ) -> Result<Device, AgentError> {
     let (key_pem, csr) = new_key_and_csr(serial).expect("a key and a CSR");
-    let request = RegisterRequest {
-        token: token.into(),
-        udi: Udi {
-            pid: "C9300-24T".into(),
-            serial: serial.into(),
-        },
-        hostname: format!("host-{serial}"),
-        product: "Catalyst 9300".into(),
-        version: "17.9.4".into(),
-        csr,
-        force: false,
-    };
+    let request = crate::util::register_request(token, serial, csr);
     let http = registration_client(ca_pem).expect("a registration client");
     let answer = register_raw(&http, url, &request).await?;
     Ok(Device {

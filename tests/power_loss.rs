@@ -28,7 +28,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use satellite::agent::new_key_and_csr;
-use satellite::protocol::device::{RegisterRequest, Udi, UsageLine, UsageRequest};
+use satellite::protocol::device::{UsageLine, UsageRequest};
 
 use crate::util::Daemon;
 
@@ -140,18 +140,7 @@ fn devices_register_and_report(d: &Daemon, token: &str) -> usize {
     for n in 0..DEVICES {
         let serial = format!("POWER{n:04}");
         let (key_pem, csr) = new_key_and_csr(&serial).expect("a key and a CSR");
-        let request = RegisterRequest {
-            token: token.to_owned(),
-            udi: Udi {
-                pid: "C9300-24T".into(),
-                serial: serial.clone(),
-            },
-            hostname: format!("host-{serial}"),
-            product: "Catalyst 9300".into(),
-            version: "17.9.4".into(),
-            csr,
-            force: false,
-        };
+        let request = crate::util::register_request(token, &serial, csr);
         let config = satellite::pki::client_config_trusting(&d.ca_pem).expect("CA config");
         let answer = rt.block_on(post(&http1(config), &url, "/v1/register", &request));
         changes += 1;

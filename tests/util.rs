@@ -589,3 +589,25 @@ pub fn assert_names(stderr: &str, needles: &[&str]) {
         );
     }
 }
+
+/// A protocol v1 registration of the switch `C9300-24T`/`serial` (host `host-SERIAL`) with
+/// `token` and `csr`, not forced.
+pub fn register_request(
+    token: &str,
+    serial: &str,
+    csr: String,
+) -> satellite::protocol::device::RegisterRequest {
+    use satellite::protocol::device::{RegisterRequest, Udi};
+    RegisterRequest {
+        token: token.to_owned(),
+        udi: Udi {
+            pid: "C9300-24T".into(),
+            serial: serial.to_owned(),
+        },
+        hostname: format!("host-{serial}"),
+        product: "Catalyst 9300".into(),
+        version: "17.9.4".into(),
+        csr,
+        force: false,
+    }
+}
