@@ -16,55 +16,12 @@ use super::ids::{
 };
 use super::imports::{ImportKey, ImportedFile};
 use super::model::{
-    Account, ApiToken, License, ProductInstance, RegistrationToken, RevokedCertificate, RumRecord,
-    Tag, Udi, User, VirtualAccount,
+    Account, ApiToken, License, ProductInstance, RegistrationToken, RevokedCertificate, Tag, Udi,
+    User, VirtualAccount,
 };
+pub use super::records::{Record, Removal};
 use super::reservations::Reservation;
-use super::sync::{
-    ChildSatellite, RelayedRum, RemoteInstance, RemoteUsage, SyncedItem, UpstreamBinding,
-};
-
-/// One record written by a change.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Record {
-    Account(Account),
-    Va(VirtualAccount),
-    License(License),
-    Token(RegistrationToken),
-    User(User),
-    ApiToken(ApiToken),
-    Instance(ProductInstance),
-    Revoked(RevokedCertificate),
-    Rum(RumRecord),
-    ImportedFile(ImportedFile),
-    UpstreamBinding(UpstreamBinding),
-    SyncedItem(SyncedItem),
-    ChildSatellite(ChildSatellite),
-    RemoteInstance(RemoteInstance),
-    RemoteUsage(RemoteUsage),
-    RelayedRum(RelayedRum),
-    Reservation(Reservation),
-}
-
-/// One record removed by a change.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Removal {
-    Va(VaId),
-    License(LicenseId),
-    Token(TokenId),
-    User(UserId),
-    ApiToken(ApiTokenId),
-    Instance(InstanceId),
-    Revoked(String),
-    ImportedFile(ImportKey),
-    SyncedItem(String),
-    ChildSatellite(String),
-    /// By [`RemoteInstance::key`].
-    RemoteInstance(String),
-    /// By [`RemoteUsage::key`].
-    RemoteUsage(String),
-    Reservation(ReservationId),
-}
+use super::sync::{ChildSatellite, RelayedRum, RemoteInstance, RemoteUsage, UpstreamBinding};
 
 /// What an accepted operation does: records to write, records to remove, and the event that
 /// tells the audit log about it. Applied atomically or not at all. Every operator action and

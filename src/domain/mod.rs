@@ -25,6 +25,7 @@ mod ids;
 mod imports;
 mod licenses;
 mod model;
+mod records;
 mod reservations;
 mod rum;
 mod sync;
