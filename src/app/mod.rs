@@ -15,10 +15,7 @@ use time::OffsetDateTime;
 use tracing::error;
 
 use crate::domain::{
-    Account, ApiToken, Catalog, Change, ChildSatellite, DeviceError, DeviceTimers, DomainError,
-    Event, EventFilter, ImportedFile, License, Principal, ProductInstance, Record,
-    RegistrationToken, RelayedRum, RemoteInstance, RemoteUsage, Reservation, RevokedCertificate,
-    RumRecord, SyncedItem, UpstreamBinding, User, VirtualAccount,
+    Catalog, Change, DeviceError, DeviceTimers, DomainError, Event, EventFilter, Principal, Record,
 };
 use crate::store::{self, Store, StoreError, tables};
 
@@ -125,55 +122,20 @@ impl App {
         // Decoding and indexing are pipelined: one thread scans and decodes the store in
         // batches, this one indexes them, so start-up uses both cores and the records are
         // never all held in memory twice.
-        fn collect<R: store::Record>(
-            store: &Store,
-            wrap: fn(R) -> Record,
-            push: &mut impl FnMut(Record),
-            bad: &mut Vec<String>,
-        ) {
-            for item in store.scan::<R>() {
-                match item {
-                    Ok(r) => push(wrap(r)),
-                    Err(e) => {
-                        error!(table = R::TABLE, cause = %e, "skipping an unreadable record");
-                        bad.push(e.to_string());
-                    }
-                }
-            }
-        }
         const BATCH: usize = 4096;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Record>>(8);
         let store_ref = &store;
         let (catalog, mut unreadable) = std::thread::scope(|scope| {
             let decoder = scope.spawn(move || {
-                let store = store_ref;
-                let mut bad = Vec::new();
                 let mut batch = Vec::with_capacity(BATCH);
-                let mut push = |r: Record| {
+                let bad = tables::scan_records(store_ref, &mut |r: Record| {
                     batch.push(r);
                     if batch.len() == BATCH {
                         let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                         // The receiver lives until every batch is sent.
                         let _ = tx.send(full);
                     }
-                };
-                collect::<Account>(store, Record::Account, &mut push, &mut bad);
-                collect::<VirtualAccount>(store, Record::Va, &mut push, &mut bad);
-                collect::<License>(store, Record::License, &mut push, &mut bad);
-                collect::<RegistrationToken>(store, Record::Token, &mut push, &mut bad);
-                collect::<User>(store, Record::User, &mut push, &mut bad);
-                collect::<ApiToken>(store, Record::ApiToken, &mut push, &mut bad);
-                collect::<ProductInstance>(store, Record::Instance, &mut push, &mut bad);
-                collect::<RevokedCertificate>(store, Record::Revoked, &mut push, &mut bad);
-                collect::<RumRecord>(store, Record::Rum, &mut push, &mut bad);
-                collect::<ImportedFile>(store, Record::ImportedFile, &mut push, &mut bad);
-                collect::<UpstreamBinding>(store, Record::UpstreamBinding, &mut push, &mut bad);
-                collect::<SyncedItem>(store, Record::SyncedItem, &mut push, &mut bad);
-                collect::<ChildSatellite>(store, Record::ChildSatellite, &mut push, &mut bad);
-                collect::<RemoteInstance>(store, Record::RemoteInstance, &mut push, &mut bad);
-                collect::<RemoteUsage>(store, Record::RemoteUsage, &mut push, &mut bad);
-                collect::<RelayedRum>(store, Record::RelayedRum, &mut push, &mut bad);
-                collect::<Reservation>(store, Record::Reservation, &mut push, &mut bad);
+                });
                 if !batch.is_empty() {
                     let _ = tx.send(batch);
                 }

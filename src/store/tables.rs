@@ -2,17 +2,20 @@
 //! version. Changing a record type's fields means a new `FORMAT` and an `upgrade` from the
 //! previous one; the golden-bytes tests below fail first.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::domain::{
-    Account, AccountId, ApiToken, Change, ChildSatellite, Event, ImportKey, ImportedFile, License,
-    LicenseId, ProductInstance, Record as DomainRecord, RegistrationToken, RelayedRum,
-    RemoteInstance, RemoteUsage, Removal, Reservation, RevokedCertificate, RumRecord, SyncedItem,
-    UpstreamBinding, User, VirtualAccount,
+    Account, AccountId, ApiToken, ApiTokenId, Change, ChildSatellite, Event, ImportKey,
+    ImportedFile, InstanceId, License, LicenseId, ProductInstance, Record as DomainRecord,
+    RegistrationToken, RelayedRum, RemoteInstance, RemoteUsage, Removal, Reservation,
+    ReservationId, RevokedCertificate, RumRecord, SyncedItem, TokenId, UpstreamBinding, User,
+    UserId, VaId, VirtualAccount,
 };
 
-use super::{Batch, CodecError, Record, decode_payload};
+use super::{Batch, CodecError, Record, Store, decode_payload};
 
 macro_rules! table {
     ($ty:ty, $name:literal, $format:literal, |$r:ident| $key:expr) => {
@@ -142,68 +145,105 @@ table!(Reservation, "reservations", 1, |r| r.id.as_bytes().to_vec());
 // Events are keyed by their sequence number, big-endian, so the tree iterates in log order.
 table!(Event, "events", 1, |r| r.seq.to_be_bytes().to_vec());
 
-/// Every tree the satellite uses, passed to `Store::open` so one transaction can span them.
-pub const TABLES: &[&str] = &[
-    Account::TABLE,
-    VirtualAccount::TABLE,
-    License::TABLE,
-    RegistrationToken::TABLE,
-    User::TABLE,
-    ApiToken::TABLE,
-    ProductInstance::TABLE,
-    RevokedCertificate::TABLE,
-    RumRecord::TABLE,
-    ImportedFile::TABLE,
-    UpstreamBinding::TABLE,
-    SyncedItem::TABLE,
-    ChildSatellite::TABLE,
-    RemoteInstance::TABLE,
-    RemoteUsage::TABLE,
-    RelayedRum::TABLE,
-    Reservation::TABLE,
-    Event::TABLE,
-];
+/// The bytes a [`Removal`] names its record by: the record's key in its table.
+pub trait RemovalKey {
+    fn removal_key(&self) -> Cow<'_, [u8]>;
+}
+
+macro_rules! id_removal_keys {
+    ($($id:ty),*) => {
+        $(impl RemovalKey for $id {
+            fn removal_key(&self) -> Cow<'_, [u8]> {
+                Cow::Borrowed(self.as_bytes())
+            }
+        })*
+    };
+}
+
+id_removal_keys!(
+    VaId,
+    LicenseId,
+    TokenId,
+    UserId,
+    ApiTokenId,
+    InstanceId,
+    ReservationId
+);
+
+/// Revoked certificates are removed by serial, sync records by their `key()`.
+impl RemovalKey for String {
+    fn removal_key(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(self.as_bytes())
+    }
+}
+
+impl RemovalKey for ImportKey {
+    fn removal_key(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(imported_file_key(self))
+    }
+}
+
+/// Builds, from the one list of record kinds (`for_each_record_kind!`), the table list and the
+/// three functions that go from a domain record kind to its table: putting, removing and
+/// scanning. A new record kind needs its line in that list and its `table!` line above.
+macro_rules! record_tables {
+    ($($variant:ident($ty:ty) $(removed by $key:ty)?;)*) => {
+        /// Every tree the satellite uses, passed to `Store::open` so one transaction can span
+        /// them: one per record kind, then the event log.
+        pub const TABLES: &[&str] = &[$(<$ty as Record>::TABLE,)* Event::TABLE];
+
+        fn put(batch: &mut Batch, record: &DomainRecord) {
+            match record {
+                $(DomainRecord::$variant(r) => batch.put(r),)*
+            }
+        }
+
+        fn remove(batch: &mut Batch, removal: &Removal) {
+            match removal {
+                $($(Removal::$variant(k) => {
+                    batch.delete::<$ty>(&<$key as RemovalKey>::removal_key(k))
+                })?)*
+            }
+        }
+
+        /// Decodes every record of every domain table, table by table in the order of
+        /// [`TABLES`], and hands each to `push`. A record that cannot be decoded is logged and
+        /// skipped; the returned list says why for each.
+        pub fn scan_records(store: &Store, push: &mut impl FnMut(DomainRecord)) -> Vec<String> {
+            let mut unreadable = Vec::new();
+            $(scan_into::<$ty>(store, DomainRecord::$variant, push, &mut unreadable);)*
+            unreadable
+        }
+    };
+}
+
+crate::for_each_record_kind!(record_tables);
+
+fn scan_into<R: Record>(
+    store: &Store,
+    wrap: fn(R) -> DomainRecord,
+    push: &mut impl FnMut(DomainRecord),
+    unreadable: &mut Vec<String>,
+) {
+    for item in store.scan::<R>() {
+        match item {
+            Ok(r) => push(wrap(r)),
+            Err(e) => {
+                tracing::error!(table = R::TABLE, cause = %e, "skipping an unreadable record");
+                unreadable.push(e.to_string());
+            }
+        }
+    }
+}
 
 /// The batch that makes a domain change and its event durable together.
 pub fn batch_for(change: &Change, event: Option<&Event>) -> Batch {
     let mut batch = Batch::new();
     for removal in &change.remove {
-        match removal {
-            Removal::Va(id) => batch.delete::<VirtualAccount>(id.as_bytes()),
-            Removal::License(id) => batch.delete::<License>(id.as_bytes()),
-            Removal::Token(id) => batch.delete::<RegistrationToken>(id.as_bytes()),
-            Removal::User(id) => batch.delete::<User>(id.as_bytes()),
-            Removal::ApiToken(id) => batch.delete::<ApiToken>(id.as_bytes()),
-            Removal::Instance(id) => batch.delete::<ProductInstance>(id.as_bytes()),
-            Removal::Revoked(serial) => batch.delete::<RevokedCertificate>(serial.as_bytes()),
-            Removal::ImportedFile(k) => batch.delete::<ImportedFile>(&imported_file_key(k)),
-            Removal::SyncedItem(key) => batch.delete::<SyncedItem>(key.as_bytes()),
-            Removal::ChildSatellite(name) => batch.delete::<ChildSatellite>(name.as_bytes()),
-            Removal::RemoteInstance(key) => batch.delete::<RemoteInstance>(key.as_bytes()),
-            Removal::RemoteUsage(key) => batch.delete::<RemoteUsage>(key.as_bytes()),
-            Removal::Reservation(id) => batch.delete::<Reservation>(id.as_bytes()),
-        }
+        remove(&mut batch, removal);
     }
     for record in &change.put {
-        match record {
-            DomainRecord::Account(r) => batch.put(r),
-            DomainRecord::Va(r) => batch.put(r),
-            DomainRecord::License(r) => batch.put(r),
-            DomainRecord::Token(r) => batch.put(r),
-            DomainRecord::User(r) => batch.put(r),
-            DomainRecord::ApiToken(r) => batch.put(r),
-            DomainRecord::Instance(r) => batch.put(r),
-            DomainRecord::Revoked(r) => batch.put(r),
-            DomainRecord::Rum(r) => batch.put(r),
-            DomainRecord::ImportedFile(r) => batch.put(r),
-            DomainRecord::UpstreamBinding(r) => batch.put(r),
-            DomainRecord::SyncedItem(r) => batch.put(r),
-            DomainRecord::ChildSatellite(r) => batch.put(r),
-            DomainRecord::RemoteInstance(r) => batch.put(r),
-            DomainRecord::RemoteUsage(r) => batch.put(r),
-            DomainRecord::RelayedRum(r) => batch.put(r),
-            DomainRecord::Reservation(r) => batch.put(r),
-        }
+        put(&mut batch, record);
     }
     if let Some(event) = event {
         batch.put(event);
