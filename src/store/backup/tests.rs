@@ -1,6 +1,12 @@
 //! Tests of `backup`.
 
+use std::path::Path;
+
+use aws_lc_rs::digest;
+
 use super::*;
+use crate::hex::encode as hex;
+use crate::store::{SCHEMA_VERSION, Store};
 
 const TABLES: &[&str] = &["alpha", "empty", "beta"];
 
