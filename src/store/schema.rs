@@ -123,37 +123,13 @@ pub(crate) fn ensure(
     let meta = db
         .open_tree(META_TREE)
         .map_err(StoreError::storage("open __meta"))?;
-    let stored = meta
-        .get(SCHEMA_KEY)
-        .map_err(StoreError::storage("read schema version"))?;
-    let mut version = match stored {
-        Some(bytes) => {
-            let bytes: [u8; 4] =
-                bytes
-                    .as_ref()
-                    .try_into()
-                    .map_err(|_| StoreError::CorruptSchemaVersion {
-                        path: path.to_owned(),
-                        len: bytes.len(),
-                    })?;
-            u32::from_be_bytes(bytes)
+    let Some(mut version) = stored_version(&meta, path)? else {
+        if holds_data(db)? {
+            return Err(StoreError::Unversioned {
+                path: path.to_owned(),
+            });
         }
-        None => {
-            if holds_data(db)? {
-                return Err(StoreError::Unversioned {
-                    path: path.to_owned(),
-                });
-            }
-            let ops = [Op {
-                tree: 0,
-                key: SCHEMA_KEY.to_vec(),
-                value: Some(be(current)),
-            }];
-            transact(&[meta], &ops).map_err(StoreError::storage("write schema version"))?;
-            db.flush().map_err(StoreError::storage("flush"))?;
-            tracing::info!(path = %path.display(), schema = current, "created a new store");
-            return Ok(());
-        }
+        return mark_new(db, meta, path, current);
     };
     if version > current {
         return Err(StoreError::SchemaFromTheFuture {
@@ -170,35 +146,79 @@ pub(crate) fn ensure(
                 path: path.to_owned(),
             });
         };
-        let failed = |reason: String| StoreError::Migration {
-            path: path.to_owned(),
-            from: step.from,
-            to: step.to,
-            name: step.name,
-            reason,
-        };
-        if step.to <= step.from || step.to > current {
-            return Err(failed(format!(
-                "the step goes to an invalid version {}",
-                step.to
-            )));
-        }
-        let ctx = MigrationCtx {
-            db,
-            writes: RefCell::new(Vec::new()),
-        };
-        (step.run)(&ctx).map_err(|err| failed(err.to_string()))?;
-        apply_step(db, &meta, ctx.writes.into_inner(), step.to)
-            .map_err(|err| failed(err.to_string()))?;
-        tracing::info!(
-            path = %path.display(),
-            from = step.from,
-            to = step.to,
-            migration = step.name,
-            "migrated the store"
-        );
+        migrate(db, &meta, path, step, current)?;
         version = step.to;
     }
+    Ok(())
+}
+
+/// The schema version the store records, `None` if it records none (a new store).
+fn stored_version(meta: &sled::Tree, path: &Path) -> Result<Option<u32>, StoreError> {
+    let stored = meta
+        .get(SCHEMA_KEY)
+        .map_err(StoreError::storage("read schema version"))?;
+    let Some(bytes) = stored else {
+        return Ok(None);
+    };
+    let bytes: [u8; 4] =
+        bytes
+            .as_ref()
+            .try_into()
+            .map_err(|_| StoreError::CorruptSchemaVersion {
+                path: path.to_owned(),
+                len: bytes.len(),
+            })?;
+    Ok(Some(u32::from_be_bytes(bytes)))
+}
+
+/// Records schema `current` in a new, empty store.
+fn mark_new(db: &sled::Db, meta: sled::Tree, path: &Path, current: u32) -> Result<(), StoreError> {
+    let ops = [Op {
+        tree: 0,
+        key: SCHEMA_KEY.to_vec(),
+        value: Some(be(current)),
+    }];
+    transact(&[meta], &ops).map_err(StoreError::storage("write schema version"))?;
+    db.flush().map_err(StoreError::storage("flush"))?;
+    tracing::info!(path = %path.display(), schema = current, "created a new store");
+    Ok(())
+}
+
+/// Runs one migration step and records its target version with its writes, atomically.
+fn migrate(
+    db: &sled::Db,
+    meta: &sled::Tree,
+    path: &Path,
+    step: &Migration,
+    current: u32,
+) -> Result<(), StoreError> {
+    let failed = |reason: String| StoreError::Migration {
+        path: path.to_owned(),
+        from: step.from,
+        to: step.to,
+        name: step.name,
+        reason,
+    };
+    if step.to <= step.from || step.to > current {
+        return Err(failed(format!(
+            "the step goes to an invalid version {}",
+            step.to
+        )));
+    }
+    let ctx = MigrationCtx {
+        db,
+        writes: RefCell::new(Vec::new()),
+    };
+    (step.run)(&ctx).map_err(|err| failed(err.to_string()))?;
+    apply_step(db, meta, ctx.writes.into_inner(), step.to)
+        .map_err(|err| failed(err.to_string()))?;
+    tracing::info!(
+        path = %path.display(),
+        from = step.from,
+        to = step.to,
+        migration = step.name,
+        "migrated the store"
+    );
     Ok(())
 }
 
