@@ -1,6 +1,7 @@
 //! The typed trees: which domain record lives in which tree, under which key, in which format
 //! version. Changing a record type's fields means a new `FORMAT` and an `upgrade` from the
-//! previous one; the golden-bytes tests below fail first.
+//! previous one; the golden-bytes tests (`tables/tests.rs`) fail first. The tables, batches
+//! and loading follow the one list of record kinds, `crate::for_each_record_kind!`.
 
 use std::borrow::Cow;
 
