@@ -56,21 +56,7 @@ fn err(out: Output) -> (i32, String) {
 #[test]
 fn the_agent_cli_registers_reports_and_deregisters() {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default",
-        "--tag",
-        ADV,
-        "--quantity",
-        "5",
-    ]);
-    let token = d.cli_json(&["token", "create", "--va", "acme/Default"])["secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = d.account("acme").license(ADV, 5).token().secret;
     let tmp = tempfile::tempdir().unwrap();
     let ca = tmp.path().join("ca.pem");
     std::fs::write(&ca, &d.ca_pem).unwrap();

@@ -69,18 +69,7 @@ fn pool(d: &Daemon, va: &str) -> (u64, u64, i64) {
 
 fn setup() -> (Daemon, tempfile::TempDir) {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&["va", "create", "lab", "--parent", "acme/Default"]);
-    d.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default/lab",
-        "--tag",
-        ADV,
-        "--quantity",
-        "5",
-    ]);
+    d.account("acme").child("lab").license(ADV, 5);
     (d, tempfile::tempdir().expect("tempdir"))
 }
 

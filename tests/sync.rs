@@ -74,10 +74,7 @@ fn agent(dir: &Path, args: &[&str]) -> String {
 
 /// Registers a device with `d` in `va` and reports `units` of [`TAG`].
 fn device(d: &Daemon, dir: &Path, va: &str, serial: &str, units: u32) {
-    let token = d.cli_json(&["token", "create", "--va", va])["secret"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let token = d.va(va).token().secret;
     let ca = d.data_dir.join("tls").join("ca.pem");
     agent(
         dir,
@@ -125,29 +122,10 @@ fn actions(d: &Daemon, action: &str) -> usize {
 }
 
 fn setup_hq(hq: &Daemon) {
-    hq.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    hq.cli_ok(&["va", "create", "region", "--parent", "acme/Default"]);
-    hq.cli_ok(&["va", "create", "site", "--parent", "acme/Default/region"]);
-    hq.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default/region",
-        "--tag",
-        TAG,
-        "--quantity",
-        "10",
-    ]);
-    hq.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default/region/site",
-        "--tag",
-        TAG,
-        "--quantity",
-        "5",
-    ]);
+    let region = hq.account("acme").child("region");
+    let site = region.child("site");
+    region.license(TAG, 10);
+    site.license(TAG, 5);
 }
 
 /// hq with its licenses (`setup_hq`) and regional bound to `acme/Default/region`, by network.
@@ -243,16 +221,7 @@ fn three_tiers_licenses_down_usage_up_by_network_and_files() {
 
     // By files: hq adds 2 units; regional exports, hq answers, regional imports; the same
     // between site and regional.
-    hq.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default/region/site",
-        "--tag",
-        TAG,
-        "--quantity",
-        "2",
-    ]);
+    hq.va("acme/Default/region/site").license(TAG, 2);
     let f = |n: &str| tmp.path().join(n).to_str().unwrap().to_string();
     regional.cli_json(&["sync", "export", "--out", &f("r1.json")]);
     hq.cli_json(&[
@@ -351,7 +320,7 @@ fn every_refused_sync_file_gets_its_reason_and_changes_nothing() {
     let other = satellite("other");
     let stranger = satellite("hq2");
     setup_hq(&hq);
-    hq.cli_ok(&["va", "create", "elsewhere", "--parent", "acme/Default"]);
+    hq.va("acme/Default").child("elsewhere");
     bind(
         &hq,
         &regional,
@@ -369,16 +338,7 @@ fn every_refused_sync_file_gets_its_reason_and_changes_nothing() {
     regional.cli_json(&["sync", "now"]);
 
     // A valid, applicable response (number 2), and defective copies of it.
-    hq.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default/region",
-        "--tag",
-        TAG,
-        "--quantity",
-        "1",
-    ]);
+    hq.va("acme/Default/region").license(TAG, 1);
     regional.cli_json(&["sync", "export", "--out", &f("r2.json")]);
     hq.cli_json(&[
         "sync",
@@ -1082,7 +1042,7 @@ fn cisco_rum_reports_are_relayed_upstream_untouched() {
     const FIXTURE: &str = include_str!("data/cisco-rum/example-rum-1671840750.xml");
     let hq = satellite("hq");
     let regional = satellite("regional");
-    hq.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    hq.account("acme");
     // RUM devices land in the account's Default VA, so the whole account is dedicated.
     bind(&hq, &regional, "regional", "acme/Default", &device_url(&hq));
     regional.cli_json(&["sync", "now"]);
@@ -1121,7 +1081,7 @@ fn rum_reports_cannot_change_native_devices_on_a_child_or_its_upstream() {
         .replace("9NTUEA8FIIH", "FOCE1");
     let hq = satellite("hq");
     let regional = satellite("regional");
-    hq.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    hq.account("acme");
     bind(&hq, &regional, "regional", "acme/Default", &device_url(&hq));
     let dir = tempfile::tempdir().unwrap();
     device(&regional, dir.path(), "acme/Default", "FOCE1", 1);

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod prelude;
+
 /// The satellite binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_satellite");
 
