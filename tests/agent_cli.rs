@@ -1,29 +1,13 @@
 //! `satellite agent …` against the real daemon: a device driven from the command line.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
 
-use crate::util::{BIN, Daemon};
+use crate::util::{Daemon, agent};
 
 const ADV: &str = "regid.2019-03.com.example.ADV";
-
-/// Runs `satellite agent --dir DIR ARGS…` (no configuration: the agent needs none).
-fn agent(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("agent")
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("SATELLITE_CONFIG")
-        .env_remove("SATELLITE_TOKEN")
-        .env_remove("SATELLITE_REGISTRATION_TOKEN")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run satellite agent")
-}
 
 fn ok(out: Output) -> String {
     assert!(

@@ -4,39 +4,12 @@
 //! changes nothing.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::util::{BIN, Daemon};
+use crate::util::{Daemon, agent, agent_ok};
 
 const ADV: &str = "regid.2019-03.com.example.ADV";
-
-/// Runs `satellite agent --dir DIR ARGS…` offline (no daemon, no configuration).
-fn agent(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("agent")
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("SATELLITE_CONFIG")
-        .env_remove("SATELLITE_TOKEN")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run satellite agent")
-}
-
-fn agent_ok(dir: &Path, args: &[&str]) -> String {
-    let out = agent(dir, args);
-    assert!(
-        out.status.success(),
-        "`agent {}` failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
-}
 
 fn agent_err(dir: &Path, args: &[&str]) -> String {
     let out = agent(dir, args);

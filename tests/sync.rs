@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use serde_json::Value;
 
-use crate::util::{BIN, Daemon};
+use crate::util::{BIN, Daemon, agent_ok};
 
 const TAG: &str = "regid.2017-03.com.cisco.advantage_k9";
 
@@ -52,31 +52,11 @@ fn device_url(d: &Daemon) -> String {
     format!("https://{}", d.device_addr)
 }
 
-fn agent(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .arg("agent")
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("SATELLITE_CONFIG")
-        .env_remove("SATELLITE_TOKEN")
-        .env_remove("SATELLITE_REGISTRATION_TOKEN")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run satellite agent");
-    assert!(
-        out.status.success(),
-        "agent {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Registers a device with `d` in `va` and reports `units` of [`TAG`].
 fn device(d: &Daemon, dir: &Path, va: &str, serial: &str, units: u32) {
     let token = d.va(va).token().secret;
     let ca = d.data_dir.join("tls").join("ca.pem");
-    agent(
+    agent_ok(
         dir,
         &[
             "register",
@@ -94,7 +74,7 @@ fn device(d: &Daemon, dir: &Path, va: &str, serial: &str, units: u32) {
             &format!("sw-{serial}"),
         ],
     );
-    agent(dir, &["report", "--usage", &format!("{TAG}={units}")]);
+    agent_ok(dir, &["report", "--usage", &format!("{TAG}={units}")]);
 }
 
 /// Purchased / in use of [`TAG`] in `va` as `license list` shows it.
@@ -267,7 +247,7 @@ fn three_tiers_licenses_down_usage_up_by_network_and_files() {
     assert_eq!(pool(&site, "acme/Default/region/site"), (7, 3));
 
     // The device leaves the site: its removal flows up too.
-    agent(&tmp.path().join("dev1"), &["deregister"]);
+    agent_ok(&tmp.path().join("dev1"), &["deregister"]);
     site.cli_json(&["sync", "now"]);
     assert_eq!(remote(&regional)["devices"].as_array().unwrap().len(), 0);
     regional.cli_json(&["sync", "now"]);
@@ -930,7 +910,7 @@ fn reserved_licenses_on_a_child_count_as_usage_upstream() {
     let tmp = tempfile::tempdir().unwrap();
     let (hq, regional) = hq_and_regional();
     regional.cli_json(&["sync", "now"]);
-    let code = agent(
+    let code = agent_ok(
         &tmp.path().join("offline"),
         &[
             "reserve-request",

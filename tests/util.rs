@@ -372,6 +372,36 @@ pub fn cli_with_config(config: &Path, args: &[&str]) -> Output {
         .expect("run the satellite CLI")
 }
 
+/// Runs `satellite agent --dir DIR ARGS…` with no configuration, token or log filter from the
+/// environment (the agent needs no configuration; a daemon it speaks to is named in `args`).
+pub fn agent(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("agent")
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("SATELLITE_CONFIG")
+        .env_remove("SATELLITE_TOKEN")
+        .env_remove("SATELLITE_REGISTRATION_TOKEN")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run satellite agent")
+}
+
+/// Runs [`agent`], asserts exit code 0, returns stdout.
+pub fn agent_ok(dir: &Path, args: &[&str]) -> String {
+    let out = agent(dir, args);
+    assert!(
+        out.status.success(),
+        "`agent {}` failed with {:?}: {}",
+        args.join(" "),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
 fn install_crypto() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
