@@ -197,28 +197,14 @@ fn a_log_written_to_a_file_has_no_colour_codes() {
 #[test]
 fn start_up_summarises_many_alerts() {
     let mut d = Daemon::start_with("", &format!("{JSON_LOGS}\n[alerts]\ninterval = \"1h\"\n"));
-    d.account("acme");
     let today = OffsetDateTime::now_utc().date();
     let (start, end) = (
         (today - time::Duration::days(30)).to_string(),
         (today + time::Duration::days(3)).to_string(),
     );
+    let acme = d.account("acme");
     for i in 0..30 {
-        let tag = format!("T{i}");
-        d.cli_ok(&[
-            "license",
-            "add",
-            "--va",
-            "acme/Default",
-            "--tag",
-            &tag,
-            "--quantity",
-            "1",
-            "--start",
-            &start,
-            "--end",
-            &end,
-        ]);
+        acme.license_between(&format!("T{i}"), 1, &start, &end);
     }
     d.restart();
     wait_for_alerts_round(&d, 30);
