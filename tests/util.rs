@@ -266,15 +266,7 @@ impl Daemon {
 
     /// Runs the CLI, asserts exit code 0, returns stdout.
     pub fn cli_ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "`satellite {}` failed with {:?}: {}",
-            args.join(" "),
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("UTF-8 output")
+        stdout_of_success(self.cli(args), &format!("satellite {}", args.join(" ")))
     }
 
     /// Runs the CLI with `--json`, asserts success, parses stdout.
@@ -391,11 +383,14 @@ pub fn agent(dir: &Path, args: &[&str]) -> Output {
 
 /// Runs [`agent`], asserts exit code 0, returns stdout.
 pub fn agent_ok(dir: &Path, args: &[&str]) -> String {
-    let out = agent(dir, args);
+    stdout_of_success(agent(dir, args), &format!("agent {}", args.join(" ")))
+}
+
+/// Asserts that the command shown as `command` exited 0, and returns its stdout.
+fn stdout_of_success(out: Output, command: &str) -> String {
     assert!(
         out.status.success(),
-        "`agent {}` failed with {:?}: {}",
-        args.join(" "),
+        "`{command}` failed with {:?}: {}",
         out.status.code(),
         String::from_utf8_lossy(&out.stderr)
     );

@@ -147,6 +147,21 @@ pub(super) fn remote_usage(va: &str, tag: &str, requested: u64, granted: u64) ->
     }
 }
 
+/// A Cisco RUM report numbered `id` of one unit of `T` by the device `C9300:RUM1`.
+pub(super) fn rum_report(id: u64) -> RumInput {
+    RumInput {
+        report_id: id,
+        udi: Udi {
+            pid: "C9300".into(),
+            serial: "RUM1".into(),
+        },
+        entitlement_tag: "T".into(),
+        count: 1,
+        software_version: None,
+        raw: format!("{{\"report\":{id}}}"),
+    }
+}
+
 /// An upstream with account acme and `Default/region` dedicated to the registered child
 /// `regional`. Answers the catalog, the account and `region`.
 pub(super) fn upstream_with_child() -> (Catalog, Account, VaId) {

@@ -5,8 +5,8 @@
 //! once numbered keeps its items until it is acknowledged.
 
 use super::sync_apply::{
-    PARIS, ROOT, bound_child, move_device, remote_registration, report, respond, response, send,
-    sync_all,
+    PARIS, ROOT, bound_child, move_device, remote_registration, report, respond, response,
+    rum_report, send, sync_all,
 };
 use super::*;
 
@@ -230,17 +230,7 @@ fn instance_id(c: &Catalog, udi: &Udi) -> InstanceId {
 fn a_rum_report_of_a_device_in_the_subtree_goes_up_once() {
     let (mut c, root, _) = bound_child();
     let account = c.upstream_binding().unwrap().account;
-    let rum = RumInput {
-        report_id: 42,
-        udi: Udi {
-            pid: "C9300".into(),
-            serial: "RUM1".into(),
-        },
-        entitlement_tag: "T".into(),
-        count: 1,
-        software_version: None,
-        raw: "{\"report\":42}".into(),
-    };
+    let rum = rum_report(42);
     let change = c
         .ingest_rum(account, &rum, NOW)
         .expect("ingested")

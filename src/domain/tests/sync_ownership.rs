@@ -2,7 +2,7 @@
 //! pools and structure, the child its devices and usage. Each side refuses, with a message
 //! naming the owner, every edit of what the other owns, and keeps its own rights.
 
-use super::sync_apply::{PARIS, bound_child, line, report, upstream_with_child};
+use super::sync_apply::{PARIS, bound_child, line, report, rum_report, upstream_with_child};
 use super::*;
 
 /// Asserts the child's refusal of an edit the upstream owns: it names the upstream and says
@@ -162,17 +162,7 @@ fn an_upstream_refuses_rum_reports_for_a_subtree_dedicated_to_a_child() {
     let (mut c, a) = with_account("acme", "acme.com");
     let later = NOW + Duration::days(7);
     c.commit(c.add_child_satellite(&admin(), "regional", a.default_va, hash(7), later, NOW));
-    let rum = RumInput {
-        report_id: 1,
-        udi: Udi {
-            pid: "C9300".into(),
-            serial: "RUM1".into(),
-        },
-        entitlement_tag: "T".into(),
-        count: 1,
-        software_version: None,
-        raw: "{}".into(),
-    };
+    let rum = rum_report(1);
     match c.check_rum(a.id, std::slice::from_ref(&rum)) {
         Ok(_) => panic!("a RUM envelope for a dedicated VA was accepted"),
         Err(e) => assert_dedicated(e),
