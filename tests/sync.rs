@@ -126,19 +126,10 @@ pub(crate) fn hq_and_regional() -> (Daemon, Daemon) {
 #[test]
 fn three_tiers_licenses_down_usage_up_by_network_and_files() {
     let tmp = tempfile::tempdir().unwrap();
-    let hq = satellite("hq");
-    let regional = satellite("regional");
+    let (hq, regional) = hq_and_regional();
     let site = satellite("site");
-    setup_hq(&hq);
 
-    // Binding and the first network sync: the pools of the dedicated subtree arrive.
-    bind(
-        &hq,
-        &regional,
-        "regional",
-        "acme/Default/region",
-        &device_url(&hq),
-    );
+    // The first network sync after binding: the pools of the dedicated subtree arrive.
     let v = regional.cli_json(&["sync", "now"]);
     assert_eq!(v["result"], "applied");
     assert_eq!(pool(&regional, "acme/Default/region"), (10, 0));
@@ -295,19 +286,10 @@ fn forged_response_with(
 fn every_refused_sync_file_gets_its_reason_and_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let f = |n: &str| tmp.path().join(n).to_str().unwrap().to_string();
-    let hq = satellite("hq");
-    let regional = satellite("regional");
+    let (hq, regional) = hq_and_regional();
     let other = satellite("other");
     let stranger = satellite("hq2");
-    setup_hq(&hq);
     hq.va("acme/Default").child("elsewhere");
-    bind(
-        &hq,
-        &regional,
-        "regional",
-        "acme/Default/region",
-        &device_url(&hq),
-    );
     bind(
         &hq,
         &other,
