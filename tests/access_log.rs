@@ -86,24 +86,15 @@ fn assert_tcp_source(line: &Value) {
 /// An account with licenses, a system administrator `root` (returns its API token and a
 /// registration token) and a user `leaving` to delete.
 fn setup(d: &Daemon) -> (String, String) {
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default",
-        "--tag",
-        "T",
-        "--quantity",
-        "5",
-    ]);
+    let acme = d.account("acme");
+    acme.license("T", 5);
     d.cli_ok(&["user", "create", "root"]);
     d.cli_ok(&["user", "grant", "root", "--role", "system-admin"]);
     d.cli_ok(&["user", "create", "leaving"]);
     let secret = |args: &[&str]| d.cli_json(args)["secret"].as_str().unwrap().to_string();
     (
         secret(&["api-token", "create", "--user", "root"]),
-        secret(&["token", "create", "--va", "acme/Default"]),
+        acme.token().secret,
     )
 }
 
@@ -192,7 +183,7 @@ fn every_request_writes_one_access_line() {
 #[test]
 fn a_log_written_to_a_file_has_no_colour_codes() {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    d.account("acme");
     let log = d.log();
     assert!(log.contains("store opened"), "{log}");
     assert!(
@@ -206,28 +197,14 @@ fn a_log_written_to_a_file_has_no_colour_codes() {
 #[test]
 fn start_up_summarises_many_alerts() {
     let mut d = Daemon::start_with("", &format!("{JSON_LOGS}\n[alerts]\ninterval = \"1h\"\n"));
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
     let today = OffsetDateTime::now_utc().date();
     let (start, end) = (
         (today - time::Duration::days(30)).to_string(),
         (today + time::Duration::days(3)).to_string(),
     );
+    let acme = d.account("acme");
     for i in 0..30 {
-        let tag = format!("T{i}");
-        d.cli_ok(&[
-            "license",
-            "add",
-            "--va",
-            "acme/Default",
-            "--tag",
-            &tag,
-            "--quantity",
-            "1",
-            "--start",
-            &start,
-            "--end",
-            &end,
-        ]);
+        acme.license_between(&format!("T{i}"), 1, &start, &end);
     }
     d.restart();
     wait_for_alerts_round(&d, 30);

@@ -1,29 +1,13 @@
 //! `satellite agent …` against the real daemon: a device driven from the command line.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
 
-use crate::util::{BIN, Daemon};
+use crate::util::{Daemon, agent};
 
 const ADV: &str = "regid.2019-03.com.example.ADV";
-
-/// Runs `satellite agent --dir DIR ARGS…` (no configuration: the agent needs none).
-fn agent(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("agent")
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("SATELLITE_CONFIG")
-        .env_remove("SATELLITE_TOKEN")
-        .env_remove("SATELLITE_REGISTRATION_TOKEN")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run satellite agent")
-}
 
 fn ok(out: Output) -> String {
     assert!(
@@ -56,21 +40,7 @@ fn err(out: Output) -> (i32, String) {
 #[test]
 fn the_agent_cli_registers_reports_and_deregisters() {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default",
-        "--tag",
-        ADV,
-        "--quantity",
-        "5",
-    ]);
-    let token = d.cli_json(&["token", "create", "--va", "acme/Default"])["secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = d.account("acme").license(ADV, 5).token().secret;
     let tmp = tempfile::tempdir().unwrap();
     let ca = tmp.path().join("ca.pem");
     std::fs::write(&ca, &d.ca_pem).unwrap();

@@ -51,7 +51,7 @@ fn entries(dir: &Path) -> Vec<String> {
 
 /// Registers a device with the agent and reports `count` of [`TAG`].
 fn device(d: &Daemon, dir: &Path, serial: &str, count: u64) {
-    let token = d.cli_json(&["token", "create", "--va", "acme/Default"]);
+    let token = d.va("acme/Default").token();
     let url = format!("https://localhost:{}", d.device_addr.port());
     let ca = d.data_dir.join("tls").join("ca.pem");
     let agent = |args: &[&str]| {
@@ -66,7 +66,7 @@ fn device(d: &Daemon, dir: &Path, serial: &str, count: u64) {
         "--ca",
         s(&ca),
         "--token",
-        token["secret"].as_str().expect("secret"),
+        &token.secret,
         "--pid",
         "C9300",
         "--serial",
@@ -84,17 +84,7 @@ fn count_of(events: &[Value], action: &str) -> usize {
 #[test]
 fn a_backup_taken_while_writers_run_is_one_point_in_time() {
     let mut d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default",
-        "--tag",
-        TAG,
-        "--quantity",
-        "3",
-    ]);
+    d.account("acme").license(TAG, 3);
     let work = tempfile::tempdir().expect("tempdir");
     let agents = [work.path().join("agent1"), work.path().join("agent2")];
     device(&d, &agents[0], "S1", 2);
@@ -277,8 +267,7 @@ fn check_restored(r: &Daemon, summary: &Value, live_events: &[Value]) {
 #[test]
 fn a_damaged_backup_or_a_busy_target_is_refused_and_nothing_is_touched() {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&["va", "create", "emea", "--parent", "acme/Default"]);
+    d.account("acme").child("emea");
     let work = tempfile::tempdir().expect("tempdir");
     let file = work.path().join("good.satbak");
     let summary = d.cli_json(&["backup", "--out", s(&file)]);
@@ -335,7 +324,7 @@ fn a_damaged_backup_or_a_busy_target_is_refused_and_nothing_is_touched() {
 #[test]
 fn only_a_system_administrator_may_take_a_backup_over_https() {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    d.account("acme");
     d.cli_ok(&["user", "create", "root"]);
     d.cli_ok(&["user", "grant", "root", "--role", "system-admin"]);
     d.cli_ok(&["user", "create", "olivia"]);
@@ -426,8 +415,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 #[test]
 fn the_sha256_is_the_files_and_backup_verify_checks_a_file_offline() {
     let mut d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&["va", "create", "emea", "--parent", "acme/Default"]);
+    d.account("acme").child("emea");
     let work = tempfile::tempdir().expect("tempdir");
     let file = work.path().join("b.satbak");
     let summary = d.cli_json(&["backup", "--out", s(&file)]);

@@ -117,7 +117,7 @@ fn json_error(stderr: &str) -> (String, String) {
 #[test]
 fn errors_are_json_under_json_with_unchanged_exit_codes() {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    let acme = d.account("acme");
     // A refusal by the daemon: exit 1, its code and message, nothing on stdout.
     let (code, stdout, stderr) = run(&d, &["va", "show", "acme/Default/nope", "--json"]);
     assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
@@ -131,7 +131,7 @@ fn errors_are_json_under_json_with_unchanged_exit_codes() {
     assert_eq!(c, "usage");
     assert_names(&m, &["authorised", "authorized", "out_of_compliance"]);
     // A usage error found by the CLI (no terminal to confirm on): exit 2 as well.
-    d.cli_ok(&["va", "create", "emea", "--parent", "acme/Default"]);
+    acme.child("emea");
     let (code, _, stderr) = run(&d, &["va", "delete", "acme/Default/emea", "--json"]);
     assert_eq!(code, 2, "{stderr}");
     assert_eq!(json_error(&stderr).0, "confirmation_required");
@@ -144,7 +144,7 @@ fn errors_are_json_under_json_with_unchanged_exit_codes() {
 #[test]
 fn usage_errors_exit_2_and_name_the_valid_values() {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    d.account("acme");
     d.cli_ok(&["user", "create", "olivia"]);
     let before = d.snapshot();
     let usage = |args: &[&str], needles: &[&str]| {
@@ -194,7 +194,7 @@ fn usage_errors_exit_2_and_name_the_valid_values() {
 
 /// Registers a device with the agent CLI in `dir` and reports `count` of [`ADV`].
 fn device(d: &Daemon, dir: &Path, serial: &str, count: u64) -> String {
-    let token = d.cli_json(&["token", "create", "--va", "acme/Default"]);
+    let token = d.va("acme/Default").token();
     let url = format!("https://localhost:{}", d.device_addr.port());
     let ca = d.data_dir.join("tls").join("ca.pem");
     let base = ["agent", "--dir", s(dir)];
@@ -211,7 +211,7 @@ fn device(d: &Daemon, dir: &Path, serial: &str, count: u64) -> String {
                 "C9300-24T",
             ],
             &["--serial", serial, "--hostname", serial],
-            &["--token", token["secret"].as_str().expect("secret")],
+            &["--token", &token.secret],
         ]
         .concat(),
     );
@@ -242,17 +242,7 @@ fn value<'a>(text: &'a str, key: &str) -> &'a str {
 #[test]
 fn times_are_rfc3339_and_udis_are_pid_colon_serial_everywhere() {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default",
-        "--tag",
-        ADV,
-        "--quantity",
-        "5",
-    ]);
+    d.account("acme").license(ADV, 5);
     let work = tempfile::tempdir().expect("tempdir");
     let id = device(&d, &work.path().join("a"), "FOC1", 2);
 
@@ -324,24 +314,11 @@ fn times_are_rfc3339_and_udis_are_pid_colon_serial_everywhere() {
 #[test]
 fn status_counts_the_alerts_that_alerts_lists() {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
     let soon = (OffsetDateTime::now_utc() + time::Duration::days(10))
         .date()
         .to_string();
-    d.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default",
-        "--tag",
-        ADV,
-        "--quantity",
-        "1",
-        "--start",
-        "2020-01-01",
-        "--end",
-        &soon,
-    ]);
+    d.account("acme")
+        .license_between(ADV, 1, "2020-01-01", &soon);
     let alerts = d.cli_json(&["alerts"]).as_array().expect("alerts").len();
     assert!(alerts >= 1, "a license expiring in 10 days is an alert");
     assert_eq!(
@@ -412,8 +389,7 @@ fn on_terminal(d: &Daemon, args: &[&str], answer: &str) -> Output {
 #[test]
 fn destructive_commands_need_yes_without_a_terminal_and_dry_runs_change_nothing() {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&["va", "create", "emea", "--parent", "acme/Default"]);
+    d.account("acme").child("emea");
     let added = d.cli_json(&[
         "license",
         "add",
@@ -478,8 +454,7 @@ fn destructive_commands_need_yes_without_a_terminal_and_dry_runs_change_nothing(
 #[test]
 fn on_a_terminal_destructive_commands_ask_first() {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&["va", "create", "emea", "--parent", "acme/Default"]);
+    d.account("acme").child("emea");
     let before = d.snapshot();
     // On a terminal: "n" keeps it (exit 1), "y" removes it.
     let kept = on_terminal(&d, &["va", "delete", "acme/Default/emea"], "n\n");
@@ -518,15 +493,8 @@ fn remote(d: &Daemon, token: &str, args: &[&str]) -> Output {
 #[test]
 fn a_mistyped_va_gets_suggestions_among_the_vas_the_caller_may_see() {
     let d = Daemon::start();
-    for (name, domain) in [("acme", "acme.com"), ("globex", "globex.com")] {
-        d.cli_ok(&["account", "create", name, "--domain", domain]);
-        d.cli_ok(&[
-            "va",
-            "create",
-            "emea",
-            "--parent",
-            &format!("{name}/Default"),
-        ]);
+    for name in ["acme", "globex"] {
+        d.account(name).child("emea");
     }
     // The system administrator, on the socket: the closest path and the path form.
     let (code, stderr) = d.cli_err(&["va", "show", "acme/Default/emae"]);

@@ -232,21 +232,7 @@ fn kill_9_under_load_loses_no_acknowledged_write() {
         None => Daemon::start(),
     };
     let after_kill = std::env::var("SATELLITE_CRASH_AFTER_KILL").ok();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default",
-        "--tag",
-        TAG,
-        "--quantity",
-        "1000000",
-    ]);
-    let token = d.cli_json(&["token", "create", "--va", "acme/Default"])["secret"]
-        .as_str()
-        .expect("the token secret")
-        .to_string();
+    let token = d.account("acme").license(TAG, 1_000_000).token().secret;
 
     let serials = Arc::new(AtomicU64::new(0));
     let mut devices: Vec<Device> = Vec::new();

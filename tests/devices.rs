@@ -90,20 +90,8 @@ fn in_use(d: &Daemon, tag: &str) -> u64 {
 #[test]
 fn device_lifecycle_over_mutual_tls() {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default",
-        "--tag",
-        ADV,
-        "--quantity",
-        "3",
-    ]);
-    let token = d.cli_json(&["token", "create", "--va", "acme/Default"]);
-    let secret = token["secret"].as_str().expect("secret").to_string();
-    let token_id = token["id"].as_str().expect("id").to_string();
+    let token = d.account("acme").license(ADV, 3).token();
+    let (secret, token_id) = (token.secret, token.id);
     assert_eq!(token_uses(&d, &token_id), 0);
 
     let rt = runtime();
@@ -230,21 +218,7 @@ fn device_lifecycle_over_mutual_tls() {
 #[test]
 fn device_state_survives_a_restart() {
     let mut d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default",
-        "--tag",
-        ADV,
-        "--quantity",
-        "2",
-    ]);
-    let secret = d.cli_json(&["token", "create", "--va", "acme/Default"])["secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let secret = d.account("acme").license(ADV, 2).token().secret;
     let rt = runtime();
     let dirs = tempfile::tempdir().unwrap();
     let mut a = register(&rt, &d, &dirs.path().join("a"), &secret, "A");

@@ -5,20 +5,10 @@ use crate::util::Daemon;
 #[test]
 fn everything_survives_a_restart_and_event_numbers_continue() {
     let mut d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&["account", "create", "globex", "--domain", "globex.com"]);
-    d.cli_ok(&["va", "create", "emea", "--parent", "acme/Default"]);
-    d.cli_ok(&["va", "create", "de", "--parent", "acme/Default/emea"]);
-    d.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default",
-        "--tag",
-        "regid.ADV",
-        "--quantity",
-        "7",
-    ]);
+    let acme = d.account("acme");
+    d.account("globex");
+    acme.child("emea").child("de");
+    acme.license("regid.ADV", 7);
     d.cli_ok(&[
         "license",
         "add",
@@ -55,8 +45,8 @@ fn everything_survives_a_restart_and_event_numbers_continue() {
         "--max-uses",
         "3",
     ]);
-    let revoked = d.cli_json(&["token", "create", "--va", "acme/Default"]);
-    d.cli_ok(&["token", "revoke", revoked["id"].as_str().unwrap()]);
+    let revoked = d.va("acme/Default").token();
+    d.cli_ok(&["token", "revoke", &revoked.id]);
     d.cli_ok(&["user", "create", "root"]);
     d.cli_ok(&["user", "grant", "root", "--role", "system-admin"]);
     let api = d.cli_json(&["api-token", "create", "--user", "root"]);

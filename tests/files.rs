@@ -93,7 +93,7 @@ fn assert_refused(stderr: &str, link: &Path, scene: &Scene) {
 #[test]
 fn backup_refuses_a_link_at_its_target_and_writes_no_partial_file_by_a_fixed_name() {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    d.account("acme");
     let scene = Scene::new();
 
     let link = scene.plant("backup.sat");

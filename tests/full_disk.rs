@@ -369,23 +369,11 @@ fn a_full_disk_refuses_writes_clearly_and_keeps_every_acknowledged_one() {
     let disk = Disk::new();
     let rt = runtime();
     let mut d = Daemon::start_custom(&disk.data_dir, &[]);
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default",
-        "--tag",
-        "regid.2026-01.com.example.ADV",
-        "--quantity",
-        "10",
-    ]);
-    let token = d.cli_json(&["token", "create", "--va", "acme/Default"]);
-    let token_id = token["id"].as_str().expect("the token id").to_string();
-    let secret = token["secret"]
-        .as_str()
-        .expect("the token secret")
-        .to_string();
+    let token = d
+        .account("acme")
+        .license("regid.2026-01.com.example.ADV", 10)
+        .token();
+    let (secret, token_id) = (token.secret, token.id);
 
     // Devices registered while there is room; they send the big reports later.
     let url = |d: &Daemon| format!("https://{}", d.device_addr);

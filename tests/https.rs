@@ -39,21 +39,12 @@ fn secret_for(d: &Daemon, user: &str) -> String {
 #[test]
 fn admin_api_authenticates_limits_and_scopes_every_call() {
     let d = Daemon::start_with("max_body_bytes = 4096", "");
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&["account", "create", "globex", "--domain", "globex.com"]);
-    d.cli_ok(&["va", "create", "emea", "--parent", "acme/Default"]);
-    d.cli_ok(&["va", "create", "amer", "--parent", "acme/Default"]);
-    d.cli_ok(&["va", "create", "de", "--parent", "acme/Default/emea"]);
-    d.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default/emea",
-        "--tag",
-        "regid.ADV",
-        "--quantity",
-        "5",
-    ]);
+    let acme = d.account("acme");
+    d.account("globex");
+    let emea = acme.child("emea");
+    acme.child("amer");
+    emea.child("de");
+    emea.license("regid.ADV", 5);
     for (user, role) in [
         ("root", None),
         ("viewer", Some("va-user")),

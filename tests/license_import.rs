@@ -79,9 +79,8 @@ fn setup() -> Setup {
             "[sync]\ntrusted_license_keys = [ {{ name = \"portal\", key = \"{public}\" }} ]\n"
         ),
     );
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&["account", "create", "globex", "--domain", "globex.com"]);
-    d.cli_ok(&["va", "create", "lab", "--parent", "acme/Default"]);
+    d.account("acme").child("lab");
+    d.account("globex");
     Setup { d, dir, key }
 }
 

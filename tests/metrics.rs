@@ -82,17 +82,7 @@ fn series(text: &str) -> Vec<(String, String)> {
 #[test]
 fn metrics_count_requests_and_describe_the_catalog() {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default",
-        "--tag",
-        "T",
-        "--quantity",
-        "5",
-    ]);
+    d.account("acme").license("T", 5);
     d.cli_ok(&["user", "create", "prom"]);
     let token = d.cli_json(&["api-token", "create", "--user", "prom"])["secret"]
         .as_str()
@@ -181,7 +171,7 @@ fn status_summarises_devices_and_the_store() {
         ]
     );
     assert!(s["store_failure"].is_null());
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    d.account("acme");
     let s = d.cli_json(&["status"]);
     assert!(s["store_flushes"].as_u64().unwrap() >= 1, "{s}");
     let human = d.cli_ok(&["status"]);
@@ -196,9 +186,8 @@ fn status_summarises_devices_and_the_store() {
 #[test]
 fn status_is_scoped_to_the_callers_grants() {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&["va", "create", "emea", "--parent", "acme/Default"]);
-    d.cli_ok(&["account", "create", "other", "--domain", "other.org"]);
+    d.account("acme").child("emea");
+    d.account_with_domain("other", "other.org");
     d.cli_ok(&["user", "create", "nobody"]);
     d.cli_ok(&["user", "create", "emea-user"]);
     d.cli_ok(&[
@@ -268,24 +257,11 @@ fn status_is_scoped_to_the_callers_grants() {
 /// `acme/Default` with 5 units of T, `acme/Default/spare` with 7 units of S; returns a
 /// registration token of `acme/Default`.
 fn two_pools(d: &Daemon) -> String {
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&["va", "create", "spare", "--parent", "acme/Default"]);
-    for (va, tag, quantity) in [("acme/Default", "T", "5"), ("acme/Default/spare", "S", "7")] {
-        d.cli_ok(&[
-            "license",
-            "add",
-            "--va",
-            va,
-            "--tag",
-            tag,
-            "--quantity",
-            quantity,
-        ]);
-    }
-    d.cli_json(&["token", "create", "--va", "acme/Default"])["secret"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    let acme = d.account("acme");
+    let spare = acme.child("spare");
+    acme.license("T", 5);
+    spare.license("S", 7);
+    acme.token().secret
 }
 
 /// Series follow what operators create, never what devices send: a pool with spare licenses

@@ -41,19 +41,11 @@ fn kinds(d: &Daemon) -> Vec<String> {
 #[test]
 fn operators_find_move_and_remove_devices_and_see_shortages() {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&["va", "create", "emea", "--parent", "acme/Default"]);
-    d.cli_ok(&["va", "create", "amer", "--parent", "acme/Default"]);
-    for (va, n) in [("acme/Default/emea", "2"), ("acme/Default/amer", "5")] {
-        d.cli_ok(&["license", "add", "--va", va, "--tag", ADV, "--quantity", n]);
-    }
-    let secret = |va: &str| {
-        d.cli_json(&["token", "create", "--va", va])["secret"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let (emea, amer) = (secret("acme/Default/emea"), secret("acme/Default/amer"));
+    let acme = d.account("acme");
+    let (emea, amer) = (acme.child("emea"), acme.child("amer"));
+    emea.license(ADV, 2);
+    amer.license(ADV, 5);
+    let (emea, amer) = (emea.token().secret, amer.token().secret);
 
     let rt = runtime();
     let dirs = tempfile::tempdir().unwrap();
@@ -202,7 +194,7 @@ fn operators_find_move_and_remove_devices_and_see_shortages() {
     assert_eq!(d.cli_json(&["compliance"]).as_array().unwrap().len(), 1);
 
     // A device never moves to another account.
-    d.cli_ok(&["account", "create", "globex", "--domain", "globex.com"]);
+    d.account("globex");
     let (code, stderr) = d.cli_err(&["device", "move", e2, "--to", "globex/Default"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("account"), "{stderr}");

@@ -86,10 +86,7 @@ fn every_acknowledgement_is_written_after_an_fsync_of_the_store() {
         d.cli_ok(args);
         changes += 1;
     }
-    let token = d.cli_json(&["token", "create", "--va", "acme/Default"])["secret"]
-        .as_str()
-        .expect("the token secret")
-        .to_owned();
+    let token = d.va("acme/Default").token().secret;
     changes += 1;
     changes += devices_register_and_report(&d, &token);
 

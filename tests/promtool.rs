@@ -132,26 +132,13 @@ fn promtool_accepts_both_expositions_the_rules_and_every_queried_metric() {
     // A satellite bound to an upstream (so it has sync figures), with an account whose
     // licenses expire within days (so it has alerts and expiring units).
     let (_hq, mut regional) = crate::sync::hq_and_regional();
-    regional.cli_ok(&["account", "create", "local", "--domain", "local.example"]);
+    let local = regional.account_with_domain("local", "local.example");
     let today = time::OffsetDateTime::now_utc().date();
     let (start, end) = (
         (today - time::Duration::days(30)).to_string(),
         (today + time::Duration::days(3)).to_string(),
     );
-    regional.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "local/Default",
-        "--tag",
-        "T",
-        "--quantity",
-        "4",
-        "--start",
-        &start,
-        "--end",
-        &end,
-    ]);
+    local.license_between("T", 4, &start, &end);
     let token = metrics_reader(&regional);
     regional.restart();
     wait_for_alerts_round(&regional, 1);

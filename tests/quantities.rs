@@ -30,7 +30,7 @@ fn add(d: &Daemon, va: &str, quantity: &str) -> std::process::Output {
 #[test]
 fn adding_past_the_maximum_is_refused_and_license_list_stays_exact() {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    d.account("acme");
     let before = d.snapshot();
     for q in ["9223372036854775807", "1000000000001"] {
         let out = add(&d, "acme/Default", q);
@@ -189,7 +189,7 @@ fn rum_state(d: &Daemon) -> Value {
 #[test]
 fn a_rum_count_past_the_maximum_is_refused_and_records_nothing() {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    d.account("acme");
     let api = d.device_api();
     let url = d.rum_path("acme");
     let before = rum_state(&d);

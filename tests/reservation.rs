@@ -4,39 +4,12 @@
 //! changes nothing.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::util::{BIN, Daemon};
+use crate::util::{Daemon, agent, agent_ok};
 
 const ADV: &str = "regid.2019-03.com.example.ADV";
-
-/// Runs `satellite agent --dir DIR ARGS…` offline (no daemon, no configuration).
-fn agent(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("agent")
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("SATELLITE_CONFIG")
-        .env_remove("SATELLITE_TOKEN")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run satellite agent")
-}
-
-fn agent_ok(dir: &Path, args: &[&str]) -> String {
-    let out = agent(dir, args);
-    assert!(
-        out.status.success(),
-        "`agent {}` failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
-}
 
 fn agent_err(dir: &Path, args: &[&str]) -> String {
     let out = agent(dir, args);
@@ -69,18 +42,7 @@ fn pool(d: &Daemon, va: &str) -> (u64, u64, i64) {
 
 fn setup() -> (Daemon, tempfile::TempDir) {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&["va", "create", "lab", "--parent", "acme/Default"]);
-    d.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default/lab",
-        "--tag",
-        ADV,
-        "--quantity",
-        "5",
-    ]);
+    d.account("acme").child("lab").license(ADV, 5);
     (d, tempfile::tempdir().expect("tempdir"))
 }
 

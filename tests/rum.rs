@@ -43,24 +43,10 @@ fn new_events(d: &Daemon, before: usize) -> Vec<Value> {
     all.split_off(before)
 }
 
-fn acme_with_licenses(d: &Daemon, quantity: &str) {
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default",
-        "--tag",
-        TAG,
-        "--quantity",
-        quantity,
-    ]);
-}
-
 #[test]
 fn a_real_rum_report_registers_the_device_once() {
     let d = Daemon::start();
-    acme_with_licenses(&d, "5");
+    d.account("acme").license(TAG, 5);
     let api = d.device_api();
     let url = d.rum_path("acme");
 
@@ -129,7 +115,7 @@ fn a_real_rum_report_registers_the_device_once() {
 #[test]
 fn broken_rum_reports_are_refused_and_store_nothing() {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    d.account("acme");
     let api = d.device_api();
     let url = d.rum_path("acme");
     let before = state(&d);
@@ -217,11 +203,7 @@ fn pools_and_devices(d: &Daemon) -> Value {
 fn a_rum_report_never_changes_a_device_registered_with_protocol_v1() {
     // The guessable URL of the original attack is on: the rule holds on every URL.
     let d = Daemon::start_with("", "[rum]\nguessable_urls = true\n");
-    acme_with_licenses(&d, "2");
-    let secret = d.cli_json(&["token", "create", "--va", "acme/Default"])["secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let secret = d.account("acme").license(TAG, 2).token().secret;
     let rt = runtime();
     let dirs = tempfile::tempdir().unwrap();
     let mut first = register(&rt, &d, &dirs.path().join("1"), &secret, "FOCE1");
@@ -289,8 +271,8 @@ fn assert_alike(refusals: &[(&str, Resp)]) {
 #[test]
 fn the_ingest_url_needs_the_account_key_and_refusals_look_alike() {
     let d = Daemon::start();
-    acme_with_licenses(&d, "5");
-    d.cli_ok(&["account", "create", "globex", "--domain", "globex.com"]);
+    d.account("acme").license(TAG, 5);
+    d.account("globex");
     let api = d.device_api();
     let acme = d.rum_path("acme");
     let key = acme.rsplit_once('-').unwrap().1.to_string();
@@ -339,7 +321,7 @@ fn the_ingest_url_needs_the_account_key_and_refusals_look_alike() {
 #[test]
 fn the_guessable_urls_work_only_when_turned_on() {
     let d = Daemon::start_with("", "[rum]\nguessable_urls = true\n");
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    d.account("acme");
     let api = d.device_api();
     // `/cslu/v1/pi` without an account works while there is exactly one account.
     let r = api.post_raw("/cslu/v1/pi", with_id(1));
@@ -348,7 +330,7 @@ fn the_guessable_urls_work_only_when_turned_on() {
     assert_eq!(r.body["accepted"], json!([2]), "{}", r.text);
     let r = api.post_raw("/cslu/v1/pi/acme", with_id(3));
     assert_eq!(r.body["accepted"], json!([3]), "{}", r.text);
-    d.cli_ok(&["account", "create", "globex", "--domain", "globex.com"]);
+    d.account("globex");
     let before = state(&d);
     let r = api.post_raw("/cslu/v1/pi", with_id(4));
     r.assert_error(400, "malformed_request");
@@ -375,7 +357,7 @@ fn rum_reports_come_only_from_allowed_networks() {
         "",
         "[rum]\nguessable_urls = true\nallow = [\"10.0.0.0/8\", \"2001:db8::/32\"]\n",
     );
-    elsewhere.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    elsewhere.account("acme");
     let api = elsewhere.device_api();
     let before = state(&elsewhere);
     let from_loopback = api.post_raw(&elsewhere.rum_path("acme"), FIXTURE);
@@ -394,7 +376,7 @@ fn rum_reports_come_only_from_allowed_networks() {
     );
 
     let here = Daemon::start_with("", "[rum]\nallow = [\"10.0.0.0/8\", \"127.0.0.1/32\"]\n");
-    here.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    here.account("acme");
     let r = here.device_api().post_raw(&here.rum_path("acme"), FIXTURE);
     assert_eq!(r.body["accepted"], json!([REPORT_ID]), "{}", r.text);
 }
@@ -402,7 +384,7 @@ fn rum_reports_come_only_from_allowed_networks() {
 #[test]
 fn the_ingest_url_is_shown_to_those_who_may_change_the_account() {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    d.account("acme");
     let shown = d.cli_json(&["account", "show", "acme"]);
     let path = shown["rum_ingest"]["path"].as_str().unwrap();
     assert!(path.starts_with("/cslu/v1/pi/acme-"), "{shown:#}");

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use serde_json::Value;
 
-use crate::util::{BIN, Daemon};
+use crate::util::{BIN, Daemon, agent_ok};
 
 const TAG: &str = "regid.2017-03.com.cisco.advantage_k9";
 
@@ -52,34 +52,11 @@ fn device_url(d: &Daemon) -> String {
     format!("https://{}", d.device_addr)
 }
 
-fn agent(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .arg("agent")
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("SATELLITE_CONFIG")
-        .env_remove("SATELLITE_TOKEN")
-        .env_remove("SATELLITE_REGISTRATION_TOKEN")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run satellite agent");
-    assert!(
-        out.status.success(),
-        "agent {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Registers a device with `d` in `va` and reports `units` of [`TAG`].
 fn device(d: &Daemon, dir: &Path, va: &str, serial: &str, units: u32) {
-    let token = d.cli_json(&["token", "create", "--va", va])["secret"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let token = d.va(va).token().secret;
     let ca = d.data_dir.join("tls").join("ca.pem");
-    agent(
+    agent_ok(
         dir,
         &[
             "register",
@@ -97,7 +74,7 @@ fn device(d: &Daemon, dir: &Path, va: &str, serial: &str, units: u32) {
             &format!("sw-{serial}"),
         ],
     );
-    agent(dir, &["report", "--usage", &format!("{TAG}={units}")]);
+    agent_ok(dir, &["report", "--usage", &format!("{TAG}={units}")]);
 }
 
 /// Purchased / in use of [`TAG`] in `va` as `license list` shows it.
@@ -125,29 +102,10 @@ fn actions(d: &Daemon, action: &str) -> usize {
 }
 
 fn setup_hq(hq: &Daemon) {
-    hq.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    hq.cli_ok(&["va", "create", "region", "--parent", "acme/Default"]);
-    hq.cli_ok(&["va", "create", "site", "--parent", "acme/Default/region"]);
-    hq.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default/region",
-        "--tag",
-        TAG,
-        "--quantity",
-        "10",
-    ]);
-    hq.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default/region/site",
-        "--tag",
-        TAG,
-        "--quantity",
-        "5",
-    ]);
+    let region = hq.account("acme").child("region");
+    let site = region.child("site");
+    region.license(TAG, 10);
+    site.license(TAG, 5);
 }
 
 /// hq with its licenses (`setup_hq`) and regional bound to `acme/Default/region`, by network.
@@ -168,19 +126,10 @@ pub(crate) fn hq_and_regional() -> (Daemon, Daemon) {
 #[test]
 fn three_tiers_licenses_down_usage_up_by_network_and_files() {
     let tmp = tempfile::tempdir().unwrap();
-    let hq = satellite("hq");
-    let regional = satellite("regional");
+    let (hq, regional) = hq_and_regional();
     let site = satellite("site");
-    setup_hq(&hq);
 
-    // Binding and the first network sync: the pools of the dedicated subtree arrive.
-    bind(
-        &hq,
-        &regional,
-        "regional",
-        "acme/Default/region",
-        &device_url(&hq),
-    );
+    // The first network sync after binding: the pools of the dedicated subtree arrive.
     let v = regional.cli_json(&["sync", "now"]);
     assert_eq!(v["result"], "applied");
     assert_eq!(pool(&regional, "acme/Default/region"), (10, 0));
@@ -243,16 +192,7 @@ fn three_tiers_licenses_down_usage_up_by_network_and_files() {
 
     // By files: hq adds 2 units; regional exports, hq answers, regional imports; the same
     // between site and regional.
-    hq.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default/region/site",
-        "--tag",
-        TAG,
-        "--quantity",
-        "2",
-    ]);
+    hq.va("acme/Default/region/site").license(TAG, 2);
     let f = |n: &str| tmp.path().join(n).to_str().unwrap().to_string();
     regional.cli_json(&["sync", "export", "--out", &f("r1.json")]);
     hq.cli_json(&[
@@ -298,7 +238,7 @@ fn three_tiers_licenses_down_usage_up_by_network_and_files() {
     assert_eq!(pool(&site, "acme/Default/region/site"), (7, 3));
 
     // The device leaves the site: its removal flows up too.
-    agent(&tmp.path().join("dev1"), &["deregister"]);
+    agent_ok(&tmp.path().join("dev1"), &["deregister"]);
     site.cli_json(&["sync", "now"]);
     assert_eq!(remote(&regional)["devices"].as_array().unwrap().len(), 0);
     regional.cli_json(&["sync", "now"]);
@@ -346,19 +286,10 @@ fn forged_response_with(
 fn every_refused_sync_file_gets_its_reason_and_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let f = |n: &str| tmp.path().join(n).to_str().unwrap().to_string();
-    let hq = satellite("hq");
-    let regional = satellite("regional");
+    let (hq, regional) = hq_and_regional();
     let other = satellite("other");
     let stranger = satellite("hq2");
-    setup_hq(&hq);
-    hq.cli_ok(&["va", "create", "elsewhere", "--parent", "acme/Default"]);
-    bind(
-        &hq,
-        &regional,
-        "regional",
-        "acme/Default/region",
-        &device_url(&hq),
-    );
+    hq.va("acme/Default").child("elsewhere");
     bind(
         &hq,
         &other,
@@ -369,16 +300,7 @@ fn every_refused_sync_file_gets_its_reason_and_changes_nothing() {
     regional.cli_json(&["sync", "now"]);
 
     // A valid, applicable response (number 2), and defective copies of it.
-    hq.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "acme/Default/region",
-        "--tag",
-        TAG,
-        "--quantity",
-        "1",
-    ]);
+    hq.va("acme/Default/region").license(TAG, 1);
     regional.cli_json(&["sync", "export", "--out", &f("r2.json")]);
     hq.cli_json(&[
         "sync",
@@ -970,7 +892,7 @@ fn reserved_licenses_on_a_child_count_as_usage_upstream() {
     let tmp = tempfile::tempdir().unwrap();
     let (hq, regional) = hq_and_regional();
     regional.cli_json(&["sync", "now"]);
-    let code = agent(
+    let code = agent_ok(
         &tmp.path().join("offline"),
         &[
             "reserve-request",
@@ -1082,7 +1004,7 @@ fn cisco_rum_reports_are_relayed_upstream_untouched() {
     const FIXTURE: &str = include_str!("data/cisco-rum/example-rum-1671840750.xml");
     let hq = satellite("hq");
     let regional = satellite("regional");
-    hq.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    hq.account("acme");
     // RUM devices land in the account's Default VA, so the whole account is dedicated.
     bind(&hq, &regional, "regional", "acme/Default", &device_url(&hq));
     regional.cli_json(&["sync", "now"]);
@@ -1121,7 +1043,7 @@ fn rum_reports_cannot_change_native_devices_on_a_child_or_its_upstream() {
         .replace("9NTUEA8FIIH", "FOCE1");
     let hq = satellite("hq");
     let regional = satellite("regional");
-    hq.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    hq.account("acme");
     bind(&hq, &regional, "regional", "acme/Default", &device_url(&hq));
     let dir = tempfile::tempdir().unwrap();
     device(&regional, dir.path(), "acme/Default", "FOCE1", 1);

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod prelude;
+
 /// The satellite binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_satellite");
 
@@ -264,15 +266,7 @@ impl Daemon {
 
     /// Runs the CLI, asserts exit code 0, returns stdout.
     pub fn cli_ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "`satellite {}` failed with {:?}: {}",
-            args.join(" "),
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("UTF-8 output")
+        stdout_of_success(self.cli(args), &format!("satellite {}", args.join(" ")))
     }
 
     /// Runs the CLI with `--json`, asserts success, parses stdout.
@@ -368,6 +362,39 @@ pub fn cli_with_config(config: &Path, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run the satellite CLI")
+}
+
+/// Runs `satellite agent --dir DIR ARGS…` with no configuration, token or log filter from the
+/// environment (the agent needs no configuration; a daemon it speaks to is named in `args`).
+pub fn agent(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("agent")
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("SATELLITE_CONFIG")
+        .env_remove("SATELLITE_TOKEN")
+        .env_remove("SATELLITE_REGISTRATION_TOKEN")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run satellite agent")
+}
+
+/// Runs [`agent`], asserts exit code 0, returns stdout.
+pub fn agent_ok(dir: &Path, args: &[&str]) -> String {
+    stdout_of_success(agent(dir, args), &format!("agent {}", args.join(" ")))
+}
+
+/// Asserts that the command shown as `command` exited 0, and returns its stdout.
+fn stdout_of_success(out: Output, command: &str) -> String {
+    assert!(
+        out.status.success(),
+        "`{command}` failed with {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
 fn install_crypto() {

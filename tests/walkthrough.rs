@@ -377,19 +377,8 @@ fn the_table_check_catches_misaligned_columns() {
 #[test]
 fn printed_va_paths_name_their_account() {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
-    d.cli_ok(&["account", "create", "globex", "--domain", "globex.com"]);
     for account in ["acme", "globex"] {
-        d.cli_ok(&[
-            "license",
-            "add",
-            "--va",
-            &format!("{account}/Default"),
-            "--tag",
-            "regid.ADV",
-            "--quantity",
-            "1",
-        ]);
+        d.account(account).license("regid.ADV", 1);
     }
     let list = d.cli_json(&["license", "list"]);
     let paths: Vec<&str> = list["pools"]
@@ -415,9 +404,9 @@ fn printed_va_paths_name_their_account() {
 #[test]
 fn the_audit_log_pages_back_by_sequence_number() {
     let d = Daemon::start();
-    d.cli_ok(&["account", "create", "acme", "--domain", "acme.com"]);
+    let acme = d.account("acme");
     for name in ["a", "b", "c", "d", "e"] {
-        d.cli_ok(&["va", "create", name, "--parent", "acme/Default"]);
+        acme.child(name);
     }
     let seqs = |args: &[&str]| -> Vec<u64> {
         let mut all = vec!["events"];

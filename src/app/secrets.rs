@@ -1,6 +1,10 @@
 //! Secrets shown once: registration tokens and API tokens. A secret is 256 random bits,
 //! printed as a prefixed hex string; only its SHA-256 is ever stored.
 
+// The one SHA-256 of bytes outside the domain lives with the wire types, because protocol may
+// not import `app` and `app` may import protocol.
+use crate::protocol::reservation::sha256;
+
 /// A freshly generated secret and the hash the store keeps.
 #[derive(Debug, Clone)]
 pub struct Secret {
@@ -20,10 +24,7 @@ pub fn generate(prefix: &str) -> Secret {
 
 /// The SHA-256 of a presented secret.
 pub fn hash(text: &str) -> [u8; 32] {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
+    sha256(text.as_bytes())
 }
 
 pub use crate::hex::encode as hex;

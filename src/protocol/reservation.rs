@@ -270,7 +270,8 @@ fn raw_proof(authorization_code: &str) -> [u8; 32] {
     sha256(&input)
 }
 
-/// SHA-256.
+/// SHA-256 of `bytes`: the one implementation outside the domain (secrets at rest hash with it
+/// too, see `app::secrets::hash`).
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
     let mut out = [0u8; 32];
