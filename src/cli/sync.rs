@@ -8,10 +8,10 @@ use clap::Subcommand;
 use hyper::Method;
 
 use super::client::{AdminClient, segment};
-use super::commands::Output;
 use super::errors::CliError;
 use super::examples as ex;
 use super::fmt::{stamp, stamp_or_dash, udi};
+use super::output::Output;
 use super::progress::Meter;
 use super::table::Table;
 use crate::fsutil::NewFile;
