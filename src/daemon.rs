@@ -8,12 +8,21 @@
 //! certificate; apply log level, timers, alert settings, `[rum]` and the certificate, or keep
 //! the old ones if anything is wrong. Stop (SIGTERM/SIGINT): STOPPING, stop accepting, drain open
 //! requests within `shutdown.drain_timeout`, stop workers, flush the store, exit 0.
+//!
+//! `daemon/bind.rs` claims the listeners, the data directory and the admin socket;
+//! `daemon/reload.rs` is the reload.
 
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::Path;
+mod bind;
+mod reload;
+
+use bind::{already_serving, bind_socket, bind_tcp, prepare_data_dir};
+use reload::reload_loop;
+
+use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
 use std::sync::{Arc, RwLock};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use tokio::net::{TcpListener, UnixListener};
 use tracing::{info, warn};
 
@@ -176,6 +185,9 @@ pub async fn serve_on(
     serve_live(settings, pki, live, listeners, shutdown).await
 }
 
+/// The start-up steps after the store and certificates are open, then serving until
+/// `shutdown`: announce, open the signing key and RUM secret, start the workers, build the
+/// routers, serve, and wait for every listener and worker to finish.
 async fn serve_live(
     settings: Settings,
     pki: Arc<Pki>,
@@ -190,49 +202,13 @@ async fn serve_live(
         Some(l) => Some(l.local_addr()?),
         None => None,
     };
-    let mut described = vec![format!("devices      https://{device_addr}")];
-    if let Some(a) = admin_addr {
-        described.push(format!("admin        https://{a}"));
-    }
-    described.push(format!("admin socket {}", settings.admin.socket.display()));
-    // Operators (and tests) read these lines to find the satellite.
-    println!("satellite {}", env!("CARGO_PKG_VERSION"));
-    println!("data         {}", settings.data_dir.display());
-    for line in &described {
-        println!("{line}");
-    }
-    println!("device CA    {}", pki.ca_path().display());
-    println!("ready");
-    crate::systemd::ready();
+    let described = announce(&settings, &pki, device_addr, admin_addr);
     let watchdog = crate::systemd::spawn_watchdog(shutdown.clone());
 
     let workers = Registry::default();
     let metrics = Metrics::new();
-    // The satellite's Ed25519 signing key: signs sync messages and reservation codes, pinned
-    // by peers, so it is created once and never replaced.
-    let sync_dir = settings.data_dir.join("sync");
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&sync_dir)
-        .with_context(|| format!("cannot create {}", sync_dir.display()))?;
-    let sync_key = Arc::new(
-        SatelliteKey::load_or_generate(&sync_dir.join("key.pem"))
-            .context("cannot load or create the satellite's signing key")?,
-    );
-    let sync = Arc::new(crate::sync::SyncEngine::new(
-        app.clone(),
-        sync_key,
-        settings.sync.clone(),
-        sync_dir.clone(),
-    ));
-    // The secret behind every account's RUM ingest URL: created once, since devices are
-    // configured with the URLs it makes.
-    let rum = Arc::new(RumGate {
-        key: IngestKey::load_or_create(&settings.data_dir)
-            .context("cannot load or create the RUM ingest URL secret")?,
-        settings: live.rum.clone(),
-    });
+    let sync = open_sync(&settings, &app)?;
+    let rum = open_rum_gate(&settings, &live)?;
     let alert_inputs = AlertInputs {
         ca_not_after: Some(pki.ca_not_after()),
         server_cert_not_after: Some(pki.server_cert_not_after()),
@@ -252,7 +228,111 @@ async fn serve_live(
         rum: rum.clone(),
         device_url: device_url(device_addr),
     };
-    let mut worker_tasks = vec![
+    let worker_tasks = spawn_workers(
+        &settings,
+        &live,
+        &sync,
+        &metrics,
+        alert_inputs,
+        &workers,
+        &shutdown,
+    );
+    let device_ctx = device::DeviceCtx {
+        app: app.clone(),
+        pki: pki.clone(),
+        max_body_bytes: settings.device.max_body_bytes,
+        limiter: Arc::new(FailureLimiter::new(10, time::Duration::minutes(1))),
+        sync: sync.clone(),
+        rum,
+    };
+    let routers = Routers {
+        device: device_router(&settings, device_ctx, &metrics),
+        admin: admin_router(&settings, ctx, &metrics),
+    };
+    let mut tasks = spawn_listeners(&settings, listeners, &tls, routers, &metrics, &shutdown);
+    match admin_addr {
+        Some(admin) => info!(devices = %device_addr, %admin, "satellite is ready"),
+        None => info!(devices = %device_addr, admin = "off", "satellite is ready"),
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.context("a listener task failed")?;
+    }
+    for task in worker_tasks.into_iter().chain(watchdog) {
+        task.await.context("a worker failed")?;
+    }
+    let _ = std::fs::remove_file(&settings.admin.socket);
+    Ok(())
+}
+
+/// Prints where everything is and tells systemd the daemon is ready. The listeners are bound
+/// already, so a client that reads these lines can connect at once. Returns the listener lines
+/// for `status`.
+fn announce(
+    settings: &Settings,
+    pki: &Pki,
+    device_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+) -> Vec<String> {
+    let mut described = vec![format!("devices      https://{device_addr}")];
+    if let Some(a) = admin_addr {
+        described.push(format!("admin        https://{a}"));
+    }
+    described.push(format!("admin socket {}", settings.admin.socket.display()));
+    // Operators (and tests) read these lines to find the satellite.
+    println!("satellite {}", env!("CARGO_PKG_VERSION"));
+    println!("data         {}", settings.data_dir.display());
+    for line in &described {
+        println!("{line}");
+    }
+    println!("device CA    {}", pki.ca_path().display());
+    println!("ready");
+    crate::systemd::ready();
+    described
+}
+
+/// Opens the sync engine with the satellite's Ed25519 signing key. The key signs sync messages
+/// and reservation codes and is pinned by peers, so it is created once and never replaced.
+fn open_sync(settings: &Settings, app: &App) -> Result<Arc<crate::sync::SyncEngine>> {
+    let sync_dir = settings.data_dir.join("sync");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&sync_dir)
+        .with_context(|| format!("cannot create {}", sync_dir.display()))?;
+    let sync_key = Arc::new(
+        SatelliteKey::load_or_generate(&sync_dir.join("key.pem"))
+            .context("cannot load or create the satellite's signing key")?,
+    );
+    Ok(Arc::new(crate::sync::SyncEngine::new(
+        app.clone(),
+        sync_key,
+        settings.sync.clone(),
+        sync_dir.clone(),
+    )))
+}
+
+/// The RUM endpoint's gate with the secret behind every account's ingest URL: created once,
+/// since devices are configured with the URLs it makes.
+fn open_rum_gate(settings: &Settings, live: &Live) -> Result<Arc<RumGate>> {
+    Ok(Arc::new(RumGate {
+        key: IngestKey::load_or_create(&settings.data_dir)
+            .context("cannot load or create the RUM ingest URL secret")?,
+        settings: live.rum.clone(),
+    }))
+}
+
+/// Starts the periodic work: the expiry sweep, alert derivation and delivery, and sync.
+fn spawn_workers(
+    settings: &Settings,
+    live: &Live,
+    sync: &Arc<crate::sync::SyncEngine>,
+    metrics: &Metrics,
+    alert_inputs: AlertInputs,
+    workers: &Registry,
+    shutdown: &Shutdown,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let app = &live.app;
+    vec![
         workers::spawn(
             ExpiryWorker {
                 app: app.clone(),
@@ -273,12 +353,18 @@ async fn serve_live(
             workers.clone(),
             shutdown.clone(),
         )),
-    ];
-    let admin_router = guarded(
+    ]
+}
+
+/// The admin API with `/readyz`, behind the admin request limits. The HTTPS admin listener and
+/// the admin socket serve the same router.
+fn admin_router(settings: &Settings, ctx: AdminCtx, metrics: &Metrics) -> axum::Router {
+    let app = ctx.app.clone();
+    guarded(
         admin::router(ctx).merge(
             axum::Router::new()
                 .route("/readyz", axum::routing::get(server_metrics::ready))
-                .with_state(app.clone()),
+                .with_state(app),
         ),
         RequestLimits {
             max_body_bytes: settings.admin.max_body_bytes,
@@ -286,34 +372,50 @@ async fn serve_live(
             body_timeout: settings.admin.body_timeout,
             request_timeout: settings.admin.request_timeout,
         },
-        &metrics,
+        metrics,
         "admin",
-    );
-    let device_router = guarded(
-        device::router(device::DeviceCtx {
-            app: app.clone(),
-            pki: pki.clone(),
-            max_body_bytes: settings.device.max_body_bytes,
-            limiter: Arc::new(FailureLimiter::new(10, time::Duration::minutes(1))),
-            sync: sync.clone(),
-            rum,
-        }),
+    )
+}
+
+/// Protocol v1, the RUM endpoint and the upstream's sync endpoints, behind the device request
+/// limits.
+fn device_router(settings: &Settings, ctx: device::DeviceCtx, metrics: &Metrics) -> axum::Router {
+    guarded(
+        device::router(ctx),
         RequestLimits {
             max_body_bytes: settings.device.max_body_bytes,
             larger_bodies: device::larger_body_limit,
             body_timeout: settings.device.body_timeout,
             request_timeout: settings.device.request_timeout,
         },
-        &metrics,
+        metrics,
         "devices",
-    );
-    let limits = connection_limits(&settings);
+    )
+}
+
+/// The routers the listeners serve.
+struct Routers {
+    device: axum::Router,
+    admin: axum::Router,
+}
+
+/// Serves the device listener, the HTTPS admin listener if any, and the admin socket, each
+/// until `shutdown` and its drain.
+fn spawn_listeners(
+    settings: &Settings,
+    listeners: Listeners,
+    tls: &TlsSource,
+    routers: Routers,
+    metrics: &Metrics,
+    shutdown: &Shutdown,
+) -> tokio::task::JoinSet<()> {
+    let limits = connection_limits(settings);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(listen::serve_tls(
         "devices",
         listeners.device,
         tls.clone(),
-        device_router,
+        routers.device,
         limits,
         Some(metrics.clone()),
         shutdown.clone(),
@@ -323,7 +425,7 @@ async fn serve_live(
             "admin",
             l,
             tls.clone(),
-            admin_router.clone(),
+            routers.admin.clone(),
             limits,
             Some(metrics.clone()),
             shutdown.clone(),
@@ -331,22 +433,11 @@ async fn serve_live(
     }
     tasks.spawn(listen::serve_unix(
         listeners.admin_socket,
-        admin_router,
+        routers.admin,
         limits,
         shutdown.clone(),
     ));
-    match admin_addr {
-        Some(admin) => info!(devices = %device_addr, %admin, "satellite is ready"),
-        None => info!(devices = %device_addr, admin = "off", "satellite is ready"),
-    }
-    while let Some(done) = tasks.join_next().await {
-        done.context("a listener task failed")?;
-    }
-    for task in worker_tasks.drain(..).chain(watchdog) {
-        task.await.context("a worker failed")?;
-    }
-    let _ = std::fs::remove_file(&settings.admin.socket);
-    Ok(())
+    tasks
 }
 
 /// The base URL devices reach the device listener at, for the ingest URLs `account show`
@@ -390,130 +481,6 @@ fn connection_limits(settings: &Settings) -> Limits {
     }
 }
 
-/// The error of a second daemon on a data directory another one serves.
-fn already_serving(dir: &Path, pid: Option<u32>) -> anyhow::Error {
-    let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
-    anyhow::anyhow!(
-        "a satellite is already serving {}{who}; stop it first, or give this one another data \
-         directory (`data_dir` in the configuration, or --data-dir)",
-        dir.display()
-    )
-}
-
-/// Binds the device listener and the HTTPS admin listener. A failure names the configuration
-/// key that sets the address, and says what to do when the address is taken.
-async fn bind_tcp(settings: &Settings) -> Result<(TcpListener, Option<TcpListener>)> {
-    let bind = |key: &'static str, what: &'static str, addr: std::net::SocketAddr| async move {
-        TcpListener::bind(addr).await.map_err(|e| {
-            let advice = match e.kind() {
-                std::io::ErrorKind::AddrInUse => format!(
-                    "another process listens there (another satellite?); stop it, or choose \
-                     another address with `{key}` in the configuration"
-                ),
-                std::io::ErrorKind::PermissionDenied => {
-                    format!("ports below 1024 need privileges; choose another port with `{key}`")
-                }
-                _ => format!("check `{key}` in the configuration"),
-            };
-            anyhow::anyhow!("cannot listen for {what} on {addr} (`{key}`): {e}; {advice}")
-        })
-    };
-    let device = bind("device.listen", "devices", settings.device.listen).await?;
-    let admin = match settings.admin.listen {
-        Some(addr) => Some(bind("admin.listen", "the HTTPS admin API", addr).await?),
-        None => None,
-    };
-    Ok((device, admin))
-}
-
-/// Whether an I/O failure means the directory may not be written (as opposed to a missing
-/// disk or a full one).
-fn not_writable(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
-    )
-}
-
-/// The error for a data directory the satellite may not write.
-fn unwritable(dir: &Path, e: &std::io::Error) -> anyhow::Error {
-    anyhow::anyhow!(
-        "the data directory {} is not writable ({e}); give the user satellite runs as write \
-         access to it, or choose another with `data_dir` in the configuration or --data-dir",
-        dir.display()
-    )
-}
-
-/// Creates the data directory readable by its owner only. One that already exists with a
-/// broader mode (made by hand, or by a packaging script's `mkdir`) is tightened to 0700: it
-/// holds the store, the CA key and every tenant's records, and the files inside are only as
-/// private as the directory.
-fn prepare_data_dir(dir: &Path) -> Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| {
-            if not_writable(&e) {
-                unwritable(dir, &e)
-            } else {
-                anyhow::anyhow!("cannot create the data directory {}: {e}", dir.display())
-            }
-        })?;
-    let mode = std::fs::metadata(dir)
-        .with_context(|| format!("cannot inspect the data directory {}", dir.display()))?
-        .permissions()
-        .mode()
-        & 0o7777;
-    if mode & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(
-            || {
-                format!(
-                    "the data directory {} has mode {mode:04o}, open to other users, and cannot                      be made private; fix it with `chmod 700 {}`",
-                    dir.display(),
-                    dir.display()
-                )
-            },
-        )?;
-        warn!(
-            path = %dir.display(),
-            old_mode = %format_args!("{mode:04o}"),
-            new_mode = %"0700",
-            "the data directory was open to other users; made it private to the satellite"
-        );
-    }
-    // Root-owned or read-only directories open fine and fail at the first write, deep in the
-    // store: try one now, so the message says what is wrong.
-    match crate::fsutil::unlinked_file(&dir.join("write-check"), 0o600) {
-        Ok(_) => Ok(()),
-        Err(crate::fsutil::WriteError::Io { source, .. }) if not_writable(&source) => {
-            Err(unwritable(dir, &source))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Binds the admin socket with the configured mode. A socket file left by a crashed daemon is
-/// replaced; one that a running daemon answers on is not.
-fn bind_socket(path: &Path, mode: u32) -> Result<UnixListener> {
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            bail!(
-                "another satellite is already serving on {}; stop it first or use another data \
-                 directory",
-                path.display()
-            );
-        }
-        std::fs::remove_file(path)
-            .with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
-    }
-    let listener = UnixListener::bind(path)
-        .with_context(|| format!("cannot create the admin socket {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("cannot set the mode of {}", path.display()))?;
-    Ok(listener)
-}
-
 /// The device timers the domain needs, from the validated configuration.
 pub fn device_timers(t: &crate::config::Timers) -> crate::domain::DeviceTimers {
     crate::domain::DeviceTimers {
@@ -524,92 +491,4 @@ pub fn device_timers(t: &crate::config::Timers) -> crate::domain::DeviceTimers {
         deregister_after: t.deregister_after,
         clock_skew: t.clock_skew,
     }
-}
-
-/// Applies each SIGHUP until shutdown.
-async fn reload_loop(
-    mut live: Live,
-    reloader: Reloader,
-    mut requests: tokio::sync::mpsc::UnboundedReceiver<()>,
-    mut shutdown: Shutdown,
-) {
-    loop {
-        tokio::select! {
-            _ = shutdown.wait() => break,
-            request = requests.recv() => {
-                if request.is_none() {
-                    break;
-                }
-                crate::systemd::reloading();
-                match reload(&mut live, &reloader) {
-                    Ok(summary) => info!(%summary, "configuration reloaded"),
-                    Err(e) => warn!(cause = %format!("{e:#}"), "reload refused; the previous configuration stays in force"),
-                }
-                crate::systemd::ready();
-            }
-        }
-    }
-}
-
-/// The settings a reload applies to the running daemon; every other changed key is named in the
-/// reload's summary as needing a restart (`Settings::changed_keys` lists them all).
-const RELOADABLE: &[&str] = &[
-    "log.level",
-    "timers.certificate_validity",
-    "timers.renew_after",
-    "timers.report_interval",
-    "timers.authorization_valid",
-    "timers.deregister_after",
-    "timers.clock_skew",
-    "alerts.interval",
-    "alerts.webhook",
-    "tls",
-    "rum.guessable_urls",
-    "rum.allow",
-];
-
-/// Validates everything first, then applies: a bad configuration or certificate changes nothing.
-fn reload(live: &mut Live, reloader: &Reloader) -> Result<String> {
-    let new = (reloader.settings)()?;
-    let pki = Pki::load_or_create(
-        &new.data_dir.join("tls"),
-        &pki::host_names(),
-        live.app.now(),
-    )
-    .context("cannot reload the server certificate")?;
-    let tls = match &new.tls {
-        Some(files) => pki.server_config_with_files(&files.cert, &files.key)?,
-        None => pki.server_config()?,
-    };
-    let unapplied: Vec<&str> = live
-        .settings
-        .changed_keys(&new)
-        .into_iter()
-        .filter(|key| !RELOADABLE.contains(key))
-        .collect();
-    (reloader.set_log_level)(&new.log.level)
-        .map_err(|e| anyhow::anyhow!("cannot apply log.level: {e}"))?;
-    live.app.set_timers(device_timers(&new.timers));
-    *live.alerts.write().unwrap_or_else(|p| p.into_inner()) = new.alerts.clone();
-    *live.rum.write().unwrap_or_else(|p| p.into_inner()) = new.rum.clone();
-    live.tls.replace(tls);
-    // `live.settings` stays what the daemon runs with: a key that needs a restart keeps its
-    // running value, so the next reload names it again.
-    let running = &mut live.settings;
-    running.log.level = new.log.level;
-    running.timers = crate::config::Timers {
-        sweep_interval: running.timers.sweep_interval,
-        ..new.timers
-    };
-    running.alerts = new.alerts;
-    running.tls = new.tls;
-    running.rum = new.rum;
-    Ok(if unapplied.is_empty() {
-        "log level, timers, alerts, [rum] and server certificate applied".to_string()
-    } else {
-        format!(
-            "log level, timers, alerts, [rum] and server certificate applied; not applied until a restart: {}",
-            unapplied.join(", ")
-        )
-    })
 }

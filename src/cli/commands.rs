@@ -6,44 +6,14 @@ use anyhow::Result;
 use clap::Subcommand;
 use serde::Serialize;
 use serde_json::json;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::client::{AdminClient, query, segment};
 use super::confirm::{Confirm, Decision};
 use super::examples as ex;
 use super::fmt::{day, stamp};
+use super::output::Output;
 use super::table::Table;
 use crate::protocol::admin::*;
-
-/// How to print answers.
-#[derive(Debug, Clone, Copy)]
-pub struct Output {
-    pub json: bool,
-}
-
-impl Output {
-    /// Prints `value` as JSON, or runs `human` to print it for people.
-    pub fn show<T: Serialize>(self, value: &T, human: impl FnOnce(&T)) -> Result<()> {
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(value)?);
-        } else {
-            human(value);
-        }
-        Ok(())
-    }
-}
-
-/// Parses `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time.
-pub fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
-    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
-        return Ok(t);
-    }
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(s, &format)
-        .map(|d| d.midnight().assume_utc())
-        .map_err(|_| format!("`{s}` is not a date (expected YYYY-MM-DD or RFC 3339)"))
-}
 
 pub fn config_check(global: &super::Global) -> Result<()> {
     let settings = global.settings()?;

@@ -5,10 +5,10 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
 use super::client::{AdminClient, query, segment};
-use super::commands::Output;
 use super::confirm::{Confirm, Decision};
 use super::examples as ex;
 use super::fmt::{day, stamp, udi};
+use super::output::Output;
 use super::table::Table;
 use crate::protocol::admin::*;
 

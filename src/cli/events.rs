@@ -6,8 +6,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::client::{AdminClient, query};
-use super::commands::{Output, parse_time};
+use super::fmt::parse_time;
 use super::fmt::stamp;
+use super::output::Output;
 use super::table::Table;
 use crate::protocol::admin::*;
 

@@ -1,6 +1,7 @@
 //! How the CLI writes times and device identities, in one place so that every command writes
 //! them the same way: times in RFC 3339 with whole seconds (`2027-01-01T00:00:00Z`), dates as
-//! RFC 3339 full dates (`2027-01-01`), a UDI as `PID:SERIAL`.
+//! RFC 3339 full dates (`2027-01-01`), a UDI as `PID:SERIAL`; and how it reads a time given on
+//! the command line (`parse_time`).
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -28,6 +29,17 @@ pub fn day(t: &OffsetDateTime) -> String {
 /// A device's unique identifier, as every command writes it and `device show` accepts it.
 pub fn udi(pid: &str, serial: &str) -> String {
     format!("{pid}:{serial}")
+}
+
+/// Parses `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time.
+pub fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s, &format)
+        .map(|d| d.midnight().assume_utc())
+        .map_err(|_| format!("`{s}` is not a date (expected YYYY-MM-DD or RFC 3339)"))
 }
 
 #[cfg(test)]

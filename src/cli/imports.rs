@@ -11,7 +11,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::client::AdminClient;
-use super::commands::Output;
+use super::output::Output;
 use crate::protocol::admin::LicenseImportView;
 use crate::protocol::sync::{
     LicenseFile, LicenseGrant, LicenseKind, LicenseLine, SatelliteId, SatelliteKey, sign,

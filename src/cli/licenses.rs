@@ -7,10 +7,11 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::client::{AdminClient, Refused, query, segment};
-use super::commands::{Output, parse_time};
 use super::confirm::{Confirm, Decision};
 use super::examples as ex;
 use super::fmt::day;
+use super::fmt::parse_time;
+use super::output::Output;
 use super::table::Table;
 use crate::protocol::admin::*;
 

@@ -16,6 +16,7 @@ mod imports;
 mod licenses;
 pub mod loadgen;
 mod locate;
+mod output;
 mod progress;
 mod reserve;
 mod suggest;
@@ -206,15 +207,15 @@ pub async fn run_client(global: &Global, command: Command) -> Result<()> {
         Command::Completions(a) => return generate::completions(&a),
         Command::ManPages(a) => return generate::man_pages(&a),
         Command::Sync(sync::SyncCommand::Keygen { out }) => {
-            return imports::keygen(commands::Output { json: global.json }, &out);
+            return imports::keygen(output::Output { json: global.json }, &out);
         }
         Command::License(licenses::LicenseCommand::Sign(a)) => {
-            return imports::sign_file(commands::Output { json: global.json }, a);
+            return imports::sign_file(output::Output { json: global.json }, a);
         }
         _ => {}
     }
     let client = AdminClient::new(global.target()?);
-    let out = commands::Output { json: global.json };
+    let out = output::Output { json: global.json };
     let result = match command {
         Command::Serve
         | Command::Config(_)

@@ -14,9 +14,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::client::{AdminClient, query, segment};
-use super::commands::Output;
 use super::errors::CliError;
 use super::examples as ex;
+use super::output::Output;
 use super::table::Table;
 use crate::agent::reservation as agent;
 use crate::protocol::admin::{

@@ -8,10 +8,10 @@ use clap::Subcommand;
 use hyper::Method;
 
 use super::client::{AdminClient, segment};
-use super::commands::Output;
 use super::errors::CliError;
 use super::examples as ex;
 use super::fmt::{stamp, stamp_or_dash, udi};
+use super::output::Output;
 use super::progress::Meter;
 use super::table::Table;
 use crate::fsutil::NewFile;
@@ -220,129 +220,25 @@ fn seq_of(bytes: &[u8]) -> u64 {
         .unwrap_or_default()
 }
 
+/// Runs one `sync` command against the daemon: one function per subcommand.
 pub async fn run(client: &AdminClient, out: Output, c: SyncCommand) -> Result<()> {
     match c {
         SyncCommand::Keygen { .. } => unreachable!("offline command, handled by the caller"),
         SyncCommand::Register {
             upstream,
             registration_token,
-        } => {
-            let body = RegisterUpstream {
-                url: upstream,
-                token: registration_token,
-            };
-            let b: BindingView = client.post("/v1/sync/register", &body).await?;
-            out.show(&b, |b| {
-                println!(
-                    "bound to upstream `{}` ({}) as `{}`; virtual account {} is managed there",
-                    b.upstream, b.url, b.me, b.va
-                );
-                println!("pinned the upstream's public key {}", b.upstream_key);
-                println!(
-                    "sync now with `satellite sync now` (or wait for the schedule, \
-                     `[sync] interval`); `satellite sync status` shows how it went"
-                );
-            })
-        }
+        } => register(client, out, upstream, registration_token).await,
         SyncCommand::Now => {
             let v: SyncOutcomeView = client.post("/v1/sync/now", &()).await?;
             out.show(&v, outcome)
         }
         SyncCommand::Status => {
             let s: SyncStatusView = client.get("/v1/sync/status").await?;
-            out.show(&s, |s| {
-                let mut t = Table::new(&["", ""]);
-                t.row(vec!["role".into(), s.role.clone()]);
-                t.row(vec!["name".into(), s.name.clone()]);
-                t.row(vec!["key id".into(), s.key_id.clone()]);
-                t.row(vec!["public key".into(), s.public_key.clone()]);
-                if let Some(b) = &s.binding {
-                    t.row(vec![
-                        "upstream".into(),
-                        format!("{} ({})", b.upstream, b.url),
-                    ]);
-                    t.row(vec!["known there as".into(), b.me.clone()]);
-                    t.row(vec!["managed VA".into(), b.va.clone()]);
-                    t.row(vec!["last success".into(), time(&s.last_success)]);
-                    t.row(vec![
-                        "last error".into(),
-                        match (&s.last_error, &s.last_error_at) {
-                            (Some(e), at) => format!("{} ({e})", time(at)),
-                            _ => "-".into(),
-                        },
-                    ]);
-                    t.row(vec!["next attempt".into(), time(&s.next_attempt)]);
-                    t.row(vec![
-                        "outstanding request".into(),
-                        b.outstanding_seq.map_or("-".into(), |s| s.to_string()),
-                    ]);
-                    t.row(vec![
-                        "pending changes".into(),
-                        s.pending_changes.to_string(),
-                    ]);
-                    t.row(vec![
-                        "acknowledged items".into(),
-                        s.acknowledged_items.to_string(),
-                    ]);
-                }
-                if let Some(p) = &s.problem {
-                    t.row(vec!["problem".into(), p.clone()]);
-                }
-                print!("{}", t.render());
-                if !s.children.is_empty() {
-                    println!();
-                    children_table(&s.children);
-                }
-            })
+            out.show(&s, print_status)
         }
-        SyncCommand::Export { out: path } => {
-            let file = new_file(&path)?;
-            let bytes = client
-                .send_bytes(Method::POST, "/v1/sync/export", Vec::new())
-                .await?;
-            finish_file(file, &bytes)?;
-            let seq = seq_of(&bytes);
-            out.show(
-                &serde_json::json!({"file": path.display().to_string(), "seq": seq, "bytes": bytes.len()}),
-                |_| {
-                    println!(
-                        "wrote request {seq} to {} ({} bytes); carry it to the upstream and run \
-                         `satellite sync answer --in FILE --out RESPONSE` there",
-                        path.display(),
-                        bytes.len()
-                    )
-                },
-            )
-        }
-        SyncCommand::Answer { input, out: path } => {
-            let request = read_file(&input)?;
-            let request_seq = seq_of(&request);
-            let file = new_file(&path)?;
-            let bytes = client
-                .send_bytes(Method::POST, "/v1/sync/answer", request)
-                .await?;
-            finish_file(file, &bytes)?;
-            let seq = seq_of(&bytes);
-            out.show(
-                &serde_json::json!({"file": path.display().to_string(), "seq": seq, "bytes": bytes.len()}),
-                |_| {
-                    println!(
-                        "applied request {} and wrote response {seq} to {}; carry it back and \
-                         run `satellite sync import FILE` on the child",
-                        request_seq,
-                        path.display()
-                    )
-                },
-            )
-        }
-        SyncCommand::Import { file } => {
-            let bytes = read_file(&file)?;
-            let v: SyncOutcomeView = client.post_bytes("/v1/sync/import", bytes).await?;
-            if v.result == "already_applied" {
-                return Err(replayed(&v).into());
-            }
-            out.show(&v, outcome)
-        }
+        SyncCommand::Export { out: path } => export(client, out, &path).await,
+        SyncCommand::Answer { input, out: path } => answer(client, out, &input, &path).await,
+        SyncCommand::Import { file } => import(client, out, &file).await,
         SyncCommand::Child(ChildCommand::Add {
             name,
             va,
@@ -353,22 +249,7 @@ pub async fn run(client: &AdminClient, out: Output, c: SyncCommand) -> Result<()
                 va,
                 expires_in_days,
             };
-            let c: ChildCreated = client.post("/v1/sync/children", &body).await?;
-            out.show(&c, |c| {
-                println!(
-                    "child satellite `{}` may now bind to virtual account {}",
-                    c.child.name, c.child.va
-                );
-                println!(
-                    "registration token (shown once, valid until {}):",
-                    stamp(&c.token_expires_at)
-                );
-                println!("{}", c.registration_token);
-                println!(
-                    "on the child: satellite sync register --upstream https://THIS-HOST:8443 \
-                     --registration-token TOKEN"
-                );
-            })
+            child_add(client, out, &body).await
         }
         SyncCommand::Child(ChildCommand::List) => {
             let list: Vec<ChildView> = client.get("/v1/sync/children").await?;
@@ -376,71 +257,224 @@ pub async fn run(client: &AdminClient, out: Output, c: SyncCommand) -> Result<()
         }
         SyncCommand::Devices => {
             let r: RemoteDevices = client.get("/v1/sync/devices").await?;
-            out.show(&r, |r| {
-                let mut t = Table::new(&[
-                    "DEVICE",
-                    "CHILD",
-                    "UDI",
-                    "HOSTNAME",
-                    "VIRTUAL ACCOUNT",
-                    "REMOVAL",
-                ]);
-                for d in &r.devices {
-                    t.row(vec![
-                        d.id.clone(),
-                        d.child.clone(),
-                        udi(&d.pid, &d.serial),
-                        d.hostname.clone(),
-                        d.va_path.clone(),
-                        if d.removal_ordered { "ordered" } else { "-" }.into(),
-                    ]);
-                }
-                print!("{}", t.render());
-                println!();
-                let mut u = Table::new(&[
-                    "CHILD",
-                    "VIRTUAL ACCOUNT",
-                    "ENTITLEMENT TAG",
-                    "DEVICES",
-                    "REQUESTED",
-                    "GRANTED",
-                ])
-                .right(&[3, 4, 5]);
-                for x in &r.usage {
-                    u.row(vec![
-                        x.child.clone(),
-                        x.va_path.clone(),
-                        x.entitlement_tag.clone(),
-                        x.devices.to_string(),
-                        x.units_requested.to_string(),
-                        x.units_granted.to_string(),
-                    ]);
-                }
-                print!("{}", u.render());
-                if !r.rum_reports.is_empty() {
-                    println!();
-                    println!(
-                        "{} Cisco RUM report(s) relayed by children",
-                        r.rum_reports.len()
-                    );
-                }
-            })
+            out.show(&r, print_remote_devices)
         }
-        SyncCommand::RemoveDevice { device } => {
-            let d: RemoteDeviceView = client
-                .post(
-                    &format!("/v1/sync/devices/{}/remove", segment(&device)),
-                    &(),
-                )
-                .await?;
-            out.show(&d, |d| {
-                println!(
-                    "removal of {} ({}) ordered; child `{}` removes it at its next sync",
-                    d.id,
-                    udi(&d.pid, &d.serial),
-                    d.child
-                )
-            })
-        }
+        SyncCommand::RemoveDevice { device } => remove_device(client, out, &device).await,
     }
+}
+
+/// `sync register`: binds this satellite to an upstream with the token the upstream gave.
+async fn register(
+    client: &AdminClient,
+    out: Output,
+    upstream: String,
+    registration_token: String,
+) -> Result<()> {
+    let body = RegisterUpstream {
+        url: upstream,
+        token: registration_token,
+    };
+    let b: BindingView = client.post("/v1/sync/register", &body).await?;
+    out.show(&b, |b| {
+        println!(
+            "bound to upstream `{}` ({}) as `{}`; virtual account {} is managed there",
+            b.upstream, b.url, b.me, b.va
+        );
+        println!("pinned the upstream's public key {}", b.upstream_key);
+        println!(
+            "sync now with `satellite sync now` (or wait for the schedule, \
+             `[sync] interval`); `satellite sync status` shows how it went"
+        );
+    })
+}
+
+/// `sync status` for people: this satellite's identity, its binding if any, then its children.
+fn print_status(s: &SyncStatusView) {
+    let mut t = Table::new(&["", ""]);
+    t.row(vec!["role".into(), s.role.clone()]);
+    t.row(vec!["name".into(), s.name.clone()]);
+    t.row(vec!["key id".into(), s.key_id.clone()]);
+    t.row(vec!["public key".into(), s.public_key.clone()]);
+    if let Some(b) = &s.binding {
+        binding_rows(&mut t, s, b);
+    }
+    if let Some(p) = &s.problem {
+        t.row(vec!["problem".into(), p.clone()]);
+    }
+    print!("{}", t.render());
+    if !s.children.is_empty() {
+        println!();
+        children_table(&s.children);
+    }
+}
+
+/// The rows of `sync status` about the upstream this satellite is bound to.
+fn binding_rows(t: &mut Table, s: &SyncStatusView, b: &BindingView) {
+    t.row(vec![
+        "upstream".into(),
+        format!("{} ({})", b.upstream, b.url),
+    ]);
+    t.row(vec!["known there as".into(), b.me.clone()]);
+    t.row(vec!["managed VA".into(), b.va.clone()]);
+    t.row(vec!["last success".into(), time(&s.last_success)]);
+    t.row(vec![
+        "last error".into(),
+        match (&s.last_error, &s.last_error_at) {
+            (Some(e), at) => format!("{} ({e})", time(at)),
+            _ => "-".into(),
+        },
+    ]);
+    t.row(vec!["next attempt".into(), time(&s.next_attempt)]);
+    t.row(vec![
+        "outstanding request".into(),
+        b.outstanding_seq.map_or("-".into(), |s| s.to_string()),
+    ]);
+    t.row(vec![
+        "pending changes".into(),
+        s.pending_changes.to_string(),
+    ]);
+    t.row(vec![
+        "acknowledged items".into(),
+        s.acknowledged_items.to_string(),
+    ]);
+}
+
+/// `sync export`: the child's next request, written to a file to carry to the upstream.
+async fn export(client: &AdminClient, out: Output, path: &Path) -> Result<()> {
+    let file = new_file(path)?;
+    let bytes = client
+        .send_bytes(Method::POST, "/v1/sync/export", Vec::new())
+        .await?;
+    finish_file(file, &bytes)?;
+    let seq = seq_of(&bytes);
+    out.show(
+        &serde_json::json!({"file": path.display().to_string(), "seq": seq, "bytes": bytes.len()}),
+        |_| {
+            println!(
+                "wrote request {seq} to {} ({} bytes); carry it to the upstream and run \
+                 `satellite sync answer --in FILE --out RESPONSE` there",
+                path.display(),
+                bytes.len()
+            )
+        },
+    )
+}
+
+/// `sync answer`: the upstream applies a child's request file and writes the response file.
+async fn answer(client: &AdminClient, out: Output, input: &Path, path: &Path) -> Result<()> {
+    let request = read_file(input)?;
+    let request_seq = seq_of(&request);
+    let file = new_file(path)?;
+    let bytes = client
+        .send_bytes(Method::POST, "/v1/sync/answer", request)
+        .await?;
+    finish_file(file, &bytes)?;
+    let seq = seq_of(&bytes);
+    out.show(
+        &serde_json::json!({"file": path.display().to_string(), "seq": seq, "bytes": bytes.len()}),
+        |_| {
+            println!(
+                "applied request {} and wrote response {seq} to {}; carry it back and \
+                 run `satellite sync import FILE` on the child",
+                request_seq,
+                path.display()
+            )
+        },
+    )
+}
+
+/// `sync import`: the child applies the upstream's response file; a replayed one is an error.
+async fn import(client: &AdminClient, out: Output, file: &Path) -> Result<()> {
+    let bytes = read_file(file)?;
+    let v: SyncOutcomeView = client.post_bytes("/v1/sync/import", bytes).await?;
+    if v.result == "already_applied" {
+        return Err(replayed(&v).into());
+    }
+    out.show(&v, outcome)
+}
+
+/// `sync child add`: dedicates a VA subtree to a child and shows its token once.
+async fn child_add(client: &AdminClient, out: Output, body: &CreateChild) -> Result<()> {
+    let c: ChildCreated = client.post("/v1/sync/children", body).await?;
+    out.show(&c, |c| {
+        println!(
+            "child satellite `{}` may now bind to virtual account {}",
+            c.child.name, c.child.va
+        );
+        println!(
+            "registration token (shown once, valid until {}):",
+            stamp(&c.token_expires_at)
+        );
+        println!("{}", c.registration_token);
+        println!(
+            "on the child: satellite sync register --upstream https://THIS-HOST:8443 \
+             --registration-token TOKEN"
+        );
+    })
+}
+
+/// `sync devices` for people: the children's devices, their usage, and relayed RUM reports.
+fn print_remote_devices(r: &RemoteDevices) {
+    let mut t = Table::new(&[
+        "DEVICE",
+        "CHILD",
+        "UDI",
+        "HOSTNAME",
+        "VIRTUAL ACCOUNT",
+        "REMOVAL",
+    ]);
+    for d in &r.devices {
+        t.row(vec![
+            d.id.clone(),
+            d.child.clone(),
+            udi(&d.pid, &d.serial),
+            d.hostname.clone(),
+            d.va_path.clone(),
+            if d.removal_ordered { "ordered" } else { "-" }.into(),
+        ]);
+    }
+    print!("{}", t.render());
+    println!();
+    let mut u = Table::new(&[
+        "CHILD",
+        "VIRTUAL ACCOUNT",
+        "ENTITLEMENT TAG",
+        "DEVICES",
+        "REQUESTED",
+        "GRANTED",
+    ])
+    .right(&[3, 4, 5]);
+    for x in &r.usage {
+        u.row(vec![
+            x.child.clone(),
+            x.va_path.clone(),
+            x.entitlement_tag.clone(),
+            x.devices.to_string(),
+            x.units_requested.to_string(),
+            x.units_granted.to_string(),
+        ]);
+    }
+    print!("{}", u.render());
+    if !r.rum_reports.is_empty() {
+        println!();
+        println!(
+            "{} Cisco RUM report(s) relayed by children",
+            r.rum_reports.len()
+        );
+    }
+}
+
+/// `sync remove-device`: orders a child to remove one of its devices at its next sync.
+async fn remove_device(client: &AdminClient, out: Output, device: &str) -> Result<()> {
+    let d: RemoteDeviceView = client
+        .post(&format!("/v1/sync/devices/{}/remove", segment(device)), &())
+        .await?;
+    out.show(&d, |d| {
+        println!(
+            "removal of {} ({}) ordered; child `{}` removes it at its next sync",
+            d.id,
+            udi(&d.pid, &d.serial),
+            d.child
+        )
+    })
 }

@@ -6,9 +6,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
 use super::client::{AdminClient, query, segment};
-use super::commands::Output;
 use super::examples as ex;
 use super::fmt::day;
+use super::output::Output;
 use super::table::Table;
 use crate::protocol::admin::*;
 

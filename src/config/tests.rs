@@ -1,5 +1,9 @@
 //! Tests of `config`.
 
+use std::ffi::OsStr;
+use std::time::Duration;
+
+use super::validate::MAX_DURATION_SECS;
 use super::*;
 
 const FIXED_DIR: &str = "/var/lib/satellite";

@@ -24,7 +24,7 @@ use crate::domain::{
     EntitlementStatus, Event, InstanceId, InstanceSource, InstanceStatus, License, LicenseId,
     LicenseKind, LicenseSource, ProductInstance, Udi, VaId, VirtualAccount,
 };
-use crate::store::{Batch, Store, StoreError, tables};
+use crate::store::{Batch, Record, Store, StoreError, tables};
 
 /// Records per store batch (one `commit_blocking` each).
 pub const BATCH: usize = 10_000;
@@ -171,7 +171,6 @@ pub fn fill(options: &FillOptions) -> Result<FillSummary, FillError> {
         tags,
         seed,
         now,
-        oversubscribed_every,
         ..
     } = *options;
     if vas == 0 || tags == 0 {
@@ -192,185 +191,23 @@ pub fn fill(options: &FillOptions) -> Result<FillSummary, FillError> {
             options.store_dir.display()
         )));
     }
+    let mut w = Writer {
+        store: &store,
+        batch: Batch::new(),
+    };
     let mut ids = Rng::new(seed);
-    let timers = DeviceTimers::default();
-
-    // Account, Default VA and the tree.
-    let account_id = AccountId(ids.uuid());
-    let default_va = VaId(ids.uuid());
-    let created = now - Duration::days(60);
-    let mut batch = Batch::new();
-    batch.put(&Account {
-        id: account_id,
-        name: ACCOUNT_NAME.into(),
-        domain: "scale.example".into(),
-        status: AccountStatus::Active,
-        created_at: created,
-        default_va,
-    });
-    batch.put(&VirtualAccount {
-        id: default_va,
-        account: account_id,
-        name: DEFAULT_VA_NAME.into(),
-        description: String::new(),
-        parent: None,
-        created_at: created,
-    });
-    let mut va_ids = Vec::with_capacity(vas);
-    for n in 1..=vas {
-        // Node n (1-based) hangs under node (n-1)/FAN_OUT; node 0 is the Default VA.
-        let parent = match (n - 1) / FAN_OUT {
-            0 => default_va,
-            p => va_ids[p - 1],
-        };
-        let id = VaId(ids.uuid());
-        va_ids.push(id);
-        batch.put(&VirtualAccount {
-            id,
-            account: account_id,
-            name: format!("va-{n:04}"),
-            description: "scale fill".into(),
-            parent: Some(parent),
-            created_at: created,
-        });
-        if batch.len() >= BATCH {
-            store.commit_blocking(std::mem::take(&mut batch))?;
-        }
-    }
-
-    // Pass 1: what each (VA, tag) pool is used for, to size the licenses.
-    let mut used = vec![0u64; vas * tags];
-    for i in 0..devices {
-        let p = place(seed, i, vas, tags);
-        for (t, units) in &p.usage {
-            used[p.va * tags + t] += units;
-        }
-    }
-    let quantity: Vec<u64> = used
-        .iter()
-        .enumerate()
-        .map(|(k, &u)| {
-            if oversubscribed_every > 0
-                && (k / tags) % oversubscribed_every == oversubscribed_every - 1
-            {
-                (u * 3 / 4).max(1)
-            } else {
-                u + u / 2 + 1
-            }
-        })
-        .collect();
-    for (k, &q) in quantity.iter().enumerate() {
-        let (va, t) = (k / tags, k % tags);
-        batch.put(&License {
-            id: LicenseId(ids.uuid()),
-            account: account_id,
-            va: va_ids[va],
-            entitlement_tag: tag_name(t),
-            display_name: format!("Scale tag {t}"),
-            quantity: q,
-            kind: LicenseKind::Perpetual,
-            export_controlled: false,
-            source: LicenseSource::Manual,
-            order_ref: Some(format!("SO-{k:07}")),
-            labels: Default::default(),
-            created_at: created,
-        });
-        if batch.len() >= BATCH {
-            store.commit_blocking(std::mem::take(&mut batch))?;
-        }
-    }
-
-    // Pass 2: the devices, in registration order, allocated as the domain would.
-    let mut allocated = vec![0u64; vas * tags];
+    let tree = put_tree(&mut w, &mut ids, vas, now)?;
+    let quantity = license_quantities(options);
+    put_licenses(&mut w, &mut ids, &tree, &quantity, tags)?;
     let mut progress = Progress {
         mode: options.progress,
         total: devices,
         started: Instant::now(),
         last_decile: 0,
     };
-    let span = Duration::days(30);
-    let mut out_of_compliance = 0;
-    for i in 0..devices {
-        let mut p = place(seed, i, vas, tags);
-        let registered_at = now - span + (span * i as f64 / devices.max(1) as f64);
-        let age = Duration::seconds(p.rng.below(7 * 86_400) as i64);
-        let last_report = (now - age).max(registered_at);
-        let mut usage = crate::domain::TagCounts::new();
-        let mut entitlements = Vec::with_capacity(p.usage.len());
-        p.usage.sort_unstable();
-        for &(t, units) in &p.usage {
-            let k = p.va * tags + t;
-            allocated[k] += units;
-            let status = if allocated[k] <= quantity[k] {
-                EntitlementStatus::Authorized
-            } else {
-                EntitlementStatus::OutOfCompliance
-            };
-            usage.insert(tag_name(t), units);
-            entitlements.push((tag_name(t).into(), units, status));
-        }
-        let status = if entitlements
-            .iter()
-            .all(|(_, _, s)| *s == EntitlementStatus::Authorized)
-        {
-            InstanceStatus::Authorized
-        } else {
-            out_of_compliance += 1;
-            InstanceStatus::OutOfCompliance
-        };
-        batch.put(&ProductInstance {
-            id: InstanceId(p.rng.uuid()),
-            account: account_id,
-            va: va_ids[p.va],
-            udi: Udi {
-                pid: format!("SCALE-{}", i % 20),
-                serial: format!("SN{i:09}"),
-            },
-            hostname: format!("dev-{i}"),
-            product: "scale-sim".into(),
-            version: "1.0".into(),
-            source: InstanceSource::Native,
-            registered_at,
-            order: i as u64,
-            token: None,
-            export_allowed: false,
-            cert_serial: None,
-            cert_not_after: None,
-            last_contact: last_report,
-            last_report_at: Some(last_report),
-            last_seq: Some(1 + p.rng.below(1000) as u64),
-            last_measured_at: Some(last_report),
-            usage,
-            last_answer: Some(AuthorizationState {
-                status,
-                entitlements,
-                expires_at: last_report + timers.authorization_valid,
-                next_report_by: last_report + timers.report_interval,
-            }),
-            clock_skew: false,
-        });
-        if batch.len() >= BATCH {
-            store.commit_blocking(std::mem::take(&mut batch))?;
-            progress.show(i + 1);
-        }
-    }
-    batch.put(&Event {
-        seq: 1,
-        at: now,
-        actor: "loadgen".into(),
-        action: "store.filled".into(),
-        subject: ACCOUNT_NAME.into(),
-        account: Some(account_id),
-        va: None,
-        device: None,
-        details: vec![
-            ("devices".into(), devices.to_string()),
-            ("vas".into(), vas.to_string()),
-            ("tags".into(), tags.to_string()),
-            ("seed".into(), seed.to_string()),
-        ],
-    });
-    store.commit_blocking(batch)?;
+    let out_of_compliance = put_devices(&mut w, options, &tree, &quantity, &mut progress)?;
+    w.batch.put(&filled_event(options, tree.account));
+    store.commit_blocking(w.batch)?;
     progress.show(devices);
     progress.finish();
     let seconds = started.elapsed().as_secs_f64();
@@ -384,6 +221,267 @@ pub fn fill(options: &FillOptions) -> Result<FillSummary, FillError> {
         devices_per_second: devices as f64 / seconds.max(1e-9),
         store_bytes: store.size_on_disk().unwrap_or(0),
     })
+}
+
+/// Collects records into batches of [`BATCH`], each committed as it fills.
+struct Writer<'a> {
+    store: &'a Store,
+    batch: Batch,
+}
+
+impl Writer<'_> {
+    /// Adds a record; commits the batch when it is full and says so.
+    fn put<R: Record>(&mut self, record: &R) -> Result<bool, StoreError> {
+        self.batch.put(record);
+        if self.batch.len() < BATCH {
+            return Ok(false);
+        }
+        self.store
+            .commit_blocking(std::mem::take(&mut self.batch))?;
+        Ok(true)
+    }
+}
+
+/// The account and its VAs, as the later passes refer to them.
+struct Tree {
+    account: AccountId,
+    /// The VAs below the Default VA, `va-0001` first.
+    vas: Vec<VaId>,
+    created: OffsetDateTime,
+}
+
+/// The account, its Default VA and the tree of `vas` VAs below it.
+fn put_tree(
+    w: &mut Writer<'_>,
+    ids: &mut Rng,
+    vas: usize,
+    now: OffsetDateTime,
+) -> Result<Tree, StoreError> {
+    let account_id = AccountId(ids.uuid());
+    let default_va = VaId(ids.uuid());
+    let created = now - Duration::days(60);
+    w.put(&Account {
+        id: account_id,
+        name: ACCOUNT_NAME.into(),
+        domain: "scale.example".into(),
+        status: AccountStatus::Active,
+        created_at: created,
+        default_va,
+    })?;
+    w.put(&VirtualAccount {
+        id: default_va,
+        account: account_id,
+        name: DEFAULT_VA_NAME.into(),
+        description: String::new(),
+        parent: None,
+        created_at: created,
+    })?;
+    let mut va_ids = Vec::with_capacity(vas);
+    for n in 1..=vas {
+        // Node n (1-based) hangs under node (n-1)/FAN_OUT; node 0 is the Default VA.
+        let parent = match (n - 1) / FAN_OUT {
+            0 => default_va,
+            p => va_ids[p - 1],
+        };
+        let id = VaId(ids.uuid());
+        va_ids.push(id);
+        w.put(&VirtualAccount {
+            id,
+            account: account_id,
+            name: format!("va-{n:04}"),
+            description: "scale fill".into(),
+            parent: Some(parent),
+            created_at: created,
+        })?;
+    }
+    Ok(Tree {
+        account: account_id,
+        vas: va_ids,
+        created,
+    })
+}
+
+/// Pass 1: what each (VA, tag) pool is used for, to size its license (index `va * tags + tag`):
+/// half as much again, or ¾ of the use in every `oversubscribed_every`-th VA.
+fn license_quantities(options: &FillOptions) -> Vec<u64> {
+    let FillOptions {
+        devices,
+        vas,
+        tags,
+        seed,
+        oversubscribed_every,
+        ..
+    } = *options;
+    let mut used = vec![0u64; vas * tags];
+    for i in 0..devices {
+        let p = place(seed, i, vas, tags);
+        for (t, units) in &p.usage {
+            used[p.va * tags + t] += units;
+        }
+    }
+    used.iter()
+        .enumerate()
+        .map(|(k, &u)| {
+            if oversubscribed_every > 0
+                && (k / tags) % oversubscribed_every == oversubscribed_every - 1
+            {
+                (u * 3 / 4).max(1)
+            } else {
+                u + u / 2 + 1
+            }
+        })
+        .collect()
+}
+
+/// One perpetual license entry per VA and tag.
+fn put_licenses(
+    w: &mut Writer<'_>,
+    ids: &mut Rng,
+    tree: &Tree,
+    quantity: &[u64],
+    tags: usize,
+) -> Result<(), StoreError> {
+    for (k, &q) in quantity.iter().enumerate() {
+        let (va, t) = (k / tags, k % tags);
+        w.put(&License {
+            id: LicenseId(ids.uuid()),
+            account: tree.account,
+            va: tree.vas[va],
+            entitlement_tag: tag_name(t),
+            display_name: format!("Scale tag {t}"),
+            quantity: q,
+            kind: LicenseKind::Perpetual,
+            export_controlled: false,
+            source: LicenseSource::Manual,
+            order_ref: Some(format!("SO-{k:07}")),
+            labels: Default::default(),
+            created_at: tree.created,
+        })?;
+    }
+    Ok(())
+}
+
+/// Pass 2: the devices, in registration order, allocated as the domain would. Returns how many
+/// are out of compliance.
+fn put_devices(
+    w: &mut Writer<'_>,
+    options: &FillOptions,
+    tree: &Tree,
+    quantity: &[u64],
+    progress: &mut Progress,
+) -> Result<usize, StoreError> {
+    let FillOptions {
+        devices,
+        vas,
+        tags,
+        seed,
+        ..
+    } = *options;
+    let mut allocated = vec![0u64; vas * tags];
+    let mut out_of_compliance = 0;
+    for i in 0..devices {
+        let p = place(seed, i, vas, tags);
+        let device = device_record(options, tree, i, p, quantity, &mut allocated);
+        if device.last_answer.as_ref().map(|a| a.status) == Some(InstanceStatus::OutOfCompliance) {
+            out_of_compliance += 1;
+        }
+        if w.put(&device)? {
+            progress.show(i + 1);
+        }
+    }
+    Ok(out_of_compliance)
+}
+
+/// Device `i` as it would be after its last report: registered over the last 30 days, last
+/// reporting within the last week, and its tags allocated against the pools (`allocated`
+/// counts what earlier devices took).
+fn device_record(
+    options: &FillOptions,
+    tree: &Tree,
+    i: usize,
+    mut p: Placement,
+    quantity: &[u64],
+    allocated: &mut [u64],
+) -> ProductInstance {
+    let (devices, tags, now) = (options.devices, options.tags, options.now);
+    let timers = DeviceTimers::default();
+    let span = Duration::days(30);
+    let registered_at = now - span + (span * i as f64 / devices.max(1) as f64);
+    let age = Duration::seconds(p.rng.below(7 * 86_400) as i64);
+    let last_report = (now - age).max(registered_at);
+    let mut usage = crate::domain::TagCounts::new();
+    let mut entitlements = Vec::with_capacity(p.usage.len());
+    p.usage.sort_unstable();
+    for &(t, units) in &p.usage {
+        let k = p.va * tags + t;
+        allocated[k] += units;
+        let status = if allocated[k] <= quantity[k] {
+            EntitlementStatus::Authorized
+        } else {
+            EntitlementStatus::OutOfCompliance
+        };
+        usage.insert(tag_name(t), units);
+        entitlements.push((tag_name(t).into(), units, status));
+    }
+    let status = if entitlements
+        .iter()
+        .all(|(_, _, s)| *s == EntitlementStatus::Authorized)
+    {
+        InstanceStatus::Authorized
+    } else {
+        InstanceStatus::OutOfCompliance
+    };
+    ProductInstance {
+        id: InstanceId(p.rng.uuid()),
+        account: tree.account,
+        va: tree.vas[p.va],
+        udi: Udi {
+            pid: format!("SCALE-{}", i % 20),
+            serial: format!("SN{i:09}"),
+        },
+        hostname: format!("dev-{i}"),
+        product: "scale-sim".into(),
+        version: "1.0".into(),
+        source: InstanceSource::Native,
+        registered_at,
+        order: i as u64,
+        token: None,
+        export_allowed: false,
+        cert_serial: None,
+        cert_not_after: None,
+        last_contact: last_report,
+        last_report_at: Some(last_report),
+        last_seq: Some(1 + p.rng.below(1000) as u64),
+        last_measured_at: Some(last_report),
+        usage,
+        last_answer: Some(AuthorizationState {
+            status,
+            entitlements,
+            expires_at: last_report + timers.authorization_valid,
+            next_report_by: last_report + timers.report_interval,
+        }),
+        clock_skew: false,
+    }
+}
+
+/// The one event of a fill, so the audit log says where the records came from.
+fn filled_event(options: &FillOptions, account: AccountId) -> Event {
+    Event {
+        seq: 1,
+        at: options.now,
+        actor: "loadgen".into(),
+        action: "store.filled".into(),
+        subject: ACCOUNT_NAME.into(),
+        account: Some(account),
+        va: None,
+        device: None,
+        details: vec![
+            ("devices".into(), options.devices.to_string()),
+            ("vas".into(), options.vas.to_string()),
+            ("tags".into(), options.tags.to_string()),
+            ("seed".into(), options.seed.to_string()),
+        ],
+    }
 }
 
 #[cfg(test)]

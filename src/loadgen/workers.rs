@@ -57,6 +57,52 @@ struct Job {
 pub(super) async fn register_all(
     options: &Options,
 ) -> Result<(PhaseReport, Vec<AgentIdentity>), LoadgenError> {
+    let jobs = prepare_registrations(options)?;
+    let total = jobs.len() as u64;
+    let queue: JobQueue = Arc::new(std::sync::Mutex::new(jobs.into_iter().enumerate()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let progress = Progress::start(options.progress, "registrations", total);
+    let cpu_before = options.server_pid.and_then(server::cpu_time);
+    let started = Instant::now();
+    let mut set = JoinSet::new();
+    for _ in 0..options.concurrency.min(options.devices) {
+        set.spawn(registration_worker(
+            Arc::clone(&queue),
+            Arc::clone(&stop),
+            Arc::clone(&progress.counters),
+            options.clone(),
+        ));
+    }
+    let mut tally = Tally::with_capacity(options.devices);
+    let mut identities = Vec::with_capacity(options.devices);
+    let mut fatal = None;
+    while let Some(joined) = set.join_next().await {
+        let (t, issued, f) = joined.expect("a registration worker panicked");
+        tally.merge(t);
+        identities.extend(issued);
+        fatal = fatal.or(f);
+    }
+    let elapsed = started.elapsed();
+    let cpu = cpu_delta(options.server_pid, cpu_before);
+    progress.finish();
+    if let Some(reason) = fatal {
+        return Err(LoadgenError::Aborted {
+            phase: "registrations",
+            reason,
+        });
+    }
+    identities.sort_by_key(|(i, _)| *i);
+    let identities = identities.into_iter().map(|(_, id)| id).collect();
+    let report = PhaseReport::new(tally, elapsed, cpu, &Tally::default(), "send");
+    Ok((report, identities))
+}
+
+/// The registrations still to send, numbered, shared by the registration workers.
+type JobQueue = Arc<std::sync::Mutex<std::iter::Enumerate<std::vec::IntoIter<Job>>>>;
+
+/// Every device's key, CSR and request, made before the clock starts so that key generation
+/// is not measured as the satellite's latency.
+fn prepare_registrations(options: &Options) -> Result<Vec<Job>, LoadgenError> {
     let token = match &options.target {
         Target::Satellite { token } => token.clone(),
         Target::Baseline { .. } => "baseline".to_owned(),
@@ -88,82 +134,60 @@ pub(super) async fn register_all(
             client,
         });
     }
-    let total = jobs.len() as u64;
-    let queue = Arc::new(std::sync::Mutex::new(jobs.into_iter().enumerate()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let progress = Progress::start(options.progress, "registrations", total);
-    let cpu_before = options.server_pid.and_then(server::cpu_time);
-    let started = Instant::now();
-    let mut set = JoinSet::new();
-    for _ in 0..options.concurrency.min(options.devices) {
-        let queue = Arc::clone(&queue);
-        let stop = Arc::clone(&stop);
-        let counters = Arc::clone(&progress.counters);
-        let options = options.clone();
-        set.spawn(async move {
-            let mut tally = Tally::default();
-            let mut issued = Vec::new();
-            let mut fatal = None;
-            loop {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
-                let Some((i, job)) = next else { break };
-                let sent = Instant::now();
-                let result = register_one(&options, &job).await;
-                drop(job.client);
-                match result {
-                    Ok(identity) => {
-                        tally.ok(sent.elapsed());
-                        if let Some((cert_pem, instance_id)) = identity {
-                            issued.push((
-                                i,
-                                AgentIdentity {
-                                    key_pem: job.key_pem,
-                                    cert_pem,
-                                    ca_pem: options.ca_pem.clone(),
-                                    instance_id,
-                                },
-                            ));
-                        }
-                    }
-                    Err((kind, message)) => {
-                        counters.errors.fetch_add(1, Ordering::Relaxed);
-                        if FATAL_REGISTRATION_CODES.contains(&kind.as_str()) {
-                            stop.store(true, Ordering::Relaxed);
-                            fatal = Some(message.clone());
-                        }
-                        tally.error(kind, message);
-                    }
-                }
-                counters.done.fetch_add(1, Ordering::Relaxed);
-            }
-            (tally, issued, fatal)
-        });
-    }
-    let mut tally = Tally::with_capacity(options.devices);
-    let mut identities = Vec::with_capacity(options.devices);
+    Ok(jobs)
+}
+
+/// What one registration worker brings back: its tally, the identities issued to it (by job
+/// number), and the refusal that stopped the run, if any.
+type WorkerResult = (Tally, Vec<(usize, AgentIdentity)>, Option<String>);
+
+/// One registration worker: takes jobs until the queue is empty or a fatal refusal stops
+/// every worker.
+async fn registration_worker(
+    queue: JobQueue,
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    options: Options,
+) -> WorkerResult {
+    let mut tally = Tally::default();
+    let mut issued = Vec::new();
     let mut fatal = None;
-    while let Some(joined) = set.join_next().await {
-        let (t, issued, f) = joined.expect("a registration worker panicked");
-        tally.merge(t);
-        identities.extend(issued);
-        fatal = fatal.or(f);
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+        let Some((i, job)) = next else { break };
+        let sent = Instant::now();
+        let result = register_one(&options, &job).await;
+        drop(job.client);
+        match result {
+            Ok(identity) => {
+                tally.ok(sent.elapsed());
+                if let Some((cert_pem, instance_id)) = identity {
+                    issued.push((
+                        i,
+                        AgentIdentity {
+                            key_pem: job.key_pem,
+                            cert_pem,
+                            ca_pem: options.ca_pem.clone(),
+                            instance_id,
+                        },
+                    ));
+                }
+            }
+            Err((kind, message)) => {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                if FATAL_REGISTRATION_CODES.contains(&kind.as_str()) {
+                    stop.store(true, Ordering::Relaxed);
+                    fatal = Some(message.clone());
+                }
+                tally.error(kind, message);
+            }
+        }
+        counters.done.fetch_add(1, Ordering::Relaxed);
     }
-    let elapsed = started.elapsed();
-    let cpu = cpu_delta(options.server_pid, cpu_before);
-    progress.finish();
-    if let Some(reason) = fatal {
-        return Err(LoadgenError::Aborted {
-            phase: "registrations",
-            reason,
-        });
-    }
-    identities.sort_by_key(|(i, _)| *i);
-    let identities = identities.into_iter().map(|(_, id)| id).collect();
-    let report = PhaseReport::new(tally, elapsed, cpu, &Tally::default(), "send");
-    Ok((report, identities))
+    (tally, issued, fatal)
 }
 
 /// One registration; against a satellite, the certificate and instance id it issued.
@@ -260,62 +284,25 @@ pub(super) async fn report_all(
     for w in 0..options.concurrency {
         reporters.push(Reporter::new(options, identities.get(w))?);
     }
-    let t0 = Instant::now() + options.warmup;
+    let plan = ReportPlan {
+        t0: Instant::now() + options.warmup,
+        total: options.reports,
+        rate: options.rate,
+        tag: options.tag.clone(),
+        per_worker: (options.reports as usize / options.concurrency) + 1,
+    };
     let next = Arc::new(AtomicU64::new(0));
     let progress = Progress::start(options.progress, "usage reports", options.reports);
-    let per_worker = (options.reports as usize / options.concurrency) + 1;
     let mut set = JoinSet::new();
     for reporter in reporters {
-        let next = Arc::clone(&next);
-        let counters = Arc::clone(&progress.counters);
-        let (total, rate, tag) = (options.reports, options.rate, options.tag.clone());
-        set.spawn(async move {
-            let usage = vec![UsageLine {
-                entitlement_tag: tag,
-                count: 1,
-            }];
-            let mut seq = 0u64;
-            let report = |seq: u64| UsageRequest {
-                seq,
-                measured_at: OffsetDateTime::now_utc(),
-                usage: usage.clone(),
-            };
-            let mut warmup = Tally::default();
-            while Instant::now() < t0 {
-                seq += 1;
-                let sent = Instant::now();
-                match reporter.send(&report(seq)).await {
-                    Ok(()) => warmup.ok(sent.elapsed()),
-                    Err((kind, message)) => warmup.error(kind, message),
-                }
-            }
-            let mut tally = Tally::with_capacity(per_worker);
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    break;
-                }
-                let start = match rate {
-                    Some(rate) => {
-                        let intended = t0 + Duration::from_secs_f64(i as f64 / rate);
-                        tokio::time::sleep_until(intended).await;
-                        intended
-                    }
-                    None => Instant::now(),
-                };
-                seq += 1;
-                match reporter.send(&report(seq)).await {
-                    Ok(()) => tally.ok(start.elapsed()),
-                    Err((kind, message)) => {
-                        counters.errors.fetch_add(1, Ordering::Relaxed);
-                        tally.error(kind, message);
-                    }
-                }
-                counters.done.fetch_add(1, Ordering::Relaxed);
-            }
-            (tally, warmup, Instant::now())
-        });
+        set.spawn(report_worker(
+            reporter,
+            plan.clone(),
+            Arc::clone(&next),
+            Arc::clone(&progress.counters),
+        ));
     }
+    let t0 = plan.t0;
     tokio::time::sleep_until(t0).await;
     let cpu_before = options.server_pid.and_then(server::cpu_time);
     let mut tally = Tally::with_capacity(options.reports as usize);
@@ -335,6 +322,83 @@ pub(super) async fn report_all(
         "send"
     };
     Ok(PhaseReport::new(tally, last - t0, cpu, &warmup, from))
+}
+
+/// What every reporting worker shares.
+#[derive(Clone)]
+struct ReportPlan {
+    /// The end of the warm-up: the measured phase starts here.
+    t0: Instant,
+    /// Reports in the measured phase, across all workers.
+    total: u64,
+    /// Reports per second across all workers (`None`: as fast as answered).
+    rate: Option<f64>,
+    tag: String,
+    /// A tally's capacity: every worker's share, rounded up.
+    per_worker: usize,
+}
+
+/// One reporting worker: warms up until `t0`, then takes report numbers until `total` are
+/// taken. At a fixed rate each report's latency counts from its intended send time, so a slow
+/// answer delaying later reports is measured (no coordinated omission). Returns the measured
+/// tally, the warm-up tally and when it finished.
+async fn report_worker(
+    reporter: Reporter,
+    plan: ReportPlan,
+    next: Arc<AtomicU64>,
+    counters: Arc<Counters>,
+) -> (Tally, Tally, Instant) {
+    let ReportPlan {
+        t0,
+        total,
+        rate,
+        tag,
+        per_worker,
+    } = plan;
+    let usage = vec![UsageLine {
+        entitlement_tag: tag,
+        count: 1,
+    }];
+    let mut seq = 0u64;
+    let report = |seq: u64| UsageRequest {
+        seq,
+        measured_at: OffsetDateTime::now_utc(),
+        usage: usage.clone(),
+    };
+    let mut warmup = Tally::default();
+    while Instant::now() < t0 {
+        seq += 1;
+        let sent = Instant::now();
+        match reporter.send(&report(seq)).await {
+            Ok(()) => warmup.ok(sent.elapsed()),
+            Err((kind, message)) => warmup.error(kind, message),
+        }
+    }
+    let mut tally = Tally::with_capacity(per_worker);
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= total {
+            break;
+        }
+        let start = match rate {
+            Some(rate) => {
+                let intended = t0 + Duration::from_secs_f64(i as f64 / rate);
+                tokio::time::sleep_until(intended).await;
+                intended
+            }
+            None => Instant::now(),
+        };
+        seq += 1;
+        match reporter.send(&report(seq)).await {
+            Ok(()) => tally.ok(start.elapsed()),
+            Err((kind, message)) => {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                tally.error(kind, message);
+            }
+        }
+        counters.done.fetch_add(1, Ordering::Relaxed);
+    }
+    (tally, warmup, Instant::now())
 }
 
 fn cpu_delta(pid: Option<u32>, before: Option<Duration>) -> Option<Duration> {

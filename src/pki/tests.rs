@@ -1,6 +1,9 @@
 //! Tests of `pki`.
 
+use super::ca::common_name;
 use super::*;
+use rcgen::CertificateParams;
+use rustls::ClientConfig;
 use std::os::unix::fs::PermissionsExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

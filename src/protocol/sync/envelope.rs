@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use super::key::{hex, unhex};
+use super::key::{TrustedPeer, hex, unhex};
 use super::{FORMAT, Kind, MAX_FILE_BYTES, Recipient, SatelliteId, SatelliteKey, Signed};
 use super::{PublicKeyId, TrustedKeys};
 
@@ -217,6 +217,21 @@ where
     T: Signed,
     L: Fn(&SatelliteId) -> Option<u64>,
 {
+    let (body, peer) = authenticate::<T, L>(bytes, ctx)?;
+    check_addressing(&body, peer, ctx)?;
+    check_sequence(&body, ctx)?;
+    check_age(&body, ctx)?;
+    Ok(body)
+}
+
+/// Kind, structure and signature: the body, and the pinned peer whose key signed it.
+fn authenticate<'k, T, L>(
+    bytes: &[u8],
+    ctx: &VerifyCtx<'k, L>,
+) -> Result<(T, &'k TrustedPeer), SyncError>
+where
+    T: Signed,
+{
     let kind = probe(bytes)?;
     if kind != T::KIND.as_str() {
         return Err(SyncError::WrongKind {
@@ -247,8 +262,16 @@ where
     peer.key
         .verify_strict(&input, &signature)
         .map_err(|_| SyncError::BadSignature)?;
+    Ok((envelope.body, peer))
+}
 
-    let body = envelope.body;
+/// The sender is the name pinned with the key, and the file is addressed to this satellite
+/// (or, for a license file, to an account it holds).
+fn check_addressing<T: Signed, L>(
+    body: &T,
+    peer: &TrustedPeer,
+    ctx: &VerifyCtx<'_, L>,
+) -> Result<(), SyncError> {
     if body.sender() != &peer.name {
         return Err(SyncError::SenderMismatch {
             claimed: body.sender().clone(),
@@ -256,31 +279,43 @@ where
         });
     }
     match body.recipient() {
-        Recipient::Satellite(to) if to != ctx.me => {
-            return Err(SyncError::WrongRecipient {
-                to: to.clone(),
-                me: ctx.me.clone(),
-            });
-        }
+        Recipient::Satellite(to) if to != ctx.me => Err(SyncError::WrongRecipient {
+            to: to.clone(),
+            me: ctx.me.clone(),
+        }),
         Recipient::Account(domain) if !ctx.accounts.iter().any(|a| a == domain) => {
-            return Err(SyncError::WrongAccount {
+            Err(SyncError::WrongAccount {
                 found: domain.to_owned(),
-            });
+            })
         }
-        _ => {}
+        _ => Ok(()),
     }
-    if let Some(seq) = body.seq() {
-        let last = (ctx.last_seq)(body.sender()).unwrap_or(0);
-        if seq <= last {
-            return Err(SyncError::Replayed { seq, last });
-        }
-        if seq - last > 1 {
-            return Err(SyncError::OutOfOrder {
-                seq,
-                expected: last + 1,
-            });
-        }
+}
+
+/// A numbered message is the next one from its sender: not a replay, not one skipped ahead.
+fn check_sequence<T, L>(body: &T, ctx: &VerifyCtx<'_, L>) -> Result<(), SyncError>
+where
+    T: Signed,
+    L: Fn(&SatelliteId) -> Option<u64>,
+{
+    let Some(seq) = body.seq() else {
+        return Ok(());
+    };
+    let last = (ctx.last_seq)(body.sender()).unwrap_or(0);
+    if seq <= last {
+        return Err(SyncError::Replayed { seq, last });
     }
+    if seq - last > 1 {
+        return Err(SyncError::OutOfOrder {
+            seq,
+            expected: last + 1,
+        });
+    }
+    Ok(())
+}
+
+/// Created neither longer ago than `max_age` nor later than the allowed clock skew.
+fn check_age<T: Signed, L>(body: &T, ctx: &VerifyCtx<'_, L>) -> Result<(), SyncError> {
     let age = ctx.now - body.created_at();
     if age > ctx.max_age {
         return Err(SyncError::Stale {
@@ -294,7 +329,7 @@ where
             now: ctx.now,
         });
     }
-    Ok(body)
+    Ok(())
 }
 
 /// What kind of file `bytes` holds, without verifying anything: for a CLI that wants to say
