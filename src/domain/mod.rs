@@ -51,8 +51,9 @@ pub use reservations::{
 };
 pub use rum::{RumInput, RumRefusal};
 pub use sync::{
-    Applied, BindInput, ChildChange, ChildSatellite, OutItem, Outstanding, Received, RelayedRum,
-    RemoteInstance, RemoteUsage, SyncedItem, UpstreamBinding, UpstreamLicense, UpstreamResponse,
+    Applied, BindInput, ChildChange, ChildSatellite, OutItem, OutboxKey, Outstanding, Received,
+    RelayedRum, RemoteInstance, RemoteUsage, SyncedItem, UpstreamBinding, UpstreamLicense,
+    UpstreamResponse,
 };
 pub use tokens::{TokenSpec, TokenState};
 pub use units::MAX_UNITS;

@@ -203,7 +203,10 @@ impl SyncEngine {
                             .iter()
                             .map(|i| to_wire_change(i, &store))
                             .collect::<Vec<_>>();
-                        let items = items.into_iter().map(|i| (i.key, i.digest)).collect();
+                        let items = items
+                            .into_iter()
+                            .map(|i| (i.key.to_string(), i.digest))
+                            .collect();
                         (b.next_seq, changes, items)
                     }
                 };

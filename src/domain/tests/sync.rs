@@ -175,3 +175,32 @@ fn an_upstream_dedicates_once_and_a_token_binds_one_key() {
         "{e}"
     );
 }
+
+#[test]
+fn outbox_keys_keep_the_text_stores_hold() {
+    // Stored `SyncedItem` keys and outstanding requests hold these exact strings.
+    let cases = [
+        (OutboxKey::Device("a1".into()), "dev:a1"),
+        (
+            OutboxKey::Usage {
+                va: "acme.com/Default/emea".into(),
+                tag: "T".into(),
+            },
+            "use:acme.com/Default/emea\0T",
+        ),
+        (
+            OutboxKey::Rum {
+                serial: "FOC1".into(),
+                report_id: 42,
+            },
+            "rum:FOC1\u{0}42",
+        ),
+    ];
+    for (key, text) in cases {
+        assert_eq!(key.to_string(), text);
+        assert_eq!(text.parse::<OutboxKey>(), Ok(key));
+    }
+    for bad in ["", "dev", "use:no-nul", "rum:FOC1\0x", "other:1"] {
+        assert!(bad.parse::<OutboxKey>().is_err(), "{bad:?}");
+    }
+}
