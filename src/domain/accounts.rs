@@ -75,12 +75,12 @@ impl Catalog {
         self.check_system(p)?;
         validate_name("account", name)?;
         validate_domain(domain)?;
-        if self.accounts.values().any(|a| a.name == name) {
+        if self.tree.accounts.values().any(|a| a.name == name) {
             return Err(DomainError::Conflict(format!(
                 "an account named `{name}` already exists; account names are unique"
             )));
         }
-        if let Some(a) = self.accounts.values().find(|a| a.domain == domain) {
+        if let Some(a) = self.tree.accounts.values().find(|a| a.domain == domain) {
             return Err(DomainError::Conflict(format!(
                 "domain `{domain}` already belongs to account `{}`; use a prefixed domain such \
                  as `abc.{domain}` for a separate account",
@@ -88,6 +88,7 @@ impl Catalog {
             )));
         }
         let prefixed = self
+            .tree
             .accounts
             .values()
             .any(|a| domain.ends_with(&format!(".{}", a.domain)));
@@ -129,6 +130,7 @@ impl Catalog {
     ) -> Result<(Change, Account), DomainError> {
         self.check_system(p)?;
         let mut a = self
+            .tree
             .accounts
             .get(&account)
             .cloned()

@@ -160,7 +160,7 @@ impl Catalog {
                 token.va,
                 r.udi.clone(),
                 InstanceSource::Native,
-                existing.map_or(self.next_order, |e| e.order),
+                existing.map_or(self.fleet.next_order, |e| e.order),
                 now,
             )
         };

@@ -14,14 +14,14 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::access::{Access, Principal};
 use super::catalog::{Catalog, Change, Record};
+pub use super::catalog::{ImportKey, ImportedFile};
 use super::error::DomainError;
 use super::events::NewEvent;
-use super::ids::{AccountId, LicenseId, VaId};
+use super::ids::{AccountId, VaId};
 use super::licenses::LicenseSpec;
 use super::model::{License, LicenseSource};
 
@@ -45,38 +45,6 @@ pub struct ImportGrant {
     /// `Default/child/...`, optionally preceded by the account's name or domain.
     pub va: String,
     pub licenses: Vec<LicenseSpec>,
-}
-
-/// A license file already imported: remembered so it cannot be imported twice.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImportedFile {
-    pub file_id: String,
-    pub account: AccountId,
-    /// The issuer the file was signed by. Empty for a file imported before issuers were
-    /// recorded (store schema 1): such a record holds its id against every issuer of its
-    /// account, which is what it did then.
-    pub issuer: String,
-    pub imported_at: OffsetDateTime,
-    /// The licenses the import added (they may have been moved or removed since).
-    pub licenses: Vec<LicenseId>,
-}
-
-/// What identifies an imported file: the issuer's id for it, within one account.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ImportKey {
-    pub account: AccountId,
-    pub issuer: String,
-    pub file_id: String,
-}
-
-impl ImportedFile {
-    pub fn import_key(&self) -> ImportKey {
-        ImportKey {
-            account: self.account,
-            issuer: self.issuer.clone(),
-            file_id: self.file_id.clone(),
-        }
-    }
 }
 
 impl Catalog {

@@ -126,6 +126,7 @@ impl Catalog {
         now: OffsetDateTime,
     ) -> Result<Change, DomainError> {
         let l = self
+            .stock
             .licenses
             .get(&id)
             .ok_or_else(|| DomainError::not_found("license", id))?;

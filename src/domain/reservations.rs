@@ -19,52 +19,20 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::access::{Access, Principal};
+pub use super::catalog::Reservation;
 use super::catalog::{Catalog, Change, Record, Removal};
 use super::error::DomainError;
 use super::events::NewEvent;
-use super::ids::{AccountId, ReservationId, VaId};
+use super::ids::{ReservationId, VaId};
 use super::licenses::validate_tag;
 use super::model::{AccountStatus, Udi};
 use super::units::check_units;
 
 /// At most this many entitlements in one reservation.
 pub const MAX_RESERVED_TAGS: usize = 64;
-
-/// Units of licenses set aside in one VA for one disconnected device.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reservation {
-    pub id: ReservationId,
-    pub account: AccountId,
-    pub va: VaId,
-    pub udi: Udi,
-    /// Entitlement tag → units reserved (each > 0).
-    pub entitlements: BTreeMap<String, u64>,
-    pub created_at: OffsetDateTime,
-    /// Who reserved (the audit actor).
-    pub created_by: String,
-    /// The nonce of the device's request code, echoed in the authorization code.
-    pub request_nonce: String,
-    /// SHA-256 of the authorization code handed to the device.
-    pub code_sha256: [u8; 32],
-    /// SHA-256 of the proof a return code must carry (the proof is itself a hash of the
-    /// authorization code, so only a holder of the code can produce it).
-    pub return_proof_sha256: [u8; 32],
-}
-
-impl Reservation {
-    /// `tag=count,tag=count`, for events and logs.
-    pub fn summary(&self) -> String {
-        self.entitlements
-            .iter()
-            .map(|(t, n)| format!("{t}={n}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-}
 
 /// A device's verified request, as the domain needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -298,7 +266,7 @@ impl Catalog {
             .filter(|(v, _)| self.va_access(p, *v).is_some())
             .map(|(v, n)| format!("{} ({n})", self.va_path(v)))
             .collect();
-        let sees_account = self.account_access(p, self.vas[&va].account).is_some();
+        let sees_account = self.account_access(p, self.tree.vas[&va].account).is_some();
         let fix = if elsewhere.is_empty() && sees_account {
             "no other virtual account of the account has spare units of it; add licenses \
              (`satellite license add`) or release some"

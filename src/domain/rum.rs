@@ -172,7 +172,7 @@ impl Catalog {
                 va,
                 udi.clone(),
                 InstanceSource::Rum,
-                self.next_order,
+                self.fleet.next_order,
                 now,
             )
         }

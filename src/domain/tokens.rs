@@ -91,7 +91,7 @@ impl Catalog {
                 "token description is longer than 512 characters".into(),
             ));
         }
-        if self.tokens_by_hash.contains_key(&secret_hash) {
+        if self.credentials.tokens_by_hash.contains_key(&secret_hash) {
             return Err(DomainError::Conflict(
                 "token secret collision; retry".into(),
             ));
@@ -129,6 +129,7 @@ impl Catalog {
         now: OffsetDateTime,
     ) -> Result<(Change, RegistrationToken), DomainError> {
         let token = self
+            .credentials
             .tokens
             .get(&id)
             .ok_or_else(|| DomainError::not_found("token", id))?;

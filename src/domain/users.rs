@@ -29,7 +29,7 @@ impl Catalog {
                 "user name `{name}` must be 1 to 64 characters of letters, digits, `.`, `_`, `-`, `@`"
             )));
         }
-        if self.users.values().any(|u| u.name == name) {
+        if self.credentials.users.values().any(|u| u.name == name) {
             return Err(DomainError::Conflict(format!(
                 "a user named `{name}` already exists"
             )));
@@ -48,6 +48,7 @@ impl Catalog {
     pub fn delete_user(&self, p: &Principal, id: UserId) -> Result<Change, DomainError> {
         self.check_system(p)?;
         let user = self
+            .credentials
             .users
             .get(&id)
             .ok_or_else(|| DomainError::not_found("user", id))?;
@@ -68,6 +69,7 @@ impl Catalog {
     ) -> Result<(Change, User), DomainError> {
         self.check_system(p)?;
         let user = self
+            .credentials
             .users
             .get(&id)
             .ok_or_else(|| DomainError::not_found("user", id))?;
@@ -77,13 +79,14 @@ impl Catalog {
             }
             (Role::AccountAdmin | Role::AccountUser, Scope::Account(a)) => {
                 let acc = self
+                    .tree
                     .accounts
                     .get(&a)
                     .ok_or_else(|| DomainError::not_found("account", a))?;
                 (true, format!("account {}", acc.name))
             }
             (Role::VaAdmin | Role::VaUser, Scope::Va(v)) => {
-                if !self.vas.contains_key(&v) {
+                if !self.tree.vas.contains_key(&v) {
                     return Err(DomainError::not_found("virtual account", v));
                 }
                 (true, format!("virtual account {}", self.va_path(v)))
@@ -123,6 +126,7 @@ impl Catalog {
     ) -> Result<(Change, User), DomainError> {
         self.check_system(p)?;
         let user = self
+            .credentials
             .users
             .get(&id)
             .ok_or_else(|| DomainError::not_found("user", id))?;
@@ -160,6 +164,7 @@ impl Catalog {
             self.check_system(p)?;
         }
         let u = self
+            .credentials
             .users
             .get(&user)
             .ok_or_else(|| DomainError::not_found("user", user))?;
@@ -191,6 +196,7 @@ impl Catalog {
         now: OffsetDateTime,
     ) -> Result<Change, DomainError> {
         let t = self
+            .credentials
             .api_tokens
             .get(&id)
             .ok_or_else(|| DomainError::not_found("API token", id))?;
@@ -215,7 +221,7 @@ impl Catalog {
         if !token.is_usable_at(now) {
             return None;
         }
-        let user = self.users.get(&token.user)?;
+        let user = self.credentials.users.get(&token.user)?;
         Some(Principal {
             actor: format!("user:{}", user.name),
             user: Some(user.id),
@@ -229,7 +235,7 @@ impl Catalog {
             return true;
         }
         match (e.va, e.account) {
-            (Some(va), _) if self.vas.contains_key(&va) => {
+            (Some(va), _) if self.tree.vas.contains_key(&va) => {
                 self.va_access(p, va) >= Some(Access::Read)
             }
             (_, Some(a)) => self.account_access(p, a).is_some(),

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use time::OffsetDateTime;
 
 use super::messages::{Applied, UpstreamLicense, UpstreamResponse};
-use super::records::{SyncedItem, UpstreamBinding};
 use crate::domain::catalog::{Catalog, Change, Record, Removal};
+use crate::domain::catalog::{SyncedItem, UpstreamBinding};
 use crate::domain::error::DomainError;
 use crate::domain::events::NewEvent;
 use crate::domain::ids::{InstanceId, LicenseId, VaId};

@@ -4,9 +4,9 @@
 use time::OffsetDateTime;
 
 use super::messages::BindInput;
-use super::records::{Outstanding, UpstreamBinding};
 use crate::domain::access::Principal;
 use crate::domain::catalog::{Catalog, Change, Record};
+use crate::domain::catalog::{Outstanding, UpstreamBinding};
 use crate::domain::error::DomainError;
 use crate::domain::events::NewEvent;
 use crate::domain::ids::{AccountId, VaId};
@@ -43,7 +43,7 @@ impl Catalog {
     }
 
     fn check_not_bound(&self) -> Result<(), DomainError> {
-        match &self.binding {
+        match &self.sync.binding {
             Some(b) => Err(DomainError::Conflict(format!(
                 "this satellite is already bound to upstream `{}` ({}) as `{}`",
                 b.upstream, b.url, b.me
@@ -153,7 +153,7 @@ impl Catalog {
     }
 
     pub(super) fn bound(&self) -> Result<&UpstreamBinding, DomainError> {
-        self.binding.as_ref().ok_or_else(|| {
+        self.sync.binding.as_ref().ok_or_else(|| {
             DomainError::Refused(
                 "this satellite is not bound to an upstream; bind it with `satellite sync \
                  register --upstream URL --registration-token TOKEN`"

@@ -21,7 +21,7 @@
 //! catalog's. Tiers compose: a regional satellite relays the devices and usage its own
 //! children reported as part of its own difference.
 //!
-//! The rest: `records.rs` the stored records, `messages.rs` the messages as the domain sees
+//! The rest: the stored records and their indexes are the catalog's sync area (`catalog/sync.rs`), `messages.rs` the messages as the domain sees
 //! them, `upstream.rs` the upstream's side (children and their registration), `bind.rs` the
 //! child's binding and its numbered requests, `apply.rs` applying a child's request or an
 //! upstream's response.
@@ -32,14 +32,13 @@ mod key;
 mod messages;
 mod outbox;
 mod ownership;
-mod records;
 mod upstream;
 
+pub use crate::domain::catalog::{
+    ChildSatellite, Outstanding, RelayedRum, RemoteInstance, RemoteUsage, SyncedItem,
+    UpstreamBinding,
+};
 pub use key::OutboxKey;
 pub use messages::{
     Applied, BindInput, ChildChange, OutItem, Received, UpstreamLicense, UpstreamResponse,
-};
-pub use records::{
-    ChildSatellite, Outstanding, RelayedRum, RemoteInstance, RemoteUsage, SyncedItem,
-    UpstreamBinding,
 };

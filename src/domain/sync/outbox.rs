@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 
 use super::key::{DeviceFacts, OutboxKey, UsageNumbers, rum_digest};
 use super::messages::{ChildChange, OutItem};
-use super::records::{RemoteInstance, UpstreamBinding};
 use crate::domain::catalog::Catalog;
+use crate::domain::catalog::{RemoteInstance, UpstreamBinding};
 use crate::domain::ids::{InstanceId, VaId};
 use crate::domain::model::ProductInstance;
 
@@ -79,7 +79,7 @@ impl Catalog {
     /// usage, RUM reports), at most `max` items, and how many there are in all. RUM items carry
     /// no `raw` yet: the engine reads it from the store.
     pub fn outbox(&self, max: usize, now: OffsetDateTime) -> (Vec<OutItem>, usize) {
-        let Some(b) = &self.binding else {
+        let Some(b) = &self.sync.binding else {
             return (Vec::new(), 0);
         };
         let vas = self.subtree(b.root);
@@ -119,6 +119,7 @@ impl Catalog {
             .flat_map(|&va| self.instances_in(va))
             .map(OutDevice::Local);
         let remote = self
+            .sync
             .remote_instances
             .values()
             .filter(|r| tree.contains(r.va))
@@ -141,7 +142,7 @@ impl Catalog {
             let facts = device.facts(&id, path);
             let digest = facts.digest();
             let registered_at = facts.registered_at;
-            if self.synced.get(&facts.key().to_string()) != Some(&digest) {
+            if self.sync.synced.get(&facts.key().to_string()) != Some(&digest) {
                 out.push(Candidate {
                     registered_at,
                     id,
@@ -157,20 +158,21 @@ impl Catalog {
     /// Removals: acknowledged devices no longer in the subtree.
     fn removed_devices(&self, tree: &Subtree) -> Vec<OutItem> {
         let remote_ids: HashSet<&str> = self
+            .sync
             .remote_instances
             .values()
             .filter(|r| tree.contains(r.va))
             .map(|r| r.id.as_str())
             .collect();
         let mut removals = Vec::new();
-        for stored in self.synced.keys() {
+        for stored in self.sync.synced.keys() {
             let Ok(OutboxKey::Device(id)) = stored.parse::<OutboxKey>() else {
                 continue;
             };
             let here = id
                 .parse::<InstanceId>()
                 .ok()
-                .and_then(|i| self.instances.get(&i))
+                .and_then(|i| self.fleet.instances.get(&i))
                 .is_some_and(|i| tree.contains(i.va))
                 || remote_ids.contains(id.as_str());
             if !here {
@@ -210,7 +212,12 @@ impl Catalog {
                 *e = e.add(self.local_usage(va, tag, now));
             }
         }
-        for u in self.remote_usage.values().filter(|u| tree.contains(u.va)) {
+        for u in self
+            .sync
+            .remote_usage
+            .values()
+            .filter(|u| tree.contains(u.va))
+        {
             let e = usage.entry((u.va, u.tag.clone())).or_default();
             *e = e.add(remote_numbers(u));
         }
@@ -220,13 +227,13 @@ impl Catalog {
             let va = self.domain_path(va);
             let item = usage_item(va, tag, numbers, now);
             let stored = item.key.to_string();
-            let acknowledged = self.synced.get(&stored) == item.digest.as_ref();
+            let acknowledged = self.sync.synced.get(&stored) == item.digest.as_ref();
             current.insert(stored);
             if !acknowledged {
                 usages.push(item);
             }
         }
-        for stored in self.synced.keys().filter(|k| !current.contains(*k)) {
+        for stored in self.sync.synced.keys().filter(|k| !current.contains(*k)) {
             if let Ok(OutboxKey::Usage { va, tag }) = stored.parse() {
                 let mut zeros = usage_item(va, tag, UsageNumbers::default(), now);
                 zeros.digest = None;
@@ -239,8 +246,13 @@ impl Catalog {
 
     /// The tags this satellite's devices or reservations use in `va`.
     fn local_tags(&self, va: VaId) -> BTreeSet<&str> {
-        let in_use = self.tags_in_use.get(&va).into_iter().flatten();
-        let reserved = self.reserved.get(&va).into_iter().flat_map(|r| r.keys());
+        let in_use = self.fleet.tags_in_use.get(&va).into_iter().flatten();
+        let reserved = self
+            .reserves
+            .reserved
+            .get(&va)
+            .into_iter()
+            .flat_map(|r| r.keys());
         in_use
             .map(|t| &**t)
             .chain(reserved.map(String::as_str))
@@ -256,7 +268,7 @@ impl Catalog {
                 serial: serial.to_string(),
                 report_id,
             };
-            if !self.synced.contains_key(&key.to_string()) {
+            if !self.sync.synced.contains_key(&key.to_string()) {
                 rums.push(OutItem {
                     digest: Some(rum_digest(&key)),
                     key,
@@ -268,15 +280,15 @@ impl Catalog {
                 });
             }
         };
-        for ((serial, report_id), instance) in &self.rum_seen {
-            if let Some(i) = self.instances.get(instance)
+        for ((serial, report_id), instance) in &self.fleet.rum_seen {
+            if let Some(i) = self.fleet.instances.get(instance)
                 && tree.contains(i.va)
             {
                 push(serial, *report_id, &i.udi, "");
             }
         }
-        for r in self.relayed_rum.values() {
-            if self.child_sats.contains_key(&r.child) {
+        for r in self.sync.relayed_rum.values() {
+            if self.sync.child_sats.contains_key(&r.child) {
                 push(&r.udi.serial, r.report_id, &r.udi, &r.raw);
             }
         }
@@ -288,7 +300,7 @@ impl Catalog {
     /// that have not changed since it was made.
     pub fn pending_count(&self, now: OffsetDateTime) -> usize {
         let (_, total) = self.outbox(0, now);
-        let Some(b) = &self.binding else {
+        let Some(b) = &self.sync.binding else {
             return 0;
         };
         let Some(out) = &b.outstanding else {
@@ -299,7 +311,7 @@ impl Catalog {
             .iter()
             .filter(|(key, digest)| {
                 self.current_digest(b, key, now) == *digest
-                    && self.synced.get(key) != digest.as_ref()
+                    && self.sync.synced.get(key) != digest.as_ref()
             })
             .count();
         total.saturating_sub(in_flight)
@@ -318,10 +330,11 @@ impl Catalog {
                 let local = id
                     .parse::<InstanceId>()
                     .ok()
-                    .and_then(|i| self.instances.get(&i))
+                    .and_then(|i| self.fleet.instances.get(&i))
                     .map(|i| OutDevice::Local(i));
                 let remote = || {
-                    self.remote_instances
+                    self.sync
+                        .remote_instances
                         .values()
                         .find(|r| r.id == *id && self.in_subtree(r.va, b.root))
                         .map(OutDevice::Remote)
@@ -343,14 +356,23 @@ impl Catalog {
 
     /// The usage of one VA and tag as the outbox would report it; `None` if nothing uses it.
     fn current_usage(&self, va: VaId, tag: &str, now: OffsetDateTime) -> Option<UsageNumbers> {
-        let local = self.tags_in_use.get(&va).is_some_and(|t| t.contains(tag))
-            || self.reserved.get(&va).is_some_and(|r| r.contains_key(tag));
+        let local = self
+            .fleet
+            .tags_in_use
+            .get(&va)
+            .is_some_and(|t| t.contains(tag))
+            || self
+                .reserves
+                .reserved
+                .get(&va)
+                .is_some_and(|r| r.contains_key(tag));
         let mut numbers = UsageNumbers::default();
         if local {
             numbers = numbers.add(self.local_usage(va, tag, now));
         }
         let mut remote = false;
         for u in self
+            .sync
             .remote_usage
             .values()
             .filter(|u| u.va == va && u.tag == tag)
@@ -363,7 +385,7 @@ impl Catalog {
 
     /// Items the upstream has acknowledged.
     pub fn synced_count(&self) -> usize {
-        self.synced.len()
+        self.sync.synced.len()
     }
 }
 

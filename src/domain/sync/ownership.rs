@@ -2,20 +2,22 @@
 //! its devices and usage. Each side refuses edits of what the other owns, and both name VAs by
 //! the same paths.
 
-use super::records::{ChildSatellite, RelayedRum, RemoteInstance, RemoteUsage, UpstreamBinding};
 use crate::domain::catalog::Catalog;
+use crate::domain::catalog::{
+    ChildSatellite, RelayedRum, RemoteInstance, RemoteUsage, UpstreamBinding,
+};
 use crate::domain::error::DomainError;
 use crate::domain::ids::{AccountId, VaId};
 
 impl Catalog {
     /// The binding to an upstream, if this satellite has one.
     pub fn upstream_binding(&self) -> Option<&UpstreamBinding> {
-        self.binding.as_ref()
+        self.sync.binding.as_ref()
     }
 
     /// Refuses a license or structure edit of a VA whose pool the upstream owns.
     pub fn check_not_upstream_owned(&self, va: VaId) -> Result<(), DomainError> {
-        match &self.binding {
+        match &self.sync.binding {
             Some(b) if self.in_subtree(va, b.root) => Err(DomainError::Refused(format!(
                 "virtual account `{}` is managed by upstream satellite `{}` ({}): its licenses \
                  and sub-accounts are changed there and arrive here with the next sync \
@@ -30,7 +32,8 @@ impl Catalog {
 
     /// The child satellite a VA is dedicated to, if any.
     pub fn dedicated_to(&self, va: VaId) -> Option<&ChildSatellite> {
-        self.child_sats
+        self.sync
+            .child_sats
             .values()
             .find(|c| self.in_subtree(va, c.root))
     }
@@ -50,24 +53,25 @@ impl Catalog {
     }
 
     pub fn child_satellites(&self) -> impl Iterator<Item = &ChildSatellite> {
-        self.child_sats.values()
+        self.sync.child_sats.values()
     }
 
     pub fn child_satellite(&self, name: &str) -> Option<&ChildSatellite> {
-        self.child_sats.get(name)
+        self.sync.child_sats.get(name)
     }
 
     pub fn remote_instances(&self) -> impl Iterator<Item = &RemoteInstance> {
-        self.remote_instances.values()
+        self.sync.remote_instances.values()
     }
 
     pub fn remote_usage(&self) -> impl Iterator<Item = &RemoteUsage> {
-        self.remote_usage.values()
+        self.sync.remote_usage.values()
     }
 
     /// Units of `tag` in `va` granted to the devices of child satellites.
     pub fn remote_granted(&self, va: VaId, tag: &str) -> u64 {
-        self.remote_usage_by_pool
+        self.sync
+            .remote_usage_by_pool
             .get(&(va, tag.to_string()))
             .copied()
             .unwrap_or(0)
@@ -75,7 +79,7 @@ impl Catalog {
 
     /// The Cisco RUM reports children relayed, kept untouched.
     pub fn relayed_rum(&self) -> impl Iterator<Item = &RelayedRum> {
-        self.relayed_rum.values()
+        self.sync.relayed_rum.values()
     }
 
     /// A VA path with the account's domain first (`example.com/Default/emea`): how sync

@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use time::OffsetDateTime;
 
 use super::messages::{ChildChange, Received};
-use super::records::{ChildSatellite, RelayedRum, RemoteInstance, RemoteUsage};
 use crate::domain::access::{Access, Principal};
 use crate::domain::catalog::{Catalog, Change, Record, Removal};
+use crate::domain::catalog::{ChildSatellite, RelayedRum, RemoteInstance, RemoteUsage};
 use crate::domain::error::DomainError;
 use crate::domain::events::NewEvent;
 use crate::domain::ids::VaId;
@@ -46,12 +46,13 @@ impl Catalog {
         let v = self
             .va(va)
             .ok_or_else(|| DomainError::not_found("virtual account", va))?;
-        if self.child_sats.contains_key(name) {
+        if self.sync.child_sats.contains_key(name) {
             return Err(DomainError::Conflict(format!(
                 "a child satellite named `{name}` already exists"
             )));
         }
         if let Some(c) = self
+            .sync
             .child_sats
             .values()
             .find(|c| self.in_subtree(va, c.root) || self.in_subtree(c.root, va))
@@ -116,6 +117,7 @@ impl Catalog {
         now: OffsetDateTime,
     ) -> Result<&ChildSatellite, DomainError> {
         let child = self
+            .sync
             .child_sats
             .values()
             .find(|c| &c.token_hash == token_hash)
@@ -191,6 +193,7 @@ impl Catalog {
         now: OffsetDateTime,
     ) -> Result<(Change, Received), DomainError> {
         let mut child = self
+            .sync
             .child_sats
             .get(name)
             .cloned()
@@ -313,6 +316,7 @@ impl Catalog {
         let va = self.child_va(child, va)?;
         check_child_usage(*devices, *units_requested, *units_granted)?;
         let old = self
+            .sync
             .remote_usage
             .get(&RemoteUsage::key(name, va, tag))
             .map_or(0, |u| u.units_granted);
@@ -340,6 +344,7 @@ impl Catalog {
         reason: &str,
     ) -> Result<(Change, RemoteInstance), DomainError> {
         let remote = self
+            .sync
             .remote_instances
             .values()
             .find(|r| r.id == instance_id)
@@ -348,6 +353,7 @@ impl Catalog {
             .ok_or_else(|| DomainError::not_found("product instance of a child", instance_id))?;
         self.check_va(p, remote.va, Access::Write)?;
         let mut child = self
+            .sync
             .child_sats
             .get(&remote.child)
             .cloned()

@@ -1,11 +1,16 @@
-//! The records sync keeps on both sides: the child's binding and acknowledged items, the
-//! upstream's children and what they reported. They are stored (`store::tables`), so their
-//! shape is pinned by golden-bytes tests; they import nothing of the catalog, which indexes
-//! them.
+//! The sync area of the catalog: the records sync keeps on both sides (the child's binding and
+//! acknowledged items, the upstream's children and what they reported) and their indexes. The
+//! records are stored (`store::tables`), so their shape is pinned by golden-bytes tests. Only
+//! this file changes the area, so the units granted per pool are always the sum of the
+//! children's usage.
+
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::{Removable, Stored};
+use crate::domain::catalog::Catalog;
 use crate::domain::ids::{AccountId, VaId};
 use crate::domain::model::Udi;
 
@@ -133,5 +138,114 @@ impl RemoteUsage {
 impl RelayedRum {
     pub fn key(child: &str, serial: &str, report_id: u64) -> String {
         format!("{child}\0{serial}\0{report_id}")
+    }
+}
+
+/// Both sides of sync. Read by the other domain files; changed only here.
+#[derive(Clone, Debug, Default)]
+pub struct SyncIndex {
+    /// Child side: the binding to the upstream and what it acknowledged, by the stored text
+    /// of each item's `OutboxKey`.
+    pub binding: Option<UpstreamBinding>,
+    pub synced: HashMap<String, [u8; 32]>,
+    /// Upstream side: children, their devices, usage and relayed RUM reports.
+    pub child_sats: BTreeMap<String, ChildSatellite>,
+    pub remote_instances: BTreeMap<String, RemoteInstance>,
+    pub remote_usage: BTreeMap<String, RemoteUsage>,
+    /// Units granted by children per (VA, tag), for pools and compliance.
+    pub remote_usage_by_pool: HashMap<(VaId, String), u64>,
+    pub relayed_rum: HashMap<String, RelayedRum>,
+}
+
+impl SyncIndex {
+    fn put_usage(&mut self, u: RemoteUsage) {
+        let key = RemoteUsage::key(&u.child, u.va, &u.tag);
+        self.take_usage(&key);
+        // Bounded by `check_remote_total`; saturating only for records stored before the
+        // bound existed.
+        let total = self
+            .remote_usage_by_pool
+            .entry((u.va, u.tag.clone()))
+            .or_default();
+        *total = total.saturating_add(u.units_granted);
+        self.remote_usage.insert(key, u);
+    }
+
+    fn take_usage(&mut self, key: &str) {
+        if let Some(u) = self.remote_usage.remove(key) {
+            let pool = (u.va, u.tag);
+            if let Some(total) = self.remote_usage_by_pool.get_mut(&pool) {
+                *total = total.saturating_sub(u.units_granted);
+                if *total == 0 {
+                    self.remote_usage_by_pool.remove(&pool);
+                }
+            }
+        }
+    }
+}
+
+impl Stored for UpstreamBinding {
+    fn put(self, c: &mut Catalog) {
+        c.sync.binding = Some(self);
+    }
+}
+
+impl Stored for SyncedItem {
+    fn put(self, c: &mut Catalog) {
+        c.sync.synced.insert(self.key, self.digest);
+    }
+}
+
+impl Removable for SyncedItem {
+    type Key = String;
+    fn take(key: String, c: &mut Catalog) {
+        c.sync.synced.remove(&key);
+    }
+}
+
+impl Stored for ChildSatellite {
+    fn put(self, c: &mut Catalog) {
+        c.sync.child_sats.insert(self.name.clone(), self);
+    }
+}
+
+impl Removable for ChildSatellite {
+    type Key = String;
+    fn take(name: String, c: &mut Catalog) {
+        c.sync.child_sats.remove(&name);
+    }
+}
+
+impl Stored for RemoteInstance {
+    fn put(self, c: &mut Catalog) {
+        let key = RemoteInstance::key(&self.child, &self.id);
+        c.sync.remote_instances.insert(key, self);
+    }
+}
+
+impl Removable for RemoteInstance {
+    type Key = String;
+    fn take(key: String, c: &mut Catalog) {
+        c.sync.remote_instances.remove(&key);
+    }
+}
+
+impl Stored for RemoteUsage {
+    fn put(self, c: &mut Catalog) {
+        c.sync.put_usage(self);
+    }
+}
+
+impl Removable for RemoteUsage {
+    type Key = String;
+    fn take(key: String, c: &mut Catalog) {
+        c.sync.take_usage(&key);
+    }
+}
+
+impl Stored for RelayedRum {
+    fn put(self, c: &mut Catalog) {
+        let key = RelayedRum::key(&self.child, &self.udi.serial, self.report_id);
+        c.sync.relayed_rum.insert(key, self);
     }
 }
