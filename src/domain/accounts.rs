@@ -6,7 +6,7 @@ use super::access::{Access, Principal};
 use super::catalog::{Catalog, Change, Record, Removal};
 use super::error::DomainError;
 use super::events::NewEvent;
-use super::ids::{AccountId, VaId};
+use super::ids::{AccountId, IdSource, VaId};
 use super::model::{Account, AccountStatus, VirtualAccount};
 
 /// The deepest level a VA may sit at; the Default VA is level 1.
@@ -71,6 +71,7 @@ impl Catalog {
         name: &str,
         domain: &str,
         now: OffsetDateTime,
+        ids: &dyn IdSource,
     ) -> Result<(Change, Account), DomainError> {
         self.check_system(p)?;
         validate_name("account", name)?;
@@ -93,7 +94,7 @@ impl Catalog {
             .values()
             .any(|a| domain.ends_with(&format!(".{}", a.domain)));
         let account = Account {
-            id: AccountId::new(),
+            id: AccountId::fresh(ids),
             name: name.to_string(),
             domain: domain.to_string(),
             status: if prefixed {
@@ -102,7 +103,7 @@ impl Catalog {
                 AccountStatus::Active
             },
             created_at: now,
-            default_va: VaId::new(),
+            default_va: VaId::fresh(ids),
         };
         let default = VirtualAccount {
             id: account.default_va,
@@ -154,6 +155,7 @@ impl Catalog {
         name: &str,
         description: &str,
         now: OffsetDateTime,
+        ids: &dyn IdSource,
     ) -> Result<(Change, VirtualAccount), DomainError> {
         let parent_va = self.check_va(p, parent, Access::Write)?;
         self.check_not_upstream_owned(parent)?;
@@ -168,7 +170,7 @@ impl Catalog {
             )));
         }
         let va = VirtualAccount {
-            id: VaId::new(),
+            id: VaId::fresh(ids),
             account: parent_va.account,
             name: name.to_string(),
             description: description.to_string(),

@@ -9,7 +9,7 @@ use super::catalog::{Catalog, Change, Record, Removal};
 use super::compliance::DeviceTimers;
 use super::error::DomainError;
 use super::events::NewEvent;
-use super::ids::{InstanceId, VaId};
+use super::ids::{IdSource, InstanceId, VaId};
 use super::model::{
     AccountStatus, AuthorizationState, EntitlementStatus, InstanceSource, ProductInstance,
     RevokedCertificate, Udi,
@@ -107,6 +107,7 @@ impl Catalog {
         &self,
         r: &Registration,
         now: OffsetDateTime,
+        ids: &dyn IdSource,
         issue: impl FnOnce(InstanceId) -> Result<IssuedIdentity, DeviceError>,
     ) -> Result<(Change, ProductInstance), DeviceError> {
         let token = self
@@ -144,7 +145,7 @@ impl Catalog {
                 return Err(DeviceError::AlreadyRegistered(e.id));
             }
         }
-        let id = existing.map_or_else(InstanceId::new, |e| e.id);
+        let id = existing.map_or_else(|| InstanceId::fresh(ids), |e| e.id);
         let issued = issue(id)?;
         let instance = ProductInstance {
             hostname: r.hostname.clone(),

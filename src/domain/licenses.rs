@@ -9,7 +9,7 @@ use super::access::{Access, Principal};
 use super::catalog::{Catalog, Change, Record, Removal};
 use super::error::DomainError;
 use super::events::NewEvent;
-use super::ids::{LicenseId, VaId};
+use super::ids::{IdSource, LicenseId, VaId};
 use super::model::{License, LicenseKind, LicenseSource};
 use super::units::{balance, check_units, sum_units};
 
@@ -61,6 +61,7 @@ impl Catalog {
         va: VaId,
         spec: LicenseSpec,
         now: OffsetDateTime,
+        ids: &dyn IdSource,
     ) -> Result<(Change, License), DomainError> {
         let v = self.check_va(p, va, Access::Read)?;
         self.check_account(p, v.account, Access::Write)?;
@@ -88,7 +89,7 @@ impl Catalog {
             ));
         }
         let license = License {
-            id: LicenseId::new(),
+            id: LicenseId::fresh(ids),
             account: v.account,
             va,
             display_name: if spec.display_name.is_empty() {
@@ -194,6 +195,7 @@ impl Catalog {
         quantity: i64,
         only: Option<LicenseId>,
         now: OffsetDateTime,
+        ids: &dyn IdSource,
     ) -> Result<Change, DomainError> {
         let src = self.check_va(p, from, Access::Write)?;
         let dst = self.check_va(p, to, Access::Write)?;
@@ -262,7 +264,7 @@ impl Catalog {
                 let mut stay = l.clone();
                 stay.quantity -= left;
                 let mut split = l.clone();
-                split.id = LicenseId::new();
+                split.id = LicenseId::fresh(ids);
                 split.va = to;
                 split.quantity = left;
                 left = 0;

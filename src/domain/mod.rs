@@ -42,7 +42,10 @@ pub use devices::{DeviceError, IssuedIdentity, Registration, UsageOutcome};
 pub use error::DomainError;
 pub use events::{EventFilter, NewEvent};
 pub use holdings::Holdings;
-pub use ids::{AccountId, ApiTokenId, InstanceId, LicenseId, ReservationId, TokenId, UserId, VaId};
+pub use ids::{
+    AccountId, ApiTokenId, IdSource, InstanceId, LicenseId, ReservationId, SequentialIds, TokenId,
+    UserId, VaId,
+};
 pub use imports::{ImportGrant, ImportKey, ImportedFile, LicenseImport};
 pub use licenses::{LicenseSpec, PoolLine};
 pub use model::*;

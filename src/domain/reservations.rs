@@ -26,7 +26,7 @@ pub use super::catalog::Reservation;
 use super::catalog::{Catalog, Change, Record, Removal};
 use super::error::DomainError;
 use super::events::NewEvent;
-use super::ids::{ReservationId, VaId};
+use super::ids::{IdSource, ReservationId, VaId};
 use super::licenses::validate_tag;
 use super::model::{AccountStatus, Udi};
 use super::units::check_units;
@@ -62,6 +62,8 @@ impl Catalog {
     /// Reserves the request's units in `va` for the device. Needs write access to the VA.
     /// `allow_export_controlled` must be set to reserve an export-controlled tag. `issue` signs
     /// the authorization code; the change stores only its hashes.
+    // The request's parts, then `now` and `ids`, the inputs every operation takes.
+    #[allow(clippy::too_many_arguments)]
     pub fn reserve(
         &self,
         p: &Principal,
@@ -69,6 +71,7 @@ impl Catalog {
         request: &ReservationRequest,
         allow_export_controlled: bool,
         now: OffsetDateTime,
+        ids: &dyn IdSource,
         issue: impl FnOnce(&Reservation, IssueContext<'_>) -> IssuedAuthorization,
     ) -> Result<(Change, (Reservation, String)), DomainError> {
         let v = self.check_va(p, va, Access::Write)?;
@@ -143,7 +146,7 @@ impl Catalog {
             }
         }
         let mut reservation = Reservation {
-            id: ReservationId::new(),
+            id: ReservationId::fresh(ids),
             account: account.id,
             va,
             udi: udi.clone(),

@@ -6,7 +6,7 @@ use super::access::{Access, Principal};
 use super::catalog::{Catalog, Change, Record};
 use super::error::DomainError;
 use super::events::NewEvent;
-use super::ids::{TokenId, VaId};
+use super::ids::{IdSource, TokenId, VaId};
 use super::model::RegistrationToken;
 
 /// The shortest and longest lifetimes a token may be given, in days.
@@ -71,6 +71,7 @@ impl Catalog {
         spec: TokenSpec,
         secret_hash: [u8; 32],
         now: OffsetDateTime,
+        ids: &dyn IdSource,
     ) -> Result<(Change, RegistrationToken), DomainError> {
         let v = self.check_va(p, va, Access::Write)?;
         self.check_not_dedicated(va)?;
@@ -97,7 +98,7 @@ impl Catalog {
             ));
         }
         let token = RegistrationToken {
-            id: TokenId::new(),
+            id: TokenId::fresh(ids),
             account: v.account,
             va,
             description: spec.description,

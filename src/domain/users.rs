@@ -8,7 +8,7 @@ use super::access::{Access, Principal};
 use super::catalog::{Catalog, Change, Record, Removal};
 use super::error::DomainError;
 use super::events::NewEvent;
-use super::ids::{ApiTokenId, UserId};
+use super::ids::{ApiTokenId, IdSource, UserId};
 use super::model::{ApiToken, Role, RoleGrant, Scope, User};
 
 impl Catalog {
@@ -17,6 +17,7 @@ impl Catalog {
         p: &Principal,
         name: &str,
         now: OffsetDateTime,
+        ids: &dyn IdSource,
     ) -> Result<(Change, User), DomainError> {
         self.check_system(p)?;
         if name.is_empty()
@@ -35,7 +36,7 @@ impl Catalog {
             )));
         }
         let user = User {
-            id: UserId::new(),
+            id: UserId::fresh(ids),
             name: name.to_string(),
             grants: BTreeSet::new(),
             created_at: now,
@@ -151,6 +152,8 @@ impl Catalog {
 
     /// Creates an API token for `user`. A system-admin may create one for anybody; a user may
     /// create one for themselves.
+    // The request's parts, then `now` and `ids`, the inputs every operation takes.
+    #[allow(clippy::too_many_arguments)]
     pub fn create_api_token(
         &self,
         p: &Principal,
@@ -159,6 +162,7 @@ impl Catalog {
         expires_in_days: Option<u32>,
         secret_hash: [u8; 32],
         now: OffsetDateTime,
+        ids: &dyn IdSource,
     ) -> Result<(Change, ApiToken), DomainError> {
         if p.user != Some(user) {
             self.check_system(p)?;
@@ -174,7 +178,7 @@ impl Catalog {
             ));
         }
         let token = ApiToken {
-            id: ApiTokenId::new(),
+            id: ApiTokenId::fresh(ids),
             user,
             description: description.to_string(),
             secret_hash,

@@ -11,7 +11,7 @@ use crate::domain::catalog::{Catalog, Change, Record, Removal};
 use crate::domain::catalog::{SyncedItem, UpstreamBinding};
 use crate::domain::error::DomainError;
 use crate::domain::events::NewEvent;
-use crate::domain::ids::{InstanceId, LicenseId, VaId};
+use crate::domain::ids::{IdSource, InstanceId, LicenseId, VaId};
 use crate::domain::model::{License, LicenseSource, RevokedCertificate, VirtualAccount};
 use crate::domain::units::{MAX_UNITS, check_units};
 
@@ -21,12 +21,13 @@ impl Catalog {
         &self,
         resp: &UpstreamResponse,
         now: OffsetDateTime,
+        ids: &dyn IdSource,
     ) -> Result<(Change, Applied), DomainError> {
         let mut b = self.bound()?.clone();
         let mut change = Change::silent();
         let mut applied = Applied::default();
         acknowledge(&mut b, resp, &mut change, &mut applied);
-        self.mirror_pools(&b, resp, &mut change, &mut applied, now)?;
+        self.mirror_pools(&b, resp, &mut change, &mut applied, now, ids)?;
         self.remove_ordered(&b, resp, &mut change, &mut applied, now);
         self.revoke_ordered(&b, resp, &mut change, &mut applied, now);
         b.last_response_seq = resp.seq;
@@ -53,11 +54,12 @@ impl Catalog {
         change: &mut Change,
         applied: &mut Applied,
         now: OffsetDateTime,
+        ids: &dyn IdSource,
     ) -> Result<(), DomainError> {
         let mut created: HashMap<String, VaId> = HashMap::new();
         let mut listed: BTreeSet<LicenseId> = BTreeSet::new();
         for (path, licenses) in &resp.pools {
-            let va = self.mirror_va(b, path, &mut created, change, now)?;
+            let va = self.mirror_va(b, path, &mut created, change, now, ids)?;
             check_upstream_pool(&b.upstream, path, licenses)?;
             for l in licenses {
                 listed.insert(l.id);
@@ -170,6 +172,7 @@ impl Catalog {
         created: &mut HashMap<String, VaId>,
         change: &mut Change,
         now: OffsetDateTime,
+        ids: &dyn IdSource,
     ) -> Result<VaId, DomainError> {
         let outside = || {
             DomainError::Invalid(format!(
@@ -196,7 +199,7 @@ impl Catalog {
                 Some(v) => v.id,
                 None => {
                     let va = VirtualAccount {
-                        id: VaId::new(),
+                        id: VaId::fresh(ids),
                         account: b.account,
                         name: name.to_string(),
                         description: format!("managed by upstream {}", b.upstream),

@@ -9,7 +9,7 @@ use crate::domain::catalog::{Catalog, Change, Record};
 use crate::domain::catalog::{Outstanding, UpstreamBinding};
 use crate::domain::error::DomainError;
 use crate::domain::events::NewEvent;
-use crate::domain::ids::{AccountId, VaId};
+use crate::domain::ids::{AccountId, IdSource, VaId};
 use crate::domain::model::{Account, AccountStatus, VirtualAccount};
 
 impl Catalog {
@@ -20,12 +20,13 @@ impl Catalog {
         p: &Principal,
         input: &BindInput,
         now: OffsetDateTime,
+        ids: &dyn IdSource,
     ) -> Result<(Change, UpstreamBinding), DomainError> {
         self.check_system(p)?;
         self.check_not_bound()?;
         let mut change = Change::silent();
-        let (account, default_va) = self.bound_account(input, &mut change, now)?;
-        let root = self.mirror_root(account, default_va, input, &mut change, now)?;
+        let (account, default_va) = self.bound_account(input, &mut change, now, ids)?;
+        let root = self.mirror_root(account, default_va, input, &mut change, now, ids)?;
         let binding = UpstreamBinding::new(input, account, root, now);
         change.event = Some(
             NewEvent::new("sync.register", &input.upstream)
@@ -59,6 +60,7 @@ impl Catalog {
         input: &BindInput,
         change: &mut Change,
         now: OffsetDateTime,
+        ids: &dyn IdSource,
     ) -> Result<(AccountId, VaId), DomainError> {
         if let Some(a) = self.accounts().find(|a| a.domain == input.account_domain) {
             return Ok((a.id, a.default_va));
@@ -73,12 +75,12 @@ impl Catalog {
             )));
         }
         let account = Account {
-            id: AccountId::new(),
+            id: AccountId::fresh(ids),
             name: input.account_name.clone(),
             domain: input.account_domain.clone(),
             status: AccountStatus::Active,
             created_at: now,
-            default_va: VaId::new(),
+            default_va: VaId::fresh(ids),
         };
         change.put.push(Record::Va(VirtualAccount {
             id: account.default_va,
@@ -102,6 +104,7 @@ impl Catalog {
         input: &BindInput,
         change: &mut Change,
         now: OffsetDateTime,
+        ids: &dyn IdSource,
     ) -> Result<VaId, DomainError> {
         let mut current = default_va;
         let mut created_here = false;
@@ -118,7 +121,7 @@ impl Catalog {
                 None => {
                     created_here = true;
                     let va = VirtualAccount {
-                        id: VaId::new(),
+                        id: VaId::fresh(ids),
                         account,
                         name: name.to_string(),
                         description: format!("managed by upstream {}", input.upstream),

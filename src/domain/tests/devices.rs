@@ -58,7 +58,7 @@ fn routine_reports_keep_every_device_index_true() {
     let (mut c, account) = with_account("acme", "acme.com");
     let va = account.default_va;
     add_lic(&mut c, va, perpetual("T", 1));
-    c.commit(c.create_token(&admin(), va, token_spec(), hash(1), NOW));
+    c.commit(c.create_token(&admin(), va, token_spec(), hash(1), NOW, &IDS));
     let timers = DeviceTimers::default();
     let mut ids = Vec::new();
     for n in 0..2 {
