@@ -11,8 +11,8 @@ use super::error::DomainError;
 use super::events::NewEvent;
 use super::ids::{IdSource, InstanceId, VaId};
 use super::model::{
-    AccountStatus, AuthorizationState, EntitlementStatus, InstanceSource, ProductInstance,
-    RevokedCertificate, Udi,
+    Account, AccountStatus, AuthorizationState, EntitlementStatus, InstanceSource, ProductInstance,
+    RegistrationToken, RevokedCertificate, Udi,
 };
 use super::tokens::TokenState;
 
@@ -110,32 +110,7 @@ impl Catalog {
         ids: &dyn IdSource,
         issue: impl FnOnce(InstanceId) -> Result<IssuedIdentity, DeviceError>,
     ) -> Result<(Change, ProductInstance), DeviceError> {
-        let token = self
-            .token_by_hash(&r.token_hash)
-            .ok_or(DeviceError::InvalidToken)?;
-        match token.state(now) {
-            TokenState::Active => {}
-            TokenState::Expired => return Err(DeviceError::TokenExpired),
-            TokenState::Revoked => return Err(DeviceError::TokenRevoked),
-            TokenState::Exhausted => return Err(DeviceError::TokenExhausted),
-        }
-        let account = self
-            .account(token.account)
-            .ok_or(DeviceError::InvalidToken)?;
-        if account.status == AccountStatus::Pending {
-            return Err(DeviceError::AccountPending(account.name.clone()));
-        }
-        // A device that holds a license reservation is counted through it; registering too
-        // would count it twice. It returns the reservation first (SPEC §8b).
-        if let Some(held) = self.reservation_by_udi(account.id, &r.udi) {
-            return Err(DomainError::Refused(format!(
-                "device {} holds license reservation {}; return it first (`satellite agent \
-                 reserve-return` on the device, then `satellite reserve --return CODE`), or \
-                 have an operator cancel it (`satellite reserve cancel {}`)",
-                r.udi, held.id, held.id
-            ))
-            .into());
-        }
+        let (token, account) = self.registration_token(r, now)?;
         let existing = self.instance_by_udi(account.id, &r.udi);
         if let Some(e) = existing {
             if e.va != token.va {
@@ -185,6 +160,42 @@ impl Catalog {
             change = change.put(Record::Revoked(old));
         }
         Ok((change, instance))
+    }
+
+    /// The token a registration names, with its account, if both may register the device now:
+    /// the token is active, the account approved, and the device holds no reservation.
+    fn registration_token(
+        &self,
+        r: &Registration,
+        now: OffsetDateTime,
+    ) -> Result<(&RegistrationToken, &Account), DeviceError> {
+        let token = self
+            .token_by_hash(&r.token_hash)
+            .ok_or(DeviceError::InvalidToken)?;
+        match token.state(now) {
+            TokenState::Active => {}
+            TokenState::Expired => return Err(DeviceError::TokenExpired),
+            TokenState::Revoked => return Err(DeviceError::TokenRevoked),
+            TokenState::Exhausted => return Err(DeviceError::TokenExhausted),
+        }
+        let account = self
+            .account(token.account)
+            .ok_or(DeviceError::InvalidToken)?;
+        if account.status == AccountStatus::Pending {
+            return Err(DeviceError::AccountPending(account.name.clone()));
+        }
+        // A device that holds a license reservation is counted through it; registering too
+        // would count it twice. It returns the reservation first (SPEC §8b).
+        if let Some(held) = self.reservation_by_udi(account.id, &r.udi) {
+            return Err(DomainError::Refused(format!(
+                "device {} holds license reservation {}; return it first (`satellite agent \
+                 reserve-return` on the device, then `satellite reserve --return CODE`), or \
+                 have an operator cancel it (`satellite reserve cancel {}`)",
+                r.udi, held.id, held.id
+            ))
+            .into());
+        }
+        Ok((token, account))
     }
 
     /// The device presenting the certificate with `serial`.

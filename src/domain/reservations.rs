@@ -28,7 +28,7 @@ use super::error::DomainError;
 use super::events::NewEvent;
 use super::ids::{IdSource, ReservationId, VaId};
 use super::licenses::validate_tag;
-use super::model::{AccountStatus, Udi};
+use super::model::{Account, AccountStatus, Udi};
 use super::units::check_units;
 
 /// At most this many entitlements in one reservation.
@@ -87,6 +87,47 @@ impl Catalog {
         validate_request(request)?;
         let path = self.va_path(va);
         let udi = &request.udi;
+        self.check_udi_unaccounted(p, account, udi)?;
+        self.check_reservable(p, va, request, allow_export_controlled, now)?;
+        let mut reservation = Reservation {
+            id: ReservationId::fresh(ids),
+            account: account.id,
+            va,
+            udi: udi.clone(),
+            entitlements: request.entitlements.clone(),
+            created_at: now,
+            created_by: p.actor.clone(),
+            request_nonce: request.nonce.clone(),
+            code_sha256: [0; 32],
+            return_proof_sha256: [0; 32],
+        };
+        let issued = issue(
+            &reservation,
+            IssueContext {
+                account_domain: &account.domain,
+                va_path: &path,
+            },
+        );
+        reservation.code_sha256 = issued.code_sha256;
+        reservation.return_proof_sha256 = issued.return_proof_sha256;
+        let event = NewEvent::new("reservation.create", udi)
+            .account(account.id)
+            .va(va)
+            .detail("reservation", reservation.id)
+            .detail("entitlements", reservation.summary())
+            .detail("nonce", &reservation.request_nonce);
+        let change = Change::new(event).put(Record::Reservation(reservation.clone()));
+        Ok((change, (reservation, issued.code)))
+    }
+
+    /// Refuses a device the account already counts: one holding a reservation, or one
+    /// registered as a product instance (it reports its usage instead).
+    fn check_udi_unaccounted(
+        &self,
+        p: &Principal,
+        account: &Account,
+        udi: &Udi,
+    ) -> Result<(), DomainError> {
         // A reservation or registration of the UDI in a VA the caller cannot read still refuses
         // (the device would count twice) but names nothing of that VA (SPEC §7).
         let hidden = |other: VaId| self.va_access(p, other).is_none();
@@ -129,6 +170,19 @@ impl Catalog {
                 i.id
             )));
         }
+        Ok(())
+    }
+
+    /// Refuses a request for a tag the caller may not reserve or whose spare units are short.
+    fn check_reservable(
+        &self,
+        p: &Principal,
+        va: VaId,
+        request: &ReservationRequest,
+        allow_export_controlled: bool,
+        now: OffsetDateTime,
+    ) -> Result<(), DomainError> {
+        let path = self.va_path(va);
         for (tag, &count) in &request.entitlements {
             if self.is_export_controlled(va, tag) && !allow_export_controlled {
                 return Err(DomainError::Refused(format!(
@@ -145,35 +199,7 @@ impl Catalog {
                 ));
             }
         }
-        let mut reservation = Reservation {
-            id: ReservationId::fresh(ids),
-            account: account.id,
-            va,
-            udi: udi.clone(),
-            entitlements: request.entitlements.clone(),
-            created_at: now,
-            created_by: p.actor.clone(),
-            request_nonce: request.nonce.clone(),
-            code_sha256: [0; 32],
-            return_proof_sha256: [0; 32],
-        };
-        let issued = issue(
-            &reservation,
-            IssueContext {
-                account_domain: &account.domain,
-                va_path: &path,
-            },
-        );
-        reservation.code_sha256 = issued.code_sha256;
-        reservation.return_proof_sha256 = issued.return_proof_sha256;
-        let event = NewEvent::new("reservation.create", udi)
-            .account(account.id)
-            .va(va)
-            .detail("reservation", reservation.id)
-            .detail("entitlements", reservation.summary())
-            .detail("nonce", &reservation.request_nonce);
-        let change = Change::new(event).put(Record::Reservation(reservation.clone()));
-        Ok((change, (reservation, issued.code)))
+        Ok(())
     }
 
     /// Releases a reservation with the device's return code. `proof_sha256` is the SHA-256 of
