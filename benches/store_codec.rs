@@ -10,7 +10,11 @@ use std::hint::black_box;
 mod fixtures;
 
 fn codec(c: &mut Criterion) {
-    let record = fixtures::instance(AccountId::new(), VaId::new(), 7);
+    let record = fixtures::instance(
+        AccountId::fresh(&satellite::app::RandomIds),
+        VaId::fresh(&satellite::app::RandomIds),
+        7,
+    );
     let bytes = encode(&record);
     let key = record.id.as_bytes().to_vec();
     let mut group = c.benchmark_group("store_codec");

@@ -22,7 +22,7 @@ pub const NOW: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
 pub fn instance(account: AccountId, va: VaId, order: u64) -> ProductInstance {
     let timers = DeviceTimers::default();
     ProductInstance {
-        id: InstanceId::new(),
+        id: InstanceId::fresh(&satellite::app::RandomIds),
         account,
         va,
         udi: Udi {
@@ -60,8 +60,8 @@ pub fn instance(account: AccountId, va: VaId, order: u64) -> ProductInstance {
 /// A catalog with one account, one VA holding `licenses` units of [`TAG`], and `devices`
 /// devices in that VA using one unit each. Returns it with the devices in registration order.
 pub fn catalog(devices: u64, licenses: u64) -> (Catalog, Vec<ProductInstance>) {
-    let account = AccountId::new();
-    let va = VaId::new();
+    let account = AccountId::fresh(&satellite::app::RandomIds);
+    let va = VaId::fresh(&satellite::app::RandomIds);
     let mut records = vec![
         Record::Account(Account {
             id: account,
@@ -80,7 +80,7 @@ pub fn catalog(devices: u64, licenses: u64) -> (Catalog, Vec<ProductInstance>) {
             created_at: NOW,
         }),
         Record::License(License {
-            id: LicenseId::new(),
+            id: LicenseId::fresh(&satellite::app::RandomIds),
             account,
             va,
             entitlement_tag: TAG.to_owned(),

@@ -7,6 +7,7 @@
 //! store nor the catalog.
 
 pub mod clock;
+pub mod ids;
 pub mod secrets;
 
 use std::sync::{Arc, RwLock};
@@ -20,6 +21,7 @@ use crate::domain::{
 use crate::store::{self, Store, StoreError, tables};
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use ids::RandomIds;
 
 /// Why an operation failed: the domain refused it, or the store could not make it durable.
 #[derive(Debug, thiserror::Error)]

@@ -54,7 +54,7 @@ impl Principal {
 impl Catalog {
     /// The best access `p` has to `va`, if any.
     pub fn va_access(&self, p: &Principal, va: VaId) -> Option<Access> {
-        let v = self.vas.get(&va)?;
+        let v = self.tree.vas.get(&va)?;
         p.grants
             .iter()
             .filter_map(|g| match (g.role, g.scope) {
@@ -89,7 +89,11 @@ impl Catalog {
     pub fn account_visible(&self, p: &Principal, account: AccountId) -> bool {
         self.account_access(p, account).is_some()
             || p.grants.iter().any(|g| match g.scope {
-                Scope::Va(root) => self.vas.get(&root).is_some_and(|v| v.account == account),
+                Scope::Va(root) => self
+                    .tree
+                    .vas
+                    .get(&root)
+                    .is_some_and(|v| v.account == account),
                 _ => false,
             })
     }
@@ -109,7 +113,7 @@ impl Catalog {
                 p.actor,
                 self.va_path(va)
             ))),
-            Some(_) => Ok(&self.vas[&va]),
+            Some(_) => Ok(&self.tree.vas[&va]),
         }
     }
 
@@ -120,7 +124,7 @@ impl Catalog {
         account: AccountId,
         need: Access,
     ) -> Result<&Account, DomainError> {
-        let found = self.accounts.get(&account);
+        let found = self.tree.accounts.get(&account);
         match (found, self.account_access(p, account)) {
             (Some(a), Some(have)) if have >= need => Ok(a),
             (Some(a), _) if self.account_visible(p, account) => {

@@ -6,7 +6,7 @@ use super::access::{Access, Principal};
 use super::catalog::{Catalog, Change, Record, Removal};
 use super::error::DomainError;
 use super::events::NewEvent;
-use super::ids::{AccountId, VaId};
+use super::ids::{AccountId, IdSource, VaId};
 use super::model::{Account, AccountStatus, VirtualAccount};
 
 /// The deepest level a VA may sit at; the Default VA is level 1.
@@ -71,16 +71,17 @@ impl Catalog {
         name: &str,
         domain: &str,
         now: OffsetDateTime,
+        ids: &dyn IdSource,
     ) -> Result<(Change, Account), DomainError> {
         self.check_system(p)?;
         validate_name("account", name)?;
         validate_domain(domain)?;
-        if self.accounts.values().any(|a| a.name == name) {
+        if self.tree.accounts.values().any(|a| a.name == name) {
             return Err(DomainError::Conflict(format!(
                 "an account named `{name}` already exists; account names are unique"
             )));
         }
-        if let Some(a) = self.accounts.values().find(|a| a.domain == domain) {
+        if let Some(a) = self.tree.accounts.values().find(|a| a.domain == domain) {
             return Err(DomainError::Conflict(format!(
                 "domain `{domain}` already belongs to account `{}`; use a prefixed domain such \
                  as `abc.{domain}` for a separate account",
@@ -88,11 +89,12 @@ impl Catalog {
             )));
         }
         let prefixed = self
+            .tree
             .accounts
             .values()
             .any(|a| domain.ends_with(&format!(".{}", a.domain)));
         let account = Account {
-            id: AccountId::new(),
+            id: AccountId::fresh(ids),
             name: name.to_string(),
             domain: domain.to_string(),
             status: if prefixed {
@@ -101,7 +103,7 @@ impl Catalog {
                 AccountStatus::Active
             },
             created_at: now,
-            default_va: VaId::new(),
+            default_va: VaId::fresh(ids),
         };
         let default = VirtualAccount {
             id: account.default_va,
@@ -129,6 +131,7 @@ impl Catalog {
     ) -> Result<(Change, Account), DomainError> {
         self.check_system(p)?;
         let mut a = self
+            .tree
             .accounts
             .get(&account)
             .cloned()
@@ -152,6 +155,7 @@ impl Catalog {
         name: &str,
         description: &str,
         now: OffsetDateTime,
+        ids: &dyn IdSource,
     ) -> Result<(Change, VirtualAccount), DomainError> {
         let parent_va = self.check_va(p, parent, Access::Write)?;
         self.check_not_upstream_owned(parent)?;
@@ -166,7 +170,7 @@ impl Catalog {
             )));
         }
         let va = VirtualAccount {
-            id: VaId::new(),
+            id: VaId::fresh(ids),
             account: parent_va.account,
             name: name.to_string(),
             description: description.to_string(),

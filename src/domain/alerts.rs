@@ -106,7 +106,7 @@ impl Catalog {
     }
 
     fn license_alerts(&self, now: OffsetDateTime, out: &mut Vec<Alert>) {
-        for l in self.licenses.values() {
+        for l in self.stock.licenses.values() {
             let LicenseKind::Term { start, end } = l.kind else {
                 continue;
             };
@@ -141,6 +141,7 @@ impl Catalog {
 
     fn shortage_alerts(&self, now: OffsetDateTime, out: &mut Vec<Alert>) {
         let vas: Vec<VaId> = self
+            .fleet
             .pools
             .keys()
             .copied()
@@ -180,8 +181,8 @@ impl Catalog {
             }
         }
         let mut skewed: BTreeMap<VaId, usize> = BTreeMap::new();
-        for id in &self.skewed {
-            if let Some(i) = self.instances.get(id) {
+        for id in &self.fleet.skewed {
+            if let Some(i) = self.fleet.instances.get(id) {
                 *skewed.entry(i.va).or_default() += 1;
             }
         }
@@ -220,7 +221,7 @@ impl Catalog {
     }
 
     fn token_alerts(&self, now: OffsetDateTime, out: &mut Vec<Alert>) {
-        for t in self.tokens.values() {
+        for t in self.credentials.tokens.values() {
             if t.state(now) == TokenState::Active && t.expires_at - now <= Duration::days(7) {
                 out.push(Alert {
                     key: format!("token_expiring:{}", t.id),

@@ -12,9 +12,10 @@
 //! compliance report.
 //!
 //! The catalog keeps, per VA and tag, the devices using it ordered by registration and the
-//! total they ask for ([`Pool`]), updated incrementally by `Catalog::apply`. A device's answer
-//! costs O(1) when the pool is not over-subscribed (the common case) and a walk of the devices
-//! registered before it otherwise; nothing ever scans all devices.
+//! total they ask for (`catalog::Pool`, in the catalog's devices area), updated incrementally
+//! by `Catalog::apply`. A device's answer costs O(1) when the pool is not over-subscribed (the
+//! common case) and a walk of the devices registered before it otherwise; nothing ever scans
+//! all devices.
 //!
 //! The arithmetic below is plain: every total it adds (units valid now, units the devices of
 //! a pool ask for, units reserved) is at most `MAX_UNITS` (10^12, `units.rs`), so a sum of a
@@ -53,13 +54,6 @@ impl Default for DeviceTimers {
             clock_skew: Duration::hours(1),
         }
     }
-}
-
-/// The devices of one VA that use one tag, in registration order.
-#[derive(Clone, Debug, Default)]
-pub struct Pool {
-    pub(super) users: BTreeMap<u64, (InstanceId, u64)>,
-    pub(super) total: u64,
 }
 
 /// One line of the compliance report: a VA and a tag.
@@ -111,7 +105,12 @@ impl Catalog {
     }
 
     fn eligible(&self, id: InstanceId, export: bool) -> bool {
-        !export || self.instances.get(&id).is_some_and(|i| i.export_allowed)
+        !export
+            || self
+                .fleet
+                .instances
+                .get(&id)
+                .is_some_and(|i| i.export_allowed)
     }
 
     /// The status of `me` (possibly a version not yet applied) for `count` units of `tag`.
@@ -284,10 +283,10 @@ impl Catalog {
             .licenses_in(va)
             .map(|l| l.entitlement_tag.clone())
             .collect();
-        if let Some(set) = self.tags_in_use.get(&va) {
+        if let Some(set) = self.fleet.tags_in_use.get(&va) {
             tags.extend(set.iter().map(|t| t.to_string()));
         }
-        if let Some(set) = self.reserved.get(&va) {
+        if let Some(set) = self.reserves.reserved.get(&va) {
             tags.extend(set.keys().cloned());
         }
         tags

@@ -9,10 +9,10 @@ use super::catalog::{Catalog, Change, Record, Removal};
 use super::compliance::DeviceTimers;
 use super::error::DomainError;
 use super::events::NewEvent;
-use super::ids::{InstanceId, VaId};
+use super::ids::{IdSource, InstanceId, VaId};
 use super::model::{
-    AccountStatus, AuthorizationState, EntitlementStatus, InstanceSource, ProductInstance,
-    RevokedCertificate, Udi,
+    Account, AccountStatus, AuthorizationState, EntitlementStatus, InstanceSource, ProductInstance,
+    RegistrationToken, RevokedCertificate, Udi,
 };
 use super::tokens::TokenState;
 
@@ -107,8 +107,68 @@ impl Catalog {
         &self,
         r: &Registration,
         now: OffsetDateTime,
+        ids: &dyn IdSource,
         issue: impl FnOnce(InstanceId) -> Result<IssuedIdentity, DeviceError>,
     ) -> Result<(Change, ProductInstance), DeviceError> {
+        let (token, account) = self.registration_token(r, now)?;
+        let existing = self.instance_by_udi(account.id, &r.udi);
+        if let Some(e) = existing {
+            if e.va != token.va {
+                return Err(DeviceError::RegisteredElsewhere);
+            }
+            if !r.force {
+                return Err(DeviceError::AlreadyRegistered(e.id));
+            }
+        }
+        let id = existing.map_or_else(|| InstanceId::fresh(ids), |e| e.id);
+        let issued = issue(id)?;
+        let instance = ProductInstance {
+            hostname: r.hostname.clone(),
+            product: r.product.clone(),
+            version: r.version.clone(),
+            token: Some(token.id),
+            export_allowed: token.allow_export_controlled,
+            cert_serial: Some(issued.serial),
+            cert_not_after: Some(issued.not_after),
+            ..ProductInstance::first_seen(
+                id,
+                account.id,
+                token.va,
+                r.udi.clone(),
+                InstanceSource::Native,
+                existing.map_or(self.fleet.next_order, |e| e.order),
+                now,
+            )
+        };
+        let mut used = token.clone();
+        used.uses += 1;
+        let action = if existing.is_some() {
+            "device.reregister"
+        } else {
+            "device.register"
+        };
+        let event = NewEvent::new(action, &instance.udi)
+            .account(account.id)
+            .va(token.va)
+            .device(id)
+            .detail("hostname", &instance.hostname)
+            .detail("token", token.id);
+        let mut change = Change::new(event)
+            .put(Record::Instance(instance.clone()))
+            .put(Record::Token(used));
+        if let Some(old) = existing.and_then(|e| revocation(e, now, "re-registered")) {
+            change = change.put(Record::Revoked(old));
+        }
+        Ok((change, instance))
+    }
+
+    /// The token a registration names, with its account, if both may register the device now:
+    /// the token is active, the account approved, and the device holds no reservation.
+    fn registration_token(
+        &self,
+        r: &Registration,
+        now: OffsetDateTime,
+    ) -> Result<(&RegistrationToken, &Account), DeviceError> {
         let token = self
             .token_by_hash(&r.token_hash)
             .ok_or(DeviceError::InvalidToken)?;
@@ -135,55 +195,7 @@ impl Catalog {
             ))
             .into());
         }
-        let existing = self.instance_by_udi(account.id, &r.udi);
-        if let Some(e) = existing {
-            if e.va != token.va {
-                return Err(DeviceError::RegisteredElsewhere);
-            }
-            if !r.force {
-                return Err(DeviceError::AlreadyRegistered(e.id));
-            }
-        }
-        let id = existing.map_or_else(InstanceId::new, |e| e.id);
-        let issued = issue(id)?;
-        let instance = ProductInstance {
-            hostname: r.hostname.clone(),
-            product: r.product.clone(),
-            version: r.version.clone(),
-            token: Some(token.id),
-            export_allowed: token.allow_export_controlled,
-            cert_serial: Some(issued.serial),
-            cert_not_after: Some(issued.not_after),
-            ..ProductInstance::first_seen(
-                id,
-                account.id,
-                token.va,
-                r.udi.clone(),
-                InstanceSource::Native,
-                existing.map_or(self.next_order, |e| e.order),
-                now,
-            )
-        };
-        let mut used = token.clone();
-        used.uses += 1;
-        let action = if existing.is_some() {
-            "device.reregister"
-        } else {
-            "device.register"
-        };
-        let event = NewEvent::new(action, &instance.udi)
-            .account(account.id)
-            .va(token.va)
-            .device(id)
-            .detail("hostname", &instance.hostname)
-            .detail("token", token.id);
-        let mut change = Change::new(event)
-            .put(Record::Instance(instance.clone()))
-            .put(Record::Token(used));
-        if let Some(old) = existing.and_then(|e| revocation(e, now, "re-registered")) {
-            change = change.put(Record::Revoked(old));
-        }
-        Ok((change, instance))
+        Ok((token, account))
     }
 
     /// The device presenting the certificate with `serial`.

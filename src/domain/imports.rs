@@ -14,14 +14,14 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::access::{Access, Principal};
 use super::catalog::{Catalog, Change, Record};
+pub use super::catalog::{ImportKey, ImportedFile};
 use super::error::DomainError;
 use super::events::NewEvent;
-use super::ids::{AccountId, LicenseId, VaId};
+use super::ids::{AccountId, IdSource, VaId};
 use super::licenses::LicenseSpec;
 use super::model::{License, LicenseSource};
 
@@ -47,38 +47,6 @@ pub struct ImportGrant {
     pub licenses: Vec<LicenseSpec>,
 }
 
-/// A license file already imported: remembered so it cannot be imported twice.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImportedFile {
-    pub file_id: String,
-    pub account: AccountId,
-    /// The issuer the file was signed by. Empty for a file imported before issuers were
-    /// recorded (store schema 1): such a record holds its id against every issuer of its
-    /// account, which is what it did then.
-    pub issuer: String,
-    pub imported_at: OffsetDateTime,
-    /// The licenses the import added (they may have been moved or removed since).
-    pub licenses: Vec<LicenseId>,
-}
-
-/// What identifies an imported file: the issuer's id for it, within one account.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ImportKey {
-    pub account: AccountId,
-    pub issuer: String,
-    pub file_id: String,
-}
-
-impl ImportedFile {
-    pub fn import_key(&self) -> ImportKey {
-        ImportKey {
-            account: self.account,
-            issuer: self.issuer.clone(),
-            file_id: self.file_id.clone(),
-        }
-    }
-}
-
 impl Catalog {
     /// Adds every license of a verified license file, atomically, with source `Import`. Needs
     /// write access to the file's account (account-admin or system-admin).
@@ -87,6 +55,7 @@ impl Catalog {
         p: &Principal,
         file: &LicenseImport,
         now: OffsetDateTime,
+        ids: &dyn IdSource,
     ) -> Result<(Change, Vec<License>), DomainError> {
         let account = self
             .account_by_name_or_domain(&file.account_domain)
@@ -131,7 +100,7 @@ impl Catalog {
                     }
                     other => other,
                 };
-                let (_, license) = self.add_license(p, va, spec, now).map_err(at)?;
+                let (_, license) = self.add_license(p, va, spec, now, ids).map_err(at)?;
                 let units = adding
                     .entry((va, &grant.licenses[j].entitlement_tag))
                     .or_default();
@@ -179,6 +148,8 @@ mod tests {
 
     const NOW: OffsetDateTime = datetime!(2026-01-01 0:00 UTC);
 
+    static IDS: crate::domain::SequentialIds = crate::domain::SequentialIds::new();
+
     fn admin() -> Principal {
         Principal::system("test-admin")
     }
@@ -192,10 +163,13 @@ mod tests {
     fn setup() -> (Catalog, VaId) {
         let mut c = Catalog::new();
         let a = apply(
-            c.create_account(&admin(), "acme", "acme.example", NOW),
+            c.create_account(&admin(), "acme", "acme.example", NOW, &IDS),
             &mut c,
         );
-        let va = apply(c.create_va(&admin(), a.default_va, "lab", "", NOW), &mut c);
+        let va = apply(
+            c.create_va(&admin(), a.default_va, "lab", "", NOW, &IDS),
+            &mut c,
+        );
         (c, va.id)
     }
 
@@ -229,7 +203,7 @@ mod tests {
     fn import_adds_every_license_with_source_import_and_one_event() {
         let (mut c, lab) = setup();
         let (change, added) = c
-            .import_licenses(&admin(), &file("f-1", "Default/lab"), NOW)
+            .import_licenses(&admin(), &file("f-1", "Default/lab"), NOW, &IDS)
             .expect("imported");
         assert_eq!(added.len(), 2);
         assert!(
@@ -250,7 +224,7 @@ mod tests {
         assert_eq!(done.licenses.len(), 2);
         // The account name may prefix the path.
         apply(
-            c.import_licenses(&admin(), &file("f-2", "acme/Default/lab"), NOW),
+            c.import_licenses(&admin(), &file("f-2", "acme/Default/lab"), NOW, &IDS),
             &mut c,
         );
         assert_eq!(c.licenses_in(lab).count(), 4);
@@ -260,11 +234,11 @@ mod tests {
     fn a_second_import_of_the_same_file_is_refused() {
         let (mut c, lab) = setup();
         apply(
-            c.import_licenses(&admin(), &file("f-1", "Default/lab"), NOW),
+            c.import_licenses(&admin(), &file("f-1", "Default/lab"), NOW, &IDS),
             &mut c,
         );
         let e = c
-            .import_licenses(&admin(), &file("f-1", "Default/lab"), NOW)
+            .import_licenses(&admin(), &file("f-1", "Default/lab"), NOW, &IDS)
             .expect_err("refused");
         assert!(
             matches!(&e, DomainError::Conflict(m) if m.contains(
@@ -279,24 +253,26 @@ mod tests {
     fn file_ids_are_unique_per_issuer_and_account_only() {
         let (mut c, lab) = setup();
         let other = apply(
-            c.create_account(&admin(), "globex", "globex.example", NOW),
+            c.create_account(&admin(), "globex", "globex.example", NOW, &IDS),
             &mut c,
         );
         apply(
-            c.import_licenses(&admin(), &file("order-1", "Default/lab"), NOW),
+            c.import_licenses(&admin(), &file("order-1", "Default/lab"), NOW, &IDS),
             &mut c,
         );
         // Another account's file of the same id, and another issuer's for the same account.
         let mut theirs = file("order-1", "Default");
         theirs.account_domain = "globex.example".into();
-        apply(c.import_licenses(&admin(), &theirs, NOW), &mut c);
+        apply(c.import_licenses(&admin(), &theirs, NOW, &IDS), &mut c);
         let mut vendor = file("order-1", "Default/lab");
         vendor.issuer = "vendor".into();
-        apply(c.import_licenses(&admin(), &vendor, NOW), &mut c);
+        apply(c.import_licenses(&admin(), &vendor, NOW, &IDS), &mut c);
         assert_eq!(c.licenses_in(lab).count(), 4);
         assert_eq!(c.licenses_in(other.default_va).count(), 2);
         for f in [file("order-1", "Default/lab"), theirs, vendor] {
-            let e = c.import_licenses(&admin(), &f, NOW).expect_err("refused");
+            let e = c
+                .import_licenses(&admin(), &f, NOW, &IDS)
+                .expect_err("refused");
             assert!(matches!(e, DomainError::Conflict(_)), "{e:?}");
         }
     }
@@ -315,11 +291,11 @@ mod tests {
         };
         c.apply(&Change::new(NewEvent::new("test", "")).put(Record::ImportedFile(legacy)));
         let e = c
-            .import_licenses(&admin(), &file("order-1", "Default/lab"), NOW)
+            .import_licenses(&admin(), &file("order-1", "Default/lab"), NOW, &IDS)
             .expect_err("refused");
         assert!(matches!(e, DomainError::Conflict(_)), "{e:?}");
         apply(
-            c.import_licenses(&admin(), &file("order-2", "Default/lab"), NOW),
+            c.import_licenses(&admin(), &file("order-2", "Default/lab"), NOW, &IDS),
             &mut c,
         );
     }
@@ -332,7 +308,9 @@ mod tests {
             va: "Default/nowhere".into(),
             licenses: vec![line("tag-c", 1)],
         });
-        let e = c.import_licenses(&admin(), &f, NOW).expect_err("refused");
+        let e = c
+            .import_licenses(&admin(), &f, NOW, &IDS)
+            .expect_err("refused");
         assert!(
             matches!(&e, DomainError::Refused(m) if m.contains("`Default/nowhere`")),
             "{e:?}"
@@ -347,11 +325,15 @@ mod tests {
         let (c, _) = setup();
         let mut f = file("f-1", "Default/lab");
         f.account_domain = "other.example".into();
-        let e = c.import_licenses(&admin(), &f, NOW).expect_err("refused");
+        let e = c
+            .import_licenses(&admin(), &f, NOW, &IDS)
+            .expect_err("refused");
         assert!(matches!(e, DomainError::NotFound { .. }), "{e:?}");
         let mut f = file("f-1", "Default/lab");
         f.grants[0].licenses[1].quantity = 0;
-        let e = c.import_licenses(&admin(), &f, NOW).expect_err("refused");
+        let e = c
+            .import_licenses(&admin(), &f, NOW, &IDS)
+            .expect_err("refused");
         assert!(
             matches!(&e, DomainError::Invalid(m) if m.starts_with("grants[0].licenses[1]")),
             "{e:?}"
@@ -361,7 +343,7 @@ mod tests {
     #[test]
     fn only_account_writers_may_import() {
         let (mut c, lab) = setup();
-        let user = apply(c.create_user(&admin(), "viewer", NOW), &mut c);
+        let user = apply(c.create_user(&admin(), "viewer", NOW, &IDS), &mut c);
         for role in [Role::VaUser, Role::VaAdmin] {
             let p = Principal {
                 actor: "viewer".into(),
@@ -372,7 +354,7 @@ mod tests {
                 }],
             };
             let e = c
-                .import_licenses(&p, &file("f-1", "Default/lab"), NOW)
+                .import_licenses(&p, &file("f-1", "Default/lab"), NOW, &IDS)
                 .expect_err("refused");
             assert!(matches!(e, DomainError::Forbidden(_)), "{role:?}: {e:?}");
         }
@@ -386,7 +368,7 @@ mod tests {
             }],
         };
         assert!(
-            c.import_licenses(&p, &file("f-1", "Default/lab"), NOW)
+            c.import_licenses(&p, &file("f-1", "Default/lab"), NOW, &IDS)
                 .is_ok()
         );
     }

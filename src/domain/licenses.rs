@@ -9,7 +9,7 @@ use super::access::{Access, Principal};
 use super::catalog::{Catalog, Change, Record, Removal};
 use super::error::DomainError;
 use super::events::NewEvent;
-use super::ids::{LicenseId, VaId};
+use super::ids::{AccountId, IdSource, LicenseId, VaId};
 use super::model::{License, LicenseKind, LicenseSource};
 use super::units::{balance, check_units, sum_units};
 
@@ -61,6 +61,7 @@ impl Catalog {
         va: VaId,
         spec: LicenseSpec,
         now: OffsetDateTime,
+        ids: &dyn IdSource,
     ) -> Result<(Change, License), DomainError> {
         let v = self.check_va(p, va, Access::Read)?;
         self.check_account(p, v.account, Access::Write)?;
@@ -88,7 +89,7 @@ impl Catalog {
             ));
         }
         let license = License {
-            id: LicenseId::new(),
+            id: LicenseId::fresh(ids),
             account: v.account,
             va,
             display_name: if spec.display_name.is_empty() {
@@ -126,6 +127,7 @@ impl Catalog {
         now: OffsetDateTime,
     ) -> Result<Change, DomainError> {
         let l = self
+            .stock
             .licenses
             .get(&id)
             .ok_or_else(|| DomainError::not_found("license", id))?;
@@ -193,29 +195,13 @@ impl Catalog {
         quantity: i64,
         only: Option<LicenseId>,
         now: OffsetDateTime,
+        ids: &dyn IdSource,
     ) -> Result<Change, DomainError> {
         let src = self.check_va(p, from, Access::Write)?;
         let dst = self.check_va(p, to, Access::Write)?;
         self.check_not_upstream_owned(from)?;
         self.check_not_upstream_owned(to)?;
-        if src.account != dst.account {
-            return Err(DomainError::Refused(
-                "licenses cannot be transferred between Smart Accounts; both virtual accounts \
-                 must belong to the same account"
-                    .into(),
-            ));
-        }
-        if from == to {
-            return Err(DomainError::Invalid(
-                "source and destination virtual accounts are the same".into(),
-            ));
-        }
-        if quantity <= 0 {
-            return Err(DomainError::Invalid(format!(
-                "quantity must be greater than 0 (got {quantity})"
-            )));
-        }
-        check_units("the quantity", quantity as u64)?;
+        check_transfer(src.account, dst.account, from, to, quantity)?;
         let mut candidates: Vec<&License> = self
             .licenses_in(from)
             .filter(|l| l.entitlement_tag == tag && !l.is_expired_at(now))
@@ -239,8 +225,7 @@ impl Catalog {
             )));
         }
         self.check_license_total(to, tag, quantity as u64)?;
-        let mut left = quantity as u64;
-        let mut change = Change::new(
+        let change = Change::new(
             NewEvent::new("license.transfer", tag)
                 .account(src.account)
                 .va(from)
@@ -248,28 +233,9 @@ impl Catalog {
                 .detail("to", self.va_path(to))
                 .detail("quantity", quantity),
         );
-        for l in candidates {
-            if left == 0 {
-                break;
-            }
-            if l.quantity <= left {
-                left -= l.quantity;
-                let mut moved = l.clone();
-                moved.va = to;
-                change = change.put(Record::License(moved));
-            } else {
-                let mut stay = l.clone();
-                stay.quantity -= left;
-                let mut split = l.clone();
-                split.id = LicenseId::new();
-                split.va = to;
-                split.quantity = left;
-                left = 0;
-                change = change
-                    .put(Record::License(stay))
-                    .put(Record::License(split));
-            }
-        }
+        let change = moved_entries(candidates, to, quantity as u64, ids)
+            .into_iter()
+            .fold(change, |change, l| change.put(Record::License(l)));
         Ok(change)
     }
 
@@ -318,4 +284,72 @@ impl Catalog {
             })
             .collect()
     }
+}
+
+/// Refuses a transfer between accounts, to the same VA, or of a quantity out of bounds.
+fn check_transfer(
+    src: AccountId,
+    dst: AccountId,
+    from: VaId,
+    to: VaId,
+    quantity: i64,
+) -> Result<(), DomainError> {
+    if src != dst {
+        return Err(DomainError::Refused(
+            "licenses cannot be transferred between Smart Accounts; both virtual accounts \
+             must belong to the same account"
+                .into(),
+        ));
+    }
+    if from == to {
+        return Err(DomainError::Invalid(
+            "source and destination virtual accounts are the same".into(),
+        ));
+    }
+    if quantity <= 0 {
+        return Err(DomainError::Invalid(format!(
+            "quantity must be greater than 0 (got {quantity})"
+        )));
+    }
+    check_units("the quantity", quantity as u64)?;
+    Ok(())
+}
+
+/// The entries that move to `to`, taking `quantity` units from `candidates` in order: an entry
+/// taken whole moves, the last one taken in part is split into one that stays (same id) and
+/// one that moves (a fresh id).
+fn moved_entries(
+    candidates: Vec<&License>,
+    to: VaId,
+    quantity: u64,
+    ids: &dyn IdSource,
+) -> Vec<License> {
+    let mut left = quantity;
+    let mut out = Vec::new();
+    for l in candidates {
+        if left == 0 {
+            break;
+        }
+        if l.quantity <= left {
+            left -= l.quantity;
+            out.push(License {
+                va: to,
+                ..l.clone()
+            });
+        } else {
+            let stay = License {
+                quantity: l.quantity - left,
+                ..l.clone()
+            };
+            let split = License {
+                id: LicenseId::fresh(ids),
+                va: to,
+                quantity: left,
+                ..l.clone()
+            };
+            left = 0;
+            out.extend([stay, split]);
+        }
+    }
+    out
 }

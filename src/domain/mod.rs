@@ -1,12 +1,19 @@
 //! The license domain: accounts, Virtual Accounts, license pools, registration tokens, users,
 //! roles and the audit log.
 //!
-//! This layer is pure. It never reads the clock (`now` is a parameter), never touches the disk
-//! or the network, and never blocks. Every operation validates a request against the in-memory
-//! [`Catalog`] and answers with a [`Change`]: the records to write, the records to remove and
-//! the audit [`Event`] describing it. The caller makes the change durable (the store writes the
-//! records and the event in one transaction) and only then applies it to the catalog, so the
-//! catalog never shows a state that is not on disk.
+//! This layer is pure. It never reads the clock (`now` is a parameter), never draws random
+//! identifiers (new entities take theirs from the [`IdSource`] the caller passes), never
+//! touches the disk or the network, and never blocks. Every operation validates a request
+//! against the in-memory [`Catalog`] and answers with a [`Change`]: the records to write, the
+//! records to remove and the audit [`NewEvent`] describing it.
+//!
+//! The caller (`App::change`) holds the write lock while it queues the change's batch (the
+//! records and the event, one store transaction) in the store's commit queue and then applies
+//! the change to the catalog; it answers only after the batch's group is flushed and synced to
+//! disk. A batch the store refuses (a poisoned store refuses at once) is never applied, so the
+//! catalog never shows a change the store refused, and both see the writes in the same order.
+//! The catalog may show a queued change before it is on disk; a failed flush leaves it visible
+//! until a restart, while the store refuses every later write (ARCHITECTURE.md).
 //!
 //! Entities derive serde because the store persists them as versioned records (see
 //! `store::tables`); the wire formats of the admin API and the device protocol are separate
@@ -42,7 +49,10 @@ pub use devices::{DeviceError, IssuedIdentity, Registration, UsageOutcome};
 pub use error::DomainError;
 pub use events::{EventFilter, NewEvent};
 pub use holdings::Holdings;
-pub use ids::{AccountId, ApiTokenId, InstanceId, LicenseId, ReservationId, TokenId, UserId, VaId};
+pub use ids::{
+    AccountId, ApiTokenId, IdSource, InstanceId, LicenseId, ReservationId, SequentialIds, TokenId,
+    UserId, VaId,
+};
 pub use imports::{ImportGrant, ImportKey, ImportedFile, LicenseImport};
 pub use licenses::{LicenseSpec, PoolLine};
 pub use model::*;
@@ -51,8 +61,9 @@ pub use reservations::{
 };
 pub use rum::{RumInput, RumRefusal};
 pub use sync::{
-    Applied, BindInput, ChildChange, ChildSatellite, OutItem, Outstanding, Received, RelayedRum,
-    RemoteInstance, RemoteUsage, SyncedItem, UpstreamBinding, UpstreamLicense, UpstreamResponse,
+    Applied, BindInput, ChildChange, ChildSatellite, OutItem, OutboxKey, Outstanding, Received,
+    RelayedRum, RemoteInstance, RemoteUsage, SyncedItem, UpstreamBinding, UpstreamLicense,
+    UpstreamResponse,
 };
 pub use tokens::{TokenSpec, TokenState};
 pub use units::MAX_UNITS;

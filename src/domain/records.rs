@@ -2,18 +2,18 @@
 //!
 //! [`for_each_record_kind!`] hands the list to a macro of the caller's: the domain builds
 //! [`Record`] and [`Removal`] from it, the store its table list and its batches, the app its
-//! loading. A new record kind is one line here, its table (`store/tables.rs`, with a
-//! golden-bytes test) and the catalog area that indexes it; the compiler finds the rest.
+//! loading, the catalog its dispatch of each record to the area that indexes it. A new record
+//! kind is one line here, its table (`store/tables.rs`, with a golden-bytes test) and its
+//! area's `Stored` (and `Removable`) impl in `catalog/`; the compiler finds the rest.
 
+use super::catalog::{
+    ChildSatellite, ImportKey, ImportedFile, RelayedRum, RemoteInstance, RemoteUsage, Reservation,
+    SyncedItem, UpstreamBinding,
+};
 use super::ids::{ApiTokenId, InstanceId, LicenseId, ReservationId, TokenId, UserId, VaId};
-use super::imports::{ImportKey, ImportedFile};
 use super::model::{
     Account, ApiToken, License, ProductInstance, RegistrationToken, RevokedCertificate, RumRecord,
     User, VirtualAccount,
-};
-use super::reservations::Reservation;
-use super::sync::{
-    ChildSatellite, RelayedRum, RemoteInstance, RemoteUsage, SyncedItem, UpstreamBinding,
 };
 
 /// Calls `$callback! { Variant(RecordType) [removed by KeyType]; ... }` with every stored

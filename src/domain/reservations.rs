@@ -19,52 +19,20 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::access::{Access, Principal};
+pub use super::catalog::Reservation;
 use super::catalog::{Catalog, Change, Record, Removal};
 use super::error::DomainError;
 use super::events::NewEvent;
-use super::ids::{AccountId, ReservationId, VaId};
+use super::ids::{IdSource, ReservationId, VaId};
 use super::licenses::validate_tag;
-use super::model::{AccountStatus, Udi};
+use super::model::{Account, AccountStatus, Udi};
 use super::units::check_units;
 
 /// At most this many entitlements in one reservation.
 pub const MAX_RESERVED_TAGS: usize = 64;
-
-/// Units of licenses set aside in one VA for one disconnected device.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reservation {
-    pub id: ReservationId,
-    pub account: AccountId,
-    pub va: VaId,
-    pub udi: Udi,
-    /// Entitlement tag → units reserved (each > 0).
-    pub entitlements: BTreeMap<String, u64>,
-    pub created_at: OffsetDateTime,
-    /// Who reserved (the audit actor).
-    pub created_by: String,
-    /// The nonce of the device's request code, echoed in the authorization code.
-    pub request_nonce: String,
-    /// SHA-256 of the authorization code handed to the device.
-    pub code_sha256: [u8; 32],
-    /// SHA-256 of the proof a return code must carry (the proof is itself a hash of the
-    /// authorization code, so only a holder of the code can produce it).
-    pub return_proof_sha256: [u8; 32],
-}
-
-impl Reservation {
-    /// `tag=count,tag=count`, for events and logs.
-    pub fn summary(&self) -> String {
-        self.entitlements
-            .iter()
-            .map(|(t, n)| format!("{t}={n}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-}
 
 /// A device's verified request, as the domain needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,6 +62,8 @@ impl Catalog {
     /// Reserves the request's units in `va` for the device. Needs write access to the VA.
     /// `allow_export_controlled` must be set to reserve an export-controlled tag. `issue` signs
     /// the authorization code; the change stores only its hashes.
+    // The request's parts, then `now` and `ids`, the inputs every operation takes.
+    #[allow(clippy::too_many_arguments)]
     pub fn reserve(
         &self,
         p: &Principal,
@@ -101,6 +71,7 @@ impl Catalog {
         request: &ReservationRequest,
         allow_export_controlled: bool,
         now: OffsetDateTime,
+        ids: &dyn IdSource,
         issue: impl FnOnce(&Reservation, IssueContext<'_>) -> IssuedAuthorization,
     ) -> Result<(Change, (Reservation, String)), DomainError> {
         let v = self.check_va(p, va, Access::Write)?;
@@ -116,6 +87,47 @@ impl Catalog {
         validate_request(request)?;
         let path = self.va_path(va);
         let udi = &request.udi;
+        self.check_udi_unaccounted(p, account, udi)?;
+        self.check_reservable(p, va, request, allow_export_controlled, now)?;
+        let mut reservation = Reservation {
+            id: ReservationId::fresh(ids),
+            account: account.id,
+            va,
+            udi: udi.clone(),
+            entitlements: request.entitlements.clone(),
+            created_at: now,
+            created_by: p.actor.clone(),
+            request_nonce: request.nonce.clone(),
+            code_sha256: [0; 32],
+            return_proof_sha256: [0; 32],
+        };
+        let issued = issue(
+            &reservation,
+            IssueContext {
+                account_domain: &account.domain,
+                va_path: &path,
+            },
+        );
+        reservation.code_sha256 = issued.code_sha256;
+        reservation.return_proof_sha256 = issued.return_proof_sha256;
+        let event = NewEvent::new("reservation.create", udi)
+            .account(account.id)
+            .va(va)
+            .detail("reservation", reservation.id)
+            .detail("entitlements", reservation.summary())
+            .detail("nonce", &reservation.request_nonce);
+        let change = Change::new(event).put(Record::Reservation(reservation.clone()));
+        Ok((change, (reservation, issued.code)))
+    }
+
+    /// Refuses a device the account already counts: one holding a reservation, or one
+    /// registered as a product instance (it reports its usage instead).
+    fn check_udi_unaccounted(
+        &self,
+        p: &Principal,
+        account: &Account,
+        udi: &Udi,
+    ) -> Result<(), DomainError> {
         // A reservation or registration of the UDI in a VA the caller cannot read still refuses
         // (the device would count twice) but names nothing of that VA (SPEC §7).
         let hidden = |other: VaId| self.va_access(p, other).is_none();
@@ -158,6 +170,19 @@ impl Catalog {
                 i.id
             )));
         }
+        Ok(())
+    }
+
+    /// Refuses a request for a tag the caller may not reserve or whose spare units are short.
+    fn check_reservable(
+        &self,
+        p: &Principal,
+        va: VaId,
+        request: &ReservationRequest,
+        allow_export_controlled: bool,
+        now: OffsetDateTime,
+    ) -> Result<(), DomainError> {
+        let path = self.va_path(va);
         for (tag, &count) in &request.entitlements {
             if self.is_export_controlled(va, tag) && !allow_export_controlled {
                 return Err(DomainError::Refused(format!(
@@ -174,35 +199,7 @@ impl Catalog {
                 ));
             }
         }
-        let mut reservation = Reservation {
-            id: ReservationId::new(),
-            account: account.id,
-            va,
-            udi: udi.clone(),
-            entitlements: request.entitlements.clone(),
-            created_at: now,
-            created_by: p.actor.clone(),
-            request_nonce: request.nonce.clone(),
-            code_sha256: [0; 32],
-            return_proof_sha256: [0; 32],
-        };
-        let issued = issue(
-            &reservation,
-            IssueContext {
-                account_domain: &account.domain,
-                va_path: &path,
-            },
-        );
-        reservation.code_sha256 = issued.code_sha256;
-        reservation.return_proof_sha256 = issued.return_proof_sha256;
-        let event = NewEvent::new("reservation.create", udi)
-            .account(account.id)
-            .va(va)
-            .detail("reservation", reservation.id)
-            .detail("entitlements", reservation.summary())
-            .detail("nonce", &reservation.request_nonce);
-        let change = Change::new(event).put(Record::Reservation(reservation.clone()));
-        Ok((change, (reservation, issued.code)))
+        Ok(())
     }
 
     /// Releases a reservation with the device's return code. `proof_sha256` is the SHA-256 of
@@ -298,7 +295,7 @@ impl Catalog {
             .filter(|(v, _)| self.va_access(p, *v).is_some())
             .map(|(v, n)| format!("{} ({n})", self.va_path(v)))
             .collect();
-        let sees_account = self.account_access(p, self.vas[&va].account).is_some();
+        let sees_account = self.account_access(p, self.tree.vas[&va].account).is_some();
         let fix = if elsewhere.is_empty() && sees_account {
             "no other virtual account of the account has spare units of it; add licenses \
              (`satellite license add`) or release some"

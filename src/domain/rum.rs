@@ -13,7 +13,7 @@ use super::catalog::{Catalog, Change, Record};
 use super::devices::DeviceError;
 use super::error::DomainError;
 use super::events::NewEvent;
-use super::ids::{AccountId, InstanceId};
+use super::ids::{AccountId, IdSource, InstanceId};
 use super::model::{AccountStatus, InstanceSource, ProductInstance, RumRecord, Udi};
 
 /// A Cisco RUM report reduced to what compliance needs.
@@ -88,6 +88,7 @@ impl Catalog {
         account: AccountId,
         r: &RumInput,
         now: OffsetDateTime,
+        ids: &dyn IdSource,
     ) -> Result<Option<Change>, DeviceError> {
         let acc = self.rum_account(account)?;
         let existing = self.instance_by_udi(account, &r.udi);
@@ -102,7 +103,7 @@ impl Catalog {
         }
         let mut instance = existing
             .cloned()
-            .unwrap_or_else(|| self.new_rum_instance(account, acc.default_va, &r.udi, now));
+            .unwrap_or_else(|| self.new_rum_instance(account, acc.default_va, &r.udi, now, ids));
         if let Some(v) = &r.software_version {
             instance.version = v.clone();
         }
@@ -163,16 +164,17 @@ impl Catalog {
         va: super::ids::VaId,
         udi: &Udi,
         now: OffsetDateTime,
+        ids: &dyn IdSource,
     ) -> ProductInstance {
         ProductInstance {
             product: udi.pid.clone(),
             ..ProductInstance::first_seen(
-                InstanceId::new(),
+                InstanceId::fresh(ids),
                 account,
                 va,
                 udi.clone(),
                 InstanceSource::Rum,
-                self.next_order,
+                self.fleet.next_order,
                 now,
             )
         }

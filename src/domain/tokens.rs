@@ -6,7 +6,7 @@ use super::access::{Access, Principal};
 use super::catalog::{Catalog, Change, Record};
 use super::error::DomainError;
 use super::events::NewEvent;
-use super::ids::{TokenId, VaId};
+use super::ids::{IdSource, TokenId, VaId};
 use super::model::RegistrationToken;
 
 /// The shortest and longest lifetimes a token may be given, in days.
@@ -71,6 +71,7 @@ impl Catalog {
         spec: TokenSpec,
         secret_hash: [u8; 32],
         now: OffsetDateTime,
+        ids: &dyn IdSource,
     ) -> Result<(Change, RegistrationToken), DomainError> {
         let v = self.check_va(p, va, Access::Write)?;
         self.check_not_dedicated(va)?;
@@ -91,13 +92,13 @@ impl Catalog {
                 "token description is longer than 512 characters".into(),
             ));
         }
-        if self.tokens_by_hash.contains_key(&secret_hash) {
+        if self.credentials.tokens_by_hash.contains_key(&secret_hash) {
             return Err(DomainError::Conflict(
                 "token secret collision; retry".into(),
             ));
         }
         let token = RegistrationToken {
-            id: TokenId::new(),
+            id: TokenId::fresh(ids),
             account: v.account,
             va,
             description: spec.description,
@@ -129,6 +130,7 @@ impl Catalog {
         now: OffsetDateTime,
     ) -> Result<(Change, RegistrationToken), DomainError> {
         let token = self
+            .credentials
             .tokens
             .get(&id)
             .ok_or_else(|| DomainError::not_found("token", id))?;

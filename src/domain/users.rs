@@ -8,7 +8,7 @@ use super::access::{Access, Principal};
 use super::catalog::{Catalog, Change, Record, Removal};
 use super::error::DomainError;
 use super::events::NewEvent;
-use super::ids::{ApiTokenId, UserId};
+use super::ids::{ApiTokenId, IdSource, UserId};
 use super::model::{ApiToken, Role, RoleGrant, Scope, User};
 
 impl Catalog {
@@ -17,6 +17,7 @@ impl Catalog {
         p: &Principal,
         name: &str,
         now: OffsetDateTime,
+        ids: &dyn IdSource,
     ) -> Result<(Change, User), DomainError> {
         self.check_system(p)?;
         if name.is_empty()
@@ -29,13 +30,13 @@ impl Catalog {
                 "user name `{name}` must be 1 to 64 characters of letters, digits, `.`, `_`, `-`, `@`"
             )));
         }
-        if self.users.values().any(|u| u.name == name) {
+        if self.credentials.users.values().any(|u| u.name == name) {
             return Err(DomainError::Conflict(format!(
                 "a user named `{name}` already exists"
             )));
         }
         let user = User {
-            id: UserId::new(),
+            id: UserId::fresh(ids),
             name: name.to_string(),
             grants: BTreeSet::new(),
             created_at: now,
@@ -48,6 +49,7 @@ impl Catalog {
     pub fn delete_user(&self, p: &Principal, id: UserId) -> Result<Change, DomainError> {
         self.check_system(p)?;
         let user = self
+            .credentials
             .users
             .get(&id)
             .ok_or_else(|| DomainError::not_found("user", id))?;
@@ -68,6 +70,7 @@ impl Catalog {
     ) -> Result<(Change, User), DomainError> {
         self.check_system(p)?;
         let user = self
+            .credentials
             .users
             .get(&id)
             .ok_or_else(|| DomainError::not_found("user", id))?;
@@ -77,13 +80,14 @@ impl Catalog {
             }
             (Role::AccountAdmin | Role::AccountUser, Scope::Account(a)) => {
                 let acc = self
+                    .tree
                     .accounts
                     .get(&a)
                     .ok_or_else(|| DomainError::not_found("account", a))?;
                 (true, format!("account {}", acc.name))
             }
             (Role::VaAdmin | Role::VaUser, Scope::Va(v)) => {
-                if !self.vas.contains_key(&v) {
+                if !self.tree.vas.contains_key(&v) {
                     return Err(DomainError::not_found("virtual account", v));
                 }
                 (true, format!("virtual account {}", self.va_path(v)))
@@ -123,6 +127,7 @@ impl Catalog {
     ) -> Result<(Change, User), DomainError> {
         self.check_system(p)?;
         let user = self
+            .credentials
             .users
             .get(&id)
             .ok_or_else(|| DomainError::not_found("user", id))?;
@@ -147,6 +152,8 @@ impl Catalog {
 
     /// Creates an API token for `user`. A system-admin may create one for anybody; a user may
     /// create one for themselves.
+    // The request's parts, then `now` and `ids`, the inputs every operation takes.
+    #[allow(clippy::too_many_arguments)]
     pub fn create_api_token(
         &self,
         p: &Principal,
@@ -155,11 +162,13 @@ impl Catalog {
         expires_in_days: Option<u32>,
         secret_hash: [u8; 32],
         now: OffsetDateTime,
+        ids: &dyn IdSource,
     ) -> Result<(Change, ApiToken), DomainError> {
         if p.user != Some(user) {
             self.check_system(p)?;
         }
         let u = self
+            .credentials
             .users
             .get(&user)
             .ok_or_else(|| DomainError::not_found("user", user))?;
@@ -169,7 +178,7 @@ impl Catalog {
             ));
         }
         let token = ApiToken {
-            id: ApiTokenId::new(),
+            id: ApiTokenId::fresh(ids),
             user,
             description: description.to_string(),
             secret_hash,
@@ -191,6 +200,7 @@ impl Catalog {
         now: OffsetDateTime,
     ) -> Result<Change, DomainError> {
         let t = self
+            .credentials
             .api_tokens
             .get(&id)
             .ok_or_else(|| DomainError::not_found("API token", id))?;
@@ -215,7 +225,7 @@ impl Catalog {
         if !token.is_usable_at(now) {
             return None;
         }
-        let user = self.users.get(&token.user)?;
+        let user = self.credentials.users.get(&token.user)?;
         Some(Principal {
             actor: format!("user:{}", user.name),
             user: Some(user.id),
@@ -229,7 +239,7 @@ impl Catalog {
             return true;
         }
         match (e.va, e.account) {
-            (Some(va), _) if self.vas.contains_key(&va) => {
+            (Some(va), _) if self.tree.vas.contains_key(&va) => {
                 self.va_access(p, va) >= Some(Access::Read)
             }
             (_, Some(a)) => self.account_access(p, a).is_some(),

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use super::error::ApiError;
 use super::listen::Peer;
 use super::ratelimit::{self, FailureLimiter};
-use crate::app::{App, secrets};
+use crate::app::{App, RandomIds, secrets};
 use crate::domain::{
     Change, DeviceError, InstanceId, IssuedIdentity, Registration, Udi, UsageOutcome,
 };
@@ -117,7 +117,7 @@ async fn register_inner(ctx: &DeviceCtx, req: Request) -> Result<wire::RegisterR
     let (instance, answer, now) = ctx
         .app
         .change(&actor, |c, now| {
-            let (change, instance) = c.register_device(&registration, now, |id| {
+            let (change, instance) = c.register_device(&registration, now, &RandomIds, |id| {
                 issue(
                     &ctx.pki,
                     &r.csr,

@@ -28,7 +28,7 @@ pub use key::{FILE as KEY_FILE, IngestKey, IngestKeyError};
 use super::device::DeviceCtx;
 use super::error::ApiError;
 use super::listen::Peer;
-use crate::app::{AppError, Steps};
+use crate::app::{AppError, RandomIds, Steps};
 use crate::config::RumSettings;
 use crate::domain::{AccountId, RumInput, Udi};
 use crate::protocol::device::codes;
@@ -218,7 +218,7 @@ fn ingest(
     }
     let (mut accepted, mut duplicates) = (Vec::new(), Vec::new());
     for r in reports {
-        match s.catalog().ingest_rum(account, r, s.now())? {
+        match s.catalog().ingest_rum(account, r, s.now(), &RandomIds)? {
             Some(change) => {
                 s.apply(change)?;
                 accepted.push(r.report_id);

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
-use crate::app::{App, AppError};
+use crate::app::{App, AppError, RandomIds};
 use crate::config::SyncSettings;
 use crate::domain::{
     Applied, Catalog, Change, ChildChange, DomainError, NewEvent, OutItem, Outstanding, Received,
@@ -203,7 +203,10 @@ impl SyncEngine {
                             .iter()
                             .map(|i| to_wire_change(i, &store))
                             .collect::<Vec<_>>();
-                        let items = items.into_iter().map(|i| (i.key, i.digest)).collect();
+                        let items = items
+                            .into_iter()
+                            .map(|i| (i.key.to_string(), i.digest))
+                            .collect();
                         (b.next_seq, changes, items)
                     }
                 };
@@ -272,7 +275,8 @@ impl SyncEngine {
                             }
                         };
                         let seq = resp.seq;
-                        let (change, applied) = c.apply_upstream_response(&resp, now)?;
+                        let (change, applied) =
+                            c.apply_upstream_response(&resp, now, &RandomIds)?;
                         Ok((change, Ok(ImportOutcome::Applied { seq, applied })))
                     }
                     Err(SyncError::Replayed { seq, .. }) => Ok((

@@ -218,7 +218,7 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
-    use crate::app::ManualClock;
+    use crate::app::{ManualClock, RandomIds};
     use crate::domain::{DeviceTimers, LicenseKind, LicenseSource, LicenseSpec, Principal};
     use crate::store::{Store, tables::TABLES};
 
@@ -271,7 +271,7 @@ mod tests {
         let p = Principal::system("test");
         let account = app
             .change("test", |c, now| {
-                c.create_account(&p, "acme", "acme.com", now)
+                c.create_account(&p, "acme", "acme.com", now, &RandomIds)
             })
             .await
             .unwrap();
@@ -289,7 +289,7 @@ mod tests {
             labels: Default::default(),
         };
         app.change("test", |c, now| {
-            c.add_license(&p, account.default_va, spec, now)
+            c.add_license(&p, account.default_va, spec, now, &RandomIds)
         })
         .await
         .unwrap();

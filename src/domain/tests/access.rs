@@ -114,11 +114,11 @@ fn va_user_reads_its_subtree_but_writes_nothing() {
         assert_eq!(w.c.check_va(p, v, Access::Read).map(|v| v.id), Ok(v));
         forbidden(w.c.check_va(p, v, Access::Write));
     }
-    forbidden(w.c.create_va(p, w.paris, "x", "", NOW));
-    forbidden(w.c.create_token(p, w.paris, token_spec(), hash(50), NOW));
+    forbidden(w.c.create_va(p, w.paris, "x", "", NOW, &IDS));
+    forbidden(w.c.create_token(p, w.paris, token_spec(), hash(50), NOW, &IDS));
     forbidden(w.c.delete_va(p, lab, 0, NOW));
     let t =
-        w.c.commit(w.c.create_token(&admin(), w.paris, token_spec(), hash(51), NOW));
+        w.c.commit(w.c.create_token(&admin(), w.paris, token_spec(), hash(51), NOW, &IDS));
     forbidden(w.c.revoke_token(p, t.id, NOW));
 }
 
@@ -129,10 +129,10 @@ fn va_user_cannot_learn_that_siblings_exist() {
     for v in [w.berlin, w.emea, w.apac, w.a.default_va, w.b.default_va] {
         assert_eq!(w.c.va_access(p, v), None);
         not_found(w.c.check_va(p, v, Access::Read));
-        not_found(w.c.create_va(p, v, "x", "", NOW));
+        not_found(w.c.create_va(p, v, "x", "", NOW, &IDS));
     }
     let t =
-        w.c.commit(w.c.create_token(&admin(), w.berlin, token_spec(), hash(50), NOW));
+        w.c.commit(w.c.create_token(&admin(), w.berlin, token_spec(), hash(50), NOW, &IDS));
     let e = refused(w.c.revoke_token(&w.paris_user, t.id, NOW));
     assert!(
         matches!(e, DomainError::NotFound { what: "token", .. }),
@@ -157,28 +157,30 @@ fn va_admin_manages_tokens_vas_and_transfers_in_its_subtree() {
     let mut w = world();
     let p = w.emea_admin.clone();
     let t =
-        w.c.commit(w.c.create_token(&p, w.paris, token_spec(), hash(50), NOW));
+        w.c.commit(w.c.create_token(&p, w.paris, token_spec(), hash(50), NOW, &IDS));
     assert_eq!(t.created_by, "user:emea");
-    let lab = w.c.commit(w.c.create_va(&p, w.emea, "lab", "", NOW)).id;
+    let lab =
+        w.c.commit(w.c.create_va(&p, w.emea, "lab", "", NOW, &IDS))
+            .id;
     w.c.commit(w.c.move_va(&p, lab, w.paris));
     assert_eq!(w.c.va_path(lab), "Acme/Default/emea/paris/lab");
     w.c.commit_change(w.c.delete_va(&p, lab, 0, NOW));
     w.c.commit(w.c.revoke_token(&p, t.id, NOW));
     add_lic(&mut w.c, w.paris, perpetual("t", 5));
-    w.c.commit_change(w.c.transfer_licenses(&p, w.paris, w.berlin, "t", 2, None, NOW));
+    w.c.commit_change(w.c.transfer_licenses(&p, w.paris, w.berlin, "t", 2, None, NOW, &IDS));
     assert_eq!(qty_in(&w.c, w.berlin, "t"), 2);
 
     // It may not move or delete the root of its own grant, nor transfer out of its subtree.
     refused(w.c.delete_va(&p, w.emea, 0, NOW));
     refused(w.c.move_va(&p, w.emea, w.apac));
-    not_found(w.c.transfer_licenses(&p, w.paris, w.apac, "t", 1, None, NOW));
+    not_found(w.c.transfer_licenses(&p, w.paris, w.apac, "t", 1, None, NOW, &IDS));
 }
 
 #[test]
 fn va_admin_cannot_add_or_remove_licenses() {
     let mut w = world();
     let p = &w.emea_admin;
-    forbidden(w.c.add_license(p, w.paris, perpetual("t", 1), NOW));
+    forbidden(w.c.add_license(p, w.paris, perpetual("t", 1), NOW, &IDS));
     let l = add_lic(&mut w.c, w.paris, perpetual("t", 1));
     forbidden(w.c.remove_license(&w.emea_admin, l.id, None, NOW));
     assert_eq!(w.c.license(l.id).map(|l| l.quantity), Some(1));
@@ -190,9 +192,9 @@ fn va_admin_cannot_see_other_accounts_or_vas_outside_its_subtree() {
     let p = &w.emea_admin;
     not_found(w.c.check_account(p, w.b.id, Access::Read));
     not_found(w.c.check_va(p, w.b.default_va, Access::Read));
-    not_found(w.c.add_license(p, w.b.default_va, perpetual("t", 1), NOW));
+    not_found(w.c.add_license(p, w.b.default_va, perpetual("t", 1), NOW, &IDS));
     not_found(w.c.check_va(p, w.apac, Access::Read));
-    not_found(w.c.create_token(p, w.apac, token_spec(), hash(50), NOW));
+    not_found(w.c.create_token(p, w.apac, token_spec(), hash(50), NOW, &IDS));
     // Its own account exists for it, but account-wide access is not granted.
     forbidden(w.c.check_account(p, w.a.id, Access::Read));
     assert!(w.c.account_visible(p, w.a.id));
@@ -212,11 +214,11 @@ fn account_user_reads_the_whole_account_and_writes_nothing() {
         Ok(w.a.id)
     );
     forbidden(w.c.check_account(p, w.a.id, Access::Write));
-    forbidden(w.c.create_va(p, w.a.default_va, "x", "", NOW));
-    forbidden(w.c.create_token(p, w.paris, token_spec(), hash(50), NOW));
-    forbidden(w.c.add_license(p, w.paris, perpetual("t", 1), NOW));
+    forbidden(w.c.create_va(p, w.a.default_va, "x", "", NOW, &IDS));
+    forbidden(w.c.create_token(p, w.paris, token_spec(), hash(50), NOW, &IDS));
+    forbidden(w.c.add_license(p, w.paris, perpetual("t", 1), NOW, &IDS));
     forbidden(w.c.remove_license(p, l.id, None, NOW));
-    forbidden(w.c.transfer_licenses(p, w.paris, w.berlin, "t", 1, None, NOW));
+    forbidden(w.c.transfer_licenses(p, w.paris, w.berlin, "t", 1, None, NOW, &IDS));
     forbidden(w.c.move_va(p, w.paris, w.apac));
     forbidden(w.c.delete_va(p, w.apac, 0, NOW));
     not_found(w.c.check_va(p, w.b.default_va, Access::Read));
@@ -228,16 +230,16 @@ fn account_admin_writes_its_account_only() {
     let mut w = world();
     let p = w.a_admin.clone();
     add_lic_as(&mut w.c, &p, w.paris);
-    w.c.commit(w.c.create_va(&p, w.a.default_va, "new", "", NOW));
-    w.c.commit(w.c.create_token(&p, w.apac, token_spec(), hash(50), NOW));
-    not_found(w.c.add_license(&p, w.b.default_va, perpetual("t", 1), NOW));
-    not_found(w.c.create_va(&p, w.b.default_va, "x", "", NOW));
-    forbidden(w.c.create_account(&p, "Mine", "mine.org", NOW));
-    forbidden(w.c.create_user(&p, "bob", NOW));
+    w.c.commit(w.c.create_va(&p, w.a.default_va, "new", "", NOW, &IDS));
+    w.c.commit(w.c.create_token(&p, w.apac, token_spec(), hash(50), NOW, &IDS));
+    not_found(w.c.add_license(&p, w.b.default_va, perpetual("t", 1), NOW, &IDS));
+    not_found(w.c.create_va(&p, w.b.default_va, "x", "", NOW, &IDS));
+    forbidden(w.c.create_account(&p, "Mine", "mine.org", NOW, &IDS));
+    forbidden(w.c.create_user(&p, "bob", NOW, &IDS));
 }
 
 fn add_lic_as(c: &mut Catalog, p: &Principal, va: VaId) -> License {
-    c.commit(c.add_license(p, va, perpetual("t", 1), NOW))
+    c.commit(c.add_license(p, va, perpetual("t", 1), NOW, &IDS))
 }
 
 #[test]
@@ -245,12 +247,12 @@ fn system_admin_does_everything() {
     let mut w = world();
     let p = w.sys.clone();
     let acct =
-        w.c.commit(w.c.create_account(&p, "Third", "third.net", NOW));
+        w.c.commit(w.c.create_account(&p, "Third", "third.net", NOW, &IDS));
     for v in [w.paris, w.b.default_va, acct.default_va] {
         assert_eq!(w.c.va_access(&p, v), Some(Access::Write));
         add_lic_as(&mut w.c, &p, v);
     }
-    let u = w.c.commit(w.c.create_user(&p, "bob", NOW));
+    let u = w.c.commit(w.c.create_user(&p, "bob", NOW, &IDS));
     w.c.commit(w.c.grant_role(&p, u.id, grant(Role::VaUser, Scope::Va(w.b.default_va))));
     w.c.commit_change(w.c.delete_va(&p, w.apac, 0, NOW));
     w.c.commit_change(w.c.delete_user(&p, u.id));
@@ -260,7 +262,7 @@ fn system_admin_does_everything() {
 #[test]
 fn grants_must_fit_their_scope() {
     let mut w = world();
-    let u = w.c.commit(w.c.create_user(&admin(), "bob", NOW));
+    let u = w.c.commit(w.c.create_user(&admin(), "bob", NOW, &IDS));
     let mismatched = [
         grant(Role::VaAdmin, Scope::Account(w.a.id)),
         grant(Role::VaUser, Scope::System),
@@ -273,7 +275,11 @@ fn grants_must_fit_their_scope() {
         assert!(matches!(e, DomainError::Invalid(_)), "{g:?}: {e:?}");
     }
     assert!(w.c.user(u.id).unwrap().grants.is_empty());
-    let e = refused(w.c.grant_role(&admin(), u.id, grant(Role::VaAdmin, Scope::Va(VaId::new()))));
+    let e = refused(w.c.grant_role(
+        &admin(),
+        u.id,
+        grant(Role::VaAdmin, Scope::Va(VaId::fresh(&IDS))),
+    ));
     assert!(matches!(e, DomainError::NotFound { .. }), "{e:?}");
     let g = grant(Role::VaAdmin, Scope::Va(w.paris));
     forbidden(w.c.grant_role(&w.a_admin, u.id, g));
@@ -289,7 +295,7 @@ fn revoked_and_expired_api_tokens_do_not_authenticate() {
     let mut w = world();
     let u = w.c.user_by_name("auser").unwrap().id;
     let t =
-        w.c.commit(w.c.create_api_token(&admin(), u, "short", Some(1), hash(60), NOW));
+        w.c.commit(w.c.create_api_token(&admin(), u, "short", Some(1), hash(60), NOW, &IDS));
     assert!(
         w.c.authenticate(&hash(60), NOW + days(1) - Duration::seconds(1))
             .is_some()
@@ -325,7 +331,9 @@ fn events_of_other_accounts_and_sibling_vas_are_hidden() {
     let mut w = world();
     // Events are read after their change is applied, so the VAs they name exist.
     let mut lab_under = |parent: VaId| {
-        let (change, _) = w.c.create_va(&admin(), parent, "lab", "", NOW).unwrap();
+        let (change, _) =
+            w.c.create_va(&admin(), parent, "lab", "", NOW, &IDS)
+                .unwrap();
         w.c.apply(&change);
         ev(&change).clone().into_event(0, NOW, "test")
     };
@@ -333,13 +341,13 @@ fn events_of_other_accounts_and_sibling_vas_are_hidden() {
     let in_berlin = lab_under(w.berlin);
     let in_b = lab_under(w.b.default_va);
     let (ch, _) =
-        w.c.create_account(&admin(), "Fourth", "fourth.net", NOW)
+        w.c.create_account(&admin(), "Fourth", "fourth.net", NOW, &IDS)
             .unwrap();
     let account_a = NewEvent::new("account.approve", "Acme")
         .account(w.a.id)
         .into_event(0, NOW, "test");
     let new_account = ev(&ch).clone().into_event(0, NOW, "test");
-    let (ch, _) = w.c.create_user(&admin(), "zed", NOW).unwrap();
+    let (ch, _) = w.c.create_user(&admin(), "zed", NOW, &IDS).unwrap();
     let system = ev(&ch).clone().into_event(0, NOW, "test");
 
     let all = [

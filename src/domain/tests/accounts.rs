@@ -20,7 +20,7 @@ fn create_account_gives_a_default_va_at_level_1() {
 #[test]
 fn duplicate_account_name_is_a_conflict() {
     let (c, _) = with_account("Acme", "example.com");
-    let e = refused(c.create_account(&admin(), "Acme", "acme.org", NOW));
+    let e = refused(c.create_account(&admin(), "Acme", "acme.org", NOW, &IDS));
     assert!(
         matches!(e, DomainError::Conflict(ref m) if m.contains("Acme")),
         "{e:?}"
@@ -30,7 +30,7 @@ fn duplicate_account_name_is_a_conflict() {
 #[test]
 fn duplicate_domain_is_a_conflict() {
     let (c, _) = with_account("Acme", "example.com");
-    let e = refused(c.create_account(&admin(), "Other", "example.com", NOW));
+    let e = refused(c.create_account(&admin(), "Other", "example.com", NOW, &IDS));
     assert!(
         matches!(e, DomainError::Conflict(ref m) if m.contains("example.com")),
         "{e:?}"
@@ -61,7 +61,7 @@ fn invalid_domains_are_refused() {
             matches!(validate_domain(d), Err(DomainError::Invalid(_))),
             "`{d}` should be invalid"
         );
-        let e = refused(c.create_account(&admin(), &format!("acct {d}"), d, NOW));
+        let e = refused(c.create_account(&admin(), &format!("acct {d}"), d, NOW, &IDS));
         assert!(matches!(e, DomainError::Invalid(_)), "`{d}`: {e:?}");
     }
 }
@@ -83,13 +83,13 @@ fn valid_domains_are_accepted() {
 #[test]
 fn prefixed_domain_is_a_separate_pending_account_until_approved() {
     let (mut c, parent) = with_account("Acme", "example.com");
-    let child = c.commit(c.create_account(&admin(), "Acme ABC", "abc.example.com", NOW));
+    let child = c.commit(c.create_account(&admin(), "Acme ABC", "abc.example.com", NOW, &IDS));
     assert_ne!(child.id, parent.id);
     assert_ne!(child.default_va, parent.default_va);
     assert_eq!(child.status, AccountStatus::Pending);
     assert_eq!(c.account(child.id).unwrap().status, AccountStatus::Pending);
     // A domain that merely ends in the same letters is not a prefixed form.
-    let other = c.commit(c.create_account(&admin(), "Notexample", "notexample.com", NOW));
+    let other = c.commit(c.create_account(&admin(), "Notexample", "notexample.com", NOW, &IDS));
     assert_eq!(other.status, AccountStatus::Active);
 
     let approved = c.commit(c.approve_account(&admin(), child.id));
@@ -99,7 +99,7 @@ fn prefixed_domain_is_a_separate_pending_account_until_approved() {
     let e = refused(c.approve_account(&admin(), child.id));
     assert!(matches!(e, DomainError::Refused(_)), "{e:?}");
     // Approving an unknown account is NotFound.
-    let e = refused(c.approve_account(&admin(), AccountId::new()));
+    let e = refused(c.approve_account(&admin(), AccountId::fresh(&IDS)));
     assert!(
         matches!(
             e,
@@ -122,7 +122,7 @@ fn non_system_admin_cannot_create_or_approve_accounts() {
         &[grant(Role::AccountAdmin, Scope::Account(a.id))],
         hash(1),
     );
-    let e = refused(c.create_account(&aa, "Mine", "mine.org", NOW));
+    let e = refused(c.create_account(&aa, "Mine", "mine.org", NOW, &IDS));
     assert!(matches!(e, DomainError::Forbidden(_)), "{e:?}");
     let e = refused(c.approve_account(&aa, pending.id));
     assert!(matches!(e, DomainError::Forbidden(_)), "{e:?}");
@@ -133,7 +133,7 @@ fn non_system_admin_cannot_create_or_approve_accounts() {
 fn account_names_must_be_printable() {
     let c = Catalog::new();
     for name in ["", "   ", "a\nb", "a/b", &"x".repeat(129)] {
-        let e = refused(c.create_account(&admin(), name, "example.com", NOW));
+        let e = refused(c.create_account(&admin(), name, "example.com", NOW, &IDS));
         assert!(matches!(e, DomainError::Invalid(_)), "{name:?}: {e:?}");
     }
 }

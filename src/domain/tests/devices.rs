@@ -8,19 +8,21 @@ use super::*;
 #[track_caller]
 fn check_device_indexes(c: &Catalog) {
     let by_contact: BTreeSet<_> = c
+        .fleet
         .instances
         .values()
         .map(|i| (crate::domain::catalog::contact_key(i.last_contact), i.id))
         .collect();
-    assert_eq!(c.by_contact, by_contact, "by_contact");
+    assert_eq!(c.fleet.by_contact, by_contact, "by_contact");
     let skewed: BTreeSet<_> = c
+        .fleet
         .instances
         .values()
         .filter(|i| i.clock_skew)
         .map(|i| i.id)
         .collect();
-    assert_eq!(c.skewed, skewed, "skewed");
-    for i in c.instances.values() {
+    assert_eq!(c.fleet.skewed, skewed, "skewed");
+    for i in c.fleet.instances.values() {
         assert_eq!(
             c.instance_by_udi(i.account, &i.udi).map(|x| x.id),
             Some(i.id)
@@ -29,8 +31,8 @@ fn check_device_indexes(c: &Catalog) {
             .cert_serial
             .as_ref()
             .expect("a registered device has a serial");
-        assert_eq!(c.instances_by_serial[serial], i.id);
-        assert!(c.instances_by_va[&i.va].contains(&i.id));
+        assert_eq!(c.fleet.instances_by_serial[serial], i.id);
+        assert!(c.fleet.instances_by_va[&i.va].contains(&i.id));
         for (tag, count) in &i.usage {
             assert_eq!(
                 c.pool_of(i.va, tag).expect("pool").users[&i.order],
@@ -38,11 +40,15 @@ fn check_device_indexes(c: &Catalog) {
             );
         }
     }
-    for (va, pools) in &c.pools {
+    for (va, pools) in &c.fleet.pools {
         for (tag, pool) in pools {
             assert_eq!(pool.total, pool.users.values().map(|(_, n)| n).sum::<u64>());
-            assert!(pool.users.values().all(|(id, _)| c.instances[id].va == *va));
-            assert!(c.tags_in_use[va].contains(tag), "tags_in_use");
+            assert!(
+                pool.users
+                    .values()
+                    .all(|(id, _)| c.fleet.instances[id].va == *va)
+            );
+            assert!(c.fleet.tags_in_use[va].contains(tag), "tags_in_use");
         }
     }
 }
@@ -52,7 +58,7 @@ fn routine_reports_keep_every_device_index_true() {
     let (mut c, account) = with_account("acme", "acme.com");
     let va = account.default_va;
     add_lic(&mut c, va, perpetual("T", 1));
-    c.commit(c.create_token(&admin(), va, token_spec(), hash(1), NOW));
+    c.commit(c.create_token(&admin(), va, token_spec(), hash(1), NOW, &IDS));
     let timers = DeviceTimers::default();
     let mut ids = Vec::new();
     for n in 0..2 {
@@ -77,15 +83,19 @@ fn routine_reports_keep_every_device_index_true() {
                 other => panic!("report {seq} not applied: {other:?}"),
             }
             check_device_indexes(&c);
-            assert_eq!(c.instances[id].clock_skew, seq == 2);
-            assert_eq!(c.instances[id].last_seq, Some(seq));
+            assert_eq!(c.fleet.instances[id].clock_skew, seq == 2);
+            assert_eq!(c.fleet.instances[id].last_seq, Some(seq));
         }
     }
     assert_eq!(c.latest_contact(), Some(at));
     // One unit of T: the first registered device has it, the second does not.
     let states: Vec<_> = ids
         .iter()
-        .map(|id| c.authorization(&c.instances[id], at, &timers).entitlements[0].2)
+        .map(|id| {
+            c.authorization(&c.fleet.instances[id], at, &timers)
+                .entitlements[0]
+                .2
+        })
         .collect();
     assert_eq!(
         states,

@@ -7,7 +7,7 @@ use super::*;
 fn every_operation_carries_its_event() {
     let mut c = Catalog::new();
     let (ch, a) = c
-        .create_account(&admin(), "Acme", "example.com", NOW)
+        .create_account(&admin(), "Acme", "example.com", NOW, &IDS)
         .unwrap();
     assert_eq!(ev(&ch).action, "account.create");
     assert_eq!((ev(&ch).account, ev(&ch).va), (Some(a.id), None));
@@ -19,7 +19,7 @@ fn every_operation_carries_its_event() {
     c.apply(&ch);
 
     let (ch, sub) = c
-        .create_account(&admin(), "Sub", "abc.example.com", NOW)
+        .create_account(&admin(), "Sub", "abc.example.com", NOW, &IDS)
         .unwrap();
     assert!(
         ev(&ch)
@@ -34,14 +34,18 @@ fn every_operation_carries_its_event() {
     );
     c.apply(&ch);
 
-    let (ch, x) = c.create_va(&admin(), a.default_va, "x", "", NOW).unwrap();
+    let (ch, x) = c
+        .create_va(&admin(), a.default_va, "x", "", NOW, &IDS)
+        .unwrap();
     assert_eq!(
         (ev(&ch).action, ev(&ch).account, ev(&ch).va),
         ("va.create", Some(a.id), Some(x.id))
     );
     assert_eq!(ev(&ch).subject, "Acme/Default/x");
     c.apply(&ch);
-    let (ch, y) = c.create_va(&admin(), a.default_va, "y", "", NOW).unwrap();
+    let (ch, y) = c
+        .create_va(&admin(), a.default_va, "y", "", NOW, &IDS)
+        .unwrap();
     c.apply(&ch);
 
     let (ch, _) = c.move_va(&admin(), y.id, x.id).unwrap();
@@ -62,7 +66,7 @@ fn every_operation_carries_its_event() {
     c.apply(&ch);
 
     let (ch, l) = c
-        .add_license(&admin(), x.id, perpetual("t", 5), NOW)
+        .add_license(&admin(), x.id, perpetual("t", 5), NOW, &IDS)
         .unwrap();
     assert_eq!(
         (ev(&ch).action, ev(&ch).account, ev(&ch).va),
@@ -72,7 +76,7 @@ fn every_operation_carries_its_event() {
     c.apply(&ch);
 
     let ch = c
-        .transfer_licenses(&admin(), x.id, y.id, "t", 2, None, NOW)
+        .transfer_licenses(&admin(), x.id, y.id, "t", 2, None, NOW, &IDS)
         .unwrap();
     assert_eq!(
         (ev(&ch).action, ev(&ch).account, ev(&ch).va),
@@ -93,7 +97,7 @@ fn every_operation_carries_its_event() {
     c.apply(&ch);
 
     let (ch, t) = c
-        .create_token(&admin(), y.id, token_spec(), hash(1), NOW)
+        .create_token(&admin(), y.id, token_spec(), hash(1), NOW, &IDS)
         .unwrap();
     assert_eq!(
         (ev(&ch).action, ev(&ch).account, ev(&ch).va),
@@ -116,7 +120,7 @@ fn every_operation_carries_its_event() {
     );
     c.apply(&ch);
 
-    let (ch, u) = c.create_user(&admin(), "bob", NOW).unwrap();
+    let (ch, u) = c.create_user(&admin(), "bob", NOW, &IDS).unwrap();
     assert_eq!((ev(&ch).action, ev(&ch).account), ("user.create", None));
     c.apply(&ch);
     let g = grant(Role::VaUser, Scope::Va(x.id));
@@ -133,7 +137,7 @@ fn every_operation_carries_its_event() {
     );
     c.apply(&ch);
     let (ch, at) = c
-        .create_api_token(&admin(), u.id, "", None, hash(2), NOW)
+        .create_api_token(&admin(), u.id, "", None, hash(2), NOW, &IDS)
         .unwrap();
     assert_eq!(ev(&ch).action, "api_token.create");
     c.apply(&ch);
@@ -150,7 +154,7 @@ fn every_operation_carries_its_event() {
 
 #[test]
 fn into_event_stamps_seq_time_and_actor() {
-    let a = AccountId::new();
+    let a = AccountId::fresh(&IDS);
     let e = NewEvent::new("license.add", "tag")
         .account(a)
         .device("PID:SN1")
@@ -170,8 +174,8 @@ fn into_event_stamps_seq_time_and_actor() {
 
 #[test]
 fn event_filter_matches_by_time_account_va_device_and_action() {
-    let (a, b) = (AccountId::new(), AccountId::new());
-    let (va, vb) = (VaId::new(), VaId::new());
+    let (a, b) = (AccountId::fresh(&IDS), AccountId::fresh(&IDS));
+    let (va, vb) = (VaId::fresh(&IDS), VaId::fresh(&IDS));
     let ev = |action: &'static str, at: OffsetDateTime, acct: AccountId, v: VaId| {
         NewEvent::new(action, "s")
             .account(acct)

@@ -33,7 +33,7 @@ fn add_license_records_the_entry() {
 fn zero_and_negative_quantities_are_refused() {
     let (c, _, x, _) = two_vas();
     for q in [0, -1, i64::MIN] {
-        let e = refused(c.add_license(&admin(), x, perpetual(TAG, q), NOW));
+        let e = refused(c.add_license(&admin(), x, perpetual(TAG, q), NOW, &IDS));
         assert!(
             matches!(e, DomainError::Invalid(ref m) if m.contains("greater than 0")),
             "{q}: {e:?}"
@@ -51,6 +51,7 @@ fn a_term_must_end_after_it_starts() {
             x,
             spec(TAG, 1, LicenseKind::Term { start, end }),
             NOW,
+            &IDS,
         ));
         assert!(
             matches!(e, DomainError::Invalid(ref m) if m.contains("end after")),
@@ -64,13 +65,13 @@ fn a_term_must_end_after_it_starts() {
 fn bad_tags_and_labels_are_refused() {
     let (c, _, x, _) = two_vas();
     for tag in ["", "has space", "ctl\u{7}"] {
-        let e = refused(c.add_license(&admin(), x, perpetual(tag, 1), NOW));
+        let e = refused(c.add_license(&admin(), x, perpetual(tag, 1), NOW, &IDS));
         assert!(matches!(e, DomainError::Invalid(_)), "{tag:?}: {e:?}");
     }
     let mut s = perpetual(TAG, 1);
     s.labels = [String::new()].into();
     assert!(matches!(
-        refused(c.add_license(&admin(), x, s, NOW)),
+        refused(c.add_license(&admin(), x, s, NOW, &IDS)),
         DomainError::Invalid(_)
     ));
 }
@@ -83,14 +84,14 @@ fn transfer_of_more_than_exists_names_the_available_count() {
     add_lic(&mut c, x, spec(TAG, 50, expired_term()));
     add_lic(&mut c, x, perpetual("other", 50));
     let before = snapshot(&c, &a);
-    let e = refused(c.transfer_licenses(&admin(), x, y, TAG, 6, None, NOW));
+    let e = refused(c.transfer_licenses(&admin(), x, y, TAG, 6, None, NOW, &IDS));
     assert!(
         matches!(e, DomainError::Refused(ref m) if m.contains("only 5 unexpired")),
         "{e:?}"
     );
     assert_eq!(snapshot(&c, &a), before);
     // Exactly what is there moves.
-    c.commit_change(c.transfer_licenses(&admin(), x, y, TAG, 5, None, NOW));
+    c.commit_change(c.transfer_licenses(&admin(), x, y, TAG, 5, None, NOW, &IDS));
     assert_eq!(qty_in(&c, y, TAG), 5);
     assert_eq!(qty_in(&c, x, TAG), 50, "only the expired entry stays");
 }
@@ -100,12 +101,12 @@ fn transfer_quantity_and_endpoints_are_validated() {
     let (mut c, _, x, y) = two_vas();
     add_lic(&mut c, x, perpetual(TAG, 3));
     for q in [0, -2] {
-        let e = refused(c.transfer_licenses(&admin(), x, y, TAG, q, None, NOW));
+        let e = refused(c.transfer_licenses(&admin(), x, y, TAG, q, None, NOW, &IDS));
         assert!(matches!(e, DomainError::Invalid(_)), "{q}: {e:?}");
     }
-    let e = refused(c.transfer_licenses(&admin(), x, x, TAG, 1, None, NOW));
+    let e = refused(c.transfer_licenses(&admin(), x, x, TAG, 1, None, NOW, &IDS));
     assert!(matches!(e, DomainError::Invalid(_)), "{e:?}");
-    let e = refused(c.transfer_licenses(&admin(), x, VaId::new(), TAG, 1, None, NOW));
+    let e = refused(c.transfer_licenses(&admin(), x, VaId::fresh(&IDS), TAG, 1, None, NOW, &IDS));
     assert!(matches!(e, DomainError::NotFound { .. }), "{e:?}");
 }
 
@@ -115,7 +116,7 @@ fn transfer_across_accounts_is_refused() {
     let b = add_account(&mut c, "Other", "other.org");
     add_lic(&mut c, x, perpetual(TAG, 3));
     let before = snapshot(&c, &a);
-    let e = refused(c.transfer_licenses(&admin(), x, b.default_va, TAG, 1, None, NOW));
+    let e = refused(c.transfer_licenses(&admin(), x, b.default_va, TAG, 1, None, NOW, &IDS));
     assert!(
         matches!(e, DomainError::Refused(ref m) if m.contains("between Smart Accounts")),
         "{e:?}"
@@ -132,7 +133,7 @@ fn a_partial_transfer_splits_one_entry_keeping_dates_and_labels() {
     s.order_ref = Some("SO-42".into());
     s.export_controlled = true;
     let orig = add_lic(&mut c, x, s);
-    let change = c.commit_change(c.transfer_licenses(&admin(), x, y, TAG, 4, None, NOW));
+    let change = c.commit_change(c.transfer_licenses(&admin(), x, y, TAG, 4, None, NOW, &IDS));
     assert_eq!(ev(&change).action, "license.transfer");
     assert_eq!(ev(&change).account, Some(a.id));
 
@@ -158,9 +159,9 @@ fn a_partial_transfer_splits_one_entry_keeping_dates_and_labels() {
 #[test]
 fn a_whole_entry_transfer_moves_the_entry_and_takes_the_oldest_first() {
     let (mut c, _, x, y) = two_vas();
-    let old = c.commit(c.add_license(&admin(), x, perpetual(TAG, 2), NOW - days(10)));
-    let new = c.commit(c.add_license(&admin(), x, perpetual(TAG, 5), NOW));
-    c.commit_change(c.transfer_licenses(&admin(), x, y, TAG, 3, None, NOW));
+    let old = c.commit(c.add_license(&admin(), x, perpetual(TAG, 2), NOW - days(10), &IDS));
+    let new = c.commit(c.add_license(&admin(), x, perpetual(TAG, 5), NOW, &IDS));
+    c.commit_change(c.transfer_licenses(&admin(), x, y, TAG, 3, None, NOW, &IDS));
     // The older entry moved whole (same id), one unit of the newer one was split off.
     assert_eq!(c.license(old.id).unwrap().va, y);
     assert_eq!(c.license(new.id).unwrap().quantity, 4);
@@ -174,12 +175,12 @@ fn transfer_of_a_named_entry_takes_only_that_entry() {
     let (mut c, _, x, y) = two_vas();
     let a1 = add_lic(&mut c, x, perpetual(TAG, 2));
     let a2 = add_lic(&mut c, x, perpetual(TAG, 5));
-    let e = refused(c.transfer_licenses(&admin(), x, y, TAG, 3, Some(a1.id), NOW));
+    let e = refused(c.transfer_licenses(&admin(), x, y, TAG, 3, Some(a1.id), NOW, &IDS));
     assert!(
         matches!(e, DomainError::Refused(ref m) if m.contains("only 2")),
         "{e:?}"
     );
-    c.commit_change(c.transfer_licenses(&admin(), x, y, TAG, 5, Some(a2.id), NOW));
+    c.commit_change(c.transfer_licenses(&admin(), x, y, TAG, 5, Some(a2.id), NOW, &IDS));
     assert_eq!(c.license(a2.id).unwrap().va, y);
     assert_eq!(c.license(a1.id).unwrap().va, x);
 }
@@ -188,7 +189,7 @@ fn transfer_of_a_named_entry_takes_only_that_entry() {
 fn expired_term_entries_are_neither_transferable_nor_purchased() {
     let (mut c, _, x, y) = two_vas();
     let expired = add_lic(&mut c, x, spec(TAG, 8, expired_term()));
-    let e = refused(c.transfer_licenses(&admin(), x, y, TAG, 1, None, NOW));
+    let e = refused(c.transfer_licenses(&admin(), x, y, TAG, 1, None, NOW, &IDS));
     assert!(
         matches!(e, DomainError::Refused(ref m) if m.contains("only 0")),
         "{e:?}"
@@ -208,7 +209,7 @@ fn future_term_entries_transfer_but_do_not_count_yet() {
     let (mut c, _, x, y) = two_vas();
     add_lic(&mut c, x, spec(TAG, 4, future_term()));
     assert_eq!(c.pool(x, NOW, |_, _| 0)[0].purchased, 0);
-    c.commit_change(c.transfer_licenses(&admin(), x, y, TAG, 4, None, NOW));
+    c.commit_change(c.transfer_licenses(&admin(), x, y, TAG, 4, None, NOW, &IDS));
     let start = datetime!(2026-06-01 0:00 UTC);
     assert_eq!(c.pool(y, start, |_, _| 0)[0].purchased, 4);
     assert_eq!(c.pool(y, start - days(1), |_, _| 0)[0].purchased, 0);
@@ -291,13 +292,13 @@ fn remove_a_whole_entry_or_part_of_it() {
 #[test]
 fn the_tag_index_follows_every_license_change() {
     let (mut c, _a, x, y) = two_vas();
-    let l = c.commit(c.add_license(&admin(), x, perpetual("T", 5), NOW));
-    c.commit(c.add_license(&admin(), x, perpetual("U", 2), NOW));
+    let l = c.commit(c.add_license(&admin(), x, perpetual("T", 5), NOW, &IDS));
+    c.commit(c.add_license(&admin(), x, perpetual("U", 2), NOW, &IDS));
     assert_eq!((c.available(x, "T", NOW), c.available(y, "T", NOW)), (5, 0));
-    c.commit_change(c.transfer_licenses(&admin(), x, y, "T", 2, None, NOW));
+    c.commit_change(c.transfer_licenses(&admin(), x, y, "T", 2, None, NOW, &IDS));
     assert_eq!((c.available(x, "T", NOW), c.available(y, "T", NOW)), (3, 2));
     assert_eq!(c.vas_with_tag("T").count(), 2);
-    c.commit_change(c.transfer_licenses(&admin(), x, y, "T", 3, None, NOW));
+    c.commit_change(c.transfer_licenses(&admin(), x, y, "T", 3, None, NOW, &IDS));
     assert_eq!((c.available(x, "T", NOW), c.available(y, "T", NOW)), (0, 5));
     assert_eq!(c.vas_with_tag("T").collect::<Vec<_>>(), vec![y]);
     for id in c.licenses_of(y, "T").map(|l| l.id).collect::<Vec<_>>() {

@@ -6,6 +6,7 @@ mod access;
 mod accounts;
 mod devices;
 mod events;
+mod ids;
 mod licenses;
 mod props;
 mod reservations;
@@ -28,6 +29,10 @@ use super::*;
 
 /// The instant every test runs at.
 const NOW: OffsetDateTime = datetime!(2026-01-01 0:00 UTC);
+
+/// Where the tests' new entities get their ids: a sequence, as the domain never draws random
+/// ones. Shared by the tests of one run, so no two entities get the same id.
+static IDS: SequentialIds = SequentialIds::new();
 
 fn admin() -> Principal {
     Principal::system("test-admin")
@@ -80,17 +85,18 @@ fn refused<T: std::fmt::Debug>(r: Result<T, DomainError>) -> DomainError {
 /// A catalog holding one active account.
 fn with_account(name: &str, domain: &str) -> (Catalog, Account) {
     let mut c = Catalog::new();
-    let a = c.commit(c.create_account(&admin(), name, domain, NOW));
+    let a = c.commit(c.create_account(&admin(), name, domain, NOW, &IDS));
     (c, a)
 }
 
 fn add_account(c: &mut Catalog, name: &str, domain: &str) -> Account {
-    c.commit(c.create_account(&admin(), name, domain, NOW))
+    c.commit(c.create_account(&admin(), name, domain, NOW, &IDS))
 }
 
 /// Creates a VA as system administrator and returns its id.
 fn mk_va(c: &mut Catalog, parent: VaId, name: &str) -> VaId {
-    c.commit(c.create_va(&admin(), parent, name, "", NOW)).id
+    c.commit(c.create_va(&admin(), parent, name, "", NOW, &IDS))
+        .id
 }
 
 /// Creates `n` VAs nested one under the other below `parent`; returns them top first.
@@ -146,7 +152,7 @@ fn future_term() -> LicenseKind {
 }
 
 fn add_lic(c: &mut Catalog, va: VaId, s: LicenseSpec) -> License {
-    c.commit(c.add_license(&admin(), va, s, NOW))
+    c.commit(c.add_license(&admin(), va, s, NOW, &IDS))
 }
 
 fn token_spec() -> TokenSpec {
@@ -169,11 +175,11 @@ fn hash(n: u8) -> [u8; 32] {
 /// Creates a user holding `grants`, gives them an API token with secret hash `h`, and returns
 /// the principal that token authenticates as.
 fn user_with(c: &mut Catalog, name: &str, grants: &[RoleGrant], h: [u8; 32]) -> Principal {
-    let u = c.commit(c.create_user(&admin(), name, NOW));
+    let u = c.commit(c.create_user(&admin(), name, NOW, &IDS));
     for g in grants {
         c.commit(c.grant_role(&admin(), u.id, *g));
     }
-    c.commit(c.create_api_token(&admin(), u.id, "cli", None, h, NOW));
+    c.commit(c.create_api_token(&admin(), u.id, "cli", None, h, NOW, &IDS));
     c.authenticate(&h, NOW)
         .expect("a fresh API token authenticates")
 }
@@ -232,7 +238,7 @@ fn days(n: i64) -> Duration {
 
 /// Registers a device in `va` (through a token of its own) and returns its id.
 fn register(c: &mut Catalog, va: VaId, n: u8) -> InstanceId {
-    c.commit(c.create_token(&admin(), va, token_spec(), hash(100 + n), NOW));
+    c.commit(c.create_token(&admin(), va, token_spec(), hash(100 + n), NOW, &IDS));
     register_with(c, hash(100 + n), n)
 }
 
@@ -251,7 +257,7 @@ fn register_with(c: &mut Catalog, token: [u8; 32], n: u8) -> InstanceId {
         force: false,
     };
     let (change, i) = c
-        .register_device(&r, NOW, |_| {
+        .register_device(&r, NOW, &IDS, |_| {
             Ok(IssuedIdentity {
                 serial: format!("C{n}"),
                 not_after: NOW + Duration::days(365),

@@ -176,7 +176,7 @@ proptest! {
                     let name = format!("n{name}");
                     let taken = m.name_taken(parent, &name, None);
                     let too_deep = m.depth(parent) + 1 > MAX_VA_DEPTH;
-                    match c.create_va(&admin(), parent, &name, "", NOW) {
+                    match c.create_va(&admin(), parent, &name, "", NOW, &IDS) {
                         Ok((change, va)) => {
                             prop_assert!(!taken && !too_deep);
                             prop_assert_eq!(va.parent, Some(parent));
@@ -334,7 +334,7 @@ proptest! {
                         && from != to
                         && qty > 0
                         && have >= qty as u64;
-                    match c.transfer_licenses(&admin(), vas[from], vas[to], &tag, qty, None, NOW) {
+                    match c.transfer_licenses(&admin(), vas[from], vas[to], &tag, qty, None, NOW, &IDS) {
                         Ok(change) => {
                             prop_assert!(ok, "accepted a transfer that must be refused");
                             c.apply(&change);

@@ -48,6 +48,7 @@ fn reserve(c: &mut Catalog, va: VaId, serial: &str, n: u64) -> Reservation {
         &request(serial, &[(TAG, n)]),
         false,
         NOW,
+        &IDS,
         issue,
     ))
     .0
@@ -57,7 +58,7 @@ fn reserve(c: &mut Catalog, va: VaId, serial: &str, n: u64) -> Reservation {
 fn device(c: &mut Catalog, va: VaId, serial: &str, count: u64) -> ProductInstance {
     let mut h = [0xee; 32];
     h[..serial.len()].copy_from_slice(serial.as_bytes());
-    c.commit(c.create_token(&admin(), va, token_spec(), h, NOW));
+    c.commit(c.create_token(&admin(), va, token_spec(), h, NOW, &IDS));
     let registration = Registration {
         token_hash: h,
         udi: udi(serial),
@@ -67,7 +68,7 @@ fn device(c: &mut Catalog, va: VaId, serial: &str, count: u64) -> ProductInstanc
         force: false,
     };
     let (change, i) = c
-        .register_device(&registration, NOW, |_| {
+        .register_device(&registration, NOW, &IDS, |_| {
             Ok(IssuedIdentity {
                 serial: format!("cert-{serial}"),
                 not_after: NOW + days(365),
@@ -102,6 +103,7 @@ fn reserved_units_are_in_use_before_any_device() {
             &request("R1", &[(TAG, 3)]),
             false,
             NOW,
+            &IDS,
             issue,
         )
         .expect("3 of 5 are spare");
@@ -191,6 +193,7 @@ fn too_few_spare_units_are_refused_naming_where_spare_units_are() {
         &request("R2", &[(TAG, 3)]),
         false,
         NOW,
+        &IDS,
         issue,
     ));
     let DomainError::Refused(m) = &e else {
@@ -213,6 +216,7 @@ fn too_few_spare_units_are_refused_naming_where_spare_units_are() {
         &request("R2", &[("nope", 1)]),
         false,
         NOW,
+        &IDS,
         issue,
     ));
     assert!(matches!(&e, DomainError::Refused(m) if m.contains("only 0 are spare")));
@@ -231,6 +235,7 @@ fn one_reservation_per_device_and_none_for_registered_devices() {
         &request("R1", &[(TAG, 1)]),
         false,
         NOW,
+        &IDS,
         issue,
     ));
     assert!(
@@ -244,6 +249,7 @@ fn one_reservation_per_device_and_none_for_registered_devices() {
         &request("D1", &[(TAG, 1)]),
         false,
         NOW,
+        &IDS,
         issue,
     ));
     assert!(
@@ -254,7 +260,7 @@ fn one_reservation_per_device_and_none_for_registered_devices() {
     assert_eq!(c.reserved(lab, TAG), 1);
     // A device holding a reservation may not register as well (it would count twice).
     let h = [0xab; 32];
-    c.commit(c.create_token(&admin(), lab, token_spec(), h, NOW));
+    c.commit(c.create_token(&admin(), lab, token_spec(), h, NOW, &IDS));
     let registration = Registration {
         token_hash: h,
         udi: udi("R1"),
@@ -264,7 +270,7 @@ fn one_reservation_per_device_and_none_for_registered_devices() {
         force: false,
     };
     let e = c
-        .register_device(&registration, NOW, |_| {
+        .register_device(&registration, NOW, &IDS, |_| {
             unreachable!("refused before issuing")
         })
         .expect_err("a reserved device cannot register");
@@ -284,12 +290,12 @@ fn export_controlled_tags_need_an_explicit_permission() {
     s.export_controlled = true;
     add_lic(&mut c, lab, s);
     let req = request("R1", &[("regid.crypto", 1)]);
-    let e = refused(c.reserve(&admin(), lab, &req, false, NOW, issue));
+    let e = refused(c.reserve(&admin(), lab, &req, false, NOW, &IDS, issue));
     assert!(
         matches!(&e, DomainError::Refused(m) if m.contains("--allow-export-controlled")),
         "{e:?}"
     );
-    c.commit(c.reserve(&admin(), lab, &req, true, NOW, issue));
+    c.commit(c.reserve(&admin(), lab, &req, true, NOW, &IDS, issue));
     assert_eq!(c.reserved(lab, "regid.crypto"), 1);
 }
 
@@ -302,7 +308,7 @@ fn malformed_requests_are_invalid() {
         request("R1", &[(TAG, 0)]),
         request("R1", &[("has space", 1)]),
     ] {
-        let e = refused(c.reserve(&admin(), lab, &req, false, NOW, issue));
+        let e = refused(c.reserve(&admin(), lab, &req, false, NOW, &IDS, issue));
         assert!(matches!(e, DomainError::Invalid(_)), "{req:?}: {e:?}");
     }
 }
@@ -316,7 +322,15 @@ fn only_writers_of_the_va_may_reserve_return_or_cancel() {
         &[grant(Role::VaUser, Scope::Va(lab))],
         hash(10),
     );
-    let e = refused(c.reserve(&viewer, lab, &request("R1", &[(TAG, 1)]), false, NOW, issue));
+    let e = refused(c.reserve(
+        &viewer,
+        lab,
+        &request("R1", &[(TAG, 1)]),
+        false,
+        NOW,
+        &IDS,
+        issue,
+    ));
     assert!(matches!(e, DomainError::Forbidden(_)), "{e:?}");
     let outsider = user_with(
         &mut c,
@@ -330,6 +344,7 @@ fn only_writers_of_the_va_may_reserve_return_or_cancel() {
         &request("R1", &[(TAG, 1)]),
         false,
         NOW,
+        &IDS,
         issue,
     ));
     assert!(matches!(e, DomainError::NotFound { .. }), "{e:?}");
@@ -346,6 +361,7 @@ fn only_writers_of_the_va_may_reserve_return_or_cancel() {
             &request("R1", &[(TAG, 1)]),
             false,
             NOW,
+            &IDS,
             issue,
         ))
         .0;
@@ -419,14 +435,14 @@ fn reserved_units_cannot_be_removed_or_transferred_away() {
         e.to_string().contains("reserved for disconnected devices"),
         "{e}"
     );
-    let e = refused(c.transfer_licenses(&admin(), lab, other, TAG, 3, None, NOW));
+    let e = refused(c.transfer_licenses(&admin(), lab, other, TAG, 3, None, NOW, &IDS));
     assert!(
         e.to_string().contains("reserved for disconnected devices"),
         "{e}"
     );
     assert_eq!(c.licenses_in(lab).map(|l| l.quantity).sum::<u64>(), 5);
     // The 2 units nobody reserved can go.
-    c.commit_change(c.transfer_licenses(&admin(), lab, other, TAG, 2, None, NOW));
+    c.commit_change(c.transfer_licenses(&admin(), lab, other, TAG, 2, None, NOW, &IDS));
     assert_eq!(c.available(lab, TAG, NOW), 3);
 }
 
@@ -447,6 +463,7 @@ fn refusals_name_nothing_outside_the_callers_subtree() {
         &request("R2", &[(TAG, 6)]),
         false,
         NOW,
+        &IDS,
         issue,
     ))
     .to_string();
@@ -466,6 +483,7 @@ fn refusals_name_nothing_outside_the_callers_subtree() {
             &request(serial, &[(TAG, 1)]),
             false,
             NOW,
+            &IDS,
             issue,
         ))
         .to_string();

@@ -32,7 +32,7 @@ fn register_native(c: &mut Catalog, serial: &str, force: bool) -> ProductInstanc
         force,
     };
     let (change, i) = c
-        .register_device(&r, NOW, |_| {
+        .register_device(&r, NOW, &IDS, |_| {
             Ok(IssuedIdentity {
                 serial: format!("C-{serial}"),
                 not_after: NOW + Duration::days(365),
@@ -45,7 +45,14 @@ fn register_native(c: &mut Catalog, serial: &str, force: bool) -> ProductInstanc
 
 fn with_token() -> (Catalog, Account) {
     let (mut c, account) = with_account("acme", "acme.com");
-    c.commit(c.create_token(&admin(), account.default_va, token_spec(), hash(1), NOW));
+    c.commit(c.create_token(
+        &admin(),
+        account.default_va,
+        token_spec(),
+        hash(1),
+        NOW,
+        &IDS,
+    ));
     (c, account)
 }
 
@@ -88,7 +95,7 @@ fn ingesting_a_report_for_a_native_device_is_refused_even_without_the_check() {
     let (mut c, account) = with_token();
     let native = register_native(&mut c, "N1", false);
     let err = c
-        .ingest_rum(account.id, &report("P", "N1", 1, 500), NOW)
+        .ingest_rum(account.id, &report("P", "N1", 1, 500), NOW, &IDS)
         .unwrap_err();
     assert_eq!(err, DeviceError::RegisteredNatively(vec![native.udi]));
 }
@@ -97,7 +104,7 @@ fn ingesting_a_report_for_a_native_device_is_refused_even_without_the_check() {
 fn a_rum_device_registered_natively_later_no_longer_takes_rum_reports() {
     let (mut c, account) = with_token();
     let change = c
-        .ingest_rum(account.id, &report("P", "N1", 1, 2), NOW)
+        .ingest_rum(account.id, &report("P", "N1", 1, 2), NOW, &IDS)
         .unwrap()
         .expect("new report");
     c.apply_owned(change);
@@ -110,7 +117,7 @@ fn a_rum_device_registered_natively_later_no_longer_takes_rum_reports() {
     register_native(&mut c, "N1", true);
     let again = report("P", "N1", 2, 2);
     assert!(matches!(
-        c.ingest_rum(account.id, &again, NOW),
+        c.ingest_rum(account.id, &again, NOW, &IDS),
         Err(DeviceError::RegisteredNatively(_))
     ));
     assert!(c.check_rum(account.id, &[again]).unwrap().is_some());

@@ -46,27 +46,32 @@ fn line(id: u8, tag: &str, quantity: u64) -> UpstreamLicense {
 #[test]
 fn a_child_mirrors_the_dedicated_path_and_refuses_local_edits_there() {
     let mut c = Catalog::new();
-    let b = c.commit(c.bind_upstream(&admin(), &bind_input("acme.com/Default/emea/paris"), NOW));
+    let b = c.commit(c.bind_upstream(
+        &admin(),
+        &bind_input("acme.com/Default/emea/paris"),
+        NOW,
+        &IDS,
+    ));
     assert_eq!(c.va_path(b.root), "acme/Default/emea/paris");
-    let e = refused(c.add_license(&admin(), b.root, perpetual("T", 1), NOW));
+    let e = refused(c.add_license(&admin(), b.root, perpetual("T", 1), NOW, &IDS));
     assert!(
         e.to_string().contains("managed by upstream satellite `hq`"),
         "{e}"
     );
-    let e = refused(c.create_va(&admin(), b.root, "below", "", NOW));
+    let e = refused(c.create_va(&admin(), b.root, "below", "", NOW, &IDS));
     assert!(e.to_string().contains("managed by upstream"), "{e}");
     // Outside the dedicated subtree the child is its own master.
     let acct = c.account(b.account).unwrap().default_va;
-    c.commit(c.add_license(&admin(), acct, perpetual("T", 1), NOW));
+    c.commit(c.add_license(&admin(), acct, perpetual("T", 1), NOW, &IDS));
     // A second binding is refused.
-    let e = refused(c.bind_upstream(&admin(), &bind_input("acme.com/Default/x"), NOW));
+    let e = refused(c.bind_upstream(&admin(), &bind_input("acme.com/Default/x"), NOW, &IDS));
     assert!(matches!(e, DomainError::Conflict(_)), "{e:?}");
 }
 
 #[test]
 fn a_response_replaces_the_pools_and_acknowledges_exactly_the_outstanding_items() {
     let mut c = Catalog::new();
-    let b = c.commit(c.bind_upstream(&admin(), &bind_input("acme.com/Default/emea"), NOW));
+    let b = c.commit(c.bind_upstream(&admin(), &bind_input("acme.com/Default/emea"), NOW, &IDS));
     let pools = vec![
         ("acme.com/Default/emea".to_string(), vec![line(1, "T", 5)]),
         (
@@ -75,7 +80,7 @@ fn a_response_replaces_the_pools_and_acknowledges_exactly_the_outstanding_items(
         ),
     ];
     let (change, applied) = c
-        .apply_upstream_response(&response(1, vec![], pools), NOW)
+        .apply_upstream_response(&response(1, vec![], pools), NOW, &IDS)
         .unwrap();
     c.apply(&change);
     assert_eq!((applied.licenses_put, applied.vas_created), (2, 1));
@@ -100,7 +105,7 @@ fn a_response_replaces_the_pools_and_acknowledges_exactly_the_outstanding_items(
     // The next response drops license 2 and acknowledges request 1.
     let pools = vec![("acme.com/Default/emea".to_string(), vec![line(1, "T", 7)])];
     let (change, applied) = c
-        .apply_upstream_response(&response(2, vec![1], pools), NOW)
+        .apply_upstream_response(&response(2, vec![1], pools), NOW, &IDS)
         .unwrap();
     c.apply(&change);
     assert_eq!((applied.acknowledged, applied.licenses_removed), (2, 1));
@@ -112,7 +117,7 @@ fn a_response_replaces_the_pools_and_acknowledges_exactly_the_outstanding_items(
     assert!(items.iter().all(|i| i.digest.is_none()));
     // A pool outside the dedicated subtree is refused as a whole.
     let pools = vec![("acme.com/Default/other".to_string(), vec![line(3, "T", 1)])];
-    let e = refused(c.apply_upstream_response(&response(3, vec![], pools), NOW));
+    let e = refused(c.apply_upstream_response(&response(3, vec![], pools), NOW, &IDS));
     assert!(e.to_string().contains("outside the subtree"), "{e}");
 }
 
@@ -174,4 +179,33 @@ fn an_upstream_dedicates_once_and_a_token_binds_one_key() {
             .contains("not dedicated to satellite `regional`"),
         "{e}"
     );
+}
+
+#[test]
+fn outbox_keys_keep_the_text_stores_hold() {
+    // Stored `SyncedItem` keys and outstanding requests hold these exact strings.
+    let cases = [
+        (OutboxKey::Device("a1".into()), "dev:a1"),
+        (
+            OutboxKey::Usage {
+                va: "acme.com/Default/emea".into(),
+                tag: "T".into(),
+            },
+            "use:acme.com/Default/emea\0T",
+        ),
+        (
+            OutboxKey::Rum {
+                serial: "FOC1".into(),
+                report_id: 42,
+            },
+            "rum:FOC1\u{0}42",
+        ),
+    ];
+    for (key, text) in cases {
+        assert_eq!(key.to_string(), text);
+        assert_eq!(text.parse::<OutboxKey>(), Ok(key));
+    }
+    for bad in ["", "dev", "use:no-nul", "rum:FOC1\0x", "other:1"] {
+        assert!(bad.parse::<OutboxKey>().is_err(), "{bad:?}");
+    }
 }

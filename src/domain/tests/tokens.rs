@@ -3,7 +3,7 @@
 use super::*;
 
 fn token_with(c: &mut Catalog, va: VaId, s: TokenSpec, h: u8) -> RegistrationToken {
-    c.commit(c.create_token(&admin(), va, s, hash(h), NOW))
+    c.commit(c.create_token(&admin(), va, s, hash(h), NOW, &IDS))
 }
 
 #[test]
@@ -14,7 +14,7 @@ fn expiry_must_be_between_1_and_365_days() {
             expires_in_days: Some(d),
             ..token_spec()
         };
-        let e = refused(c.create_token(&admin(), a.default_va, s, hash(1), NOW));
+        let e = refused(c.create_token(&admin(), a.default_va, s, hash(1), NOW, &IDS));
         assert!(
             matches!(e, DomainError::Invalid(ref m) if m.contains("1 to 365")),
             "{d}: {e:?}"
@@ -50,7 +50,7 @@ fn max_uses_0_is_refused() {
         max_uses: Some(0),
         ..token_spec()
     };
-    let e = refused(c.create_token(&admin(), a.default_va, s, hash(1), NOW));
+    let e = refused(c.create_token(&admin(), a.default_va, s, hash(1), NOW, &IDS));
     assert!(
         matches!(e, DomainError::Invalid(ref m) if m.contains("max uses")),
         "{e:?}"
@@ -61,7 +61,7 @@ fn max_uses_0_is_refused() {
 fn a_reused_secret_hash_is_a_conflict() {
     let (mut c, a) = with_account("Acme", "example.com");
     token_with(&mut c, a.default_va, token_spec(), 1);
-    let e = refused(c.create_token(&admin(), a.default_va, token_spec(), hash(1), NOW));
+    let e = refused(c.create_token(&admin(), a.default_va, token_spec(), hash(1), NOW, &IDS));
     assert!(matches!(e, DomainError::Conflict(_)), "{e:?}");
 }
 
@@ -154,6 +154,6 @@ fn revoke_marks_the_token_and_twice_is_refused() {
         matches!(e, DomainError::Refused(ref m) if m.contains("already revoked")),
         "{e:?}"
     );
-    let e = refused(c.revoke_token(&admin(), TokenId::new(), later));
+    let e = refused(c.revoke_token(&admin(), TokenId::fresh(&IDS), later));
     assert!(matches!(e, DomainError::NotFound { .. }), "{e:?}");
 }

@@ -7,7 +7,7 @@ fn sibling_names_are_unique_but_cousins_may_share_a_name() {
     let (mut c, a) = with_account("Acme", "example.com");
     let emea = mk_va(&mut c, a.default_va, "emea");
     let apac = mk_va(&mut c, a.default_va, "apac");
-    let e = refused(c.create_va(&admin(), a.default_va, "emea", "", NOW));
+    let e = refused(c.create_va(&admin(), a.default_va, "emea", "", NOW, &IDS));
     assert!(
         matches!(e, DomainError::Conflict(ref m) if m.contains("emea")),
         "{e:?}"
@@ -32,7 +32,7 @@ fn levels_2_to_10_can_be_created_and_level_11_is_refused() {
     }
     let deepest = *vas.last().unwrap();
     assert_eq!(c.level(deepest), MAX_VA_DEPTH);
-    let e = refused(c.create_va(&admin(), deepest, "eleven", "", NOW));
+    let e = refused(c.create_va(&admin(), deepest, "eleven", "", NOW, &IDS));
     match e {
         DomainError::Refused(m) => {
             assert!(m.contains("level 11"), "{m}");
@@ -168,7 +168,7 @@ fn delete_refuses_a_va_with_devices() {
 fn delete_refuses_a_va_with_an_active_token() {
     let (mut c, a) = with_account("Acme", "example.com");
     let emea = mk_va(&mut c, a.default_va, "emea");
-    c.commit(c.create_token(&admin(), emea, token_spec(), hash(1), NOW));
+    c.commit(c.create_token(&admin(), emea, token_spec(), hash(1), NOW, &IDS));
     let e = refused(c.delete_va(&admin(), emea, 0, NOW));
     assert!(
         matches!(e, DomainError::Refused(ref m) if m.contains("active registration token")),
@@ -191,15 +191,15 @@ fn delete_of_an_empty_va_removes_it_and_its_unusable_tokens() {
     let (mut c, a) = with_account("Acme", "example.com");
     let emea = mk_va(&mut c, a.default_va, "emea");
     let keep = mk_va(&mut c, a.default_va, "apac");
-    let revoked = c.commit(c.create_token(&admin(), emea, token_spec(), hash(1), NOW));
+    let revoked = c.commit(c.create_token(&admin(), emea, token_spec(), hash(1), NOW, &IDS));
     c.commit(c.revoke_token(&admin(), revoked.id, NOW));
     let short = TokenSpec {
         expires_in_days: Some(1),
         ..token_spec()
     };
-    let expired = c.commit(c.create_token(&admin(), emea, short, hash(2), NOW));
+    let expired = c.commit(c.create_token(&admin(), emea, short, hash(2), NOW, &IDS));
     let later = NOW + days(2);
-    let other = c.commit(c.create_token(&admin(), keep, token_spec(), hash(3), NOW));
+    let other = c.commit(c.create_token(&admin(), keep, token_spec(), hash(3), NOW, &IDS));
 
     // While the second token is still active, the VA is not empty.
     refused(c.delete_va(&admin(), emea, 0, NOW));
@@ -226,21 +226,21 @@ fn delete_of_an_empty_va_removes_it_and_its_unusable_tokens() {
 fn va_names_are_validated() {
     let (c, a) = with_account("Acme", "example.com");
     for name in ["", " ", "a/b", "tab\there"] {
-        let e = refused(c.create_va(&admin(), a.default_va, name, "", NOW));
+        let e = refused(c.create_va(&admin(), a.default_va, name, "", NOW, &IDS));
         assert!(matches!(e, DomainError::Invalid(_)), "{name:?}: {e:?}");
     }
-    let e = refused(c.create_va(&admin(), VaId::new(), "x", "", NOW));
+    let e = refused(c.create_va(&admin(), VaId::fresh(&IDS), "x", "", NOW, &IDS));
     assert!(matches!(e, DomainError::NotFound { .. }), "{e:?}");
 }
 
 #[test]
 fn deleting_a_va_takes_the_roles_scoped_to_it() {
     let mut c = Catalog::new();
-    let a = c.commit(c.create_account(&admin(), "Acme", "acme.com", NOW));
+    let a = c.commit(c.create_account(&admin(), "Acme", "acme.com", NOW, &IDS));
     let lab = c
-        .commit(c.create_va(&admin(), a.default_va, "lab", "", NOW))
+        .commit(c.create_va(&admin(), a.default_va, "lab", "", NOW, &IDS))
         .id;
-    let u = c.commit(c.create_user(&admin(), "ops", NOW));
+    let u = c.commit(c.create_user(&admin(), "ops", NOW, &IDS));
     let grant = RoleGrant {
         role: Role::VaUser,
         scope: Scope::Va(lab),

@@ -45,10 +45,16 @@ fn adding_the_maximum_twice_is_refused_and_changes_nothing() {
     let va = a.default_va;
     add_lic(&mut c, va, perpetual(TAG, MAX as i64));
     let before = snapshot(&c, &a);
-    assert_bound(refused(c.add_license(&admin(), va, perpetual(TAG, 1), NOW)));
+    assert_bound(refused(c.add_license(
+        &admin(),
+        va,
+        perpetual(TAG, 1),
+        NOW,
+        &IDS,
+    )));
     // A single entry past the bound is refused whatever the VA holds.
     for q in [MAX as i64 + 1, i64::MAX] {
-        let e = refused(c.add_license(&admin(), va, perpetual("U", q), NOW));
+        let e = refused(c.add_license(&admin(), va, perpetual("U", q), NOW, &IDS));
         assert!(e.to_string().contains(&q.to_string()), "{e}");
         assert_bound(e);
     }
@@ -79,6 +85,7 @@ fn a_transfer_may_not_fill_a_va_past_the_bound() {
         MAX as i64,
         None,
         NOW,
+        &IDS,
     )));
     assert_bound(refused(c.transfer_licenses(
         &admin(),
@@ -88,6 +95,7 @@ fn a_transfer_may_not_fill_a_va_past_the_bound() {
         1,
         None,
         NOW,
+        &IDS,
     )));
     assert_bound(refused(c.transfer_licenses(
         &admin(),
@@ -97,9 +105,10 @@ fn a_transfer_may_not_fill_a_va_past_the_bound() {
         i64::MAX,
         None,
         NOW,
+        &IDS,
     )));
     assert_eq!(snapshot(&c, &a), before);
-    c.commit_change(c.transfer_licenses(&admin(), x, y, TAG, MAX as i64 - 1, None, NOW));
+    c.commit_change(c.transfer_licenses(&admin(), x, y, TAG, MAX as i64 - 1, None, NOW, &IDS));
     assert_eq!(
         (c.available(x, TAG, NOW), c.available(y, TAG, NOW)),
         (1, MAX)
@@ -117,6 +126,7 @@ fn expired_entries_count_toward_the_bound() {
         a.default_va,
         spec(TAG, 1, future_term()),
         NOW,
+        &IDS,
     )));
 }
 
@@ -153,7 +163,7 @@ fn devices_and_reservations_of_a_va_ask_for_at_most_the_bound_together() {
         entitlements: [(TAG.to_string(), MAX + 1)].into(),
         nonce: "n".into(),
     };
-    let e = refused(c.reserve(&admin(), other, &req, false, NOW, |_, _| {
+    let e = refused(c.reserve(&admin(), other, &req, false, NOW, &IDS, |_, _| {
         unreachable!("a refused reservation is not signed")
     }));
     assert_bound(e);
@@ -174,16 +184,21 @@ fn a_rum_report_past_the_bound_is_refused_and_records_nothing() {
         raw: "{}".into(),
     };
     let change = c
-        .ingest_rum(a.id, &input(1, "A", MAX), NOW)
+        .ingest_rum(a.id, &input(1, "A", MAX), NOW, &IDS)
         .expect("at the bound")
         .expect("new");
     c.apply(&change);
-    assert_bound(device_refused(c.ingest_rum(a.id, &input(2, "B", 1), NOW)));
+    assert_bound(device_refused(c.ingest_rum(
+        a.id,
+        &input(2, "B", 1),
+        NOW,
+        &IDS,
+    )));
     assert!(!c.rum_seen("B", 2), "nothing recorded");
     assert_eq!(c.instance_count(), 1);
     // The device itself may report the same count again.
     let change = c
-        .ingest_rum(a.id, &input(3, "A", MAX), NOW)
+        .ingest_rum(a.id, &input(3, "A", MAX), NOW, &IDS)
         .expect("the same count")
         .expect("new");
     c.apply(&change);
@@ -208,7 +223,7 @@ fn a_license_file_past_the_bound_is_refused_whole() {
             ],
         }],
     };
-    let e = refused(c.import_licenses(&admin(), &file, NOW));
+    let e = refused(c.import_licenses(&admin(), &file, NOW, &IDS));
     assert!(e.to_string().starts_with("grants[0].licenses[2]: "), "{e}");
     assert_bound(e);
     assert_eq!(c.licenses_in(lab).count(), 0);
@@ -257,7 +272,7 @@ fn an_upstream_pool_past_the_bound_is_not_applied() {
         account_domain: "acme.com".into(),
         root_path: "acme.com/Default/emea".into(),
     };
-    let b = c.commit(c.bind_upstream(&admin(), &input, NOW));
+    let b = c.commit(c.bind_upstream(&admin(), &input, NOW, &IDS));
     let line = |id: u8, quantity: u64| UpstreamLicense {
         id: LicenseId(uuid::Uuid::from_bytes([id; 16])),
         entitlement_tag: TAG.into(),
@@ -276,7 +291,7 @@ fn an_upstream_pool_past_the_bound_is_not_applied() {
             removals: vec![],
             revocations: vec![],
         };
-        let e = refused(c.apply_upstream_response(&resp, NOW));
+        let e = refused(c.apply_upstream_response(&resp, NOW, &IDS));
         assert!(e.to_string().contains("maximum of 1000000000000"), "{e}");
         assert_eq!(c.licenses_in(b.root).count(), 0);
         assert_eq!(c.upstream_binding().map(|b| b.last_response_seq), Some(0));
@@ -402,7 +417,7 @@ impl World {
         match *op {
             Op::Add { va, qty } => {
                 let ok = qty > 0 && m.units[va] + qty as u128 <= BOUND;
-                let r = c.add_license(&admin(), vas[va], perpetual(TAG, qty), NOW);
+                let r = c.add_license(&admin(), vas[va], perpetual(TAG, qty), NOW, &IDS);
                 prop_assert_eq!(accepted(c, r.map(|(ch, _)| ch)), ok, "{:?}", op);
                 if ok {
                     m.units[va] += qty as u128;
@@ -413,7 +428,8 @@ impl World {
                     && qty > 0
                     && m.units[from] >= qty as u128
                     && m.units[to] + qty as u128 <= BOUND;
-                let r = c.transfer_licenses(&admin(), vas[from], vas[to], TAG, qty, None, NOW);
+                let r =
+                    c.transfer_licenses(&admin(), vas[from], vas[to], TAG, qty, None, NOW, &IDS);
                 prop_assert_eq!(accepted(c, r), ok, "{:?}", op);
                 if ok {
                     m.units[from] -= qty as u128;

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::{AdminCtx, Body, Caller, account_ref, va_ref};
-use crate::app::secrets;
+use crate::app::{RandomIds, secrets};
 use crate::domain::{
     Access, ApiTokenId, Catalog, EventFilter, LicenseId, LicenseKind, LicenseSource, LicenseSpec,
     Principal, Role, RoleGrant, Scope, TokenId, TokenSpec, UserId, VaId,
@@ -131,7 +131,7 @@ pub async fn create_account(
     let account = ctx
         .app
         .change(&p.actor, |c, now| {
-            c.create_account(&p, &req.name, &req.domain, now)
+            c.create_account(&p, &req.name, &req.domain, now, &RandomIds)
         })
         .await?;
     created(AccountView::from(&account))
@@ -196,7 +196,7 @@ pub async fn create_va(
     let va = ctx
         .app
         .change(&p.actor, |c, now| {
-            c.create_va(&p, parent, &req.name, &req.description, now)
+            c.create_va(&p, parent, &req.name, &req.description, now, &RandomIds)
         })
         .await?;
     created(ctx.app.read(|c| VaView::new(c, &va)))
@@ -316,7 +316,9 @@ pub async fn add_license(
     };
     let license = ctx
         .app
-        .change(&p.actor, |c, now| c.add_license(&p, va, spec, now))
+        .change(&p.actor, |c, now| {
+            c.add_license(&p, va, spec, now, &RandomIds)
+        })
         .await?;
     created(ctx.app.read(|c| LicenseView::new(c, &license)))
 }
@@ -420,18 +422,27 @@ pub async fn transfer_licenses(
     let moved = ctx
         .app
         .change(&p.actor, |c, now| {
-            c.transfer_licenses(&p, from, to, &req.entitlement_tag, req.quantity, only, now)
-                .map(|ch| {
-                    let ids: Vec<LicenseId> = ch
-                        .put
-                        .iter()
-                        .filter_map(|r| match r {
-                            crate::domain::Record::License(l) if l.va == to => Some(l.id),
-                            _ => None,
-                        })
-                        .collect();
-                    (ch, ids)
-                })
+            c.transfer_licenses(
+                &p,
+                from,
+                to,
+                &req.entitlement_tag,
+                req.quantity,
+                only,
+                now,
+                &RandomIds,
+            )
+            .map(|ch| {
+                let ids: Vec<LicenseId> = ch
+                    .put
+                    .iter()
+                    .filter_map(|r| match r {
+                        crate::domain::Record::License(l) if l.va == to => Some(l.id),
+                        _ => None,
+                    })
+                    .collect();
+                (ch, ids)
+            })
         })
         .await?;
     let now = ctx.app.now();
@@ -505,7 +516,7 @@ pub async fn create_token(
     let token = ctx
         .app
         .change(&p.actor, |c, now| {
-            c.create_token(&p, va, spec, secret.hash, now)
+            c.create_token(&p, va, spec, secret.hash, now, &RandomIds)
         })
         .await?;
     let now = ctx.app.now();
@@ -571,7 +582,9 @@ pub async fn create_user(
 ) -> Created<UserView> {
     let user = ctx
         .app
-        .change(&p.actor, |c, now| c.create_user(&p, &req.name, now))
+        .change(&p.actor, |c, now| {
+            c.create_user(&p, &req.name, now, &RandomIds)
+        })
         .await?;
     created(ctx.app.read(|c| UserView::new(c, &user)))
 }
@@ -673,6 +686,7 @@ pub async fn create_api_token(
                 req.expires_in_days,
                 secret.hash,
                 now,
+                &RandomIds,
             )
         })
         .await?;

@@ -7,6 +7,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 
 use super::{AdminCtx, Caller};
+use crate::app::RandomIds;
 use crate::domain::{ImportGrant, LicenseImport, LicenseKind, LicenseSource, LicenseSpec};
 use crate::protocol::admin::{LicenseImportView, LicenseView};
 use crate::protocol::sync::{
@@ -48,7 +49,9 @@ pub async fn import_licenses(
     let input = to_domain(&file, &signer)?;
     let licenses = ctx
         .app
-        .change(&p.actor, |c, now| c.import_licenses(&p, &input, now))
+        .change(&p.actor, |c, now| {
+            c.import_licenses(&p, &input, now, &RandomIds)
+        })
         .await?;
     let view = ctx.app.read(|c| LicenseImportView {
         file_id: file.file_id.clone(),

@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::{AdminCtx, Body, Caller, va_ref};
+use crate::app::RandomIds;
 use crate::domain::{
     IssueContext, IssuedAuthorization, Reservation, ReservationId, ReservationRequest, Udi,
 };
@@ -54,6 +55,7 @@ pub async fn create(
                 &input,
                 body.allow_export_controlled,
                 now,
+                &RandomIds,
                 |r, at| issue(&key, r, at),
             )
         })

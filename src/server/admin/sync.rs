@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{AdminCtx, Body, Caller, va_ref};
-use crate::app::secrets;
+use crate::app::{RandomIds, secrets};
 use crate::domain::{DomainError, Principal};
 use crate::protocol::admin::{
     BindingView, ChildCreated, ChildView, CreateChild, RegisterUpstream, RelayedRumView,
@@ -93,7 +93,9 @@ pub async fn register(
         .map_err(failure)?;
     let binding = ctx
         .app
-        .change(&p.actor, |c, now| c.bind_upstream(&p, &input, now))
+        .change(&p.actor, |c, now| {
+            c.bind_upstream(&p, &input, now, &RandomIds)
+        })
         .await?;
     ctx.sync.wake.notify_one();
     let view = ctx.app.read(|c| BindingView::new(c, &binding));

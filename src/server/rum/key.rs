@@ -146,7 +146,10 @@ mod tests {
     #[test]
     fn keys_are_per_account_stable_and_checked_exactly() {
         let key = IngestKey::from_secret(&[7; 32]);
-        let (a, b) = (AccountId::new(), AccountId::new());
+        let (a, b) = (
+            AccountId::fresh(&crate::app::RandomIds),
+            AccountId::fresh(&crate::app::RandomIds),
+        );
         let ka = key.for_account(a);
         assert_eq!(ka.len(), 32, "128 bits in hex");
         assert!(ka.bytes().all(|c| c.is_ascii_hexdigit()));
@@ -173,7 +176,7 @@ mod tests {
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let again = IngestKey::load_or_create(dir.path()).unwrap();
-        let a = AccountId::new();
+        let a = AccountId::fresh(&crate::app::RandomIds);
         assert_eq!(first.for_account(a), again.for_account(a));
 
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();

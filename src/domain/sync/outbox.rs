@@ -1,0 +1,421 @@
+//! The child's outbox: the difference between the dedicated subtree as it is now and what the
+//! upstream acknowledged ([`super::SyncedItem`]). Nothing is queued, so nothing can diverge:
+//! an item is in the outbox exactly when its current digest differs from the acknowledged one.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use time::OffsetDateTime;
+
+use super::key::{DeviceFacts, OutboxKey, UsageNumbers, rum_digest};
+use super::messages::{ChildChange, OutItem};
+use crate::domain::catalog::Catalog;
+use crate::domain::catalog::{RemoteInstance, UpstreamBinding};
+use crate::domain::ids::{InstanceId, VaId};
+use crate::domain::model::ProductInstance;
+
+/// The VAs of the dedicated subtree, parents first, and as a set.
+struct Subtree {
+    vas: Vec<VaId>,
+    set: HashSet<VaId>,
+}
+
+impl Subtree {
+    fn contains(&self, va: VaId) -> bool {
+        self.set.contains(&va)
+    }
+}
+
+/// A device the child reports upward: one registered here, or one a child of this satellite
+/// reported (tiers compose).
+#[derive(Clone, Copy)]
+enum OutDevice<'a> {
+    Local(&'a ProductInstance),
+    Remote(&'a RemoteInstance),
+}
+
+impl OutDevice<'_> {
+    fn va(&self) -> VaId {
+        match self {
+            OutDevice::Local(i) => i.va,
+            OutDevice::Remote(r) => r.va,
+        }
+    }
+
+    /// What the upstream is told about the device, its VA named by `path`.
+    fn facts<'p>(&'p self, id: &'p str, path: &'p str) -> DeviceFacts<'p> {
+        match self {
+            OutDevice::Local(i) => DeviceFacts {
+                id,
+                va: path,
+                udi: &i.udi,
+                hostname: &i.hostname,
+                product: &i.product,
+                version: &i.version,
+                registered_at: i.registered_at,
+            },
+            OutDevice::Remote(r) => DeviceFacts {
+                id,
+                va: path,
+                udi: &r.udi,
+                hostname: &r.hostname,
+                product: &r.product,
+                version: &r.version,
+                registered_at: r.registered_at,
+            },
+        }
+    }
+}
+
+/// A registration that differs from what was acknowledged, not yet materialized.
+struct Candidate<'a> {
+    registered_at: OffsetDateTime,
+    id: String,
+    digest: [u8; 32],
+    device: OutDevice<'a>,
+}
+
+impl Catalog {
+    /// What the upstream has not acknowledged yet, oldest kinds first (removals, registrations,
+    /// usage, RUM reports), at most `max` items, and how many there are in all. RUM items carry
+    /// no `raw` yet: the engine reads it from the store.
+    pub fn outbox(&self, max: usize, now: OffsetDateTime) -> (Vec<OutItem>, usize) {
+        let Some(b) = &self.sync.binding else {
+            return (Vec::new(), 0);
+        };
+        let vas = self.subtree(b.root);
+        let tree = Subtree {
+            set: vas.iter().copied().collect(),
+            vas,
+        };
+        let registrations = self.changed_registrations(&tree);
+        let removals = self.removed_devices(&tree);
+        let usage = self.changed_usage(&tree, now);
+        let rums = self.unsent_rum(&tree);
+        let total = removals.len() + registrations.len() + usage.len() + rums.len();
+
+        let mut out: Vec<OutItem> = removals.into_iter().take(max).collect();
+        let room = max.saturating_sub(out.len());
+        // Only the registrations that fit are materialized: at a million devices a copy of
+        // every one would cost more than the export itself.
+        for c in registrations.into_iter().take(room) {
+            let path = self.domain_path(c.device.va());
+            let facts = c.device.facts(&c.id, &path);
+            out.push(OutItem {
+                key: facts.key(),
+                digest: Some(c.digest),
+                change: facts.change(),
+            });
+        }
+        let room = max.saturating_sub(out.len());
+        out.extend(usage.into_iter().chain(rums).take(room));
+        (out, total)
+    }
+
+    /// The devices of the subtree, this satellite's and its children's, by id.
+    fn devices_in<'a>(&'a self, tree: &'a Subtree) -> impl Iterator<Item = OutDevice<'a>> + 'a {
+        let local = tree
+            .vas
+            .iter()
+            .flat_map(|&va| self.instances_in(va))
+            .map(OutDevice::Local);
+        let remote = self
+            .sync
+            .remote_instances
+            .values()
+            .filter(|r| tree.contains(r.va))
+            .map(OutDevice::Remote);
+        local.chain(remote)
+    }
+
+    /// Registrations whose digest differs from the acknowledged one, oldest first.
+    fn changed_registrations<'a>(&'a self, tree: &'a Subtree) -> Vec<Candidate<'a>> {
+        let mut paths: BTreeMap<VaId, String> = BTreeMap::new();
+        let mut out = Vec::new();
+        for device in self.devices_in(tree) {
+            let id = match device {
+                OutDevice::Local(i) => i.id.to_string(),
+                OutDevice::Remote(r) => r.id.clone(),
+            };
+            let path = paths
+                .entry(device.va())
+                .or_insert_with(|| self.domain_path(device.va()));
+            let facts = device.facts(&id, path);
+            let digest = facts.digest();
+            let registered_at = facts.registered_at;
+            if self.sync.synced.get(&facts.key().to_string()) != Some(&digest) {
+                out.push(Candidate {
+                    registered_at,
+                    id,
+                    digest,
+                    device,
+                });
+            }
+        }
+        out.sort_by(|a, b| (a.registered_at, &a.id).cmp(&(b.registered_at, &b.id)));
+        out
+    }
+
+    /// Removals: acknowledged devices no longer in the subtree.
+    fn removed_devices(&self, tree: &Subtree) -> Vec<OutItem> {
+        let remote_ids: HashSet<&str> = self
+            .sync
+            .remote_instances
+            .values()
+            .filter(|r| tree.contains(r.va))
+            .map(|r| r.id.as_str())
+            .collect();
+        let mut removals = Vec::new();
+        for stored in self.sync.synced.keys() {
+            let Ok(OutboxKey::Device(id)) = stored.parse::<OutboxKey>() else {
+                continue;
+            };
+            let here = id
+                .parse::<InstanceId>()
+                .ok()
+                .and_then(|i| self.fleet.instances.get(&i))
+                .is_some_and(|i| tree.contains(i.va))
+                || remote_ids.contains(id.as_str());
+            if !here {
+                removals.push(OutItem {
+                    key: OutboxKey::Device(id.clone()),
+                    digest: None,
+                    change: ChildChange::Removal {
+                        instance_id: id,
+                        reason: "removed".into(),
+                    },
+                });
+            }
+        }
+        sort_by_stored_key(&mut removals);
+        removals
+    }
+
+    /// The usage numbers of the devices and reservations of this satellite in one VA and tag.
+    fn local_usage(&self, va: VaId, tag: &str, now: OffsetDateTime) -> UsageNumbers {
+        let (granted, requested, _) = self.granted(va, tag, now);
+        let devices = self.pool_of(va, tag).map_or(0, |p| p.users.len() as u64);
+        UsageNumbers {
+            devices,
+            requested,
+            granted,
+        }
+    }
+
+    /// Usage snapshots per VA and tag (local devices and reservations, and children's) that
+    /// differ from the acknowledged ones; a tag no longer used anywhere in a VA is reported
+    /// once with zeros.
+    fn changed_usage(&self, tree: &Subtree, now: OffsetDateTime) -> Vec<OutItem> {
+        let mut usage: BTreeMap<(VaId, String), UsageNumbers> = BTreeMap::new();
+        for &va in &tree.vas {
+            for tag in self.local_tags(va) {
+                let e = usage.entry((va, tag.to_string())).or_default();
+                *e = e.add(self.local_usage(va, tag, now));
+            }
+        }
+        for u in self
+            .sync
+            .remote_usage
+            .values()
+            .filter(|u| tree.contains(u.va))
+        {
+            let e = usage.entry((u.va, u.tag.clone())).or_default();
+            *e = e.add(remote_numbers(u));
+        }
+        let mut usages = Vec::new();
+        let mut current: HashSet<String> = HashSet::new();
+        for ((va, tag), numbers) in usage {
+            let va = self.domain_path(va);
+            let item = usage_item(va, tag, numbers, now);
+            let stored = item.key.to_string();
+            let acknowledged = self.sync.synced.get(&stored) == item.digest.as_ref();
+            current.insert(stored);
+            if !acknowledged {
+                usages.push(item);
+            }
+        }
+        for stored in self.sync.synced.keys().filter(|k| !current.contains(*k)) {
+            if let Ok(OutboxKey::Usage { va, tag }) = stored.parse() {
+                let mut zeros = usage_item(va, tag, UsageNumbers::default(), now);
+                zeros.digest = None;
+                usages.push(zeros);
+            }
+        }
+        sort_by_stored_key(&mut usages);
+        usages
+    }
+
+    /// The tags this satellite's devices or reservations use in `va`.
+    fn local_tags(&self, va: VaId) -> BTreeSet<&str> {
+        let in_use = self.fleet.tags_in_use.get(&va).into_iter().flatten();
+        let reserved = self
+            .reserves
+            .reserved
+            .get(&va)
+            .into_iter()
+            .flat_map(|r| r.keys());
+        in_use
+            .map(|t| &**t)
+            .chain(reserved.map(String::as_str))
+            .collect()
+    }
+
+    /// Cisco RUM reports of devices in the subtree, and those children relayed, not yet
+    /// acknowledged.
+    fn unsent_rum(&self, tree: &Subtree) -> Vec<OutItem> {
+        let mut rums = Vec::new();
+        let mut push = |serial: &str, report_id: u64, udi: &crate::domain::Udi, raw: &str| {
+            let key = OutboxKey::Rum {
+                serial: serial.to_string(),
+                report_id,
+            };
+            if !self.sync.synced.contains_key(&key.to_string()) {
+                rums.push(OutItem {
+                    digest: Some(rum_digest(&key)),
+                    key,
+                    change: ChildChange::Rum {
+                        report_id,
+                        udi: udi.clone(),
+                        raw: raw.to_string(),
+                    },
+                });
+            }
+        };
+        for ((serial, report_id), instance) in &self.fleet.rum_seen {
+            if let Some(i) = self.fleet.instances.get(instance)
+                && tree.contains(i.va)
+            {
+                push(serial, *report_id, &i.udi, "");
+            }
+        }
+        for r in self.sync.relayed_rum.values() {
+            if self.sync.child_sats.contains_key(&r.child) {
+                push(&r.udi.serial, r.report_id, &r.udi, &r.raw);
+            }
+        }
+        sort_by_stored_key(&mut rums);
+        rums
+    }
+
+    /// Changes not in any request yet: the outbox, less the items of the outstanding request
+    /// that have not changed since it was made.
+    pub fn pending_count(&self, now: OffsetDateTime) -> usize {
+        let (_, total) = self.outbox(0, now);
+        let Some(b) = &self.sync.binding else {
+            return 0;
+        };
+        let Some(out) = &b.outstanding else {
+            return total;
+        };
+        let in_flight = out
+            .items
+            .iter()
+            .filter(|(key, digest)| {
+                self.current_digest(b, key, now) == *digest
+                    && self.sync.synced.get(key) != digest.as_ref()
+            })
+            .count();
+        total.saturating_sub(in_flight)
+    }
+
+    /// The digest the outbox item stored as `key` would have now; `None` if it is gone.
+    fn current_digest(
+        &self,
+        b: &UpstreamBinding,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Option<[u8; 32]> {
+        let key: OutboxKey = key.parse().ok()?;
+        match &key {
+            OutboxKey::Device(id) => {
+                let local = id
+                    .parse::<InstanceId>()
+                    .ok()
+                    .and_then(|i| self.fleet.instances.get(&i))
+                    .map(|i| OutDevice::Local(i));
+                let remote = || {
+                    self.sync
+                        .remote_instances
+                        .values()
+                        .find(|r| r.id == *id && self.in_subtree(r.va, b.root))
+                        .map(OutDevice::Remote)
+                };
+                let device = local
+                    .filter(|d| self.in_subtree(d.va(), b.root))
+                    .or_else(remote)?;
+                Some(device.facts(id, &self.domain_path(device.va())).digest())
+            }
+            OutboxKey::Usage { va: path, tag } => {
+                let va = self
+                    .va_by_path(b.account, path)
+                    .filter(|va| self.in_subtree(*va, b.root))?;
+                self.current_usage(va, tag, now).map(|n| n.digest(&key))
+            }
+            OutboxKey::Rum { .. } => Some(rum_digest(&key)),
+        }
+    }
+
+    /// The usage of one VA and tag as the outbox would report it; `None` if nothing uses it.
+    fn current_usage(&self, va: VaId, tag: &str, now: OffsetDateTime) -> Option<UsageNumbers> {
+        let local = self
+            .fleet
+            .tags_in_use
+            .get(&va)
+            .is_some_and(|t| t.contains(tag))
+            || self
+                .reserves
+                .reserved
+                .get(&va)
+                .is_some_and(|r| r.contains_key(tag));
+        let mut numbers = UsageNumbers::default();
+        if local {
+            numbers = numbers.add(self.local_usage(va, tag, now));
+        }
+        let mut remote = false;
+        for u in self
+            .sync
+            .remote_usage
+            .values()
+            .filter(|u| u.va == va && u.tag == tag)
+        {
+            remote = true;
+            numbers = numbers.add(remote_numbers(u));
+        }
+        (local || remote).then_some(numbers)
+    }
+
+    /// Items the upstream has acknowledged.
+    pub fn synced_count(&self) -> usize {
+        self.sync.synced.len()
+    }
+}
+
+fn remote_numbers(u: &super::RemoteUsage) -> UsageNumbers {
+    UsageNumbers {
+        devices: u.devices,
+        requested: u.units_requested,
+        granted: u.units_granted,
+    }
+}
+
+/// The usage item of one VA (by path) and tag, with the digest of its numbers.
+fn usage_item(va: String, tag: String, numbers: UsageNumbers, now: OffsetDateTime) -> OutItem {
+    let change = ChildChange::Usage {
+        va: va.clone(),
+        tag: tag.clone(),
+        devices: numbers.devices,
+        units_requested: numbers.requested,
+        units_granted: numbers.granted,
+        measured_at: now,
+    };
+    let key = OutboxKey::Usage { va, tag };
+    OutItem {
+        digest: Some(numbers.digest(&key)),
+        key,
+        change,
+    }
+}
+
+/// Sorts items by the text their keys are stored as, the order requests always had.
+fn sort_by_stored_key(items: &mut [OutItem]) {
+    items.sort_by_cached_key(|i| i.key.to_string());
+}
