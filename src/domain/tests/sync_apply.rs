@@ -67,7 +67,7 @@ pub(super) fn response(seq: u64, acks: Vec<u64>) -> UpstreamResponse {
 /// mirrored with their licenses). Answers the catalog, the dedicated root and `paris`.
 pub(super) fn bound_child() -> (Catalog, VaId, VaId) {
     let mut c = Catalog::new();
-    let b = c.commit(c.bind_upstream(&admin(), &bind_input(), NOW));
+    let b = c.commit(c.bind_upstream(&admin(), &bind_input(), NOW, &IDS));
     respond(&mut c, response(1, vec![]));
     let paris = c.va_by_path(b.account, PARIS).expect("paris is mirrored");
     (c, b.root, paris)
@@ -76,7 +76,7 @@ pub(super) fn bound_child() -> (Catalog, VaId, VaId) {
 /// Applies an upstream response and returns what it did.
 #[track_caller]
 pub(super) fn respond(c: &mut Catalog, resp: UpstreamResponse) -> Applied {
-    c.commit(c.apply_upstream_response(&resp, NOW))
+    c.commit(c.apply_upstream_response(&resp, NOW, &IDS))
 }
 
 /// Makes the next request the way the engine does: at most `max` outbox items, stored with
@@ -84,7 +84,10 @@ pub(super) fn respond(c: &mut Catalog, resp: UpstreamResponse) -> Applied {
 pub(super) fn send(c: &mut Catalog, max: usize) -> u64 {
     let seq = c.upstream_binding().expect("bound").next_seq;
     let (items, _) = c.outbox(max, NOW);
-    let items = items.into_iter().map(|i| (i.key, i.digest)).collect();
+    let items = items
+        .into_iter()
+        .map(|i| (i.key.to_string(), i.digest))
+        .collect();
     c.commit(c.record_outstanding(Outstanding {
         seq,
         body: String::new(),
@@ -191,7 +194,7 @@ pub(super) fn child_request(c: &mut Catalog, seq: u64, changes: &[ChildChange]) 
 #[test]
 fn a_response_mirrors_the_pools_and_creates_the_vas_the_upstream_added() {
     let mut c = Catalog::new();
-    let b = c.commit(c.bind_upstream(&admin(), &bind_input(), NOW));
+    let b = c.commit(c.bind_upstream(&admin(), &bind_input(), NOW, &IDS));
     let applied = respond(&mut c, response(1, vec![]));
     assert_eq!((applied.licenses_put, applied.vas_created), (2, 1));
     let paris = c.va_by_path(b.account, PARIS).expect("paris is created");
@@ -237,7 +240,7 @@ fn a_response_naming_a_pool_outside_the_subtree_is_refused_whole() {
             ],
             ..response(2, vec![])
         };
-        let e = refused(c.apply_upstream_response(&resp, NOW));
+        let e = refused(c.apply_upstream_response(&resp, NOW, &IDS));
         assert!(
             e.to_string().contains("outside the subtree"),
             "{outside}: {e}"
@@ -251,7 +254,7 @@ fn a_response_naming_a_pool_outside_the_subtree_is_refused_whole() {
 #[test]
 fn a_response_to_a_satellite_that_is_not_bound_is_refused() {
     let c = Catalog::new();
-    let e = refused(c.apply_upstream_response(&response(1, vec![]), NOW));
+    let e = refused(c.apply_upstream_response(&response(1, vec![]), NOW, &IDS));
     assert!(e.to_string().contains("not bound to an upstream"), "{e}");
 }
 

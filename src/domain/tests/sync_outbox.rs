@@ -232,7 +232,7 @@ fn a_rum_report_of_a_device_in_the_subtree_goes_up_once() {
     let account = c.upstream_binding().unwrap().account;
     let rum = rum_report(42);
     let change = c
-        .ingest_rum(account, &rum, NOW)
+        .ingest_rum(account, &rum, NOW, &IDS)
         .expect("ingested")
         .expect("new");
     c.apply_owned(change);

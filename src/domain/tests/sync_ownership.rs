@@ -34,7 +34,13 @@ fn a_child_refuses_license_edits_in_its_dedicated_subtree() {
     let (c, root, paris) = bound_child();
     let upstream_license = line(1, "T", 5).id;
     for va in [root, paris] {
-        assert_upstream_owned(refused(c.add_license(&admin(), va, perpetual("T", 1), NOW)));
+        assert_upstream_owned(refused(c.add_license(
+            &admin(),
+            va,
+            perpetual("T", 1),
+            NOW,
+            &IDS,
+        )));
     }
     for quantity in [None, Some(1)] {
         assert_upstream_owned(refused(c.remove_license(
@@ -48,7 +54,7 @@ fn a_child_refuses_license_edits_in_its_dedicated_subtree() {
     let account = c.upstream_binding().unwrap().account;
     let outside = c.account(account).unwrap().default_va;
     for (from, to) in [(root, paris), (root, outside), (outside, paris)] {
-        let r = c.transfer_licenses(&admin(), from, to, "T", 1, None, NOW);
+        let r = c.transfer_licenses(&admin(), from, to, "T", 1, None, NOW, &IDS);
         assert_upstream_owned(refused(r));
     }
 }
@@ -59,8 +65,15 @@ fn a_child_refuses_structure_edits_in_its_dedicated_subtree() {
     let account = c.upstream_binding().unwrap().account;
     let default_va = c.account(account).unwrap().default_va;
     let outside = mk_va(&mut c, default_va, "outside");
-    assert_upstream_owned(refused(c.create_va(&admin(), root, "below", "", NOW)));
-    assert_upstream_owned(refused(c.create_va(&admin(), paris, "below", "", NOW)));
+    assert_upstream_owned(refused(c.create_va(&admin(), root, "below", "", NOW, &IDS)));
+    assert_upstream_owned(refused(c.create_va(
+        &admin(),
+        paris,
+        "below",
+        "",
+        NOW,
+        &IDS,
+    )));
     assert_upstream_owned(refused(c.move_va(&admin(), paris, outside)));
     assert_upstream_owned(refused(c.move_va(&admin(), outside, paris)));
     assert_upstream_owned(refused(c.delete_va(&admin(), paris, 0, NOW)));
@@ -86,8 +99,8 @@ fn outside_its_dedicated_subtree_a_child_is_its_own_master() {
     let default_va = c.account(account).unwrap().default_va;
     let lab = mk_va(&mut c, default_va, "lab");
     add_lic(&mut c, default_va, perpetual("T", 3));
-    c.commit_change(c.transfer_licenses(&admin(), default_va, lab, "T", 1, None, NOW));
-    let created = c.commit(c.create_va(&admin(), lab, "bench", "", NOW));
+    c.commit_change(c.transfer_licenses(&admin(), default_va, lab, "T", 1, None, NOW, &IDS));
+    let created = c.commit(c.create_va(&admin(), lab, "bench", "", NOW, &IDS));
     c.commit_change(c.delete_va(&admin(), created.id, 0, NOW));
     assert_eq!((qty_in(&c, default_va, "T"), qty_in(&c, lab, "T")), (2, 1));
     // The dedicated subtree kept what the upstream sent.
@@ -101,7 +114,7 @@ fn a_child_may_not_be_bound_twice() {
         root_path: PARIS.into(),
         ..super::sync_apply::bind_input()
     };
-    let e = refused(c.bind_upstream(&admin(), &again, NOW));
+    let e = refused(c.bind_upstream(&admin(), &again, NOW, &IDS));
     assert!(
         matches!(&e, DomainError::Conflict(m) if m.contains("already bound to upstream `hq`")),
         "{e:?}"
@@ -119,6 +132,7 @@ fn an_upstream_refuses_devices_in_a_subtree_dedicated_to_a_child() {
             token_spec(),
             hash(50),
             NOW,
+            &IDS,
         )));
     }
     // A device of the upstream's own may not move into the child's subtree either.
@@ -133,7 +147,9 @@ fn an_upstream_refuses_devices_in_a_subtree_dedicated_to_a_child() {
 #[test]
 fn an_upstream_keeps_the_pools_and_structure_of_a_dedicated_subtree() {
     let (mut c, _, region) = upstream_with_child();
-    let site = c.commit(c.create_va(&admin(), region, "site", "", NOW)).id;
+    let site = c
+        .commit(c.create_va(&admin(), region, "site", "", NOW, &IDS))
+        .id;
     add_lic(&mut c, site, perpetual("T", 4));
     let child = c.child_satellite("regional").unwrap().clone();
     let pools: Vec<(String, usize)> = c
@@ -167,7 +183,7 @@ fn an_upstream_refuses_rum_reports_for_a_subtree_dedicated_to_a_child() {
         Ok(_) => panic!("a RUM envelope for a dedicated VA was accepted"),
         Err(e) => assert_dedicated(e),
     }
-    match c.ingest_rum(a.id, &rum, NOW) {
+    match c.ingest_rum(a.id, &rum, NOW, &IDS) {
         Ok(_) => panic!("a RUM report for a dedicated VA was ingested"),
         Err(e) => assert_dedicated(e),
     }
