@@ -227,7 +227,7 @@ async fn usage(
         Reply::Repeat(a) => {
             // The first copy of this report may still be waiting for its flush: answer the
             // repeat only once everything before it is durable too.
-            ctx.app.store().flush().await?;
+            ctx.app.wait_durable().await?;
             a
         }
     };

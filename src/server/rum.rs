@@ -195,7 +195,7 @@ async fn rum(
         } => {
             if !duplicates.is_empty() {
                 // The first copy of a duplicate may still be on its way to disk.
-                ctx.app.store().flush().await?;
+                ctx.app.wait_durable().await?;
             }
             Ok(
                 Json(serde_json::json!({ "accepted": accepted, "duplicates": duplicates }))

@@ -25,7 +25,7 @@ use crate::app::{App, AppError};
 use crate::config::SyncSettings;
 use crate::domain::{
     Applied, Catalog, Change, ChildChange, DomainError, NewEvent, OutItem, Outstanding, Received,
-    RumRecord, UpstreamLicense, UpstreamResponse,
+    UpstreamLicense, UpstreamResponse,
 };
 use crate::protocol::sync::{
     self as wire, Envelope, PoolSnapshot, SatelliteId, SatelliteKey, SyncError, SyncRequest,
@@ -181,8 +181,8 @@ impl SyncEngine {
                 .map_err(|e| SyncFailure::Internal(format!("stored request unreadable: {e}")))?;
             return Ok((out.seq, self.seal(body)?));
         }
-        let store = self.app.store().clone();
         let max = self.settings.max_changes_per_message;
+        let texts = self.rum_texts(max)?;
         let key = self.key.clone();
         let (seq, bytes) = self
             .app
@@ -198,10 +198,13 @@ impl SyncEngine {
                         (out.seq, old.changes, out.items.clone())
                     }
                     None => {
-                        let (items, _) = c.outbox(max, now);
+                        let (mut items, _) = c.outbox(max, now);
+                        // A report that arrived after the texts were read waits for the next
+                        // request: it stays in the outbox until acknowledged.
+                        items.retain(|i| rum_text(i, &texts).is_some());
                         let changes = items
                             .iter()
-                            .map(|i| to_wire_change(i, &store))
+                            .map(|i| to_wire_change(i, &texts))
                             .collect::<Vec<_>>();
                         let items = items.into_iter().map(|i| (i.key, i.digest)).collect();
                         (b.next_seq, changes, items)
@@ -230,6 +233,37 @@ impl SyncEngine {
             })
             .await?;
         Ok((seq, bytes))
+    }
+
+    /// The texts of this satellite's own RUM reports the next request may carry, read from the
+    /// store before the write lock is taken (the catalog does not hold them).
+    fn rum_texts(&self, max: usize) -> Result<RumTexts, SyncFailure> {
+        let now = self.app.now();
+        let (items, _) = self.app.read(|c| c.outbox(max, now));
+        let mut texts = RumTexts::new();
+        for item in items {
+            if let ChildChange::Rum {
+                report_id,
+                udi,
+                raw,
+            } = item.change
+                && raw.is_empty()
+            {
+                let text = self
+                    .app
+                    .rum_report_text(&udi.serial, report_id)
+                    .map_err(AppError::from)?
+                    .ok_or_else(|| {
+                        SyncFailure::Internal(format!(
+                            "RUM report {report_id} of device {} is in the outbox but not in \
+                             the store",
+                            udi.serial
+                        ))
+                    })?;
+                texts.insert((udi.serial, report_id), text);
+            }
+        }
+        Ok(texts)
     }
 
     fn seal(&self, body: SyncRequest) -> Result<Vec<u8>, SyncFailure> {
@@ -331,12 +365,15 @@ impl SyncEngine {
                     // The first failure after a success is audited; retries are not, so an
                     // unreachable upstream does not flood the log.
                     let event = NewEvent::new("sync.failed", "upstream").detail("error", e);
-                    let _ = self
+                    let audited = self
                         .app
                         .change(actor, |_, _| -> Result<_, AppError> {
                             Ok((Change::new(event), ()))
                         })
                         .await;
+                    if let Err(cause) = audited {
+                        warn!(%cause, "the failed sync could not be audited");
+                    }
                 }
             }
         }
@@ -492,7 +529,27 @@ fn children_keys(c: &Catalog) -> TrustedKeys {
     keys
 }
 
-fn to_wire_change(item: &OutItem, store: &crate::store::Store) -> wire::Change {
+/// The texts of this satellite's own RUM reports, by device serial and report id.
+type RumTexts = std::collections::HashMap<(String, u64), String>;
+
+/// The text a RUM item carries: a relayed report's own, or one read for this request; `None`
+/// for a report of this satellite's own devices whose text was not read. Other items have
+/// no text and always pass.
+fn rum_text<'a>(item: &'a OutItem, texts: &'a RumTexts) -> Option<&'a str> {
+    match &item.change {
+        ChildChange::Rum {
+            report_id,
+            udi,
+            raw,
+        } if raw.is_empty() => texts
+            .get(&(udi.serial.clone(), *report_id))
+            .map(String::as_str),
+        ChildChange::Rum { raw, .. } => Some(raw),
+        _ => Some(""),
+    }
+}
+
+fn to_wire_change(item: &OutItem, texts: &RumTexts) -> wire::Change {
     match &item.change {
         ChildChange::Registration {
             instance_id,
@@ -536,32 +593,16 @@ fn to_wire_change(item: &OutItem, store: &crate::store::Store) -> wire::Change {
             units_granted: *units_granted,
             measured_at: *measured_at,
         },
-        ChildChange::Rum {
-            report_id,
-            udi,
-            raw,
-        } => {
-            // A report of this satellite's own devices is read back from the store; a relayed
-            // one carries its raw text already.
-            let raw = if raw.is_empty() {
-                store
-                    .get::<RumRecord>(&crate::store::tables::rum_key(&udi.serial, *report_id))
-                    .ok()
-                    .flatten()
-                    .map(|r| r.raw)
-                    .unwrap_or_default()
-            } else {
-                raw.clone()
-            };
-            wire::Change::RumReport {
-                report_id: *report_id,
-                udi: crate::protocol::device::Udi {
-                    pid: udi.pid.clone(),
-                    serial: udi.serial.clone(),
-                },
-                raw,
-            }
-        }
+        ChildChange::Rum { report_id, udi, .. } => wire::Change::RumReport {
+            report_id: *report_id,
+            udi: crate::protocol::device::Udi {
+                pid: udi.pid.clone(),
+                serial: udi.serial.clone(),
+            },
+            // A report of this satellite's own devices was read from the store before the
+            // request was made; a relayed one carries its text.
+            raw: rum_text(item, texts).unwrap_or_default().to_owned(),
+        },
     }
 }
 

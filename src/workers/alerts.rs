@@ -220,7 +220,6 @@ mod tests {
     use super::*;
     use crate::app::ManualClock;
     use crate::domain::{DeviceTimers, LicenseKind, LicenseSource, LicenseSpec, Principal};
-    use crate::store::{Store, tables::TABLES};
 
     /// A webhook that answers the given statuses in turn and hands every body it got back.
     async fn webhook(statuses: Vec<u16>) -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
@@ -264,10 +263,9 @@ mod tests {
     #[tokio::test]
     async fn new_alerts_are_posted_once_and_retried_until_accepted() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), TABLES).unwrap();
         let now = datetime!(2026-06-01 0:00 UTC);
         let clock = Arc::new(ManualClock::new(now));
-        let app = App::load(store, clock.clone(), DeviceTimers::default()).unwrap();
+        let app = App::open(dir.path(), clock.clone(), DeviceTimers::default()).unwrap();
         let p = Principal::system("test");
         let account = app
             .change("test", |c, now| {

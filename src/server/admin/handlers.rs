@@ -29,18 +29,15 @@ pub async fn status(State(ctx): State<AdminCtx>, Caller(p): Caller) -> Reply<Sta
         .app
         .read(|c| (c.holdings(&p, now, &timers), c.users().count()));
     let satellite = if p.is_system_admin() {
-        let store = ctx.app.store();
+        let store = ctx.app.store_health();
         Some(SatelliteStatus {
             data_dir: ctx.data_dir.clone(),
-            store_bytes: store.size_on_disk()?,
-            schema_version: crate::store::SCHEMA_VERSION,
+            store_bytes: store.bytes?,
+            schema_version: store.schema_version,
             users,
-            store_flushes: store.flushes(),
-            store_flush_mean_ms: {
-                let (total, _) = store.flush_time();
-                total as f64 / 1000.0 / store.flushes().max(1) as f64
-            },
-            store_failure: store.write_failure(),
+            store_flushes: store.flushes,
+            store_flush_mean_ms: store.flush_micros as f64 / 1000.0 / store.flushes.max(1) as f64,
+            store_failure: store.failure,
             unreadable_records: ctx.app.unreadable().to_vec(),
             listeners: ctx.listeners.clone(),
             workers: ctx.workers.statuses(),
