@@ -33,6 +33,7 @@ use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::store::StoreError;
 use crate::workers::alerts::AlertsWorker;
 use crate::workers::expiry::ExpiryWorker;
+use crate::workers::sync::SyncWorker;
 use crate::workers::{self, Registry};
 
 /// The listeners the daemon serves on, bound before anything is served.
@@ -255,11 +256,13 @@ async fn serve_live(
             workers.clone(),
             shutdown.clone(),
         ),
-        tokio::spawn(crate::sync::worker::run(
-            sync.clone(),
+        workers::spawn(
+            SyncWorker {
+                engine: sync.clone(),
+            },
             workers.clone(),
             shutdown.clone(),
-        )),
+        ),
     ];
     let admin_router = guarded(
         admin::router(ctx).merge(

@@ -14,7 +14,6 @@
 //! the audit event become durable together. A refused message is audited too (`sync.refused`).
 
 pub mod transport;
-pub mod worker;
 
 use std::sync::{Arc, Mutex};
 

@@ -201,11 +201,13 @@ impl super::Worker for AlertsWorker {
         ))
     }
 
-    fn interval(&self) -> Duration {
-        self.settings
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .interval
+    fn next_wait(&mut self) -> super::Wait {
+        super::Wait::For(
+            self.settings
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .interval,
+        )
     }
 }
 
