@@ -5,6 +5,11 @@
 //! `Change`, number its event, queue the change and the event as one store batch, apply it to
 //! the catalog, and answer once the batch is on disk. A refused change touches neither the
 //! store nor the catalog.
+//!
+//! `App` is the only way into the store: the server, the sync engine and the workers ask it
+//! ([`App::wait_durable`], [`App::store_health`], [`App::rum_report_text`]...), and the daemon
+//! opens the store through [`App::open`]. Outside `app/` and `store/`, only offline tools that
+//! run while no daemon does open a store (`tests/store_access.rs` checks it).
 
 pub mod clock;
 pub mod secrets;
