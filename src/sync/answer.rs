@@ -26,7 +26,7 @@ impl SyncEngine {
             .change(actor, |c, now| -> Result<_, AppError> {
                 let req = match self.open_request(c, bytes, now) {
                     Ok(req) => req,
-                    Err(settled) => return Ok(settled),
+                    Err(settled) => return Ok(*settled),
                 };
                 let child = c
                     .child_satellite(req.from.as_str())
@@ -61,7 +61,7 @@ impl SyncEngine {
         c: &Catalog,
         bytes: &[u8],
         now: OffsetDateTime,
-    ) -> Result<SyncRequest, Settled> {
+    ) -> Result<SyncRequest, Box<Settled>> {
         let me = SatelliteId::new(&self.settings.name);
         let trusted = children_keys(c);
         let ctx = VerifyCtx {
@@ -78,10 +78,10 @@ impl SyncEngine {
         };
         match wire::open::<SyncRequest, _>(bytes, &ctx) {
             Ok(req) => Ok(req),
-            Err(SyncError::Replayed { seq, last }) => Err(replayed(c, bytes, seq, last)),
+            Err(SyncError::Replayed { seq, last }) => Err(Box::new(replayed(c, bytes, seq, last))),
             Err(e) => {
                 let from = peek_from(bytes);
-                Err((refusal_event(&from, "sync_request", &e), Err(e)))
+                Err(Box::new((refusal_event(&from, "sync_request", &e), Err(e))))
             }
         }
     }
