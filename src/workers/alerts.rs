@@ -19,7 +19,13 @@ use tracing::warn;
 use crate::app::App;
 use crate::config::AlertsSettings;
 use crate::domain::{Alert, AlertInputs};
-use crate::server::metrics::Metrics;
+
+/// Where the counts of holding alerts go after every round: the `satellite_alerts` metric
+/// (implemented by `server::metrics::Metrics`, so this module does not import the server).
+pub trait AlertCounts: Send + Sync + 'static {
+    /// The alerts holding now, one `(kind, severity)` each.
+    fn set_alerts(&self, holding: &mut dyn Iterator<Item = (&'static str, &'static str)>);
+}
 
 /// The most alerts one round logs one by one; beyond it the round logs a summary instead.
 pub const LOGGED_ALERTS: usize = 10;
@@ -35,7 +41,7 @@ pub struct AlertsWorker {
     logged: HashSet<String>,
     client: reqwest::Client,
     /// Where the counts of holding alerts are published, if anywhere.
-    metrics: Option<Metrics>,
+    metrics: Option<Box<dyn AlertCounts>>,
 }
 
 impl AlertsWorker {
@@ -56,8 +62,8 @@ impl AlertsWorker {
     }
 
     /// Publishes the counts of holding alerts to `metrics` after every round.
-    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
-        self.metrics = Some(metrics);
+    pub fn with_metrics(mut self, metrics: impl AlertCounts) -> Self {
+        self.metrics = Some(Box::new(metrics));
         self
     }
 
@@ -95,7 +101,7 @@ impl AlertsWorker {
         self.sent.retain(|k| keys.contains(k));
         self.logged.retain(|k| keys.contains(k));
         if let Some(metrics) = &self.metrics {
-            metrics.set_alerts(alerts.iter().map(|a| (a.kind, a.severity.as_str())));
+            metrics.set_alerts(&mut alerts.iter().map(|a| (a.kind, a.severity.as_str())));
         }
         let new: Vec<&Alert> = alerts
             .iter()
