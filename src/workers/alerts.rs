@@ -228,6 +228,7 @@ mod tests {
     use super::*;
     use crate::app::ManualClock;
     use crate::domain::{DeviceTimers, LicenseKind, LicenseSource, LicenseSpec, Principal};
+    use crate::server::metrics::{Format, LicenseDetail, Metrics};
 
     /// A webhook that answers the given statuses in turn and hands every body it got back.
     async fn webhook(statuses: Vec<u16>) -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
@@ -305,7 +306,22 @@ mod tests {
             interval: Duration::from_secs(60),
             webhook: Some(url),
         }));
-        let mut worker = AlertsWorker::new(app.clone(), AlertInputs::default(), settings);
+        let metrics = Metrics::new();
+        let mut worker = AlertsWorker::new(app.clone(), AlertInputs::default(), settings)
+            .with_metrics(metrics.clone());
+        // The count the last round published, as `/metrics` shows it.
+        let published = || {
+            let text = metrics.render(
+                &app,
+                None,
+                &AlertInputs::default(),
+                Format::Text,
+                LicenseDetail::Va,
+            );
+            text.lines()
+                .find(|l| l.starts_with("satellite_alerts{kind=\"license_expiring\""))
+                .and_then(|l| l.rsplit(' ').next().map(str::to_owned))
+        };
 
         // The webhook fails: the alert is not marked sent.
         let err = worker.round().await.unwrap_err();
@@ -317,11 +333,13 @@ mod tests {
         );
         // Retried next round and accepted.
         assert_eq!(worker.round().await.unwrap(), (1, 1));
+        assert_eq!(published().as_deref(), Some("1"));
         assert_eq!(bodies.recv().await.unwrap(), first);
         // Nothing new: nothing posted (the fake webhook would not answer a third request).
         assert_eq!(worker.round().await.unwrap(), (1, 0));
         // Once the licenses have expired the alert clears.
         clock.advance(time::Duration::days(10));
         assert_eq!(worker.round().await.unwrap(), (0, 0));
+        assert_eq!(published().as_deref(), Some("0"));
     }
 }
