@@ -236,7 +236,11 @@ mod tests {
         wake.notify_one();
         due.store(true, Ordering::SeqCst);
         wake.notify_one();
-        rounds.recv().await.expect("a round after the wake");
+        // Bounded, so that a runner that misses the wake fails the test instead of hanging it.
+        tokio::time::timeout(Duration::from_secs(30), rounds.recv())
+            .await
+            .expect("the wake runs a round")
+            .expect("a round after the wake");
         assert!(rounds.try_recv().is_err(), "exactly one round");
         trigger.trigger();
         task.await.expect("the runner ends");
