@@ -232,6 +232,15 @@ mod tests {
             rounds: tx,
         };
         let task = spawn(worker, registry.clone(), shutdown);
+        let state = || registry.statuses()[0].state.clone();
+        let idle = async {
+            while state() != "idle" {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), idle)
+            .await
+            .expect("the worker goes idle");
         // Woken without being due: it computes its wait again and stays idle.
         wake.notify_one();
         due.store(true, Ordering::SeqCst);
