@@ -39,9 +39,10 @@ use crate::server::metrics::{self as server_metrics, Metrics, Observed};
 use crate::server::ratelimit::FailureLimiter;
 use crate::server::rum::{IngestKey, RumGate};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
-use crate::store::{Store, StoreError, tables};
+use crate::store::StoreError;
 use crate::workers::alerts::AlertsWorker;
 use crate::workers::expiry::ExpiryWorker;
+use crate::workers::sync::SyncWorker;
 use crate::workers::{self, Registry};
 
 /// The listeners the daemon serves on, bound before anything is served.
@@ -101,29 +102,17 @@ pub async fn run(
     let data_dir = settings.data_dir.clone();
     // Asked before binding: a second daemon with the same configuration would otherwise be
     // told that its ports are in use, not why.
-    if let Some(pid) = Store::lock_holder(&data_dir.join("store")) {
+    if let Some(pid) = App::store_holder(&data_dir.join("store")) {
         return Err(already_serving(&data_dir, Some(pid)));
     }
     let (device_listener, admin_https) = bind_tcp(&settings).await?;
     prepare_data_dir(&data_dir)?;
     info!(path = %data_dir.display(), "opening the store");
-    let opening = std::time::Instant::now();
-    let store = Store::open(&data_dir.join("store"), tables::TABLES).map_err(|e| match e {
+    let timers = device_timers(&settings.timers);
+    let app = App::open(&data_dir.join("store"), clock.clone(), timers).map_err(|e| match e {
         StoreError::Locked { pid, .. } => already_serving(&data_dir, pid),
         other => anyhow::Error::from(other),
     })?;
-    let opened = opening.elapsed();
-    let app = App::load(
-        store.clone(),
-        clock.clone(),
-        device_timers(&settings.timers),
-    )?;
-    info!(
-        open_ms = opened.as_millis() as u64,
-        load_ms = (opening.elapsed() - opened).as_millis() as u64,
-        devices = app.read(|c| c.instance_count()),
-        "store opened and catalog loaded"
-    );
     if !app.unreadable().is_empty() {
         warn!(
             count = app.unreadable().len(),
@@ -158,8 +147,7 @@ pub async fn run(
         ));
     }
     serve_live(settings, Arc::new(pki), live, listeners, shutdown).await?;
-    store
-        .flush()
+    app.wait_durable()
         .await
         .context("final flush of the store failed")?;
     info!("store flushed; satellite stopped");
@@ -348,11 +336,13 @@ fn spawn_workers(
             workers.clone(),
             shutdown.clone(),
         ),
-        tokio::spawn(crate::sync::worker::run(
-            sync.clone(),
+        workers::spawn(
+            SyncWorker {
+                engine: sync.clone(),
+            },
             workers.clone(),
             shutdown.clone(),
-        )),
+        ),
     ]
 }
 

@@ -2,18 +2,24 @@
 //!
 //! # Layout
 //!
-//! Read in this order:
+//! Read in this order, from the ground floor up (the `mod` lines below are alphabetical):
 //! - [`domain`]: the pure license domain (accounts, Virtual Accounts, licenses, tokens, users,
-//!   roles, events). No IO; `now` is a parameter.
+//!   roles, devices, RUM, compliance, alerts, reservations, sync ownership, events). No IO;
+//!   `now` is a parameter.
 //! - [`store`]: persistence over sled, the only code that names sled; `store::codec` is the only
 //!   code that names bincode.
-//! - [`app`]: the running state (catalog + store + clock) and the single write path.
-//! - [`protocol`]: JSON wire types of the admin API (and, later, devices and sync).
-//! - [`server`]: accept loops, routers, handlers, the one error-to-HTTP mapping.
-//! - [`pki`]: the device CA and the server certificate.
+//! - [`app`]: the running state (catalog + store + clock + timers) and the single write path;
+//!   the only way into the store for everything else.
+//! - [`protocol`]: wire types: the admin API, device protocol v1, Cisco RUM reports, signed
+//!   sync messages and license files, reservation codes.
+//! - [`server`]: accept loops, the admin and device routers, handlers, the one
+//!   error-to-HTTP mapping.
+//! - [`sync`]: the sync engine (export, import, answer) and its network transport.
+//! - [`workers`]: named background work (expiry sweep, alerts, upstream sync) on one runner.
+//! - [`pki`], [`fsutil`], [`hex`]: the device CA and certificates, every file the satellite
+//!   writes, the one hex encoding.
 //! - [`config`]: the TOML configuration, validated into `Settings`.
 //! - [`daemon`], [`signals`], [`shutdown`], [`systemd`]: `satellite serve`.
-//! - [`workers`]: named background work (expiry sweep, alerts).
 //! - [`logging`]: the log filter the daemon runs with and when it colours its output.
 //! - [`agent`]: the device-side client.
 //! - [`loadgen`]: the load generator (`satellite loadgen`), many agents over real TLS.

@@ -34,6 +34,7 @@ mod readme;
 mod reservation;
 mod rum;
 mod startup;
+mod store_access;
 mod sync;
 mod systemd;
 mod upgrade;

@@ -1,5 +1,13 @@
-//! The one place the satellite reads the time. Everything below takes `now` as an argument;
+//! The time the satellite acts on. Every decision with a date in it (validity, expiry,
+//! renewal, clock skew, the failed-registration limiter, audit times) takes its time from the
+//! [`Clock`] given to `App`: through `App::now`, which never goes back, or `App::clock_now`,
+//! the raw clock for comparing with what devices send. The domain takes `now` as an argument;
 //! tests drive a [`ManualClock`] instead of sleeping.
+//!
+//! Not read from here, because nothing is decided by them: durations measured with `Instant`
+//! (latencies, start-up), network timeouts (`tokio::time`), the wall-clock stamp of a worker's
+//! last round in `status`, and the device-side and operator commands (`agent`, `cli`), which
+//! run in their own process on the machine's clock.
 
 use std::sync::Mutex;
 

@@ -5,15 +5,22 @@
 //! `Change`, number its event, queue the change and the event as one store batch, apply it to
 //! the catalog, and answer once the batch is on disk. A refused change touches neither the
 //! store nor the catalog.
+//!
+//! `App` is the only way into the store: the server, the sync engine and the workers ask it
+//! ([`App::wait_durable`], [`App::store_health`], [`App::rum_report_text`]...), and the daemon
+//! opens the store through [`App::open`]. Outside `app/` and `store/`, only offline tools that
+//! run while no daemon does open a store (`tests/store_access.rs` checks it).
 
 pub mod clock;
 pub mod ids;
 pub mod secrets;
 
+use std::path::Path;
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use time::OffsetDateTime;
-use tracing::error;
+use tracing::{error, info};
 
 use crate::domain::{
     Catalog, Change, DeviceError, DeviceTimers, DomainError, Event, EventFilter, Principal, Record,
@@ -32,6 +39,23 @@ pub enum AppError {
     Device(#[from] DeviceError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The store's figures, satellite-wide (for system administrators and `/metrics`).
+#[derive(Debug)]
+pub struct StoreHealth {
+    /// The space the store's files take on disk.
+    pub bytes: Result<u64, StoreError>,
+    pub schema_version: u32,
+    /// Flushes (group commits, each ending with an `fdatasync`) since the store was opened.
+    pub flushes: u64,
+    /// Total and longest time spent flushing, in microseconds.
+    pub flush_micros: u64,
+    pub flush_max_micros: u64,
+    /// Non-empty batches staged since the store was opened.
+    pub commits: u64,
+    /// Why the store refuses writes, if a flush has failed.
+    pub failure: Option<String>,
 }
 
 /// A cheap-`Clone` handle on the satellite's state.
@@ -114,6 +138,32 @@ impl Steps<'_> {
 }
 
 impl App {
+    /// Opens the store in `dir` (created if missing) and loads the catalog from it: the way a
+    /// running satellite gets at its store.
+    pub fn open(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+        timers: DeviceTimers,
+    ) -> Result<App, StoreError> {
+        let opening = Instant::now();
+        let store = Store::open(dir, tables::TABLES)?;
+        let opened = opening.elapsed();
+        let app = App::load(store, clock, timers)?;
+        info!(
+            open_ms = opened.as_millis() as u64,
+            load_ms = (opening.elapsed() - opened).as_millis() as u64,
+            devices = app.read(|c| c.instance_count()),
+            "store opened and catalog loaded"
+        );
+        Ok(app)
+    }
+
+    /// The process holding the store in `dir`, if one does (a satellite already serving it).
+    /// Opens and creates nothing, so a daemon can ask before it touches a data directory.
+    pub fn store_holder(dir: &Path) -> Option<u32> {
+        Store::lock_holder(dir)
+    }
+
     /// Loads the catalog from the store. A record that cannot be decoded is logged, listed in
     /// [`App::unreadable`] and skipped: the rest of the satellite keeps serving.
     pub fn load(
@@ -210,8 +260,46 @@ impl App {
         self.inner.started_at
     }
 
-    pub fn store(&self) -> &Store {
-        &self.inner.store
+    /// Waits until every change acknowledged or queued before this call is durable. A repeated
+    /// request answers through it, so it cannot acknowledge a first copy still in flight.
+    pub async fn wait_durable(&self) -> Result<(), StoreError> {
+        self.inner.store.flush().await
+    }
+
+    /// Why the store refuses writes, if a group failed to be applied or flushed (`/readyz`).
+    pub fn store_failure(&self) -> Option<String> {
+        self.inner.store.write_failure()
+    }
+
+    /// The store's figures for `status` and `/metrics`.
+    pub fn store_health(&self) -> StoreHealth {
+        let store = &self.inner.store;
+        let (flush_micros, flush_max_micros) = store.flush_time();
+        StoreHealth {
+            bytes: store.size_on_disk(),
+            schema_version: store::SCHEMA_VERSION,
+            flushes: store.flushes(),
+            flush_micros,
+            flush_max_micros,
+            commits: store.commits(),
+            failure: store.write_failure(),
+        }
+    }
+
+    /// The text of a Cisco RUM report of one of this satellite's own devices, as it arrived.
+    /// The catalog keeps only what compliance needs; the text is read from the store when a
+    /// report is relayed upstream. `None` if no such report is stored.
+    pub fn rum_report_text(
+        &self,
+        serial: &str,
+        report_id: u64,
+    ) -> Result<Option<String>, StoreError> {
+        let key = tables::rum_key(serial, report_id);
+        Ok(self
+            .inner
+            .store
+            .get::<crate::domain::RumRecord>(&key)?
+            .map(|r| r.raw))
     }
 
     /// Records skipped at load because they could not be decoded, with the reason.

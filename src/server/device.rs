@@ -3,9 +3,6 @@
 //! authenticate, decode, call the domain through `App`, encode. A 2xx is sent only after the
 //! change is on disk.
 
-use std::net::IpAddr;
-use std::sync::Arc;
-
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -14,28 +11,17 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use time::OffsetDateTime;
 
+pub use super::device_ctx::DeviceCtx;
+use super::device_ctx::peer_ip;
 use super::error::ApiError;
 use super::listen::Peer;
-use super::ratelimit::{self, FailureLimiter};
-use crate::app::{App, RandomIds, secrets};
+use super::ratelimit;
+use crate::app::{RandomIds, secrets};
 use crate::domain::{
     Change, DeviceError, InstanceId, IssuedIdentity, Registration, Udi, UsageOutcome,
 };
 use crate::pki::Pki;
 use crate::protocol::device::{self as wire, Authorization, codes};
-
-/// What the device handlers share.
-#[derive(Clone)]
-pub struct DeviceCtx {
-    pub app: App,
-    pub pki: Arc<Pki>,
-    pub max_body_bytes: usize,
-    pub limiter: Arc<FailureLimiter>,
-    /// The sync engine, for the upstream side of sync.
-    pub sync: Arc<crate::sync::SyncEngine>,
-    /// The trust rules of the RUM endpoint: the ingest URL secret and `[rum]`.
-    pub rum: Arc<super::rum::RumGate>,
-}
 
 pub fn router(ctx: DeviceCtx) -> Router {
     Router::new()
@@ -79,14 +65,6 @@ async fn body(req: Request, limit: usize) -> Result<axum::body::Bytes, ApiError>
 
 fn malformed(e: wire::Malformed) -> ApiError {
     ApiError::malformed(e.0)
-}
-
-/// The client's address, on a TLS connection (the admin socket has none).
-pub(super) fn peer_ip(req: &Request) -> Option<IpAddr> {
-    match req.extensions().get::<Peer>() {
-        Some(Peer::Tls { addr, .. }) => Some(addr.ip()),
-        _ => None,
-    }
 }
 
 async fn register(State(ctx): State<DeviceCtx>, req: Request) -> Response {
@@ -227,7 +205,7 @@ async fn usage(
         Reply::Repeat(a) => {
             // The first copy of this report may still be waiting for its flush: answer the
             // repeat only once everything before it is durable too.
-            ctx.app.store().flush().await?;
+            ctx.app.wait_durable().await?;
             a
         }
     };

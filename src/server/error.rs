@@ -146,8 +146,7 @@ pub async fn read_body(
                     cause.source()
                 })
             };
-            if let Some(timed_out) = causes()
-                .find_map(|cause| cause.downcast_ref::<crate::server::limits::BodyTimedOut>())
+            if let Some(timed_out) = causes().find_map(|cause| cause.downcast_ref::<BodyTimedOut>())
             {
                 ApiError::request_timeout(timed_out.to_string())
             } else if causes().any(|cause| cause.is::<http_body_util::LengthLimitError>()) {
@@ -157,3 +156,9 @@ pub async fn read_body(
             }
         })
 }
+
+/// The error a request body gives when it has not arrived within the body timeout (set by
+/// `server::limits`); [`read_body`] answers it with 408.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {} s", .0.as_secs())]
+pub struct BodyTimedOut(pub std::time::Duration);

@@ -29,7 +29,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body as _, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-use super::error::ApiError;
+use super::error::{ApiError, BodyTimedOut};
 
 /// The most an unread body is read and discarded after its request was answered.
 pub const LINGER_BYTES: u64 = 16 * 1024 * 1024;
@@ -112,12 +112,6 @@ fn closing_if_refused(mut response: Response, http1: bool) -> Response {
     }
     response
 }
-
-/// The error a request body gives when it has not arrived within the body timeout;
-/// `error::read_body` answers it with 408.
-#[derive(Debug, thiserror::Error)]
-#[error("the request body did not arrive within {} s", .0.as_secs())]
-pub struct BodyTimedOut(pub Duration);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Progress {

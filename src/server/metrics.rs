@@ -222,9 +222,15 @@ pub async fn track(State(o): State<Observed>, req: Request, next: Next) -> Respo
     res
 }
 
+impl crate::workers::alerts::AlertCounts for Metrics {
+    fn set_alerts(&self, holding: &mut dyn Iterator<Item = (&'static str, &'static str)>) {
+        Metrics::set_alerts(self, holding);
+    }
+}
+
 /// `GET /readyz`: 200 while the store accepts writes, 503 with the reason otherwise.
 pub async fn ready(State(app): State<App>) -> Response {
-    match app.store().write_failure() {
+    match app.store_failure() {
         None => (axum::http::StatusCode::OK, "ready\n").into_response(),
         Some(cause) => (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

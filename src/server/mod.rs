@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod device;
+pub mod device_ctx;
 pub mod error;
 pub mod gate;
 pub mod limits;

@@ -12,10 +12,9 @@
 //! the whole request with 409, audited. Every event is attributed to `rum:<source address>`,
 //! never to a name the report chose.
 
-mod key;
+pub(super) mod key;
 
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
 
 use axum::Json;
 use axum::extract::{Path, Request, State};
@@ -23,9 +22,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use tracing::info;
 
-pub use key::{FILE as KEY_FILE, IngestKey, IngestKeyError};
+pub use key::{FILE as KEY_FILE, IngestKey, IngestKeyError, RumGate};
 
-use super::device::DeviceCtx;
+use super::device_ctx::DeviceCtx;
 use super::error::ApiError;
 use super::listen::Peer;
 use crate::app::{AppError, RandomIds, Steps};
@@ -35,22 +34,6 @@ use crate::protocol::device::codes;
 
 /// The largest RUM upload accepted: a controller may batch many reports.
 pub const MAX_RUM_BYTES: usize = 8 * 1024 * 1024;
-
-/// What the endpoint checks before it reads a report: the ingest URL secret and `[rum]`,
-/// which a reload replaces.
-pub struct RumGate {
-    pub key: IngestKey,
-    pub settings: Arc<RwLock<RumSettings>>,
-}
-
-impl RumGate {
-    fn settings(&self) -> RumSettings {
-        self.settings
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
 
 /// The one answer to a source, URL, account or key that is not accepted.
 fn no_such_url() -> ApiError {
@@ -195,7 +178,7 @@ async fn rum(
         } => {
             if !duplicates.is_empty() {
                 // The first copy of a duplicate may still be on its way to disk.
-                ctx.app.store().flush().await?;
+                ctx.app.wait_durable().await?;
             }
             Ok(
                 Json(serde_json::json!({ "accepted": accepted, "duplicates": duplicates }))

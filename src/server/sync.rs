@@ -8,7 +8,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::device::DeviceCtx;
+use super::device_ctx::DeviceCtx;
 use super::error::ApiError;
 use super::listen::Peer;
 use crate::app::secrets;
@@ -31,7 +31,7 @@ pub async fn ca(State(ctx): State<DeviceCtx>) -> Response {
 /// `POST /v1/sync/register`: limited per client address like device registration, so the
 /// secret of a child's registration token cannot be guessed.
 pub async fn register(State(ctx): State<DeviceCtx>, req: Request) -> Response {
-    let ip = super::device::peer_ip(&req);
+    let ip = super::device_ctx::peer_ip(&req);
     let attempt = register_child(&ctx, req);
     super::ratelimit::limited(&ctx.limiter, ip, || ctx.app.clock_now(), attempt).await
 }

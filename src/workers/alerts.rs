@@ -19,7 +19,13 @@ use tracing::warn;
 use crate::app::App;
 use crate::config::AlertsSettings;
 use crate::domain::{Alert, AlertInputs};
-use crate::server::metrics::Metrics;
+
+/// Where the counts of holding alerts go after every round: the `satellite_alerts` metric
+/// (implemented by `server::metrics::Metrics`, so this module does not import the server).
+pub trait AlertCounts: Send + Sync + 'static {
+    /// The alerts holding now, one `(kind, severity)` each.
+    fn set_alerts(&self, holding: &mut dyn Iterator<Item = (&'static str, &'static str)>);
+}
 
 /// The most alerts one round logs one by one; beyond it the round logs a summary instead.
 pub const LOGGED_ALERTS: usize = 10;
@@ -35,7 +41,7 @@ pub struct AlertsWorker {
     logged: HashSet<String>,
     client: reqwest::Client,
     /// Where the counts of holding alerts are published, if anywhere.
-    metrics: Option<Metrics>,
+    metrics: Option<Box<dyn AlertCounts>>,
 }
 
 impl AlertsWorker {
@@ -56,8 +62,8 @@ impl AlertsWorker {
     }
 
     /// Publishes the counts of holding alerts to `metrics` after every round.
-    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
-        self.metrics = Some(metrics);
+    pub fn with_metrics(mut self, metrics: impl AlertCounts) -> Self {
+        self.metrics = Some(Box::new(metrics));
         self
     }
 
@@ -95,7 +101,7 @@ impl AlertsWorker {
         self.sent.retain(|k| keys.contains(k));
         self.logged.retain(|k| keys.contains(k));
         if let Some(metrics) = &self.metrics {
-            metrics.set_alerts(alerts.iter().map(|a| (a.kind, a.severity.as_str())));
+            metrics.set_alerts(&mut alerts.iter().map(|a| (a.kind, a.severity.as_str())));
         }
         let new: Vec<&Alert> = alerts
             .iter()
@@ -201,11 +207,13 @@ impl super::Worker for AlertsWorker {
         ))
     }
 
-    fn interval(&self) -> Duration {
-        self.settings
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .interval
+    fn next_wait(&mut self) -> super::Wait {
+        super::Wait::For(
+            self.settings
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .interval,
+        )
     }
 }
 
@@ -220,7 +228,7 @@ mod tests {
     use super::*;
     use crate::app::{ManualClock, RandomIds};
     use crate::domain::{DeviceTimers, LicenseKind, LicenseSource, LicenseSpec, Principal};
-    use crate::store::{Store, tables::TABLES};
+    use crate::server::metrics::{Format, LicenseDetail, Metrics};
 
     /// A webhook that answers the given statuses in turn and hands every body it got back.
     async fn webhook(statuses: Vec<u16>) -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
@@ -264,10 +272,9 @@ mod tests {
     #[tokio::test]
     async fn new_alerts_are_posted_once_and_retried_until_accepted() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), TABLES).unwrap();
         let now = datetime!(2026-06-01 0:00 UTC);
         let clock = Arc::new(ManualClock::new(now));
-        let app = App::load(store, clock.clone(), DeviceTimers::default()).unwrap();
+        let app = App::open(dir.path(), clock.clone(), DeviceTimers::default()).unwrap();
         let p = Principal::system("test");
         let account = app
             .change("test", |c, now| {
@@ -299,7 +306,22 @@ mod tests {
             interval: Duration::from_secs(60),
             webhook: Some(url),
         }));
-        let mut worker = AlertsWorker::new(app.clone(), AlertInputs::default(), settings);
+        let metrics = Metrics::new();
+        let mut worker = AlertsWorker::new(app.clone(), AlertInputs::default(), settings)
+            .with_metrics(metrics.clone());
+        // The count the last round published, as `/metrics` shows it.
+        let published = || {
+            let text = metrics.render(
+                &app,
+                None,
+                &AlertInputs::default(),
+                Format::Text,
+                LicenseDetail::Va,
+            );
+            text.lines()
+                .find(|l| l.starts_with("satellite_alerts{kind=\"license_expiring\""))
+                .and_then(|l| l.rsplit(' ').next().map(str::to_owned))
+        };
 
         // The webhook fails: the alert is not marked sent.
         let err = worker.round().await.unwrap_err();
@@ -311,11 +333,13 @@ mod tests {
         );
         // Retried next round and accepted.
         assert_eq!(worker.round().await.unwrap(), (1, 1));
+        assert_eq!(published().as_deref(), Some("1"));
         assert_eq!(bodies.recv().await.unwrap(), first);
         // Nothing new: nothing posted (the fake webhook would not answer a third request).
         assert_eq!(worker.round().await.unwrap(), (1, 0));
         // Once the licenses have expired the alert clears.
         clock.advance(time::Duration::days(10));
         assert_eq!(worker.round().await.unwrap(), (0, 0));
+        assert_eq!(published().as_deref(), Some("0"));
     }
 }

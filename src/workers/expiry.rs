@@ -49,7 +49,7 @@ impl super::Worker for ExpiryWorker {
         ))
     }
 
-    fn interval(&self) -> Duration {
-        self.interval
+    fn next_wait(&mut self) -> super::Wait {
+        super::Wait::For(self.interval)
     }
 }

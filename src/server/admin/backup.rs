@@ -21,6 +21,12 @@ use crate::domain::{Change, DomainError, NewEvent};
 use crate::server::error::ApiError;
 use crate::store::{BackupError, BackupSummary};
 
+/// The routes of this resource.
+pub(super) fn routes() -> axum::Router<AdminCtx> {
+    use axum::routing::get;
+    axum::Router::new().route("/v1/backup", get(backup))
+}
+
 /// Headers that describe the backup in the body, for clients that do not parse it. The SHA-256
 /// is the whole body's, what `sha256sum` prints for the saved file.
 pub const RECORDS_HEADER: &str = "x-satellite-backup-records";

@@ -10,6 +10,20 @@ use crate::protocol::admin::*;
 use crate::protocol::device::UsageLine;
 use crate::server::error::ApiError;
 
+/// The routes of this resource.
+pub(super) fn routes() -> axum::Router<AdminCtx> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/v1/devices", get(list_devices))
+        .route(
+            "/v1/devices/{device}",
+            get(show_device).delete(remove_device),
+        )
+        .route("/v1/devices/{device}/move", post(move_device))
+        .route("/v1/compliance", get(compliance))
+        .route("/v1/alerts", get(alerts))
+}
+
 type Reply<T> = Result<Json<T>, ApiError>;
 
 /// The VAs a listing covers: one VA subtree, one account, or everything visible.

@@ -16,6 +16,12 @@ use crate::protocol::sync::{
 };
 use crate::server::error::ApiError;
 
+/// The routes of this resource.
+pub(super) fn routes() -> axum::Router<AdminCtx> {
+    use axum::routing::post;
+    axum::Router::new().route("/v1/licenses/import", post(import_licenses))
+}
+
 /// Largest license file accepted over the admin API.
 pub const MAX_LICENSE_FILE_BYTES: usize = 16 * 1024 * 1024;
 

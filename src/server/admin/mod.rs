@@ -6,18 +6,25 @@
 //! socket's file mode is the access control); a request over HTTPS must carry
 //! `Authorization: Bearer <API token>`. Authorisation is then the domain's, on every call.
 
+mod accounts;
+mod api_tokens;
 pub mod backup;
 mod devices;
-mod handlers;
+mod events;
 mod imports;
+mod licenses;
 mod reservations;
+mod status;
 mod sync;
+mod tokens;
+mod users;
+mod vas;
 
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::routing::{delete, get, post};
+use axum::routing::get;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -49,91 +56,34 @@ pub struct AdminCtx {
     pub device_url: Option<String>,
 }
 
+/// The admin API: each resource's routes come from its file.
 pub fn router(ctx: AdminCtx) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/v1/status", get(handlers::status))
-        .route("/metrics", get(handlers::metrics))
-        .route(
-            "/v1/accounts",
-            post(handlers::create_account).get(handlers::list_accounts),
-        )
-        .route("/v1/accounts/{account}", get(handlers::show_account))
-        .route(
-            "/v1/accounts/{account}/approve",
-            post(handlers::approve_account),
-        )
-        .route("/v1/vas", post(handlers::create_va).get(handlers::list_vas))
-        .route(
-            "/v1/vas/{va}",
-            get(handlers::show_va).delete(handlers::delete_va),
-        )
-        .route("/v1/vas/{va}/move", post(handlers::move_va))
-        .route(
-            "/v1/licenses",
-            post(handlers::add_license).get(handlers::list_licenses),
-        )
-        .route("/v1/licenses/transfer", post(handlers::transfer_licenses))
-        .route("/v1/licenses/import", post(imports::import_licenses))
-        .route("/v1/licenses/{license}", delete(handlers::remove_license))
-        .route(
-            "/v1/tokens",
-            post(handlers::create_token).get(handlers::list_tokens),
-        )
-        .route("/v1/tokens/{token}/revoke", post(handlers::revoke_token))
-        .route(
-            "/v1/users",
-            post(handlers::create_user).get(handlers::list_users),
-        )
-        .route("/v1/users/{user}", delete(handlers::delete_user))
-        .route("/v1/users/{user}/grants", post(handlers::grant_role))
-        .route("/v1/users/{user}/revoke", post(handlers::revoke_role))
-        .route(
-            "/v1/api-tokens",
-            post(handlers::create_api_token).get(handlers::list_api_tokens),
-        )
-        .route(
-            "/v1/api-tokens/{token}/revoke",
-            post(handlers::revoke_api_token),
-        )
-        .route("/v1/events", get(handlers::list_events))
-        .route("/v1/backup", get(backup::backup))
-        .route("/v1/devices", get(devices::list_devices))
-        .route(
-            "/v1/devices/{device}",
-            get(devices::show_device).delete(devices::remove_device),
-        )
-        .route("/v1/devices/{device}/move", post(devices::move_device))
-        .route("/v1/compliance", get(devices::compliance))
-        .route(
-            "/v1/reservations",
-            post(reservations::create).get(reservations::list),
-        )
-        .route("/v1/reservations/return", post(reservations::return_code))
-        .route(
-            "/v1/reservations/{reservation}/cancel",
-            post(reservations::cancel),
-        )
-        .route("/v1/alerts", get(devices::alerts))
-        .route(
-            "/v1/sync/children",
-            post(sync::create_child).get(sync::list_children),
-        )
-        .route("/v1/sync/register", post(sync::register))
-        .route("/v1/sync/now", post(sync::sync_now))
-        .route("/v1/sync/status", get(sync::status))
-        .route("/v1/sync/export", post(sync::export))
-        .route("/v1/sync/import", post(sync::import))
-        .route("/v1/sync/answer", post(sync::answer))
-        .route("/v1/sync/devices", get(sync::remote_devices))
-        .route(
-            "/v1/sync/devices/{device}/remove",
-            post(sync::order_removal),
-        )
+        .merge(status::routes())
+        .merge(accounts::routes())
+        .merge(vas::routes())
+        .merge(licenses::routes())
+        .merge(imports::routes())
+        .merge(tokens::routes())
+        .merge(users::routes())
+        .merge(api_tokens::routes())
+        .merge(events::routes())
+        .merge(backup::routes())
+        .merge(devices::routes())
+        .merge(reservations::routes())
+        .merge(sync::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint")
         })
         .with_state(ctx)
+}
+
+type Reply<T> = Result<axum::Json<T>, ApiError>;
+type Created<T> = Result<(StatusCode, axum::Json<T>), ApiError>;
+
+fn created<T>(t: T) -> Created<T> {
+    Ok((StatusCode::CREATED, axum::Json(t)))
 }
 
 /// The routes of this router that take bodies larger than `[admin] max_body_bytes` (license and

@@ -26,6 +26,15 @@ use crate::protocol::reservation::{
 };
 use crate::server::error::ApiError;
 
+/// The routes of this resource.
+pub(super) fn routes() -> axum::Router<AdminCtx> {
+    use axum::routing::post;
+    axum::Router::new()
+        .route("/v1/reservations", post(create).get(list))
+        .route("/v1/reservations/return", post(return_code))
+        .route("/v1/reservations/{reservation}/cancel", post(cancel))
+}
+
 pub async fn create(
     State(ctx): State<AdminCtx>,
     Caller(p): Caller,

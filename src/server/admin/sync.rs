@@ -19,6 +19,21 @@ use crate::server::error::ApiError;
 use crate::server::sync::failure;
 use crate::sync::{ImportOutcome, transport};
 
+/// The routes of this resource.
+pub(super) fn routes() -> axum::Router<AdminCtx> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/v1/sync/children", post(create_child).get(list_children))
+        .route("/v1/sync/register", post(register))
+        .route("/v1/sync/now", post(sync_now))
+        .route("/v1/sync/status", get(status))
+        .route("/v1/sync/export", post(export))
+        .route("/v1/sync/import", post(import))
+        .route("/v1/sync/answer", post(answer))
+        .route("/v1/sync/devices", get(remote_devices))
+        .route("/v1/sync/devices/{device}/remove", post(order_removal))
+}
+
 /// Default life of a satellite registration token.
 const CHILD_TOKEN_DAYS: u32 = 7;
 

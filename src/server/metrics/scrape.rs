@@ -229,37 +229,36 @@ fn register_licenses(
 }
 
 fn register_store(reg: &mut Registry, app: &App) {
-    let store = app.store();
+    let store = app.store_health();
     let writable = Gauge::<i64>::default();
-    writable.set(i64::from(store.write_failure().is_none()));
+    writable.set(i64::from(store.failure.is_none()));
     reg.register(
         "store_writable",
         "1 while the store accepts writes, 0 after a failed flush (restart the satellite)",
         writable,
     );
     let size = Gauge::<i64>::default();
-    size.set(store.size_on_disk().unwrap_or(0) as i64);
+    size.set(store.bytes.unwrap_or(0) as i64);
     reg.register("store_bytes", "Size of the store on disk", size);
     let flushes = Counter::<u64>::default();
-    flushes.inc_by(store.flushes());
+    flushes.inc_by(store.flushes);
     reg.register("store_flushes", "Store flushes (group commits)", flushes);
-    let (total, max) = store.flush_time();
     let flush_secs = Counter::<f64>::default();
-    flush_secs.inc_by(total as f64 / 1e6);
+    flush_secs.inc_by(store.flush_micros as f64 / 1e6);
     reg.register(
         "store_flush_seconds",
         "Time spent flushing the store",
         flush_secs,
     );
     let flush_max = FloatGauge::default();
-    flush_max.set(max as f64 / 1e6);
+    flush_max.set(store.flush_max_micros as f64 / 1e6);
     reg.register(
         "store_flush_max_seconds",
         "Longest store flush since start",
         flush_max,
     );
     let commits = Counter::<u64>::default();
-    commits.inc_by(store.commits());
+    commits.inc_by(store.commits);
     reg.register("store_commits", "Store transactions committed", commits);
 }
 

@@ -1,4 +1,5 @@
-//! The key in each account's unguessable RUM ingest URL, `/cslu/v1/pi/<account>-<key>`.
+//! The key in each account's unguessable RUM ingest URL, `/cslu/v1/pi/<account>-<key>`, and the
+//! gate that holds it with `[rum]`.
 //!
 //! The key is not stored per account: it is the HMAC-SHA256 of the account's id under one
 //! 256-bit secret of the satellite (`DATA/rum-url.key`, mode 0600, created at first start),
@@ -10,10 +11,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::{constant_time, hmac};
 
 use crate::app::secrets::hex;
+use crate::config::RumSettings;
 use crate::domain::{Account, AccountId};
 
 /// The file in the data directory that holds the secret.
@@ -136,6 +139,22 @@ fn percent_encode(segment: &str) -> String {
         }
     }
     out
+}
+
+/// What the endpoint checks before it reads a report: the ingest URL secret and `[rum]`,
+/// which a reload replaces.
+pub struct RumGate {
+    pub key: IngestKey,
+    pub settings: Arc<RwLock<RumSettings>>,
+}
+
+impl RumGate {
+    pub(super) fn settings(&self) -> RumSettings {
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,35 @@
+//! What every handler of the device listener shares: the context of its router, and the
+//! client's address. The handlers of protocol v1 (`device.rs`), of the upstream's side of sync
+//! (`sync.rs`) and of RUM reports (`rum.rs`) all use it; only `device.rs`, which builds the
+//! router, imports the other two.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::Request;
+
+use super::listen::Peer;
+use super::ratelimit::FailureLimiter;
+use crate::app::App;
+use crate::pki::Pki;
+
+/// What the device handlers share.
+#[derive(Clone)]
+pub struct DeviceCtx {
+    pub app: App,
+    pub pki: Arc<Pki>,
+    pub max_body_bytes: usize,
+    pub limiter: Arc<FailureLimiter>,
+    /// The sync engine, for the upstream side of sync.
+    pub sync: Arc<crate::sync::SyncEngine>,
+    /// The trust rules of the RUM endpoint: the ingest URL secret and `[rum]`.
+    pub rum: Arc<super::rum::key::RumGate>,
+}
+
+/// The client's address, on a TLS connection (the admin socket has none).
+pub fn peer_ip(req: &Request) -> Option<IpAddr> {
+    match req.extensions().get::<Peer>() {
+        Some(Peer::Tls { addr, .. }) => Some(addr.ip()),
+        _ => None,
+    }
+}
