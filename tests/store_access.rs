@@ -74,7 +74,7 @@ fn the_store_check_sees_uses_and_ignores_comments_strings_and_variants() {
     assert_eq!(uses("fn f<'a>(c: &'a char) -> char { '\"' }"), 0);
 }
 
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn rust_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).expect("list a source directory") {
         let path = entry.expect("a directory entry").path();
@@ -90,7 +90,7 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
 
 /// The source with comments and the contents of string and character literals blanked out
 /// (line breaks kept, so line numbers hold).
-fn code_only(text: &str) -> String {
+pub(crate) fn code_only(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let blank = |out: &mut String, c: char| out.push(if c == '\n' { '\n' } else { ' ' });

@@ -6,6 +6,7 @@ mod util;
 mod access_log;
 mod agent_cli;
 mod allocation;
+mod architecture;
 mod backup;
 mod bad_input;
 mod bodies;
