@@ -1,20 +1,8 @@
 //! Ownership and the bookkeeping of sync, on the catalog alone: what each side refuses, and
 //! that the outbox is exactly the difference from what was acknowledged.
 
+use super::sync_apply::{bind_input_at as bind_input, line};
 use super::*;
-
-fn bind_input(root_path: &str) -> BindInput {
-    BindInput {
-        me: "site".into(),
-        upstream: "hq".into(),
-        url: "https://hq:8443".into(),
-        upstream_key: "00".repeat(32),
-        ca_pem: String::new(),
-        account_name: "acme".into(),
-        account_domain: "acme.com".into(),
-        root_path: root_path.into(),
-    }
-}
 
 fn response(
     seq: u64,
@@ -27,19 +15,6 @@ fn response(
         pools,
         removals: vec![],
         revocations: vec![],
-    }
-}
-
-fn line(id: u8, tag: &str, quantity: u64) -> UpstreamLicense {
-    UpstreamLicense {
-        id: LicenseId(uuid::Uuid::from_bytes([id; 16])),
-        entitlement_tag: tag.into(),
-        display_name: tag.into(),
-        quantity,
-        kind: LicenseKind::Perpetual,
-        export_controlled: false,
-        order_ref: None,
-        labels: BTreeSet::new(),
     }
 }
 

@@ -18,6 +18,11 @@ pub(super) const PARIS: &str = "acme.com/Default/emea/paris";
 
 /// What `satellite sync register` hands the domain once the upstream has answered.
 pub(super) fn bind_input() -> BindInput {
+    bind_input_at(ROOT)
+}
+
+/// The same, for a dedicated subtree at `root_path`.
+pub(super) fn bind_input_at(root_path: &str) -> BindInput {
     BindInput {
         me: "site".into(),
         upstream: "hq".into(),
@@ -26,7 +31,7 @@ pub(super) fn bind_input() -> BindInput {
         ca_pem: String::new(),
         account_name: "acme".into(),
         account_domain: "acme.com".into(),
-        root_path: ROOT.into(),
+        root_path: root_path.into(),
     }
 }
 

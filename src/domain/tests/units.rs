@@ -262,16 +262,7 @@ fn a_childs_grants_past_the_bound_are_refused_whole() {
 #[test]
 fn an_upstream_pool_past_the_bound_is_not_applied() {
     let mut c = Catalog::new();
-    let input = BindInput {
-        me: "site".into(),
-        upstream: "hq".into(),
-        url: "https://hq:8443".into(),
-        upstream_key: "00".repeat(32),
-        ca_pem: String::new(),
-        account_name: "acme".into(),
-        account_domain: "acme.com".into(),
-        root_path: "acme.com/Default/emea".into(),
-    };
+    let input = super::sync_apply::bind_input();
     let b = c.commit(c.bind_upstream(&admin(), &input, NOW, &IDS));
     let line = |id: u8, quantity: u64| UpstreamLicense {
         id: LicenseId(uuid::Uuid::from_bytes([id; 16])),
