@@ -134,7 +134,11 @@ pub enum RumError {
     #[error(
         "{at}: `asset_identification.report_id` ({first}) and `meta.report_id` ({second}) differ; a report has one id"
     )]
-    ConflictingReportIds { at: ReportAt, first: u64, second: u64 },
+    ConflictingReportIds {
+        at: ReportAt,
+        first: u64,
+        second: u64,
+    },
     #[error("{at}: `{field}` must not be empty or hold control characters")]
     InvalidText { at: ReportAt, field: &'static str },
     #[error("{at}: `{field}` is {len} bytes, more than {MAX_FIELD_BYTES}")]
@@ -439,18 +443,19 @@ fn report_id(payload: &Value, at: ReportAt) -> Result<u64, RumError> {
     const OLDER: &str = "meta.report_id";
     let id = |name| match field(payload, name) {
         None => Ok(None),
-        Some(v) => v.as_u64().map(Some).ok_or_else(|| RumError::InvalidReportId {
-            at,
-            field: name,
-            found: excerpt(v),
-        }),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| RumError::InvalidReportId {
+                at,
+                field: name,
+                found: excerpt(v),
+            }),
     };
     match (id(CURRENT)?, id(OLDER)?) {
-        (Some(first), Some(second)) if first != second => Err(RumError::ConflictingReportIds {
-            at,
-            first,
-            second,
-        }),
+        (Some(first), Some(second)) if first != second => {
+            Err(RumError::ConflictingReportIds { at, first, second })
+        }
         (Some(id), _) | (None, Some(id)) => Ok(id),
         (None, None) => Err(RumError::MissingField { at, field: CURRENT }),
     }

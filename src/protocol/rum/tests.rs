@@ -519,7 +519,10 @@ fn more_than_a_thousand_reports_are_refused() {
         .map(|id| envelope(&payload(id)))
         .collect();
     assert_refused!(xml(&many), RumError::TooManyReports { .. });
-    assert_refused!(format!("[{}]", many.join(",")), RumError::TooManyReports { .. });
+    assert_refused!(
+        format!("[{}]", many.join(",")),
+        RumError::TooManyReports { .. }
+    );
     let thousand = vec![one; MAX_REPORTS];
     // A thousand copies of one report are accepted (and de-duplicated to one).
     assert_eq!(ok(&format!("[{}]", thousand.join(","))).len(), 1);

@@ -50,7 +50,10 @@ fn the_older_shape_with_report_id_under_meta_parses() {
     let body = envelope(&older_payload(1646687408));
     let r = &ok(&body)[0];
     assert_eq!(r.report_id, 1646687408);
-    assert_eq!((r.udi_pid.as_str(), r.udi_serial.as_str()), ("C8000V", "SERIAL0002"));
+    assert_eq!(
+        (r.udi_pid.as_str(), r.udi_serial.as_str()),
+        ("C8000V", "SERIAL0002")
+    );
     assert_eq!((r.count, r.measured_at), (1, 1657550382));
     assert_eq!(r.software_version.as_deref(), Some("17.06.02"));
 }
@@ -138,7 +141,10 @@ fn an_empty_pulled_array_holds_nothing() {
         parse_pulled("{}"),
         Err(RumError::UnknownFormat { found: '{' })
     ));
-    assert!(matches!(parse_pulled("[1,"), Err(RumError::InvalidJson { .. })));
+    assert!(matches!(
+        parse_pulled("[1,"),
+        Err(RumError::InvalidJson { .. })
+    ));
 }
 
 #[test]
