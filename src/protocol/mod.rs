@@ -3,6 +3,7 @@
 //! domain and a domain refactor cannot silently change what clients see.
 
 pub mod admin;
+pub mod cisco;
 pub mod device;
 pub mod reservation;
 pub mod rum;

@@ -6,7 +6,8 @@
 //! Two body forms are accepted, told apart by the first non-whitespace byte:
 //!
 //! * `<` — XML holding one or more `<RUMReport>` elements, each containing exactly one CDATA
-//!   section (whitespace around it is allowed) whose text is the envelope below. Anything
+//!   section (whitespace around it is allowed) whose text is the envelope below; a section split
+//!   in two (`]]]]><![CDATA[>`, how a writer carries a `]]>` in the text) is joined. Anything
 //!   outside those elements (an XML declaration, a `<smartLicense>` wrapper, other elements) is
 //!   ignored. This is a strict extractor for that one shape, not an XML parser: a report sent as
 //!   entity-escaped text instead of CDATA is refused, and comments are not understood.
@@ -14,20 +15,30 @@
 //!   another JSON wrapper (such as `{"rum_reports": [...]}`) was found, so none is accepted.
 //!
 //! The envelope is `{"payload": "<JSON text>", "signature": {...}}`: the payload is a JSON
-//! document serialized *into a string*, because the signature covers those exact bytes.
+//! document serialized *into a string*, because the signature covers those exact bytes. The
+//! report id is `asset_identification.report_id` (IOS XE 17.9, payload `"version": "2.0"`) or,
+//! in the older shape without `version` (IOS XE 17.6, NX-OS 10.2), `meta.report_id`.
+//!
+//! Reports pulled from a device's `/smartlic-service` API arrive as a JSON array (the `usage`
+//! of its answer, see `protocol::cisco::pull`); [`parse_pulled`] takes that array through the
+//! same checks and de-duplication as a pushed body, with a larger cap ([`MAX_PULLED_REPORTS`]).
 //!
 //! A body is accepted or refused as a whole: one bad report refuses the body, so a device never
 //! gets a partial acknowledgement it cannot interpret. A `report_id` repeated inside one body
 //! keeps its first occurrence; later ones are checked like any other report and then dropped, so
 //! the caller sees each id once.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
 use serde_json::Value;
 
-/// At most this many reports in one body; devices batch far fewer.
+/// At most this many reports in one pushed body; devices batch far fewer.
 pub const MAX_REPORTS: usize = 1000;
+/// At most this many reports in one pulled `usage` array: a device answers `all-reports` with
+/// every report it still holds, one per entitlement tag and reporting period.
+pub const MAX_PULLED_REPORTS: usize = 10_000;
 /// At most this many bytes in any string field kept from a report.
 pub const MAX_FIELD_BYTES: usize = 1024;
 /// Counts above this are refused: the satellite's bound on any quantity (10^12 units).
@@ -36,7 +47,8 @@ pub const MAX_COUNT: u64 = crate::domain::MAX_UNITS;
 /// One checked RUM report: who measured what, and the signed original.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RumReport {
-    /// `asset_identification.report_id`: Cisco's id for this report, the de-duplication key.
+    /// `asset_identification.report_id` (or `meta.report_id` in the older shape): Cisco's id
+    /// for this report, the de-duplication key.
     pub report_id: u64,
     /// `asset_identification.instance.sudi.udi_pid`.
     pub udi_pid: String,
@@ -87,8 +99,8 @@ pub enum RumError {
     UnknownFormat { found: char },
     #[error("the body holds no RUM report (no `<RUMReport>` element, or an empty JSON array)")]
     NoReport,
-    #[error("the body holds more than {MAX_REPORTS} RUM reports")]
-    TooManyReports,
+    #[error("the body holds more than {max} RUM reports")]
+    TooManyReports { max: usize },
     #[error("{at}: the `<RUMReport>` element is not closed by `</RUMReport>`")]
     UnterminatedElement { at: ReportAt },
     #[error("{at}: the CDATA section is not closed by `]]>`")]
@@ -113,8 +125,20 @@ pub enum RumError {
         field: &'static str,
         expected: &'static str,
     },
-    #[error("{at}: `asset_identification.report_id` must be a non-negative integer, not {found}")]
-    InvalidReportId { at: ReportAt, found: String },
+    #[error("{at}: `{field}` must be a non-negative integer, not {found}")]
+    InvalidReportId {
+        at: ReportAt,
+        field: &'static str,
+        found: String,
+    },
+    #[error(
+        "{at}: `asset_identification.report_id` ({first}) and `meta.report_id` ({second}) differ; a report has one id"
+    )]
+    ConflictingReportIds {
+        at: ReportAt,
+        first: u64,
+        second: u64,
+    },
     #[error("{at}: `{field}` must not be empty or hold control characters")]
     InvalidText { at: ReportAt, field: &'static str },
     #[error("{at}: `{field}` is {len} bytes, more than {MAX_FIELD_BYTES}")]
@@ -162,29 +186,129 @@ pub fn parse(body: &[u8]) -> Result<Vec<RumReport>, RumError> {
         .strip_prefix('\u{feff}')
         .unwrap_or(text)
         .trim_matches(is_ws);
-    let reports = match text.chars().next() {
+    let envelopes = match text.chars().next() {
         None => return Err(RumError::Empty),
-        Some('<') => xml_envelopes(text)?
+        Some('<') => xml::envelopes(text, MAX_REPORTS)?
             .into_iter()
             .enumerate()
-            .map(|(index, raw)| report(at(index), raw, envelope_value(at(index), raw)?))
-            .collect::<Result<Vec<_>, _>>()?,
-        Some('{') => vec![report(at(0), text, envelope_value(at(0), text)?)?],
-        Some('[') => json_array_envelopes(text)?
+            .map(|(index, raw)| Envelope::unparsed(index, raw))
+            .collect(),
+        Some('{') => vec![Envelope::unparsed(0, Cow::Borrowed(text))],
+        Some('[') => json_array_envelopes(text, MAX_REPORTS)?
             .into_iter()
             .enumerate()
-            .map(|(index, (raw, value))| report(at(index), raw, value))
-            .collect::<Result<Vec<_>, _>>()?,
+            .map(|(index, (raw, value))| Envelope::parsed(index, raw, value))
+            .collect(),
         Some(found) => return Err(RumError::UnknownFormat { found }),
     };
-    let mut seen = HashSet::new();
-    Ok(reports
-        .into_iter()
-        .filter(|r| seen.insert(r.report_id))
-        .collect())
+    checked(envelopes)
 }
 
-fn at(index: usize) -> ReportAt {
+/// What a pulled `usage` array held: the RUM reports, and the elements of another kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pulled {
+    /// The checked reports, in array order, each `report_id` once (the first is kept).
+    pub reports: Vec<RumReport>,
+    /// Elements whose `header.type` is present and not `"rum"` (DevNet says `all-reports`
+    /// carries "the device-led conversion (DLC) payload where available"; its shape is not
+    /// public). They are kept byte for byte, not checked, so that they do not block the reports.
+    pub other: Vec<OtherElement>,
+}
+
+/// An element of a pulled `usage` array that is not a RUM report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherElement {
+    /// Its position in the array, from 0.
+    pub index: usize,
+    /// Its `header.type`, shortened for display when long.
+    pub kind: String,
+    /// Its JSON text exactly as received.
+    pub raw: String,
+}
+
+/// Parses the `usage` array of a device's pulled answer (its exact JSON text, `[...]`) through
+/// the same checks and de-duplication as a pushed body. An empty array holds nothing; more than
+/// [`MAX_PULLED_REPORTS`] elements are refused.
+pub fn parse_pulled(array: &str) -> Result<Pulled, RumError> {
+    let text = array.trim_matches(is_ws);
+    match text.chars().next() {
+        None => return Err(RumError::Empty),
+        Some('[') => {}
+        Some(found) => return Err(RumError::UnknownFormat { found }),
+    }
+    if text[1..].trim_matches(is_ws) == "]" {
+        return Ok(Pulled {
+            reports: Vec::new(),
+            other: Vec::new(),
+        });
+    }
+    let mut envelopes = Vec::new();
+    let mut other = Vec::new();
+    for (index, (raw, value)) in json_array_envelopes(text, MAX_PULLED_REPORTS)?
+        .into_iter()
+        .enumerate()
+    {
+        match field(&value, "header.type").and_then(Value::as_str) {
+            Some(kind) if kind != "rum" => other.push(OtherElement {
+                index,
+                kind: excerpt(&Value::String(kind.to_owned())),
+                raw: raw.to_owned(),
+            }),
+            _ => envelopes.push(Envelope::parsed(index, raw, value)),
+        }
+    }
+    Ok(Pulled {
+        reports: checked(envelopes)?,
+        other,
+    })
+}
+
+/// One envelope cut from a body: its position, its exact text, and its JSON once parsed.
+struct Envelope<'a> {
+    index: usize,
+    raw: Cow<'a, str>,
+    value: Option<Value>,
+}
+
+impl<'a> Envelope<'a> {
+    fn unparsed(index: usize, raw: Cow<'a, str>) -> Self {
+        Envelope {
+            index,
+            raw,
+            value: None,
+        }
+    }
+
+    fn parsed(index: usize, raw: &'a str, value: Value) -> Self {
+        Envelope {
+            index,
+            raw: Cow::Borrowed(raw),
+            value: Some(value),
+        }
+    }
+}
+
+/// The checks and the de-duplication every RUM path shares, pushed or pulled: each envelope is
+/// checked in order (the first bad one refuses the whole), then a repeated `report_id` keeps
+/// its first report.
+fn checked(envelopes: Vec<Envelope<'_>>) -> Result<Vec<RumReport>, RumError> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(envelopes.len());
+    for e in envelopes {
+        let at = at(e.index);
+        let value = match e.value {
+            Some(value) => value,
+            None => envelope_value(at, &e.raw)?,
+        };
+        let report = report(at, &e.raw, value)?;
+        if seen.insert(report.report_id) {
+            out.push(report);
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn at(index: usize) -> ReportAt {
     ReportAt {
         index,
         report_id: None,
@@ -192,81 +316,16 @@ fn at(index: usize) -> ReportAt {
 }
 
 /// Whitespace as both XML and JSON define it.
-fn is_ws(c: char) -> bool {
+pub(super) fn is_ws(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r' | '\n')
 }
 
-const OPEN: &str = "<RUMReport";
-const CLOSE: &str = "</RUMReport>";
-const CDATA_OPEN: &str = "<![CDATA[";
-const CDATA_CLOSE: &str = "]]>";
-
-/// The CDATA text (trimmed) of every `<RUMReport>` element, in order.
-fn xml_envelopes(s: &str) -> Result<Vec<&str>, RumError> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while let Some(start) = find_open(s, pos) {
-        if out.len() == MAX_REPORTS {
-            return Err(RumError::TooManyReports);
-        }
-        let at = at(out.len());
-        let name_end = start + OPEN.len();
-        let Some(gt) = s[name_end..].find('>').map(|i| name_end + i) else {
-            return Err(RumError::UnterminatedElement { at });
-        };
-        // A self-closing `<RUMReport/>` has no content at all.
-        if s[..gt].ends_with('/') {
-            return Err(RumError::NotCdata { at, offset: gt - 1 });
-        }
-        let content = skip_ws(s, gt + 1);
-        if !s[content..].starts_with(CDATA_OPEN) {
-            return Err(misplaced(s, content, at));
-        }
-        let data = content + CDATA_OPEN.len();
-        let Some(data_end) = s[data..].find(CDATA_CLOSE).map(|i| data + i) else {
-            return Err(RumError::UnterminatedCdata { at });
-        };
-        let close = skip_ws(s, data_end + CDATA_CLOSE.len());
-        if !s[close..].starts_with(CLOSE) {
-            return Err(misplaced(s, close, at));
-        }
-        out.push(s[data..data_end].trim_matches(is_ws));
-        pos = close + CLOSE.len();
-    }
-    if out.is_empty() {
-        return Err(RumError::NoReport);
-    }
-    Ok(out)
-}
-
-/// Finds the next `<RUMReport` start tag, skipping longer names such as `<RUMReportAck>`.
-fn find_open(s: &str, mut from: usize) -> Option<usize> {
-    while let Some(i) = s[from..].find(OPEN) {
-        let start = from + i;
-        match s.as_bytes().get(start + OPEN.len()) {
-            None | Some(b'>' | b'/' | b' ' | b'\t' | b'\r' | b'\n') => return Some(start),
-            Some(_) => from = start + OPEN.len(),
-        }
-    }
-    None
-}
-
-fn skip_ws(s: &str, from: usize) -> usize {
+pub(super) fn skip_ws(s: &str, from: usize) -> usize {
     from + (s.len() - from - s[from..].trim_start_matches(is_ws).len())
 }
 
-/// Something other than the expected CDATA or end tag inside an element: if the element is
-/// never closed that is the real problem, otherwise the content is.
-fn misplaced(s: &str, offset: usize, at: ReportAt) -> RumError {
-    if s[offset..].contains(CLOSE) {
-        RumError::NotCdata { at, offset }
-    } else {
-        RumError::UnterminatedElement { at }
-    }
-}
-
 /// Splits a JSON array into its elements, keeping each one's exact text for `raw`.
-fn json_array_envelopes(s: &str) -> Result<Vec<(&str, Value)>, RumError> {
+fn json_array_envelopes(s: &str, max: usize) -> Result<Vec<(&str, Value)>, RumError> {
     let mut out = Vec::new();
     let mut pos = skip_ws(s, 1);
     if s[pos..].starts_with(']') {
@@ -276,8 +335,8 @@ fn json_array_envelopes(s: &str) -> Result<Vec<(&str, Value)>, RumError> {
         };
     }
     loop {
-        if out.len() == MAX_REPORTS {
-            return Err(RumError::TooManyReports);
+        if out.len() == max {
+            return Err(RumError::TooManyReports { max });
         }
         let at = at(out.len());
         let mut values = serde_json::Deserializer::from_str(&s[pos..]).into_iter::<Value>();
@@ -351,19 +410,7 @@ fn report(mut at: ReportAt, raw: &str, envelope: Value) -> Result<RumReport, Rum
         });
     }
 
-    const REPORT_ID: &str = "asset_identification.report_id";
-    let report_id = match field(&payload, REPORT_ID) {
-        None => {
-            return Err(RumError::MissingField {
-                at,
-                field: REPORT_ID,
-            });
-        }
-        Some(v) => v.as_u64().ok_or_else(|| RumError::InvalidReportId {
-            at,
-            found: excerpt(v),
-        })?,
-    };
+    let report_id = report_id(&payload, at)?;
     at.report_id = Some(report_id);
 
     let text = |name| required_text(&payload, at, name);
@@ -387,6 +434,31 @@ fn report(mut at: ReportAt, raw: &str, envelope: Value) -> Result<RumReport, Rum
         measured_at,
         raw: raw.to_owned(),
     })
+}
+
+/// The report id, from `asset_identification.report_id` or, in the older shape (IOS XE 17.6,
+/// NX-OS), `meta.report_id`; a report carrying both must carry one id.
+fn report_id(payload: &Value, at: ReportAt) -> Result<u64, RumError> {
+    const CURRENT: &str = "asset_identification.report_id";
+    const OLDER: &str = "meta.report_id";
+    let id = |name| match field(payload, name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| RumError::InvalidReportId {
+                at,
+                field: name,
+                found: excerpt(v),
+            }),
+    };
+    match (id(CURRENT)?, id(OLDER)?) {
+        (Some(first), Some(second)) if first != second => {
+            Err(RumError::ConflictingReportIds { at, first, second })
+        }
+        (Some(id), _) | (None, Some(id)) => Ok(id),
+        (None, None) => Err(RumError::MissingField { at, field: CURRENT }),
+    }
 }
 
 /// Follows a dotted path through nested objects.
@@ -518,6 +590,8 @@ fn excerpt(value: &Value) -> String {
     }
     format!("{}...", &text[..cut])
 }
+
+mod xml;
 
 #[cfg(test)]
 mod tests;

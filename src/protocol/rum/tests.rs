@@ -518,8 +518,11 @@ fn more_than_a_thousand_reports_are_refused() {
     let many: Vec<String> = (0..=MAX_REPORTS as u64)
         .map(|id| envelope(&payload(id)))
         .collect();
-    assert_refused!(xml(&many), RumError::TooManyReports);
-    assert_refused!(format!("[{}]", many.join(",")), RumError::TooManyReports);
+    assert_refused!(xml(&many), RumError::TooManyReports { .. });
+    assert_refused!(
+        format!("[{}]", many.join(",")),
+        RumError::TooManyReports { .. }
+    );
     let thousand = vec![one; MAX_REPORTS];
     // A thousand copies of one report are accepted (and de-duplicated to one).
     assert_eq!(ok(&format!("[{}]", thousand.join(","))).len(), 1);
@@ -589,3 +592,5 @@ fn error_messages_name_the_report_and_the_field() {
         "report #0: a RUM report must be a JSON object `{\"payload\", \"signature\"}`"
     );
 }
+
+mod shapes;
