@@ -5,6 +5,8 @@
 # From a fresh clone:   benches/compare.sh
 # Knobs (environment):  ROUNDS=3 DEVICES=2000 REPORTS=200000 CONCURRENCY=32 WARMUP=2
 #                       SERVER_CPU=0 GEN_CPU=1 OUT=<dir for the JSON results>
+#                       LOADGEN=<another satellite binary whose `loadgen` drives both servers,
+#                       e.g. an older release, to compare generators on the same servers>
 #
 # Each round runs the baseline, then the satellite, each on a fresh temporary data directory,
 # the server pinned to SERVER_CPU and the generator to GEN_CPU (different cores, so neither
@@ -34,6 +36,7 @@ cargo build --release --locked --bin satellite --example baseline
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 SAT=$TARGET/release/satellite
 BASE=$TARGET/release/examples/baseline
+LOADGEN=${LOADGEN:-$SAT}
 OUT=${OUT:-$(mktemp -d -t satellite-bench.XXXXXX)}
 mkdir -p "$OUT"
 
@@ -72,7 +75,7 @@ stop_server() {
 loadgen() {
     local result=$1
     shift
-    if ! taskset -c "$GEN_CPU" "$SAT" loadgen --devices "$DEVICES" --reports "$REPORTS" \
+    if ! taskset -c "$GEN_CPU" "$LOADGEN" loadgen --devices "$DEVICES" --reports "$REPORTS" \
         --concurrency "$CONCURRENCY" --warmup "$WARMUP" --tag "$TAG" \
         --server-pid "$SERVER_PID" --quiet --json "$@" >"$result" 2>"$result.err"; then
         echo "  (errors: $(cat "$result.err"))" >&2
@@ -121,6 +124,7 @@ TOML
 
 echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), kernel $(uname -r)"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "generator: $LOADGEN loadgen, pinned to CPU $GEN_CPU; servers pinned to CPU $SERVER_CPU"
 echo "devices $DEVICES, reports $REPORTS, concurrency $CONCURRENCY, warm-up ${WARMUP}s, $ROUNDS rounds; results in $OUT"
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 for round in $(seq "$ROUNDS"); do
@@ -140,6 +144,8 @@ jq -rs '
   def fmt($d): if . == null then "-" else (. * pow(10; $d) | round) / pow(10; $d) | tostring end;
   def spread($d): if length == 0 then "-" else
     "\(median | fmt($d)) [\(min | fmt($d)) .. \(max | fmt($d))]" end;
+  def busy: .server_busy_cores // (if .server_cpu_secs == null or .elapsed_secs == 0 then null
+    else .server_cpu_secs / .elapsed_secs end);
   def inv: if . == null or . == 0 then null else 1 / . end;
   def of($mode; f): [.[] | select(.mode == $mode) | f | select(. != null)];
   def row($name; f; $d): "\($name)\t\(of("baseline"; f) | spread($d))\t\(of("satellite"; f) | spread($d))";
@@ -164,7 +170,7 @@ jq -rs '
    row("registration p99 ms"; .registrations.latency_ms.p99; 2),
    row("server CPU us/report"; .usage.server_cpu_us_per_op; 1),
    row("server CPU us/registration"; .registrations.server_cpu_us_per_op; 1),
-   row("server cores busy (reports)"; .usage.server_busy_cores; 2),
+   row("server cores busy (reports)"; .usage | busy; 2),
    row("generator cores busy (reports)"; .usage.generator_busy_cores; 2),
    row("server RSS MiB (end)"; .server.rss_kib / 1024; 1),
    row("failed requests"; (.registrations.requests - .registrations.ok) + (.usage.requests - .usage.ok); 0),
@@ -181,7 +187,9 @@ jq -rs '
 # the generator's limit, not the servers'.
 echo
 jq -rs --argjson floor "$SATURATED" '
-  [.[] | select(.mode == "baseline") | .usage.server_busy_cores] as $busy |
+  def busy: .server_busy_cores // (if .server_cpu_secs == null or .elapsed_secs == 0 then null
+    else .server_cpu_secs / .elapsed_secs end);
+  [.[] | select(.mode == "baseline") | .usage | busy] as $busy |
   [.[] | select(.mode == "baseline") | .usage.generator_busy_cores] as $gen |
   def pct: if . == null then "unknown" else "\(. * 100 | round)%" end;
   if ($busy | length) == 0 then "saturation: no baseline usage figures"
