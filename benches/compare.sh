@@ -5,6 +5,7 @@
 # From a fresh clone:   benches/compare.sh
 # Knobs (environment):  ROUNDS=3 DEVICES=2000 REPORTS=200000 CONCURRENCY=32 WARMUP=2
 #                       SERVER_CPU=0 GEN_CPU=1 OUT=<dir for the JSON results>
+#                       HTTP=2 (as devices: HTTP/2) or HTTP=1.1 (reports over HTTP/1.1 only)
 #                       LOADGEN=<another satellite binary whose `loadgen` drives both servers,
 #                       e.g. an older release, to compare generators on the same servers>
 #
@@ -24,6 +25,7 @@ CONCURRENCY=${CONCURRENCY:-32}
 WARMUP=${WARMUP:-2}
 SERVER_CPU=${SERVER_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
+HTTP=${HTTP:-2}
 TAG=bench.tag
 # The least busy a baseline core may be for the run to count as saturated (SPEC §10).
 SATURATED=0.85
@@ -37,6 +39,11 @@ TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 SAT=$TARGET/release/satellite
 BASE=$TARGET/release/examples/baseline
 LOADGEN=${LOADGEN:-$SAT}
+case $HTTP in
+    2) PROTOCOL=() ;;
+    1.1) PROTOCOL=(--http1) ;;
+    *) echo "compare.sh: HTTP must be 2 or 1.1, not $HTTP" >&2; exit 2 ;;
+esac
 OUT=${OUT:-$(mktemp -d -t satellite-bench.XXXXXX)}
 mkdir -p "$OUT"
 
@@ -77,7 +84,7 @@ loadgen() {
     shift
     if ! taskset -c "$GEN_CPU" "$LOADGEN" loadgen --devices "$DEVICES" --reports "$REPORTS" \
         --concurrency "$CONCURRENCY" --warmup "$WARMUP" --tag "$TAG" \
-        --server-pid "$SERVER_PID" --quiet --json "$@" >"$result" 2>"$result.err"; then
+        --server-pid "$SERVER_PID" --quiet --json ${PROTOCOL[@]+"${PROTOCOL[@]}"} "$@" >"$result" 2>"$result.err"; then
         echo "  (errors: $(cat "$result.err"))" >&2
     fi
 }
@@ -124,7 +131,7 @@ TOML
 
 echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), kernel $(uname -r)"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "generator: $LOADGEN loadgen, pinned to CPU $GEN_CPU; servers pinned to CPU $SERVER_CPU"
+echo "generator: $LOADGEN loadgen, usage reports over HTTP/$HTTP, pinned to CPU $GEN_CPU; servers pinned to CPU $SERVER_CPU"
 echo "devices $DEVICES, reports $REPORTS, concurrency $CONCURRENCY, warm-up ${WARMUP}s, $ROUNDS rounds; results in $OUT"
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 for round in $(seq "$ROUNDS"); do

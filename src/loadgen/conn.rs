@@ -110,11 +110,19 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// A connection presenting the identity in `config` (its ALPN offer is set here).
-    pub fn new(endpoint: Arc<Endpoint>, config: Arc<rustls::ClientConfig>) -> Connection {
+    /// A connection presenting the identity in `config`. It offers what the agent offers,
+    /// HTTP/2 preferred and HTTP/1.1 accepted, or HTTP/1.1 alone when `http1_only`.
+    pub fn new(
+        endpoint: Arc<Endpoint>,
+        config: Arc<rustls::ClientConfig>,
+        http1_only: bool,
+    ) -> Connection {
         let mut config = Arc::unwrap_or_clone(config);
-        // As the agent does: HTTP/2 preferred, HTTP/1.1 accepted.
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.alpn_protocols = if http1_only {
+            vec![b"http/1.1".to_vec()]
+        } else {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        };
         Connection {
             endpoint,
             tls: TlsConnector::from(Arc::new(config)),
@@ -174,14 +182,19 @@ impl Connection {
                 .await
                 .map_err(|e| transport(format!("TLS handshake: {e}")))?;
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
-            let io = TokioIo::new(tls);
             if h2 {
+                // hyper's HTTP/2 flushes a request's HEADERS frame before its DATA frame has
+                // flow-control capacity: two TLS records and two writes per report, as from a
+                // device's client (which is hyper's too). Buffering does not merge them.
+                let io = TokioIo::new(tls);
                 let (sender, driver) = http2::handshake(TokioExecutor::new(), io)
                     .await
                     .map_err(hyper_failure)?;
                 tokio::spawn(driver);
                 Ok(Sender::Http2(sender))
             } else {
+                // hyper's HTTP/1.1 already writes a request's head and body in one write.
+                let io = TokioIo::new(tls);
                 let (sender, driver) = http1::handshake(io).await.map_err(hyper_failure)?;
                 tokio::spawn(driver);
                 Ok(Sender::Http1(sender))

@@ -81,6 +81,8 @@ pub struct Options {
     /// Threads driving the reporting connections, each a current-thread runtime; one is
     /// enough to saturate a one-core bare server and can be pinned with `taskset`.
     pub threads: usize,
+    /// Report over HTTP/1.1 only, instead of offering HTTP/2 first as the agent does.
+    pub http1_only: bool,
     /// How long phase 2 runs before its clock starts.
     pub warmup: Duration,
     /// The entitlement tag every report uses (one unit).

@@ -37,7 +37,8 @@ pub(super) async fn report_all(
     let mut groups: Vec<Vec<Connection>> = (0..options.threads).map(|_| Vec::new()).collect();
     for w in 0..options.concurrency {
         let config = client_config(options, identities.get(w))?;
-        groups[w % options.threads].push(Connection::new(Arc::clone(&endpoint), config));
+        let connection = Connection::new(Arc::clone(&endpoint), config, options.http1_only);
+        groups[w % options.threads].push(connection);
     }
     let plan = Arc::new(ReportPlan {
         t0: Instant::now() + options.warmup,
