@@ -198,13 +198,16 @@ jq -rs --argjson floor "$SATURATED" '
     else .server_cpu_secs / .elapsed_secs end);
   [.[] | select(.mode == "baseline") | .usage | busy] as $busy |
   [.[] | select(.mode == "baseline") | .usage.generator_busy_cores] as $gen |
-  def pct: if . == null then "unknown" else "\(. * 100 | round)%" end;
+  def pct: if . == null then "unknown" else "\(. * 1000 | round / 10)%" end;
   if ($busy | length) == 0 then "saturation: no baseline usage figures"
   elif any($busy[]; . == null or . < $floor) then
     "*** GENERATOR-BOUND: the baseline core was busy \($busy | map(pct) | join(", ")) by round " +
     "(generator \($gen | map(pct) | join(", "))), below \($floor * 100 | round)% in at least " +
     "one round: the bare server was not saturated, so the usage ratio above measures the " +
-    "generator, not the servers (SPEC §10). ***"
+    "generator, not the servers (SPEC §10). ***" +
+    (if any($gen[]; . != null and . < 0.9) then
+      " Neither core was full in some round: other work on the machine took the time; " +
+      "measure again when it is quiet." else "" end)
   else
     "baseline saturated: its core was busy \($busy | map(pct) | join(", ")) by round " +
     "(at least \($floor * 100 | round)%; generator \($gen | map(pct) | join(", ")))"
