@@ -18,9 +18,9 @@
 //! Registrations use the agent's own code ([`crate::agent`]): what is measured is what a
 //! device experiences. Reports use a lean client (`conn.rs`, `body.rs`) that puts the same
 //! bytes on the wire as the agent (same TLS configuration and ALPN, same request, the body
-//! serialized once and patched) without a general client's per-request work, on `threads` current-thread
-//! runtimes: the generator must be able to saturate the bare server, or the ratio measures
-//! the generator (SPEC §10). Against the bare baseline server ([`Target::Baseline`]) the same
+//! serialized once and patched) without a general client's per-request work, on `threads`
+//! current-thread runtimes: the generator must be able to saturate the bare server, or the
+//! ratio measures the generator (SPEC §10). Against the bare baseline server ([`Target::Baseline`]) the same
 //! bodies are posted over the same kind of connection, but nothing is registered: every
 //! connection presents one client certificate the baseline signed with the same kind of CA.
 //! Every phase reports both sides' busy cores (CPU time over wall time, `server.rs`).
