@@ -3,23 +3,32 @@
 # (examples/baseline.rs), both driven by `satellite loadgen` with the same concurrency.
 #
 # From a fresh clone:   benches/compare.sh
-# Knobs (environment):  ROUNDS=3 DEVICES=2000 REPORTS=30000 CONCURRENCY=32 WARMUP=2
+# Knobs (environment):  ROUNDS=3 DEVICES=2000 REPORTS=200000 CONCURRENCY=32 WARMUP=2
 #                       SERVER_CPU=0 GEN_CPU=1 OUT=<dir for the JSON results>
+#                       HTTP=2 (as devices: HTTP/2) or HTTP=1.1 (reports over HTTP/1.1 only)
+#                       LOADGEN=<another satellite binary whose `loadgen` drives both servers,
+#                       e.g. an older release, to compare generators on the same servers>
 #
 # Each round runs the baseline, then the satellite, each on a fresh temporary data directory,
-# the server pinned to SERVER_CPU and the generator to GEN_CPU. Everything is local
-# (127.0.0.1) and every request loop is a fixed count. Needs: cargo, jq, taskset (util-linux).
+# the server pinned to SERVER_CPU and the generator to GEN_CPU (different cores, so neither
+# takes the other's). Everything is local (127.0.0.1) and every request loop is a fixed count.
+# A ratio is honest only when the generator saturates the bare server (SPEC §10): the summary
+# says GENERATOR-BOUND, loudly, when a baseline round kept its core less than 85% busy.
+# Needs: cargo, jq, taskset (util-linux).
 # See docs/benchmarks.md for what the figures mean and what limits them.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
 DEVICES=${DEVICES:-2000}
-REPORTS=${REPORTS:-30000}
+REPORTS=${REPORTS:-200000}
 CONCURRENCY=${CONCURRENCY:-32}
 WARMUP=${WARMUP:-2}
 SERVER_CPU=${SERVER_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
+HTTP=${HTTP:-2}
 TAG=bench.tag
+# The least busy a baseline core may be for the run to count as saturated (SPEC §10).
+SATURATED=0.85
 
 for tool in cargo jq taskset; do
     command -v "$tool" >/dev/null || { echo "compare.sh: $tool is needed" >&2; exit 2; }
@@ -29,6 +38,12 @@ cargo build --release --locked --bin satellite --example baseline
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 SAT=$TARGET/release/satellite
 BASE=$TARGET/release/examples/baseline
+LOADGEN=${LOADGEN:-$SAT}
+case $HTTP in
+    2) PROTOCOL=() ;;
+    1.1) PROTOCOL=(--http1) ;;
+    *) echo "compare.sh: HTTP must be 2 or 1.1, not $HTTP" >&2; exit 2 ;;
+esac
 OUT=${OUT:-$(mktemp -d -t satellite-bench.XXXXXX)}
 mkdir -p "$OUT"
 
@@ -67,9 +82,9 @@ stop_server() {
 loadgen() {
     local result=$1
     shift
-    if ! taskset -c "$GEN_CPU" "$SAT" loadgen --devices "$DEVICES" --reports "$REPORTS" \
+    if ! taskset -c "$GEN_CPU" "$LOADGEN" loadgen --devices "$DEVICES" --reports "$REPORTS" \
         --concurrency "$CONCURRENCY" --warmup "$WARMUP" --tag "$TAG" \
-        --server-pid "$SERVER_PID" --quiet --json "$@" >"$result" 2>"$result.err"; then
+        --server-pid "$SERVER_PID" --quiet --json ${PROTOCOL[@]+"${PROTOCOL[@]}"} "$@" >"$result" 2>"$result.err"; then
         echo "  (errors: $(cat "$result.err"))" >&2
     fi
 }
@@ -116,11 +131,13 @@ TOML
 
 echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), kernel $(uname -r)"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "generator: $LOADGEN loadgen, usage reports over HTTP/$HTTP, pinned to CPU $GEN_CPU; servers pinned to CPU $SERVER_CPU"
 echo "devices $DEVICES, reports $REPORTS, concurrency $CONCURRENCY, warm-up ${WARMUP}s, $ROUNDS rounds; results in $OUT"
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 for round in $(seq "$ROUNDS"); do
-    echo "round $round: baseline"
+    echo "round $round: baseline (load average $(loadavg))"
     run_baseline "$round"
-    echo "round $round: satellite"
+    echo "round $round: satellite (load average $(loadavg))"
     run_satellite "$round"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -134,6 +151,8 @@ jq -rs '
   def fmt($d): if . == null then "-" else (. * pow(10; $d) | round) / pow(10; $d) | tostring end;
   def spread($d): if length == 0 then "-" else
     "\(median | fmt($d)) [\(min | fmt($d)) .. \(max | fmt($d))]" end;
+  def busy: .server_busy_cores // (if .server_cpu_secs == null or .elapsed_secs == 0 then null
+    else .server_cpu_secs / .elapsed_secs end);
   def inv: if . == null or . == 0 then null else 1 / . end;
   def of($mode; f): [.[] | select(.mode == $mode) | f | select(. != null)];
   def row($name; f; $d): "\($name)\t\(of("baseline"; f) | spread($d))\t\(of("satellite"; f) | spread($d))";
@@ -158,6 +177,8 @@ jq -rs '
    row("registration p99 ms"; .registrations.latency_ms.p99; 2),
    row("server CPU us/report"; .usage.server_cpu_us_per_op; 1),
    row("server CPU us/registration"; .registrations.server_cpu_us_per_op; 1),
+   row("server cores busy (reports)"; .usage | busy; 2),
+   row("generator cores busy (reports)"; .usage.generator_busy_cores; 2),
    row("server RSS MiB (end)"; .server.rss_kib / 1024; 1),
    row("failed requests"; (.registrations.requests - .registrations.ok) + (.usage.requests - .usage.ok); 0),
    "",
@@ -168,3 +189,27 @@ jq -rs '
    info("server CPU per registration (baseline/satellite)"; .registrations.server_cpu_us_per_op | inv)
   ] | .[]
 ' "$OUT"/baseline-*.json "$OUT"/satellite-*.json | column -t -s $'\t'
+
+# Saturation: every baseline round's server core must have been busy, or the usage ratio is
+# the generator's limit, not the servers'.
+echo
+jq -rs --argjson floor "$SATURATED" '
+  def busy: .server_busy_cores // (if .server_cpu_secs == null or .elapsed_secs == 0 then null
+    else .server_cpu_secs / .elapsed_secs end);
+  [.[] | select(.mode == "baseline") | .usage | busy] as $busy |
+  [.[] | select(.mode == "baseline") | .usage.generator_busy_cores] as $gen |
+  def pct: if . == null then "unknown" else "\(. * 1000 | round / 10)%" end;
+  if ($busy | length) == 0 then "saturation: no baseline usage figures"
+  elif any($busy[]; . == null or . < $floor) then
+    "*** GENERATOR-BOUND: the baseline core was busy \($busy | map(pct) | join(", ")) by round " +
+    "(generator \($gen | map(pct) | join(", "))), below \($floor * 100 | round)% in at least " +
+    "one round: the bare server was not saturated, so the usage ratio above measures the " +
+    "generator, not the servers (SPEC §10). ***" +
+    (if any($gen[]; . != null and . < 0.9) then
+      " Neither core was full in some round: other work on the machine took the time; " +
+      "measure again when it is quiet." else "" end)
+  else
+    "baseline saturated: its core was busy \($busy | map(pct) | join(", ")) by round " +
+    "(at least \($floor * 100 | round)%; generator \($gen | map(pct) | join(", ")))"
+  end
+' "$OUT"/baseline-*.json

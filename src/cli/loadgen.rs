@@ -53,6 +53,14 @@ pub struct LoadgenArgs {
     /// Requests in flight at once; kept-alive connections while reporting.
     #[arg(long, value_name = "C", default_value_t = 16)]
     pub concurrency: usize,
+    /// Threads sending usage reports (each drives its share of the connections); one can
+    /// be pinned to a core with `taskset`.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub threads: usize,
+    /// Send usage reports over HTTP/1.1 only (the agent, and by default the generator, offers
+    /// HTTP/2 first, which servers choose).
+    #[arg(long)]
+    pub http1: bool,
     /// Seconds of reporting before the timed phase starts.
     #[arg(long, value_name = "SECS", default_value_t = 2.0, value_parser = parse_warmup)]
     pub warmup: f64,
@@ -129,6 +137,8 @@ pub async fn run(args: LoadgenArgs, global: &Global) -> Result<()> {
         devices: args.devices,
         reports: args.reports,
         concurrency: args.concurrency,
+        threads: args.threads,
+        http1_only: args.http1,
         warmup: Duration::from_secs_f64(args.warmup),
         tag: args.tag,
         rate: args.rate,

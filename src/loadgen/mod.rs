@@ -8,18 +8,27 @@
 //!    therefore a fresh TLS handshake each, `concurrency` at a time. Keys and CSRs are made
 //!    before the clock starts so the figure is the server's, not the generator's key
 //!    generation.
-//! 2. **Usage reports**: `concurrency` workers, each one device on one kept-alive mutual-TLS
-//!    connection, report usage for `warmup` (not counted), then share `reports` reports. In
-//!    the default closed loop a request's latency runs from its send; with a fixed `rate` it
-//!    runs from the time the schedule meant it to be sent, so a stalled server is charged
-//!    for the requests it delayed (no coordinated omission).
+//! 2. **Usage reports**: `concurrency` connections, each one device on one kept-alive
+//!    mutual-TLS connection with one request in flight, report usage for `warmup` (not
+//!    counted), then share `reports` reports. In the default closed loop a request's latency
+//!    runs from its send; with a fixed `rate` it runs from the time the schedule meant it to
+//!    be sent, so a stalled server is charged for the requests it delayed (no coordinated
+//!    omission).
 //!
-//! Devices use the agent's own code ([`crate::agent`]): what is measured is what a device
-//! experiences. Against the bare baseline server ([`Target::Baseline`]) the same bodies are
-//! posted over the same kind of connection, but nothing is registered: every connection
-//! presents one client certificate the baseline signed with the same kind of CA.
+//! Registrations use the agent's own code ([`crate::agent`]): what is measured is what a
+//! device experiences. Reports use a lean client (`conn.rs`, `body.rs`) that puts the same
+//! bytes on the wire as the agent (same TLS configuration and ALPN, same request, the body
+//! serialized once and patched) without a general client's per-request work, on `threads`
+//! current-thread runtimes: the generator must be able to saturate the bare server, or the
+//! ratio measures the generator (SPEC §10). Against the bare baseline server ([`Target::Baseline`]) the same
+//! bodies are posted over the same kind of connection, but nothing is registered: every
+//! connection presents one client certificate the baseline signed with the same kind of CA.
+//! Every phase reports both sides' busy cores (CPU time over wall time, `server.rs`).
 
+mod body;
+mod conn;
 mod report;
+mod reporting;
 mod server;
 mod stats;
 mod workers;
@@ -69,6 +78,11 @@ pub struct Options {
     pub reports: u64,
     /// Requests in flight at once, in both phases; in phase 2, kept-alive connections.
     pub concurrency: usize,
+    /// Threads driving the reporting connections, each a current-thread runtime; one is
+    /// enough to saturate a one-core bare server and can be pinned with `taskset`.
+    pub threads: usize,
+    /// Report over HTTP/1.1 only, instead of offering HTTP/2 first as the agent does.
+    pub http1_only: bool,
     /// How long phase 2 runs before its clock starts.
     pub warmup: Duration,
     /// The entitlement tag every report uses (one unit).
@@ -99,6 +113,9 @@ impl Options {
         if self.concurrency == 0 {
             return invalid("--concurrency must be at least 1".into());
         }
+        if self.threads == 0 {
+            return invalid("--threads must be at least 1".into());
+        }
         if let Some(rate) = self.rate
             && !(rate.is_finite() && rate > 0.0)
         {
@@ -127,7 +144,7 @@ pub async fn run(options: &Options) -> Result<Report, LoadgenError> {
     options.check()?;
     let (registrations, identities) = workers::register_all(options).await?;
     let usage = if options.reports > 0 {
-        Some(workers::report_all(options, &identities).await?)
+        Some(reporting::report_all(options, &identities).await?)
     } else {
         None
     };

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::server::CpuTimes;
 use super::stats::{Latency, Tally};
 
 /// The result of one run.
@@ -54,6 +55,14 @@ pub struct PhaseReport {
     pub server_cpu_secs: Option<f64>,
     /// Server CPU time per successful request, in microseconds.
     pub server_cpu_us_per_op: Option<f64>,
+    /// Server CPU time over the phase's wall time: the server's cores kept busy (1.0 is one
+    /// core). A saturated single-core server is near 1; below 0.85 the generator, not the
+    /// server, set the pace (SPEC §10).
+    pub server_busy_cores: Option<f64>,
+    /// This generator's own CPU time (all threads) during the timed part.
+    pub generator_cpu_secs: Option<f64>,
+    /// The generator's CPU time over the phase's wall time.
+    pub generator_busy_cores: Option<f64>,
 }
 
 /// The server process after the run.
@@ -70,12 +79,14 @@ impl PhaseReport {
     pub(super) fn new(
         mut tally: Tally,
         elapsed: Duration,
-        server_cpu: Option<Duration>,
+        cpu: CpuTimes,
         warmup: &Tally,
         latency_from: &'static str,
     ) -> PhaseReport {
         let ok = tally.successes();
         let secs = elapsed.as_secs_f64();
+        let busy = |c: Option<Duration>| c.filter(|_| secs > 0.0).map(|c| c.as_secs_f64() / secs);
+        let server_cpu = cpu.server;
         PhaseReport {
             requests: ok + tally.failures(),
             ok,
@@ -91,6 +102,9 @@ impl PhaseReport {
             server_cpu_us_per_op: server_cpu
                 .filter(|_| ok > 0)
                 .map(|c| c.as_secs_f64() * 1e6 / ok as f64),
+            server_busy_cores: busy(cpu.server),
+            generator_cpu_secs: cpu.generator.map(|c| c.as_secs_f64()),
+            generator_busy_cores: busy(cpu.generator),
         }
     }
 
@@ -134,6 +148,10 @@ impl Report {
     }
 }
 
+/// Below this many busy server cores a closed-loop run may be bounded by its generator
+/// (SPEC §10), for a server on one core.
+const SATURATED: f64 = 0.85;
+
 fn phase_text(out: &mut String, name: &str, p: &PhaseReport) {
     if p.requests == 0 {
         let _ = writeln!(out, "{name}: none");
@@ -159,6 +177,25 @@ fn phase_text(out: &mut String, name: &str, p: &PhaseReport) {
         let _ = writeln!(
             out,
             "  server CPU {cpu:.2} s = {per_op:.0} µs per operation"
+        );
+    }
+    let cores = |c: Option<f64>| {
+        c.map_or("unknown (no --server-pid)".to_owned(), |c| {
+            format!("{c:.2}")
+        })
+    };
+    let _ = writeln!(
+        out,
+        "  cores busy: server {}, generator {}",
+        cores(p.server_busy_cores),
+        cores(p.generator_busy_cores)
+    );
+    if p.latency_from == "send" && p.server_busy_cores.is_some_and(|c| c < SATURATED) {
+        let _ = writeln!(
+            out,
+            "  note: the server's core was less than {:.0}% busy: if the generator's core is \
+             full, this figure is the generator's limit, not the server's",
+            SATURATED * 100.0
         );
     }
     if p.warmup_requests > 0 {

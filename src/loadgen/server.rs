@@ -1,6 +1,9 @@
-//! What the load generator reads about the server process from `/proc` (Linux only): resident
-//! memory and CPU time. Both are optional extras of a report; a server on another machine, or a
-//! pid that went away, simply leaves them out.
+//! What the load generator reads about the server process, and about itself, from `/proc`
+//! (Linux only): resident memory and CPU time. Both are optional extras of a report; a server
+//! on another machine, or a pid that went away, simply leaves them out.
+//!
+//! CPU time over a phase's wall time is how busy each side's cores were: a server core below
+//! 85% busy while the generator's is full means the run measured the generator (SPEC §10).
 
 use std::time::Duration;
 
@@ -57,6 +60,41 @@ fn parse_stat(stat: &str) -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 1000 / USER_HZ))
 }
 
+/// CPU time used during one timed phase by the server (when its pid is known) and by this
+/// generator process.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuTimes {
+    pub server: Option<Duration>,
+    pub generator: Option<Duration>,
+}
+
+/// Both processes' CPU time at the start of a phase.
+pub struct CpuClock {
+    server_pid: Option<u32>,
+    start: CpuTimes,
+}
+
+impl CpuClock {
+    pub fn start(server_pid: Option<u32>) -> CpuClock {
+        CpuClock {
+            server_pid,
+            start: CpuTimes {
+                server: server_pid.and_then(cpu_time),
+                generator: cpu_time(std::process::id()),
+            },
+        }
+    }
+
+    /// The CPU time each side used since [`CpuClock::start`].
+    pub fn stop(self) -> CpuTimes {
+        let since = |now: Option<Duration>, then: Option<Duration>| now?.checked_sub(then?);
+        CpuTimes {
+            server: since(self.server_pid.and_then(cpu_time), self.start.server),
+            generator: since(cpu_time(std::process::id()), self.start.generator),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +123,17 @@ mod tests {
         let me = std::process::id();
         assert!(memory(me).is_some_and(|m| m.rss_kib > 0));
         assert!(cpu_time(me).is_some());
+    }
+
+    #[test]
+    fn a_clock_without_a_server_measures_only_the_generator() {
+        let clock = CpuClock::start(None);
+        let mut x = 0u64;
+        for i in 0..1_000_000u64 {
+            x = std::hint::black_box(x.wrapping_add(i));
+        }
+        let used = clock.stop();
+        assert_eq!(used.server, None);
+        assert!(used.generator.is_some());
     }
 }

@@ -1,22 +1,20 @@
-//! The two phases: registration workers and reporting workers, plus the progress line.
+//! Phase 1, registrations, with the agent's own client; and the progress line of both phases.
+//! Phase 2 is in [`super::reporting`].
 
 use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use time::OffsetDateTime;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::report::PhaseReport;
+use super::server::CpuClock;
 use super::stats::Tally;
-use super::{LoadgenError, Options, Target, server};
-use crate::agent::{
-    AgentError, AgentIdentity, DeviceClient, new_key_and_csr, register_raw, registration_client,
-};
-use crate::pki;
-use crate::protocol::device::{RegisterRequest, Udi, UsageLine, UsageRequest, codes};
+use super::{LoadgenError, Options, Target};
+use crate::agent::{AgentError, AgentIdentity, new_key_and_csr, register_raw, registration_client};
+use crate::protocol::device::{RegisterRequest, Udi, codes};
 
 /// Refusals after which no registration can succeed: the run stops at the first one.
 const FATAL_REGISTRATION_CODES: &[&str] = &[
@@ -62,7 +60,7 @@ pub(super) async fn register_all(
     let queue: JobQueue = Arc::new(std::sync::Mutex::new(jobs.into_iter().enumerate()));
     let stop = Arc::new(AtomicBool::new(false));
     let progress = Progress::start(options.progress, "registrations", total);
-    let cpu_before = options.server_pid.and_then(server::cpu_time);
+    let cpu = CpuClock::start(options.server_pid);
     let started = Instant::now();
     let mut set = JoinSet::new();
     for _ in 0..options.concurrency.min(options.devices) {
@@ -83,7 +81,7 @@ pub(super) async fn register_all(
         fatal = fatal.or(f);
     }
     let elapsed = started.elapsed();
-    let cpu = cpu_delta(options.server_pid, cpu_before);
+    let cpu = cpu.stop();
     progress.finish();
     if let Some(reason) = fatal {
         return Err(LoadgenError::Aborted {
@@ -218,209 +216,21 @@ async fn register_one(options: &Options, job: &Job) -> Result<Option<(String, St
     }
 }
 
-/// How one reporting worker sends: the agent's client against a satellite, the same kind of
-/// HTTPS client posting the same body against the baseline.
-enum Reporter {
-    Device(DeviceClient),
-    Raw { http: reqwest::Client, url: String },
-}
-
-impl Reporter {
-    fn new(options: &Options, identity: Option<&AgentIdentity>) -> Result<Reporter, LoadgenError> {
-        let invalid = |e: String| LoadgenError::Invalid(e);
-        match (&options.target, identity) {
-            (Target::Satellite { .. }, Some(identity)) => Ok(Reporter::Device(
-                DeviceClient::new(&options.url, identity).map_err(|e| invalid(e.to_string()))?,
-            )),
-            (Target::Baseline { cert_pem, key_pem }, _) => {
-                let config = pki::client_config_with_identity(&options.ca_pem, cert_pem, key_pem)
-                    .map_err(|e| invalid(format!("baseline identity: {e}")))?;
-                let mut config = Arc::unwrap_or_clone(config);
-                // As the agent does: HTTP/2 preferred, HTTP/1.1 accepted.
-                config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-                let http = reqwest::Client::builder()
-                    .tls_backend_preconfigured(config)
-                    .connect_timeout(Duration::from_secs(10))
-                    .timeout(Duration::from_secs(60))
-                    .build()
-                    .map_err(|e| invalid(format!("cannot build the HTTPS client: {e}")))?;
-                let url = format!("{}/v1/usage", options.url.trim_end_matches('/'));
-                Ok(Reporter::Raw { http, url })
-            }
-            (Target::Satellite { .. }, None) => {
-                Err(invalid("not enough devices registered to report".into()))
-            }
-        }
-    }
-
-    async fn send(&self, report: &UsageRequest) -> Result<(), Failure> {
-        match self {
-            Reporter::Device(client) => client.usage(report).await.map(drop).map_err(agent_failure),
-            Reporter::Raw { http, url } => {
-                let response = http
-                    .post(url)
-                    .json(report)
-                    .send()
-                    .await
-                    .map_err(reqwest_failure)?;
-                let status = response.status();
-                response.bytes().await.map_err(reqwest_failure)?;
-                if status.is_success() {
-                    Ok(())
-                } else {
-                    Err((format!("http_{}", status.as_u16()), status.to_string()))
-                }
-            }
-        }
-    }
-}
-
-/// Phase 2: warm-up, then `reports` reports shared by `concurrency` workers.
-pub(super) async fn report_all(
-    options: &Options,
-    identities: &[AgentIdentity],
-) -> Result<PhaseReport, LoadgenError> {
-    let mut reporters = Vec::with_capacity(options.concurrency);
-    for w in 0..options.concurrency {
-        reporters.push(Reporter::new(options, identities.get(w))?);
-    }
-    let plan = ReportPlan {
-        t0: Instant::now() + options.warmup,
-        total: options.reports,
-        rate: options.rate,
-        tag: options.tag.clone(),
-        per_worker: (options.reports as usize / options.concurrency) + 1,
-    };
-    let next = Arc::new(AtomicU64::new(0));
-    let progress = Progress::start(options.progress, "usage reports", options.reports);
-    let mut set = JoinSet::new();
-    for reporter in reporters {
-        set.spawn(report_worker(
-            reporter,
-            plan.clone(),
-            Arc::clone(&next),
-            Arc::clone(&progress.counters),
-        ));
-    }
-    let t0 = plan.t0;
-    tokio::time::sleep_until(t0).await;
-    let cpu_before = options.server_pid.and_then(server::cpu_time);
-    let mut tally = Tally::with_capacity(options.reports as usize);
-    let mut warmup = Tally::default();
-    let mut last = t0;
-    while let Some(joined) = set.join_next().await {
-        let (t, w, finished) = joined.expect("a reporting worker panicked");
-        tally.merge(t);
-        warmup.merge(w);
-        last = last.max(finished);
-    }
-    let cpu = cpu_delta(options.server_pid, cpu_before);
-    progress.finish();
-    let from = if options.rate.is_some() {
-        "intended_send"
-    } else {
-        "send"
-    };
-    Ok(PhaseReport::new(tally, last - t0, cpu, &warmup, from))
-}
-
-/// What every reporting worker shares.
-#[derive(Clone)]
-struct ReportPlan {
-    /// The end of the warm-up: the measured phase starts here.
-    t0: Instant,
-    /// Reports in the measured phase, across all workers.
-    total: u64,
-    /// Reports per second across all workers (`None`: as fast as answered).
-    rate: Option<f64>,
-    tag: String,
-    /// A tally's capacity: every worker's share, rounded up.
-    per_worker: usize,
-}
-
-/// One reporting worker: warms up until `t0`, then takes report numbers until `total` are
-/// taken. At a fixed rate each report's latency counts from its intended send time, so a slow
-/// answer delaying later reports is measured (no coordinated omission). Returns the measured
-/// tally, the warm-up tally and when it finished.
-async fn report_worker(
-    reporter: Reporter,
-    plan: ReportPlan,
-    next: Arc<AtomicU64>,
-    counters: Arc<Counters>,
-) -> (Tally, Tally, Instant) {
-    let ReportPlan {
-        t0,
-        total,
-        rate,
-        tag,
-        per_worker,
-    } = plan;
-    let usage = vec![UsageLine {
-        entitlement_tag: tag,
-        count: 1,
-    }];
-    let mut seq = 0u64;
-    let report = |seq: u64| UsageRequest {
-        seq,
-        measured_at: OffsetDateTime::now_utc(),
-        usage: usage.clone(),
-    };
-    let mut warmup = Tally::default();
-    while Instant::now() < t0 {
-        seq += 1;
-        let sent = Instant::now();
-        match reporter.send(&report(seq)).await {
-            Ok(()) => warmup.ok(sent.elapsed()),
-            Err((kind, message)) => warmup.error(kind, message),
-        }
-    }
-    let mut tally = Tally::with_capacity(per_worker);
-    loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        if i >= total {
-            break;
-        }
-        let start = match rate {
-            Some(rate) => {
-                let intended = t0 + Duration::from_secs_f64(i as f64 / rate);
-                tokio::time::sleep_until(intended).await;
-                intended
-            }
-            None => Instant::now(),
-        };
-        seq += 1;
-        match reporter.send(&report(seq)).await {
-            Ok(()) => tally.ok(start.elapsed()),
-            Err((kind, message)) => {
-                counters.errors.fetch_add(1, Ordering::Relaxed);
-                tally.error(kind, message);
-            }
-        }
-        counters.done.fetch_add(1, Ordering::Relaxed);
-    }
-    (tally, warmup, Instant::now())
-}
-
-fn cpu_delta(pid: Option<u32>, before: Option<Duration>) -> Option<Duration> {
-    let after = server::cpu_time(pid?)?;
-    after.checked_sub(before?)
-}
-
 /// Requests done and failed so far, for the progress line.
 #[derive(Default)]
-struct Counters {
-    done: AtomicU64,
-    errors: AtomicU64,
+pub(super) struct Counters {
+    pub(super) done: AtomicU64,
+    pub(super) errors: AtomicU64,
 }
 
 /// A `\r` status line on stderr, twice a second, while a phase runs.
-struct Progress {
+pub(super) struct Progress {
     counters: Arc<Counters>,
     ticker: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Progress {
-    fn start(enabled: bool, phase: &'static str, total: u64) -> Progress {
+    pub(super) fn start(enabled: bool, phase: &'static str, total: u64) -> Progress {
         let counters = Arc::new(Counters::default());
         let ticker = enabled.then(|| {
             let counters = Arc::clone(&counters);
@@ -444,7 +254,12 @@ impl Progress {
         Progress { counters, ticker }
     }
 
-    fn finish(self) {
+    /// The counters the workers advance.
+    pub(super) fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
+    }
+
+    pub(super) fn finish(self) {
         if let Some(ticker) = self.ticker {
             ticker.abort();
             let mut err = std::io::stderr().lock();
