@@ -13,6 +13,7 @@ mod bodies;
 mod cli_polish;
 mod concurrency;
 mod config;
+mod console;
 mod connections;
 mod corrupt;
 mod crash;
