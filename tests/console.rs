@@ -45,7 +45,11 @@ fn operator(d: &Daemon, name: &str, grant: &[&str]) {
         d.cli_ok(&args);
     }
     let out = passwd(d, name, PASSWORD);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The base64 SHA-256 of the daemon's server certificate's SubjectPublicKeyInfo: what
@@ -165,7 +169,11 @@ impl Plain {
     fn csrf(&self, cookie: &str) -> String {
         let page = self.get("/ui/", cookie);
         assert_eq!(page.status, 200, "{}", page.body);
-        let at = page.body.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+        let at = page
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a CSRF field")
+            + 19;
         page.body[at..at + 64].to_string()
     }
 }
@@ -186,11 +194,18 @@ fn passwords_are_checked_stored_as_argon2id_and_audited() {
     assert_eq!(short.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&short.stderr);
     assert!(stderr.contains("at least 12 characters"), "{stderr}");
-    assert!(!stderr.contains("too short\n"), "the password is not echoed: {stderr}");
+    assert!(
+        !stderr.contains("too short\n"),
+        "the password is not echoed: {stderr}"
+    );
     assert_eq!(d.event_count(), before, "nothing changed");
 
     let out = passwd(&d, "olivia", PASSWORD);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let set = events_of(&d, "user.passwd");
     assert_eq!(set.len(), 1);
     assert_eq!(set[0]["subject"], "olivia");
@@ -220,8 +235,19 @@ fn a_browser_logs_in_and_the_overview_shows_the_agents_device_and_the_shortage()
     agent_ok(
         &dir,
         &[
-            "register", "--url", &url, "--ca", ca, "--token", &token, "--pid", "C9300-24T",
-            "--serial", "FOC1", "--hostname", "sw-01",
+            "register",
+            "--url",
+            &url,
+            "--ca",
+            ca,
+            "--token",
+            &token,
+            "--pid",
+            "C9300-24T",
+            "--serial",
+            "FOC1",
+            "--hostname",
+            "sw-01",
         ],
     );
     agent_ok(&dir, &["report", "--usage", &usage]);
@@ -238,7 +264,10 @@ fn a_browser_logs_in_and_the_overview_shows_the_agents_device_and_the_shortage()
     assert!(devices.contains("Out of compliance 1"), "{devices}");
     let shortages = b.text("#shortages");
     assert!(shortages.contains("acme/Default"), "{shortages}");
-    assert!(shortages.contains("acme/Default/emea (4)"), "spare: {shortages}");
+    assert!(
+        shortages.contains("acme/Default/emea (4)"),
+        "spare: {shortages}"
+    );
     assert!(b.text("#health").contains("healthy"));
     b.screenshot(&screenshot("overview"));
 
@@ -271,7 +300,12 @@ fn a_wrong_password_is_refused_audited_and_rate_limited() {
     // right password.
     let plain = Plain::new(&d);
     for _ in 0..4 {
-        let a = plain.post("/ui/login", "", "user=olivia&password=wrong+wrong+wrong", None);
+        let a = plain.post(
+            "/ui/login",
+            "",
+            "user=olivia&password=wrong+wrong+wrong",
+            None,
+        );
         assert_eq!(a.status, 401);
     }
     let form = format!("user=olivia&password={}", PASSWORD.replace(' ', "+"));
@@ -292,7 +326,12 @@ fn forms_without_the_csrf_token_or_from_another_origin_are_refused() {
     let without = plain.post("/ui/logout", &cookie, "", None);
     assert_eq!(without.status, 403, "{}", without.body);
     assert!(without.body.contains("Reload the page"), "{}", without.body);
-    let wrong = plain.post("/ui/logout", &cookie, &format!("csrf={}", "0".repeat(64)), None);
+    let wrong = plain.post(
+        "/ui/logout",
+        &cookie,
+        &format!("csrf={}", "0".repeat(64)),
+        None,
+    );
     assert_eq!(wrong.status, 403);
     let evil = Some("https://evil.example");
     let cross = plain.post("/ui/logout", &cookie, &format!("csrf={csrf}"), evil);
@@ -301,6 +340,25 @@ fn forms_without_the_csrf_token_or_from_another_origin_are_refused() {
     assert_eq!(login_elsewhere.status, 403, "login CSRF");
     assert_eq!(d.event_count(), before, "nothing changed");
     assert_eq!(plain.get("/ui/", &cookie).status, 200, "still signed in");
+
+    // Signed out, a page sends to the login page, which comes back to it; never off-site.
+    let asked = plain.get("/ui/?x=1", "");
+    assert_eq!(asked.location, "/ui/login?next=%2Fui%2F%3Fx%3D1");
+    let form = format!("user=olivia&password={}", PASSWORD.replace(' ', "+"));
+    let back = plain.post(
+        "/ui/login",
+        "",
+        &format!("{form}&next=%2Fui%2F%3Fx%3D1"),
+        None,
+    );
+    assert_eq!(back.location, "/ui/?x=1");
+    let off = plain.post(
+        "/ui/login",
+        "",
+        &format!("{form}&next=%2F%2Fevil.example"),
+        None,
+    );
+    assert_eq!(off.location, "/ui/");
 
     // The JSON API does not take the cookie: it keeps its bearer tokens.
     let api = plain.get("/v1/status", &cookie);
@@ -331,12 +389,21 @@ fn logout_password_change_and_deletion_end_sessions() {
 
     // A new password signs the user out everywhere, and so does deletion.
     let second = plain.log_in("olivia", PASSWORD);
-    assert!(passwd(&d, "olivia", "another long passphrase").status.success());
+    assert!(
+        passwd(&d, "olivia", "another long passphrase")
+            .status
+            .success()
+    );
     assert_eq!(plain.get("/ui/", &second).status, 303);
     let third = plain.log_in("olivia", "another long passphrase");
     d.cli_ok(&["user", "delete", "olivia"]);
     assert_eq!(plain.get("/ui/", &third).status, 303);
-    let gone = plain.post("/ui/login", "", "user=olivia&password=another+long+passphrase", None);
+    let gone = plain.post(
+        "/ui/login",
+        "",
+        "user=olivia&password=another+long+passphrase",
+        None,
+    );
     assert_eq!(gone.status, 401, "the password went with the user");
 }
 
@@ -348,16 +415,26 @@ fn a_va_user_sees_only_its_subtree() {
     emea.license(ADV, 2);
     acme.child("apac").license(ADV, 7);
     d.account("globex").license(ADV, 9);
-    operator(&d, "paul", &["--role", "va-user", "--va", "acme/Default/emea"]);
+    operator(
+        &d,
+        "paul",
+        &["--role", "va-user", "--va", "acme/Default/emea"],
+    );
 
     let b = Browser::start(&spki_hash(&d));
     log_in(&b, &d, "paul", PASSWORD);
     assert_eq!(b.text("#who"), "paul");
     let page = b.source();
     for hidden in ["apac", "globex", "Sync and store"] {
-        assert!(!page.contains(hidden), "{hidden} is outside paul's scope: {page}");
+        assert!(
+            !page.contains(hidden),
+            "{hidden} is outside paul's scope: {page}"
+        );
     }
     let scope = b.text(".scope");
-    assert!(scope.starts_with("1 account(s), 1 virtual account(s), 1 license line(s)"), "{scope}");
+    assert!(
+        scope.starts_with("1 account(s), 1 virtual account(s), 1 license line(s)"),
+        "{scope}"
+    );
     b.screenshot(&screenshot("overview-va-user"));
 }

@@ -201,10 +201,16 @@ impl Browser {
         all.as_array()?.iter().find(|c| c["name"] == name).cloned()
     }
 
-    /// Saves a PNG of the viewport to `path`.
+    /// Saves a PNG of the whole page (beyond the window's height) to `path`, through
+    /// ChromeDriver's DevTools command: W3C's screenshot stops at the viewport.
     pub fn screenshot(&self, path: &Path) {
-        let data = self.session_call("GET", "/screenshot", None);
-        let png = base64_decode(data.as_str().expect("base64 PNG"));
+        let shot = self.session_call(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({"cmd": "Page.captureScreenshot",
+                "params": {"format": "png", "captureBeyondViewport": true}})),
+        );
+        let png = base64_decode(shot["data"].as_str().expect("base64 PNG"));
         assert!(png.starts_with(b"\x89PNG"), "a PNG");
         std::fs::create_dir_all(path.parent().expect("a directory")).expect("the directory");
         std::fs::write(path, png).expect("write the screenshot");
@@ -230,7 +236,11 @@ const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 pub fn base64_encode(bytes: &[u8]) -> String {
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -246,7 +256,10 @@ pub fn base64_encode(bytes: &[u8]) -> String {
 fn base64_decode(text: &str) -> Vec<u8> {
     let mut out = Vec::new();
     let (mut acc, mut bits) = (0u32, 0);
-    for c in text.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
+    for c in text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+    {
         let v = ALPHABET
             .iter()
             .position(|a| *a == c)

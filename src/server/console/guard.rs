@@ -115,7 +115,18 @@ impl FromRequestParts<AdminCtx> for SignedIn {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, ctx: &AdminCtx) -> Result<Self, Response> {
-        let to_login = || redirect("/ui/login");
+        // After login the user comes back to the page asked for (a GET; a form is not re-sent).
+        let asked = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/ui/");
+        let back: String = form_urlencoded::byte_serialize(asked.as_bytes()).collect();
+        let login = match parts.method {
+            Method::GET if asked != "/ui/" => format!("/ui/login?next={back}"),
+            _ => "/ui/login".to_string(),
+        };
+        let to_login = || redirect(&login);
         let cookie = session_cookie(&parts.headers).ok_or_else(to_login)?;
         let session = ctx
             .console

@@ -87,6 +87,7 @@ fn system_health(ctx: &AdminCtx, now: time::OffsetDateTime) -> SystemHealth {
             .unwrap_or_else(|| "never".into()),
         sync_problem: ctx.sync.problem(now).unwrap_or_default(),
         store_bytes: match store.bytes {
+            Ok(b) if b < 1024 * 1024 => format!("{:.1} KiB", b as f64 / 1024.0),
             Ok(b) => format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)),
             Err(e) => format!("unknown ({e})"),
         },

@@ -32,13 +32,17 @@ fn next_of(asked: Option<&str>) -> &str {
 
 pub async fn login_form(State(ctx): State<AdminCtx>, req: Request) -> Response {
     let (mut parts, _) = req.into_parts();
+    let asked = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "next")
+        .map(|(_, v)| v.into_owned());
+    let next = next_of(asked.as_deref());
     if SignedIn::from_request_parts(&mut parts, &ctx).await.is_ok() {
-        return redirect("/ui/");
+        return redirect(next);
     }
     let page = Login {
         user: "",
         message: "",
-        next: "/ui/",
+        next,
     };
     render(StatusCode::OK, &page)
 }
