@@ -11,6 +11,14 @@ use super::events::NewEvent;
 use super::ids::{ApiTokenId, IdSource, UserId};
 use super::model::{ApiToken, Role, RoleGrant, Scope, User, UserPassword};
 
+/// A step of signing in to the web console, each audited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleStep {
+    Login,
+    LoginFailed,
+    Logout,
+}
+
 impl Catalog {
     pub fn create_user(
         &self,
@@ -108,11 +116,16 @@ impl Catalog {
         })
     }
 
-    /// The audit event of a console sign-in step (`console.login`, `console.logout`,
-    /// `console.login_failed`): it changes no record. `who` is the user's name, or the source
-    /// address for a name that is not a user's, so that guessed names are not stored.
-    pub fn console_event(&self, action: &'static str, who: &str, source: &str) -> Change {
-        Change::new(NewEvent::new(action, who).detail("source", source))
+    /// The audit event of a console sign-in step: it changes no record. `who` is the user's
+    /// name, or a placeholder for a name that is not a user's, so that guessed names (perhaps
+    /// a password typed in the wrong box) are not stored.
+    pub fn console_event(&self, step: ConsoleStep, who: &str, source: &str) -> Change {
+        let event = match step {
+            ConsoleStep::Login => NewEvent::new("console.login", who),
+            ConsoleStep::LoginFailed => NewEvent::new("console.login_failed", who),
+            ConsoleStep::Logout => NewEvent::new("console.logout", who),
+        };
+        Change::new(event.detail("source", source))
     }
 
     /// Grants a role over a scope; the scope must fit the role and exist.

@@ -9,6 +9,7 @@ use axum::response::Response;
 use super::guard::{CsrfForm, Fields, SignedIn, source};
 use super::session::COOKIE;
 use super::{redirect, render};
+use crate::domain::ConsoleStep;
 use crate::server::admin::AdminCtx;
 use crate::server::error::ApiError;
 
@@ -103,12 +104,19 @@ pub async fn login(State(ctx): State<AdminCtx>, req: Request) -> Response {
             Some(_) => (format!("user:{name}"), name.clone()),
             None => (format!("console:{from}"), "(unknown user)".to_string()),
         };
-        audit(&ctx, &actor, "console.login_failed", &who, &from).await;
+        audit(&ctx, &actor, ConsoleStep::LoginFailed, &who, &from).await;
         tracing::warn!(source = %from, "console login failed");
         return again(StatusCode::UNAUTHORIZED, "Wrong user name or password.");
     };
     let opened = console.sessions.open(user, now);
-    audit(&ctx, &format!("user:{name}"), "console.login", &name, &from).await;
+    audit(
+        &ctx,
+        &format!("user:{name}"),
+        ConsoleStep::Login,
+        &name,
+        &from,
+    )
+    .await;
     let mut res = redirect(&next);
     set_cookie(
         &mut res,
@@ -125,7 +133,7 @@ pub async fn logout(State(ctx): State<AdminCtx>, form: CsrfForm) -> Response {
     let me = form.me;
     ctx.console.sessions.end(&me.cookie);
     let actor = &me.principal.actor;
-    audit(&ctx, actor, "console.logout", &me.name, &me.source).await;
+    audit(&ctx, actor, ConsoleStep::Logout, &me.name, &me.source).await;
     let mut res = redirect("/ui/login");
     set_cookie(
         &mut res,
@@ -143,14 +151,14 @@ fn set_cookie(res: &mut Response, value: &str) {
 /// Records a sign-in step in the audit log. A store that cannot write is logged; the answer
 /// to the browser does not depend on it (a failed login stays failed, a logout still ends
 /// the session).
-async fn audit(ctx: &AdminCtx, actor: &str, action: &'static str, who: &str, from: &str) {
+async fn audit(ctx: &AdminCtx, actor: &str, step: ConsoleStep, who: &str, from: &str) {
     let written = ctx
         .app
         .change(actor, |c, _| {
-            Ok::<_, crate::domain::DomainError>((c.console_event(action, who, from), ()))
+            Ok::<_, crate::domain::DomainError>((c.console_event(step, who, from), ()))
         })
         .await;
     if let Err(e) = written {
-        tracing::error!(cause = %e, action, "cannot record a console event");
+        tracing::error!(cause = %e, ?step, "cannot record a console event");
     }
 }
