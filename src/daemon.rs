@@ -215,6 +215,7 @@ async fn serve_live(
         ca_der: pki.ca_der().as_ref().to_vec(),
         rum: rum.clone(),
         device_url: device_url(device_addr),
+        console: Arc::new(crate::server::console::Console::new(settings.console)),
     };
     let worker_tasks = spawn_workers(
         &settings,

@@ -14,6 +14,7 @@ mod cli_polish;
 mod concurrency;
 mod config;
 mod connections;
+mod console;
 mod corrupt;
 mod crash;
 mod device_auth;

@@ -114,6 +114,10 @@ pub const USER: &str = examples!(
 pub const USER_CREATE: &str = examples!("satellite user create olivia");
 pub const USER_LIST: &str = examples!("satellite user list");
 pub const USER_DELETE: &str = examples!("satellite user delete olivia");
+pub const USER_PASSWD: &str = examples!(
+    "satellite user passwd olivia",
+    "printf '%s\\n' \"$NEW_PASSWORD\" | satellite user passwd olivia --stdin"
+);
 pub const USER_GRANT: &str = examples!(
     "satellite user grant olivia --role account-admin --account acme",
     "satellite user grant paul --role va-user --va acme/Default/emea",

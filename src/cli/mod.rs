@@ -17,6 +17,7 @@ mod licenses;
 pub mod loadgen;
 mod locate;
 mod output;
+mod passwd;
 mod progress;
 mod reserve;
 mod suggest;

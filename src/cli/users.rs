@@ -145,6 +145,16 @@ pub enum UserCommand {
         /// The operator's name or id.
         user: String,
     },
+    /// Set an operator's console password (asked twice on the terminal, never echoed). Their
+    /// console sessions are signed out. Users may set their own; system-admin anyone's.
+    #[command(after_help = ex::USER_PASSWD)]
+    Passwd {
+        /// The operator's name or id.
+        user: String,
+        /// Read the password from the first line of standard input (for scripts).
+        #[arg(long)]
+        stdin: bool,
+    },
     /// Grant a role: system-admin or metrics-reader (no scope), account-admin/account-user
     /// (--account), va-admin/va-user (--va). metrics-reader may only scrape /metrics.
     #[command(after_help = ex::USER_GRANT)]
@@ -238,6 +248,9 @@ pub async fn user(client: &AdminClient, out: Output, c: UserCommand) -> Result<(
             out.show(&json!({ "deleted": user }), |_| {
                 println!("deleted user {user}")
             })
+        }
+        UserCommand::Passwd { user, stdin } => {
+            super::passwd::passwd(client, out, user, stdin).await
         }
         UserCommand::Grant(g) => grant(client, out, g, "grants").await,
         UserCommand::Revoke(g) => grant(client, out, g, "revoke").await,

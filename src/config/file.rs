@@ -26,6 +26,8 @@ pub struct Config {
     pub timers: TimersConfig,
     /// Graceful shutdown.
     pub shutdown: ShutdownConfig,
+    /// The web console's sessions.
+    pub console: ConsoleConfig,
     /// Alert derivation and notification.
     pub alerts: AlertsConfig,
     /// An operator-supplied server certificate replacing the generated one.
@@ -211,6 +213,26 @@ impl Default for ShutdownConfig {
     fn default() -> Self {
         Self {
             drain_timeout: "10s".to_owned(),
+        }
+    }
+}
+
+/// `[console]`: the web console's sessions (SPEC §12).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// A console session ends after this long without a request. Default `"30m"`.
+    pub idle_timeout: String,
+    /// A console session ends this long after its login, however busy. At least
+    /// `idle_timeout`. Default `"12h"`.
+    pub absolute_timeout: String,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: "30m".to_owned(),
+            absolute_timeout: "12h".to_owned(),
         }
     }
 }

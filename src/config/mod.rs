@@ -30,13 +30,13 @@ mod settings;
 mod validate;
 
 pub use file::{
-    AdminConfig, AlertsConfig, Config, DeviceConfig, LogConfig, LogFormat, ShutdownConfig,
-    SyncConfig, TimersConfig, TlsConfig, TrustedKeyConfig,
+    AdminConfig, AlertsConfig, Config, ConsoleConfig, DeviceConfig, LogConfig, LogFormat,
+    ShutdownConfig, SyncConfig, TimersConfig, TlsConfig, TrustedKeyConfig,
 };
 pub use rum::{Network, RumConfig, RumSettings};
 pub use settings::{
-    AdminSettings, AlertsSettings, DeviceSettings, LogSettings, Settings, ShutdownSettings,
-    SyncSettings, Timers, TlsFiles,
+    AdminSettings, AlertsSettings, ConsoleSettings, DeviceSettings, LogSettings, Settings,
+    ShutdownSettings, SyncSettings, Timers, TlsFiles,
 };
 use validate::Validator;
 pub use validate::parse_duration;

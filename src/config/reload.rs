@@ -5,8 +5,8 @@
 //! a setting silently.
 
 use super::{
-    AdminSettings, AlertsSettings, DeviceSettings, LogSettings, RumSettings, Settings,
-    ShutdownSettings, SyncSettings, Timers,
+    AdminSettings, AlertsSettings, ConsoleSettings, DeviceSettings, LogSettings, RumSettings,
+    Settings, ShutdownSettings, SyncSettings, Timers,
 };
 
 /// The dotted keys found to differ, in the order they were checked.
@@ -32,6 +32,7 @@ impl Settings {
             log,
             timers,
             shutdown,
+            console,
             alerts,
             tls,
             trusted_license_keys,
@@ -44,6 +45,7 @@ impl Settings {
         log.changed(&new.log, &mut c);
         timers.changed(&new.timers, &mut c);
         shutdown.changed(&new.shutdown, &mut c);
+        console.changed(&new.console, &mut c);
         alerts.changed(&new.alerts, &mut c);
         c.check("tls", *tls != new.tls);
         c.check(
@@ -170,6 +172,20 @@ impl ShutdownSettings {
     fn changed(&self, s: &ShutdownSettings, c: &mut Changed) {
         let ShutdownSettings { drain_timeout } = self;
         c.check("shutdown.drain_timeout", *drain_timeout != s.drain_timeout);
+    }
+}
+
+impl ConsoleSettings {
+    fn changed(&self, s: &ConsoleSettings, c: &mut Changed) {
+        let ConsoleSettings {
+            idle_timeout,
+            absolute_timeout,
+        } = self;
+        c.check("console.idle_timeout", *idle_timeout != s.idle_timeout);
+        c.check(
+            "console.absolute_timeout",
+            *absolute_timeout != s.absolute_timeout,
+        );
     }
 }
 

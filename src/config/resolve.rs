@@ -5,10 +5,10 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use super::{
-    AdminConfig, AdminSettings, AlertsConfig, AlertsSettings, Config, ConfigError,
-    DEFAULT_DATA_DIR, DeviceConfig, DeviceSettings, LogConfig, LogSettings, Settings,
-    ShutdownConfig, ShutdownSettings, SyncConfig, SyncSettings, Timers, TimersConfig, TlsConfig,
-    TlsFiles, Validator, origin_name, quote,
+    AdminConfig, AdminSettings, AlertsConfig, AlertsSettings, Config, ConfigError, ConsoleConfig,
+    ConsoleSettings, DEFAULT_DATA_DIR, DeviceConfig, DeviceSettings, LogConfig, LogSettings,
+    Settings, ShutdownConfig, ShutdownSettings, SyncConfig, SyncSettings, Timers, TimersConfig,
+    TlsConfig, TlsFiles, Validator, origin_name, quote,
 };
 
 impl Config {
@@ -36,6 +36,7 @@ impl Config {
             log: self.log.validate(&v)?,
             timers: self.timers.validate(&v)?,
             shutdown: self.shutdown.validate(&v)?,
+            console: self.console.validate(&v)?,
             alerts: self.alerts.validate(&v)?,
             tls: self.tls.resolve(&v, &data_dir)?,
             trusted_license_keys: v.trusted_keys(&self.sync.trusted_license_keys)?,
@@ -160,6 +161,28 @@ impl AlertsConfig {
         Ok(AlertsSettings {
             interval: v.duration("alerts.interval", &self.interval)?,
             webhook: (!webhook.is_empty()).then(|| webhook.to_string()),
+        })
+    }
+}
+
+impl ConsoleConfig {
+    fn validate(&self, v: &Validator) -> Result<ConsoleSettings, ConfigError> {
+        let idle_timeout = v.time_duration("console.idle_timeout", &self.idle_timeout)?;
+        let absolute_timeout =
+            v.time_duration("console.absolute_timeout", &self.absolute_timeout)?;
+        if absolute_timeout < idle_timeout {
+            return Err(v.invalid(
+                "console.absolute_timeout",
+                &quote(&self.absolute_timeout),
+                &format!(
+                    "is shorter than console.idle_timeout (\"{}\"); make it at least as long",
+                    self.idle_timeout
+                ),
+            ));
+        }
+        Ok(ConsoleSettings {
+            idle_timeout,
+            absolute_timeout,
         })
     }
 }

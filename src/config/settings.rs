@@ -21,6 +21,8 @@ pub struct Settings {
     pub timers: Timers,
     /// Shutdown deadlines.
     pub shutdown: ShutdownSettings,
+    /// `[console]`.
+    pub console: ConsoleSettings,
     /// Validated `[alerts]`.
     pub alerts: AlertsSettings,
     /// An operator-supplied server certificate, if any.
@@ -129,6 +131,15 @@ pub struct AlertsSettings {
     pub interval: Duration,
     /// Where new alerts are POSTed, if anywhere.
     pub webhook: Option<String>,
+}
+
+/// Validated `[console]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsoleSettings {
+    /// Greater than zero.
+    pub idle_timeout: time::Duration,
+    /// At least `idle_timeout`.
+    pub absolute_timeout: time::Duration,
 }
 
 /// Validated `[shutdown]`.

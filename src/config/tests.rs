@@ -334,3 +334,19 @@ fn rum_settings_default_to_keyed_urls_from_anywhere_and_bad_networks_name_the_ke
     let msg = error("[rum]\nallow = \"10.0.0.0/8\"\n");
     assert!(msg.contains("rum.allow"), "{msg}");
 }
+
+#[test]
+fn console_sessions_are_validated_naming_the_key() {
+    let s = resolve("").expect("defaults");
+    assert_eq!(s.console.idle_timeout, time::Duration::minutes(30));
+    assert_eq!(s.console.absolute_timeout, time::Duration::hours(12));
+    let msg = error("[console]\nidle_timeout = \"2h\"\nabsolute_timeout = \"1h\"\n");
+    assert!(
+        msg.contains("`console.absolute_timeout` = \"1h\" is shorter than console.idle_timeout"),
+        "{msg}"
+    );
+    let msg = error("[console]\nidle_timeout = \"0s\"\n");
+    assert!(msg.contains("`console.idle_timeout`"), "{msg}");
+    let new = resolve("[console]\nidle_timeout = \"5m\"\n").unwrap();
+    assert_eq!(s.changed_keys(&new), vec!["console.idle_timeout"]);
+}

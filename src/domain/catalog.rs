@@ -31,7 +31,7 @@ use super::ids::{
 };
 use super::model::{
     Account, ApiToken, License, ProductInstance, RegistrationToken, RevokedCertificate, RumRecord,
-    Udi, User, VirtualAccount,
+    Udi, User, UserPassword, VirtualAccount,
 };
 pub use super::records::{Record, Removal};
 use credentials::Credentials;
@@ -377,6 +377,11 @@ impl Catalog {
             .users
             .values()
             .find(|u| u.name == name || u.id.to_string() == name)
+    }
+
+    /// The user's console password, if one was set.
+    pub fn password_of(&self, user: UserId) -> Option<&UserPassword> {
+        self.credentials.passwords.get(&user)
     }
 
     pub fn users(&self) -> impl Iterator<Item = &User> {

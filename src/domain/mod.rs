@@ -67,6 +67,7 @@ pub use sync::{
 };
 pub use tokens::{TokenSpec, TokenState};
 pub use units::MAX_UNITS;
+pub use users::ConsoleStep;
 
 #[cfg(test)]
 mod tests;

@@ -199,6 +199,26 @@ pub struct User {
     pub created_at: OffsetDateTime,
 }
 
+/// A user's console password as an argon2id PHC string (algorithm, parameters, salt and hash;
+/// never the password). A record of its own, so the `User` record's format stays as it was.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserPassword {
+    pub user: UserId,
+    pub phc: String,
+    pub set_at: OffsetDateTime,
+}
+
+// The hash is not a secret in the sense of a token, but it is offline-guessable: keep it out of
+// every log line a `{:?}` could reach.
+impl std::fmt::Debug for UserPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserPassword")
+            .field("user", &self.user)
+            .field("set_at", &self.set_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A bearer token for the HTTPS admin API, stored as the SHA-256 of its secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiToken {

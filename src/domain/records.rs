@@ -13,7 +13,7 @@ use super::catalog::{
 use super::ids::{ApiTokenId, InstanceId, LicenseId, ReservationId, TokenId, UserId, VaId};
 use super::model::{
     Account, ApiToken, License, ProductInstance, RegistrationToken, RevokedCertificate, RumRecord,
-    User, VirtualAccount,
+    User, UserPassword, VirtualAccount,
 };
 
 /// Calls `$callback! { Variant(RecordType) [removed by KeyType]; ... }` with every stored
@@ -40,6 +40,7 @@ macro_rules! for_each_record_kind {
             RemoteUsage(RemoteUsage) removed by String;
             RelayedRum(RelayedRum);
             Reservation(Reservation) removed by ReservationId;
+            Password(UserPassword) removed by UserId;
         }
     };
 }

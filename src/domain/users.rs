@@ -9,7 +9,15 @@ use super::catalog::{Catalog, Change, Record, Removal};
 use super::error::DomainError;
 use super::events::NewEvent;
 use super::ids::{ApiTokenId, IdSource, UserId};
-use super::model::{ApiToken, Role, RoleGrant, Scope, User};
+use super::model::{ApiToken, Role, RoleGrant, Scope, User, UserPassword};
+
+/// A step of signing in to the web console, each audited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleStep {
+    Login,
+    LoginFailed,
+    Logout,
+}
 
 impl Catalog {
     pub fn create_user(
@@ -58,7 +66,66 @@ impl Catalog {
         for t in self.api_tokens_of(id) {
             change = change.remove(Removal::ApiToken(t.id));
         }
+        if self.password_of(id).is_some() {
+            change = change.remove(Removal::Password(id));
+        }
         Ok(change)
+    }
+
+    /// Sets a user's console password, given as its argon2id PHC string (hashing is the
+    /// caller's: it takes time and memory the domain does not spend). A user may set their own;
+    /// a system administrator anyone's. Another user is "not found", as elsewhere.
+    pub fn set_password(
+        &self,
+        p: &Principal,
+        id: UserId,
+        phc: String,
+        now: OffsetDateTime,
+    ) -> Result<Change, DomainError> {
+        if p.user != Some(id) {
+            self.check_system(p)
+                .map_err(|_| DomainError::not_found("user", id))?;
+        }
+        let user = self
+            .credentials
+            .users
+            .get(&id)
+            .ok_or_else(|| DomainError::not_found("user", id))?;
+        if !phc.starts_with("$argon2id$") {
+            return Err(DomainError::Invalid(
+                "a console password is stored as an argon2id PHC string".into(),
+            ));
+        }
+        let event = NewEvent::new("user.passwd", &user.name);
+        let record = UserPassword {
+            user: id,
+            phc,
+            set_at: now,
+        };
+        Ok(Change::new(event).put(Record::Password(record)))
+    }
+
+    /// The principal a console session acts as: the user's grants as they are now, so a role
+    /// revoked takes effect on the next page.
+    pub fn console_principal(&self, id: UserId) -> Option<Principal> {
+        let user = self.credentials.users.get(&id)?;
+        Some(Principal {
+            actor: format!("user:{}", user.name),
+            user: Some(user.id),
+            grants: user.grants.iter().copied().collect(),
+        })
+    }
+
+    /// The audit event of a console sign-in step: it changes no record. `who` is the user's
+    /// name, or a placeholder for a name that is not a user's, so that guessed names (perhaps
+    /// a password typed in the wrong box) are not stored.
+    pub fn console_event(&self, step: ConsoleStep, who: &str, source: &str) -> Change {
+        let event = match step {
+            ConsoleStep::Login => NewEvent::new("console.login", who),
+            ConsoleStep::LoginFailed => NewEvent::new("console.login_failed", who),
+            ConsoleStep::Logout => NewEvent::new("console.logout", who),
+        };
+        Change::new(event.detail("source", source))
     }
 
     /// Grants a role over a scope; the scope must fit the role and exist.

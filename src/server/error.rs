@@ -31,6 +31,25 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "malformed_request", message)
     }
 
+    /// A failure of the satellite itself, not of the request.
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// A console form refused by its CSRF or origin check: nothing was changed.
+    pub fn csrf_refused(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, "csrf_refused", message)
+    }
+
+    /// Too many failed console logins for a user or from an address.
+    pub fn login_limited(wait_seconds: u64) -> Self {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            crate::protocol::device::codes::RATE_LIMITED,
+            format!("too many failed logins; try again in {wait_seconds} s"),
+        )
+    }
+
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }

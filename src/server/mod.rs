@@ -3,6 +3,7 @@
 //! daemon passes listeners and a shutdown signal in, so tests can use port 0.
 
 pub mod admin;
+pub mod console;
 pub mod device;
 pub mod device_ctx;
 pub mod error;

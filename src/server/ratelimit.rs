@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
@@ -25,7 +26,7 @@ pub async fn limited<T: IntoResponse>(
     attempt: impl Future<Output = Result<T, ApiError>>,
 ) -> Response {
     if let Some(ip) = ip
-        && let Some(wait) = limiter.check(ip, now())
+        && let Some(wait) = limiter.check(&ip, now())
     {
         let mut res = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -50,15 +51,16 @@ pub async fn limited<T: IntoResponse>(
     }
 }
 
-/// At most `max_failures` failed registrations per address per `window`.
+/// At most `max_failures` failures per key (a client address; for console logins also a user
+/// name) per `window`.
 #[derive(Debug)]
-pub struct FailureLimiter {
+pub struct FailureLimiter<K = IpAddr> {
     max_failures: u32,
     window: Duration,
-    seen: Mutex<HashMap<IpAddr, (OffsetDateTime, u32)>>,
+    seen: Mutex<HashMap<K, (OffsetDateTime, u32)>>,
 }
 
-impl FailureLimiter {
+impl<K: Eq + Hash> FailureLimiter<K> {
     pub fn new(max_failures: u32, window: Duration) -> Self {
         FailureLimiter {
             max_failures,
@@ -68,16 +70,16 @@ impl FailureLimiter {
     }
 
     /// `Some(seconds to wait)` if `addr` has used up its failures in the current window.
-    pub fn check(&self, addr: IpAddr, now: OffsetDateTime) -> Option<u64> {
+    pub fn check(&self, addr: &K, now: OffsetDateTime) -> Option<u64> {
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let (start, count) = seen.get(&addr)?;
+        let (start, count) = seen.get(addr)?;
         let end = *start + self.window;
         (*count >= self.max_failures && now < end)
             .then(|| (end - now).whole_seconds().max(1) as u64)
     }
 
     /// Counts one failed registration from `addr`.
-    pub fn failed(&self, addr: IpAddr, now: OffsetDateTime) {
+    pub fn failed(&self, addr: K, now: OffsetDateTime) {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         if seen.len() > 100_000 {
             // Bounded memory under a spray of addresses: forget finished windows.
@@ -105,17 +107,17 @@ mod tests {
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let t0 = datetime!(2026-01-01 0:00 UTC);
         for _ in 0..3 {
-            assert_eq!(l.check(a, t0), None);
+            assert_eq!(l.check(&a, t0), None);
             l.failed(a, t0);
         }
-        assert_eq!(l.check(a, t0 + Duration::seconds(10)), Some(50));
-        assert_eq!(l.check(b, t0), None, "other addresses are not affected");
+        assert_eq!(l.check(&a, t0 + Duration::seconds(10)), Some(50));
+        assert_eq!(l.check(&b, t0), None, "other addresses are not affected");
         assert_eq!(
-            l.check(a, t0 + Duration::seconds(60)),
+            l.check(&a, t0 + Duration::seconds(60)),
             None,
             "a new window starts"
         );
         l.failed(a, t0 + Duration::seconds(60));
-        assert_eq!(l.check(a, t0 + Duration::seconds(61)), None);
+        assert_eq!(l.check(&a, t0 + Duration::seconds(61)), None);
     }
 }

@@ -13,7 +13,7 @@ use crate::domain::{
     ImportedFile, InstanceId, License, LicenseId, ProductInstance, Record as DomainRecord,
     RegistrationToken, RelayedRum, RemoteInstance, RemoteUsage, Removal, Reservation,
     ReservationId, RevokedCertificate, RumRecord, SyncedItem, TokenId, UpstreamBinding, User,
-    UserId, VaId, VirtualAccount,
+    UserId, UserPassword, VaId, VirtualAccount,
 };
 
 use super::{Batch, CodecError, Record, Store, decode_payload};
@@ -143,6 +143,11 @@ table!(RelayedRum, "sync_relayed_rum", 1, |r| {
 });
 // License reservations of disconnected devices (SPEC §8b), by reservation id.
 table!(Reservation, "reservations", 1, |r| r.id.as_bytes().to_vec());
+// Console passwords (argon2id PHC strings), one per user, by user id.
+table!(UserPassword, "user_passwords", 1, |r| r
+    .user
+    .as_bytes()
+    .to_vec());
 // Events are keyed by their sequence number, big-endian, so the tree iterates in log order.
 table!(Event, "events", 1, |r| r.seq.to_be_bytes().to_vec());
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::{Removable, Stored};
 use crate::domain::catalog::Catalog;
 use crate::domain::ids::{ApiTokenId, TokenId, UserId};
-use crate::domain::model::{ApiToken, RegistrationToken, User};
+use crate::domain::model::{ApiToken, RegistrationToken, User, UserPassword};
 
 /// Tokens and users. Read by the other domain files; changed only here.
 #[derive(Clone, Debug, Default)]
@@ -17,6 +17,8 @@ pub(in crate::domain) struct Credentials {
     pub users: BTreeMap<UserId, User>,
     pub api_tokens: HashMap<ApiTokenId, ApiToken>,
     pub api_tokens_by_hash: HashMap<[u8; 32], ApiTokenId>,
+    /// Console passwords by user; a user without one cannot log in to the console.
+    pub passwords: HashMap<UserId, UserPassword>,
 }
 
 impl Stored for RegistrationToken {
@@ -65,5 +67,18 @@ impl Removable for ApiToken {
         if let Some(t) = area.api_tokens.remove(&id) {
             area.api_tokens_by_hash.remove(&t.secret_hash);
         }
+    }
+}
+
+impl Stored for UserPassword {
+    fn put(self, c: &mut Catalog) {
+        c.credentials.passwords.insert(self.user, self);
+    }
+}
+
+impl Removable for UserPassword {
+    type Key = UserId;
+    fn take(id: UserId, c: &mut Catalog) {
+        c.credentials.passwords.remove(&id);
     }
 }

@@ -375,3 +375,29 @@ fn events_of_other_accounts_and_sibling_vas_are_hidden() {
         vec![true, false, false, false, false, false]
     );
 }
+
+#[test]
+fn console_passwords_are_set_by_their_user_or_a_system_admin_and_go_with_the_user() {
+    let mut w = world();
+    let bob = w.c.commit(w.c.create_user(&admin(), "bob", NOW, &IDS));
+    let eve = w.c.commit(w.c.create_user(&admin(), "eve", NOW, &IDS));
+    let as_user = |c: &Catalog, id| c.console_principal(id).expect("a user");
+    let phc = || "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_string();
+    // Another user's password is "not found", not "forbidden"; a bare hash is refused.
+    let refused = w.c.set_password(&as_user(&w.c, eve.id), bob.id, phc(), NOW);
+    assert!(
+        matches!(refused, Err(DomainError::NotFound { .. })),
+        "{refused:?}"
+    );
+    let bare = w.c.set_password(&admin(), bob.id, "sha256:abc".into(), NOW);
+    assert!(matches!(bare, Err(DomainError::Invalid(_))), "{bare:?}");
+    let own = w.c.set_password(&as_user(&w.c, bob.id), bob.id, phc(), NOW);
+    let ch = own.expect("bob sets his own");
+    assert_eq!(ch.event.as_ref().map(|e| e.action), Some("user.passwd"));
+    w.c.commit_change(Ok(ch));
+    assert_eq!(w.c.password_of(bob.id).map(|p| p.phc.clone()), Some(phc()));
+    let ch = w.c.delete_user(&admin(), bob.id).unwrap();
+    assert!(ch.remove.contains(&Removal::Password(bob.id)));
+    w.c.commit_change(Ok(ch));
+    assert!(w.c.password_of(bob.id).is_none());
+}

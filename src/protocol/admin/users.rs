@@ -10,6 +10,25 @@ pub struct CreateUser {
     pub name: String,
 }
 
+/// The shortest console password accepted, in characters: long passphrases are the point,
+/// not complexity rules.
+pub const PASSWORD_MIN_LENGTH: usize = 12;
+/// The longest console password accepted, in bytes, so hashing is bounded before it starts.
+pub const PASSWORD_MAX_BYTES: usize = 1024;
+
+/// `POST /v1/users/{user}/password`: a new console password, sent over the admin socket or
+/// HTTPS only; the satellite keeps its argon2id hash.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SetPassword {
+    pub password: String,
+}
+
+impl std::fmt::Debug for SetPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SetPassword { .. }")
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GrantRole {
     pub role: String,

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
+use time::OffsetDateTime;
 
 use super::{AdminCtx, Body, Caller, account_ref, va_ref};
 use crate::domain::{Catalog, InstanceId, InstanceStatus, Principal, VaId};
@@ -27,7 +28,7 @@ pub(super) fn routes() -> axum::Router<AdminCtx> {
 type Reply<T> = Result<Json<T>, ApiError>;
 
 /// The VAs a listing covers: one VA subtree, one account, or everything visible.
-fn vas_in_scope(
+pub(crate) fn vas_in_scope(
     c: &Catalog,
     p: &Principal,
     account: Option<&str>,
@@ -213,38 +214,50 @@ pub async fn compliance(
     let now = ctx.app.now();
     ctx.app.read(|c| {
         let vas = vas_in_scope(c, &p, q.account.as_deref(), q.va.as_deref())?;
-        Ok(Json(
-            c.compliance(&vas, now, !q.all)
-                .into_iter()
-                .map(|l| {
-                    let mut v = ComplianceView::new(c, l);
-                    // Spare units elsewhere are shown only where the caller may look.
-                    v.spare_in
-                        .retain(|s| s.va.parse().is_ok_and(|va| c.va_access(&p, va).is_some()));
-                    v
-                })
-                .collect(),
-        ))
+        Ok(Json(compliance_views(c, &p, &vas, now, !q.all)))
     })
 }
 
+/// The compliance lines of `vas` as `p` may read them; the console's overview shows the same.
+pub(crate) fn compliance_views(
+    c: &Catalog,
+    p: &Principal,
+    vas: &[VaId],
+    now: OffsetDateTime,
+    short_only: bool,
+) -> Vec<ComplianceView> {
+    c.compliance(vas, now, short_only)
+        .into_iter()
+        .map(|l| {
+            let mut v = ComplianceView::new(c, l);
+            // Spare units elsewhere are shown only where the caller may look.
+            v.spare_in
+                .retain(|s| s.va.parse().is_ok_and(|va| c.va_access(p, va).is_some()));
+            v
+        })
+        .collect()
+}
+
 pub async fn alerts(State(ctx): State<AdminCtx>, Caller(p): Caller) -> Reply<Vec<AlertView>> {
+    Ok(Json(alert_views(&ctx, &p)))
+}
+
+/// The alerts that hold now, as `p` may read them; the console's overview shows the same.
+pub(crate) fn alert_views(ctx: &AdminCtx, p: &Principal) -> Vec<AlertView> {
     let now = ctx.app.now();
     let timers = ctx.app.timers();
     let mut inputs = ctx.alert_inputs.clone();
     inputs.sync_problem = ctx.sync.problem(now);
     ctx.app.read(|c| {
         let visible = |a: &crate::domain::Alert| match (a.va, a.account) {
-            (Some(va), _) => c.va_access(&p, va).is_some(),
-            (None, Some(acc)) => c.account_visible(&p, acc),
+            (Some(va), _) => c.va_access(p, va).is_some(),
+            (None, Some(acc)) => c.account_visible(p, acc),
             (None, None) => p.is_system_admin(),
         };
-        Ok(Json(
-            c.alerts(now, &timers, &inputs)
-                .into_iter()
-                .filter(visible)
-                .map(|a| AlertView::new(c, &a, &p))
-                .collect(),
-        ))
+        c.alerts(now, &timers, &inputs)
+            .into_iter()
+            .filter(visible)
+            .map(|a| AlertView::new(c, &a, p))
+            .collect()
     })
 }

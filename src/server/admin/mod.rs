@@ -9,7 +9,7 @@
 mod accounts;
 mod api_tokens;
 pub mod backup;
-mod devices;
+pub(crate) mod devices;
 mod events;
 mod imports;
 mod licenses;
@@ -54,6 +54,8 @@ pub struct AdminCtx {
     pub rum: std::sync::Arc<crate::server::rum::RumGate>,
     /// `https://HOST:PORT` of the device listener, if known, for whole ingest URLs.
     pub device_url: Option<String>,
+    /// The web console's sessions, password hasher and login limits.
+    pub console: std::sync::Arc<crate::server::console::Console>,
 }
 
 /// The admin API: each resource's routes come from its file.
@@ -73,6 +75,7 @@ pub fn router(ctx: AdminCtx) -> Router {
         .merge(devices::routes())
         .merge(reservations::routes())
         .merge(sync::routes())
+        .merge(crate::server::console::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint")
         })

@@ -17,6 +17,7 @@ pub(super) fn routes() -> Router<AdminCtx> {
         .route("/v1/users", post(create_user).get(list_users))
         .route("/v1/users/{user}", delete(delete_user))
         .route("/v1/users/{user}/grants", post(grant_role))
+        .route("/v1/users/{user}/password", post(set_password))
         .route("/v1/users/{user}/revoke", post(revoke_role))
 }
 
@@ -59,6 +60,26 @@ async fn delete_user(
     ctx.app
         .change(&p.actor, |c, _| c.delete_user(&p, id).map(|ch| (ch, ())))
         .await?;
+    ctx.console.sessions.end_all_of(id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets a console password: hashed off the async threads, then stored and audited; the user's
+/// console sessions end, so a password changed because it leaked locks the holder out.
+async fn set_password(
+    State(ctx): State<AdminCtx>,
+    Caller(p): Caller,
+    Path(user): Path<String>,
+    Body(req): Body<SetPassword>,
+) -> Result<StatusCode, ApiError> {
+    let id = ctx.app.read(|c| user_ref(c, &p, &user))?;
+    let phc = ctx.console.passwords.hash(req.password).await?;
+    ctx.app
+        .change(&p.actor, |c, now| {
+            c.set_password(&p, id, phc, now).map(|ch| (ch, ()))
+        })
+        .await?;
+    ctx.console.sessions.end_all_of(id);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -115,6 +115,19 @@ golden! {
              010000000000000000000000";
     }
 
+    /// A console password: the PHC string as given, keyed by the user's id.
+    fn golden_user_password() {
+        UserPassword = UserPassword {
+            user: UserId(id(4)),
+            phc: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            set_at: datetime!(2026-01-02 03:04:05 UTC),
+        },
+        key "04040404040404040404040404040404",
+        bytes "011000000000000000040404040404040404040404040404042c00000000000000246172676f6e32\
+             696424763d3139246d3d31393435362c743d322c703d3124633246736441246147467a6141ea0700\
+             00020003040500000000000000";
+    }
+
     /// A child's record on its upstream and one acknowledged item on a child.
     fn golden_sync_records() {
         ChildSatellite = child(),
