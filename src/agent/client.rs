@@ -209,18 +209,6 @@ fn http_client(config: Arc<rustls::ClientConfig>) -> Result<reqwest::Client, Age
         })
 }
 
-/// The server's error body, `{"error":{"code","message"}}`.
-#[derive(serde::Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(serde::Deserialize)]
-struct ErrorDetail {
-    code: String,
-    message: String,
-}
-
 /// Sends one request and decodes the answer: a 2xx body as `T`, an error body as
 /// [`AgentError::Refused`], anything else as [`AgentError::Unexpected`].
 async fn call<B: Serialize, T: DeserializeOwned>(
@@ -249,8 +237,8 @@ async fn call<B: Serialize, T: DeserializeOwned>(
             ))
         });
     }
-    match serde_json::from_slice::<ErrorBody>(&bytes) {
-        Ok(ErrorBody { error }) => Err(AgentError::Refused {
+    match serde_json::from_slice::<crate::protocol::admin::ErrorBody>(&bytes) {
+        Ok(crate::protocol::admin::ErrorBody { error }) => Err(AgentError::Refused {
             status: status.as_u16(),
             code: error.code,
             message: error.message,

@@ -233,19 +233,12 @@ async fn answer(response: Response<Incoming>) -> Result<(), Failure> {
         return Ok(());
     }
     let bytes = body.collect().await.map_err(hyper_failure)?.to_bytes();
-    #[derive(serde::Deserialize)]
-    struct ErrorBody {
-        error: ErrorDetail,
-    }
-    #[derive(serde::Deserialize)]
-    struct ErrorDetail {
-        code: String,
-        message: String,
-    }
-    Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-        Ok(ErrorBody { error }) => (error.code, error.message),
-        Err(_) => (format!("http_{}", status.as_u16()), status.to_string()),
-    })
+    Err(
+        match serde_json::from_slice::<crate::protocol::admin::ErrorBody>(&bytes) {
+            Ok(crate::protocol::admin::ErrorBody { error }) => (error.code, error.message),
+            Err(_) => (format!("http_{}", status.as_u16()), status.to_string()),
+        },
+    )
 }
 
 fn transport(message: String) -> Failure {
