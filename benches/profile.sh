@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Profile where a usage report's server CPU time goes (issue #12, item 2): the satellite and the
+# bare hyper + rustls server (examples/baseline.rs), each pinned to SERVER_CPU and driven by
+# `satellite loadgen` over HTTP/1.1 from GEN_CPU, exactly as benches/compare.sh sets them up. While
+# the generator is in its timed reporting phase, `perf stat` counts the server's task-clock,
+# context switches and migrations for STAT_SECS, then `perf record` samples it
+# for RECORD_SECS. Everything is local (127.0.0.1) and the request count is fixed.
+#
+# From a fresh clone:   benches/profile.sh            (needs perf, jq, taskset; root or
+#                                                       kernel.perf_event_paranoid <= 1)
+# Knobs (environment):  DEVICES=1000 CONCURRENCY=32 WARMUP=2 SERVER_CPU=0 GEN_CPU=1
+#                       SAT_REPORTS=700000 BASE_REPORTS=4000000 (enough for the perf windows:
+#                       ~21k/s satellite, ~140k/s baseline)
+#                       SETTLE=5 (seconds from the generator's start to the first perf window:
+#                       registrations + warm-up)  STAT_SECS=10 RECORD_SECS=10 FREQ=499
+#                       CALLGRAPH=fp (or dwarf,16384)  RECORD_BASELINE=1 (0: perf stat only)
+#                       OUT=<dir for results>
+#
+# Results in $OUT: {satellite,baseline}.json (loadgen), *.perfstat, *.perf.data and the reports
+# *.symbols.txt (self time by thread, dso, symbol) and *.threads.txt (by thread).
+# See docs/benchmarks.md, "Where the time per report goes", for how they were read.
+set -euo pipefail
+
+DEVICES=${DEVICES:-1000}
+CONCURRENCY=${CONCURRENCY:-32}
+WARMUP=${WARMUP:-2}
+SERVER_CPU=${SERVER_CPU:-0}
+GEN_CPU=${GEN_CPU:-1}
+SAT_REPORTS=${SAT_REPORTS:-700000}
+BASE_REPORTS=${BASE_REPORTS:-4000000}
+SETTLE=${SETTLE:-5}
+STAT_SECS=${STAT_SECS:-10}
+RECORD_SECS=${RECORD_SECS:-10}
+FREQ=${FREQ:-499}
+CALLGRAPH=${CALLGRAPH:-fp}
+RECORD_BASELINE=${RECORD_BASELINE:-1}
+TAG=bench.tag
+
+for tool in cargo jq taskset perf; do
+    command -v "$tool" >/dev/null || { echo "profile.sh: $tool is needed" >&2; exit 2; }
+done
+cd "$(dirname "$0")/.."
+cargo build --release --locked --bin satellite --example baseline
+TARGET=${CARGO_TARGET_DIR:-$PWD/target}
+SAT=$TARGET/release/satellite
+BASE=$TARGET/release/examples/baseline
+OUT=${OUT:-$(mktemp -d -t satellite-profile.XXXXXX)}
+mkdir -p "$OUT"
+WORK=$(mktemp -d -t satellite-profile-run.XXXXXX)
+SERVER_PID=
+GEN_PID=
+cleanup() {
+    if [ -n "$GEN_PID" ]; then kill "$GEN_PID" 2>/dev/null || true; fi
+    if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+start_server() {
+    local log=$1
+    shift
+    taskset -c "$SERVER_CPU" "$@" >"$log" 2>"$log.err" &
+    SERVER_PID=$!
+    for _ in $(seq 300); do
+        if grep -qx ready "$log"; then return 0; fi
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    echo "profile.sh: the server did not become ready:" >&2
+    cat "$log" "$log.err" >&2
+    exit 1
+}
+
+stop_server() {
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+}
+
+# start_loadgen NAME REPORTS ARGS...: the generator in the background, pinned, HTTP/1.1.
+start_loadgen() {
+    local name=$1 reports=$2
+    shift 2
+    taskset -c "$GEN_CPU" "$SAT" loadgen --devices "$DEVICES" --reports "$reports" \
+        --concurrency "$CONCURRENCY" --warmup "$WARMUP" --tag "$TAG" --http1 \
+        --server-pid "$SERVER_PID" --quiet --json "$@" >"$OUT/$name.json" 2>"$OUT/$name.err" &
+    GEN_PID=$!
+}
+
+finish_loadgen() {
+    if ! wait "$GEN_PID"; then echo "  (loadgen errors: $(cat "$OUT/$1.err"))" >&2; fi
+    GEN_PID=
+}
+
+# measure NAME RECORD: perf stat (and perf record when RECORD=1) on the server mid-run.
+measure() {
+    local name=$1 record=$2
+    sleep "$SETTLE"
+    kill -0 "$GEN_PID" 2>/dev/null || { echo "profile.sh: loadgen ended before perf" >&2; exit 1; }
+    perf stat -e task-clock,context-switches,cpu-migrations -p "$SERVER_PID" \
+        -o "$OUT/$name.perfstat" -- sleep "$STAT_SECS"
+    if [ "$record" = 1 ]; then
+        perf record -F "$FREQ" -g --call-graph "$CALLGRAPH" -p "$SERVER_PID" \
+            -o "$OUT/$name.perf.data" -- sleep "$RECORD_SECS" 2>"$OUT/$name.record.err"
+    fi
+    kill -0 "$GEN_PID" 2>/dev/null || echo "profile.sh: WARNING: loadgen ended inside the perf windows; raise the report count" >&2
+}
+
+echo "machine: $(nproc) CPUs, kernel $(uname -r); load average before: $(loadavg)"
+echo "HTTP/1.1, devices $DEVICES, concurrency $CONCURRENCY, server CPU $SERVER_CPU, generator CPU $GEN_CPU; results in $OUT"
+
+# Baseline.
+dir=$WORK/baseline
+mkdir -p "$dir"
+start_server "$dir/out" "$BASE" --listen 127.0.0.1:0 --dir "$dir/pki"
+url=$(awk '$1 == "baseline" { print $2 }' "$dir/out")
+echo "baseline (load average $(loadavg))"
+start_loadgen baseline "$BASE_REPORTS" --url "$url" --ca "$dir/pki/ca.pem" --baseline-identity "$dir/pki"
+measure baseline "$RECORD_BASELINE"
+finish_loadgen baseline
+stop_server
+
+# Satellite.
+dir=$WORK/satellite
+mkdir -p "$dir"
+cat >"$dir/satellite.toml" <<TOML
+data_dir = "$dir/data"
+
+[device]
+listen = "127.0.0.1:0"
+
+[admin]
+listen = ""
+
+[log]
+level = "warn"
+TOML
+start_server "$dir/out" "$SAT" --config "$dir/satellite.toml" serve
+url=$(awk '$1 == "devices" { print $2 }' "$dir/out")
+ca=$(sed -n 's/^device CA *//p' "$dir/out")
+cli() { "$SAT" --config "$dir/satellite.toml" "$@"; }
+cli account create bench --domain bench.example >/dev/null
+cli license add --va bench/Default --tag "$TAG" --quantity $((DEVICES * 2)) >/dev/null
+token=$(cli --json token create --va bench/Default | jq -r .secret)
+echo "satellite (load average $(loadavg))"
+start_loadgen satellite "$SAT_REPORTS" --url "$url" --ca "$ca" --token "$token"
+measure satellite 1
+finish_loadgen satellite
+stop_server
+echo "load average after: $(loadavg)"
+
+for name in baseline satellite; do
+    [ -f "$OUT/$name.perf.data" ] || continue
+    perf report -i "$OUT/$name.perf.data" --no-children --sort comm,dso,symbol --stdio -g none \
+        2>/dev/null | grep -v '^$' >"$OUT/$name.symbols.txt" || true
+    perf report -i "$OUT/$name.perf.data" --no-children --sort comm --stdio -g none \
+        2>/dev/null | grep -v '^$' >"$OUT/$name.threads.txt" || true
+done
+
+# Summary: CPU per report from loadgen; context switches per report from perf stat as switches
+# per CPU-second × CPU per report (independent of how much perf record slowed the rest of the run).
+for name in baseline satellite; do
+    jq -r --arg n "$name" '"\($n): \(.usage.per_sec | round) reports/s, server CPU \(.usage.server_cpu_us_per_op * 10 | round / 10) us/report, server busy \(.usage.server_busy_cores // 0 | . * 100 | round)%, p99 \(.usage.latency_ms.p99) ms, failed \(.usage.requests - .usage.ok)"' "$OUT/$name.json"
+    us=$(jq -r .usage.server_cpu_us_per_op "$OUT/$name.json")
+    awk -v n="$name" -v us="$us" '
+        /task-clock/ { tc = $1; gsub(",", "", tc) }
+        /context-switches/ { cs = $1; gsub(",", "", cs) }
+        /cpu-migrations/ { mg = $1; gsub(",", "", mg) }
+        /seconds time elapsed/ { el = $1 }
+        END { printf "%s perf stat: %.0f ms task-clock in %.2f s; %.0f context switches (%.2f per report), %s migrations\n", n, tc, el, cs, cs / (tc * 1000 / us), mg }
+    ' "$OUT/$name.perfstat"
+done
+echo "self time by symbol: $OUT/*.symbols.txt; by thread: $OUT/*.threads.txt"
