@@ -48,34 +48,13 @@ OUT=${OUT:-$(mktemp -d -t satellite-bench.XXXXXX)}
 mkdir -p "$OUT"
 
 WORK=$(mktemp -d -t satellite-bench-run.XXXXXX)
-SERVER_PID=
+# shellcheck source=support/servers.sh
+source benches/support/servers.sh
 cleanup() {
     if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-# start_server LOG CMD...: starts CMD pinned to SERVER_CPU, waits for its `ready` line.
-start_server() {
-    local log=$1
-    shift
-    taskset -c "$SERVER_CPU" "$@" >"$log" 2>"$log.err" &
-    SERVER_PID=$!
-    for _ in $(seq 300); do
-        if grep -qx ready "$log"; then return 0; fi
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
-        sleep 0.1
-    done
-    echo "compare.sh: the server did not become ready:" >&2
-    cat "$log" "$log.err" >&2
-    exit 1
-}
-
-stop_server() {
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
-}
 
 # loadgen RESULT ARGS...: runs the generator pinned to GEN_CPU; a run with errors is kept (its
 # JSON says which) but reported.
@@ -104,27 +83,8 @@ run_baseline() {
 run_satellite() {
     local round=$1 dir=$WORK/satellite-$1
     mkdir -p "$dir"
-    cat >"$dir/satellite.toml" <<TOML
-data_dir = "$dir/data"
-
-[device]
-listen = "127.0.0.1:0"
-
-[admin]
-listen = ""
-
-[log]
-level = "warn"
-TOML
-    start_server "$dir/out" "$SAT" --config "$dir/satellite.toml" serve
-    local url ca token
-    url=$(awk '$1 == "devices" { print $2 }' "$dir/out")
-    ca=$(sed -n 's/^device CA *//p' "$dir/out")
-    cli() { "$SAT" --config "$dir/satellite.toml" "$@"; }
-    cli account create bench --domain bench.example >/dev/null
-    cli license add --va bench/Default --tag "$TAG" --quantity $((DEVICES * 2)) >/dev/null
-    token=$(cli --json token create --va bench/Default | jq -r .secret)
-    loadgen "$OUT/satellite-$round.json" --url "$url" --ca "$ca" --token "$token"
+    start_satellite "$dir"
+    loadgen "$OUT/satellite-$round.json" --url "$SAT_URL" --ca "$SAT_CA" --token "$SAT_TOKEN"
     stop_server
     rm -rf "$dir"
 }
@@ -133,7 +93,6 @@ echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cp
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "generator: $LOADGEN loadgen, usage reports over HTTP/$HTTP, pinned to CPU $GEN_CPU; servers pinned to CPU $SERVER_CPU"
 echo "devices $DEVICES, reports $REPORTS, concurrency $CONCURRENCY, warm-up ${WARMUP}s, $ROUNDS rounds; results in $OUT"
-loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 for round in $(seq "$ROUNDS"); do
     echo "round $round: baseline (load average $(loadavg))"
     run_baseline "$round"

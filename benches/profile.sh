@@ -47,7 +47,8 @@ BASE=$TARGET/release/examples/baseline
 OUT=${OUT:-$(mktemp -d -t satellite-profile.XXXXXX)}
 mkdir -p "$OUT"
 WORK=$(mktemp -d -t satellite-profile-run.XXXXXX)
-SERVER_PID=
+# shellcheck source=support/servers.sh
+source benches/support/servers.sh
 GEN_PID=
 cleanup() {
     if [ -n "$GEN_PID" ]; then kill "$GEN_PID" 2>/dev/null || true; fi
@@ -55,29 +56,6 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
-
-start_server() {
-    local log=$1
-    shift
-    taskset -c "$SERVER_CPU" "$@" >"$log" 2>"$log.err" &
-    SERVER_PID=$!
-    for _ in $(seq 300); do
-        if grep -qx ready "$log"; then return 0; fi
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
-        sleep 0.1
-    done
-    echo "profile.sh: the server did not become ready:" >&2
-    cat "$log" "$log.err" >&2
-    exit 1
-}
-
-stop_server() {
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
-}
-
 # start_loadgen NAME REPORTS ARGS...: the generator in the background, pinned, HTTP/1.1.
 start_loadgen() {
     local name=$1 reports=$2
@@ -124,27 +102,9 @@ stop_server
 # Satellite.
 dir=$WORK/satellite
 mkdir -p "$dir"
-cat >"$dir/satellite.toml" <<TOML
-data_dir = "$dir/data"
-
-[device]
-listen = "127.0.0.1:0"
-
-[admin]
-listen = ""
-
-[log]
-level = "warn"
-TOML
-start_server "$dir/out" "$SAT" --config "$dir/satellite.toml" serve
-url=$(awk '$1 == "devices" { print $2 }' "$dir/out")
-ca=$(sed -n 's/^device CA *//p' "$dir/out")
-cli() { "$SAT" --config "$dir/satellite.toml" "$@"; }
-cli account create bench --domain bench.example >/dev/null
-cli license add --va bench/Default --tag "$TAG" --quantity $((DEVICES * 2)) >/dev/null
-token=$(cli --json token create --va bench/Default | jq -r .secret)
+start_satellite "$dir"
 echo "satellite (load average $(loadavg))"
-start_loadgen satellite "$SAT_REPORTS" --url "$url" --ca "$ca" --token "$token"
+start_loadgen satellite "$SAT_REPORTS" --url "$SAT_URL" --ca "$SAT_CA" --token "$SAT_TOKEN"
 measure satellite 1
 finish_loadgen satellite
 stop_server
