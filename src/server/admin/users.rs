@@ -8,7 +8,9 @@ use axum::http::StatusCode;
 use axum::routing::{delete, post};
 
 use super::{AdminCtx, Body, Caller, Created, Reply, account_ref, created, va_ref};
-use crate::domain::{Catalog, Principal, Role, RoleGrant, Scope, UserId};
+use crate::domain::{
+    Catalog, Change, DomainError, Principal, Role, RoleGrant, Scope, User, UserId,
+};
 use crate::protocol::admin::*;
 use crate::server::error::ApiError;
 
@@ -116,14 +118,7 @@ async fn grant_role(
     Path(user): Path<String>,
     Body(req): Body<GrantRole>,
 ) -> Reply<UserView> {
-    let (id, grant) = ctx
-        .app
-        .read(|c| Ok::<_, ApiError>((user_ref(c, &p, &user)?, grant_of(c, &p, &req)?)))?;
-    let u = ctx
-        .app
-        .change(&p.actor, |c, _| c.grant_role(&p, id, grant))
-        .await?;
-    Ok(Json(ctx.app.read(|c| UserView::new(c, &u))))
+    change_role(&ctx, &p, &user, &req, Catalog::grant_role).await
 }
 
 async fn revoke_role(
@@ -132,12 +127,24 @@ async fn revoke_role(
     Path(user): Path<String>,
     Body(req): Body<GrantRole>,
 ) -> Reply<UserView> {
+    change_role(&ctx, &p, &user, &req, Catalog::revoke_role).await
+}
+
+/// `Catalog::grant_role` or `Catalog::revoke_role`.
+type RoleChange =
+    fn(&Catalog, &Principal, UserId, RoleGrant) -> Result<(Change, User), DomainError>;
+
+/// Grants or revokes (`op`) the role `req` names to `user`, and answers with the user.
+async fn change_role(
+    ctx: &AdminCtx,
+    p: &Principal,
+    user: &str,
+    req: &GrantRole,
+    op: RoleChange,
+) -> Reply<UserView> {
     let (id, grant) = ctx
         .app
-        .read(|c| Ok::<_, ApiError>((user_ref(c, &p, &user)?, grant_of(c, &p, &req)?)))?;
-    let u = ctx
-        .app
-        .change(&p.actor, |c, _| c.revoke_role(&p, id, grant))
-        .await?;
+        .read(|c| Ok::<_, ApiError>((user_ref(c, p, user)?, grant_of(c, p, req)?)))?;
+    let u = ctx.app.change(&p.actor, |c, _| op(c, p, id, grant)).await?;
     Ok(Json(ctx.app.read(|c| UserView::new(c, &u))))
 }
