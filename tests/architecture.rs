@@ -146,17 +146,8 @@ fn the_catalog_imports_no_operation_module() {
         .filter(|f| !is_test_file(&f.path))
     {
         for (n, line) in f.code.lines().enumerate() {
-            for (at, _) in line.match_indices("super::") {
-                let rest = line[at..].trim_start_matches("super::");
-                let module: String = rest
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
-                if !module.is_empty()
-                    && !PARTS.contains(&module.as_str())
-                    && !rest[module.len()..].starts_with('(')
-                    && module.chars().next().is_some_and(char::is_lowercase)
-                {
+            for module in modules_named(line) {
+                if !PARTS.contains(&module.as_str()) {
                     found.push(format!("{}:{}: uses `{module}`", f.path, n + 1));
                 }
             }
@@ -168,6 +159,59 @@ fn the_catalog_imports_no_operation_module() {
          catalog, not the other way round:\n{}",
         found.join("\n")
     );
+}
+
+/// The domain modules a line names through `super::` or `crate::domain::`, also inside a
+/// brace group (`super::{ids::X, model::Y}`); items (`super::Catalog`) and calls are not
+/// modules.
+fn modules_named(line: &str) -> Vec<String> {
+    let lead = |text: &str| -> String {
+        text.trim_start()
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut out = Vec::new();
+    for prefix in ["super::", "crate::domain::"] {
+        for (at, _) in line.match_indices(prefix) {
+            if line[..at].ends_with("super::") {
+                continue; // The rest of a `super::super::…` chain already read.
+            }
+            let rest = line[at..]
+                .trim_start_matches("crate::domain::")
+                .trim_start_matches("super::");
+            let items: Vec<&str> = match rest.strip_prefix('{') {
+                Some(group) => group.split('}').next().unwrap_or("").split(',').collect(),
+                None => vec![rest],
+            };
+            for item in items {
+                let module = lead(item);
+                let after = item.trim_start()[module.len()..].trim_start();
+                if module.chars().next().is_some_and(char::is_lowercase)
+                    && !after.starts_with('(')
+                    && module != "self"
+                {
+                    out.push(module);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_module_reader_sees_paths_groups_and_skips_items() {
+    assert_eq!(modules_named("use super::ids::{VaId, UserId};"), ["ids"]);
+    assert_eq!(
+        modules_named("use super::{model::A, sync::B, Catalog};"),
+        ["model", "sync"]
+    );
+    assert_eq!(modules_named("use crate::domain::sync::Outbox;"), ["sync"]);
+    assert_eq!(
+        modules_named("use super::super::compliance::Pool;"),
+        ["compliance"]
+    );
+    assert!(modules_named("let c = super::Catalog::new(); super::contact_key(t);").is_empty());
 }
 
 /// Dependencies between the runtime layers run one way: server → workers → sync → app.
