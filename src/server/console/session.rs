@@ -75,9 +75,12 @@ impl Sessions {
         }
         if map.len() >= IN_ALL {
             self.forget_expired(&mut map, now);
-            if let Some(oldest) = map.iter().min_by_key(|(_, s)| s.last_seen).map(|(h, _)| *h) {
-                map.remove(&oldest);
-            }
+        }
+        // Only when no expired session made room does a live one end.
+        if map.len() >= IN_ALL
+            && let Some(oldest) = map.iter().min_by_key(|(_, s)| s.last_seen).map(|(h, _)| *h)
+        {
+            map.remove(&oldest);
         }
         map.insert(
             cookie.hash,
@@ -179,5 +182,50 @@ mod tests {
             s.touch(&c.cookie, T0).is_some(),
             "another user's session stays"
         );
+    }
+
+    #[test]
+    fn a_user_beyond_its_session_limit_loses_its_least_recently_used_one() {
+        let s = sessions();
+        let u = UserId(Uuid::from_bytes([1; 16]));
+        let first = s.open(u, T0);
+        let rest: Vec<_> = (1..PER_USER as i64)
+            .map(|i| s.open(u, T0 + Duration::seconds(i)))
+            .collect();
+        let now = T0 + Duration::minutes(1);
+        assert!(
+            s.touch(&first.cookie, now).is_some(),
+            "{PER_USER} sessions fit"
+        );
+        // `first` was just used, so the next login ends the one used least recently: rest[0].
+        s.open(u, now);
+        assert!(s.touch(&first.cookie, now).is_some());
+        assert!(s.touch(&rest[0].cookie, now).is_none());
+        assert!(rest[1..].iter().all(|o| s.touch(&o.cookie, now).is_some()));
+    }
+
+    #[test]
+    fn a_full_table_makes_room_from_expired_sessions_before_ending_a_live_one() {
+        let s = sessions();
+        let user = |n: usize| UserId(Uuid::from_u128(n as u128));
+        let stale = s.open(user(0), T0);
+        let now = T0 + Duration::hours(1);
+        let live: Vec<_> = (1..IN_ALL).map(|n| s.open(user(n), now)).collect();
+        let newest = s.open(user(IN_ALL), now);
+        assert!(
+            s.touch(&stale.cookie, now).is_none(),
+            "the expired one made room"
+        );
+        assert!(
+            live.iter().all(|o| s.touch(&o.cookie, now).is_some()),
+            "no live session ended"
+        );
+        // Full of live sessions: the least recently used one ends.
+        let later = now + Duration::minutes(1);
+        for o in live[1..].iter().chain([&newest]) {
+            s.touch(&o.cookie, later);
+        }
+        s.open(user(IN_ALL + 1), later);
+        assert!(s.touch(&live[0].cookie, later).is_none());
     }
 }
