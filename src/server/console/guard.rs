@@ -183,9 +183,10 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
 
 /// A form posted by a signed-in user, whose `csrf` field matched the session's token
 /// (compared in constant time). Anything else is refused with 403 before the handler runs.
-/// (Its other fields join it with the first form that has any; logout has none.)
 pub struct CsrfForm {
     pub me: SignedIn,
+    /// The form's other fields (and `csrf` itself).
+    pub fields: Fields,
 }
 
 impl FromRequest<AdminCtx> for CsrfForm {
@@ -206,6 +207,6 @@ impl FromRequest<AdminCtx> for CsrfForm {
                  again.",
             )));
         }
-        Ok(CsrfForm { me })
+        Ok(CsrfForm { me, fields })
     }
 }

@@ -8,6 +8,8 @@
 //! check ([`guard`]) and, once signed in, the session's CSRF token ([`guard::CsrfForm`]).
 //! The JSON API ignores the cookie: it keeps its bearer tokens and needs no CSRF defence.
 
+mod accounts;
+mod forms;
 mod guard;
 mod overview;
 mod pages;
@@ -62,6 +64,7 @@ pub fn routes() -> Router<AdminCtx> {
         .route("/ui/login", get(pages::login_form).post(pages::login))
         .route("/ui/logout", axum::routing::post(pages::logout))
         .route("/ui/static/console.css", get(stylesheet))
+        .merge(accounts::routes())
         .layer(axum::middleware::from_fn(guard::guard))
 }
 
