@@ -11,6 +11,7 @@
 mod accounts;
 mod forms;
 mod guard;
+mod licenses;
 mod overview;
 mod pages;
 pub mod password;
@@ -65,6 +66,7 @@ pub fn routes() -> Router<AdminCtx> {
         .route("/ui/logout", axum::routing::post(pages::logout))
         .route("/ui/static/console.css", get(stylesheet))
         .merge(accounts::routes())
+        .merge(licenses::routes())
         .layer(axum::middleware::from_fn(guard::guard))
 }
 
