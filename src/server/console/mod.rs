@@ -16,6 +16,7 @@ mod overview;
 mod pages;
 pub mod password;
 pub mod session;
+mod tokens;
 
 use std::net::IpAddr;
 
@@ -42,6 +43,8 @@ const LOGIN_WINDOW: Duration = Duration::minutes(5);
 pub struct Console {
     pub sessions: Sessions,
     pub passwords: Passwords,
+    /// New secrets waiting for their one showing.
+    pub shown_once: forms::ShownOnce,
     by_source: FailureLimiter<IpAddr>,
     by_user: FailureLimiter<String>,
 }
@@ -51,6 +54,7 @@ impl Console {
         Console {
             sessions: Sessions::new(settings),
             passwords: Passwords::default(),
+            shown_once: forms::ShownOnce::default(),
             by_source: FailureLimiter::new(FAILURES_PER_SOURCE, LOGIN_WINDOW),
             by_user: FailureLimiter::new(FAILURES_PER_USER, LOGIN_WINDOW),
         }
@@ -67,6 +71,7 @@ pub fn routes() -> Router<AdminCtx> {
         .route("/ui/static/console.css", get(stylesheet))
         .merge(accounts::routes())
         .merge(licenses::routes())
+        .merge(tokens::routes())
         .layer(axum::middleware::from_fn(guard::guard))
 }
 
