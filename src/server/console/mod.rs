@@ -17,6 +17,7 @@ mod pages;
 pub mod password;
 pub mod session;
 mod tokens;
+mod users;
 
 use std::net::IpAddr;
 
@@ -72,6 +73,7 @@ pub fn routes() -> Router<AdminCtx> {
         .merge(accounts::routes())
         .merge(licenses::routes())
         .merge(tokens::routes())
+        .merge(users::routes())
         .layer(axum::middleware::from_fn(guard::guard))
 }
 
