@@ -5,6 +5,10 @@
 //! cookie after logout) are made with reqwest and the session cookie. The screenshots in
 //! docs/console/ are written by these tests, each run.
 
+mod accounts;
+mod licenses;
+mod tokens;
+mod users;
 mod webdriver;
 
 use std::io::Write;
@@ -437,4 +441,10 @@ fn a_va_user_sees_only_its_subtree() {
         "{scope}"
     );
     b.screenshot(&screenshot("overview-va-user"));
+}
+
+/// The id of the VA at `path`, as `va show` prints it.
+fn va_id(d: &Daemon, path: &str) -> String {
+    let shown = d.cli_json(&["va", "show", path]);
+    shown["id"].as_str().expect("a VA id").to_string()
 }

@@ -123,7 +123,11 @@ fn licenses_page(
         Ok::<_, ApiError>(Licenses {
             user: me.name.clone(),
             csrf: me.session.csrf.clone(),
-            va: va.unwrap_or("").to_string(),
+            // The VA narrowed to, by id whichever way the link named it.
+            va: match va {
+                Some(_) => scope[0].to_string(),
+                None => String::new(),
+            },
             shortages,
             lines,
             entries,
@@ -137,15 +141,22 @@ fn licenses_page(
     }
 }
 
-/// The transfer that fixes a shortage: from the VA with enough spare units (the first the
-/// domain lists), else from the one with the most, as many units as it can spare.
+/// The transfer that fixes a shortage: the units the VA lacks to cover every request (a device
+/// is granted all it asks or nothing, so `shortage` may count more than are missing), from the
+/// VA with enough spare units (the first the domain lists), else from the one with the most,
+/// as many as it can spare.
 fn offer(line: &ComplianceView) -> Option<Offer> {
-    let enough = line.spare_in.iter().find(|s| s.spare >= line.shortage);
+    let missing = match line.requested.checked_sub(line.purchased) {
+        Some(m) if m > 0 => m,
+        // Covered on paper but short (units reserved, or export-controlled): what is short.
+        _ => line.shortage,
+    };
+    let enough = line.spare_in.iter().find(|s| s.spare >= missing);
     let best = enough.or_else(|| line.spare_in.iter().max_by_key(|s| s.spare))?;
     Some(Offer {
         from: best.va.clone(),
         from_path: best.va_path.clone(),
-        quantity: best.spare.min(line.shortage),
+        quantity: best.spare.min(missing),
     })
 }
 
@@ -215,7 +226,8 @@ async fn add_license(State(ctx): State<AdminCtx>, form: CsrfForm) -> Response {
     .await;
     match added {
         Ok(id) => redirect(&format!("/ui/licenses?va={id}")),
-        Err(e) => licenses_page(&ctx, &me, None, Some(&e)),
+        // The form again, on the VA it named, with the refusal.
+        Err(e) => licenses_page(&ctx, &me, Some(va).filter(|v| !v.is_empty()), Some(&e)),
     }
 }
 

@@ -68,7 +68,7 @@ fn tokens_page(
                 .collect(),
         };
         let mut tokens = Vec::new();
-        for id in scope {
+        for &id in &scope {
             let mut in_va: Vec<_> = c.tokens_in(id).collect();
             in_va.sort_by_key(|t| (t.created_at, t.id));
             tokens.extend(in_va.into_iter().map(|t| TokenView::new(c, t, now)));
@@ -76,7 +76,11 @@ fn tokens_page(
         Ok::<_, ApiError>(Tokens {
             user: me.name.clone(),
             csrf: me.session.csrf.clone(),
-            va: va.unwrap_or("").to_string(),
+            // The VA narrowed to, by id whichever way the link named it.
+            va: match va {
+                Some(_) => scope[0].to_string(),
+                None => String::new(),
+            },
             tokens,
             vas: forms::va_options(c, p),
             error: error.map(|e| e.message.clone()).unwrap_or_default(),
