@@ -22,7 +22,8 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 /// Refuses a POST whose `Origin` is another origin (or `null`) or whose `Sec-Fetch-Site` is
 /// not `same-origin`: SameSite=Strict alone lets another port of the same host post. The
 /// login form has no session yet, so this is its CSRF defence. Then sets the headers every
-/// console answer carries (no script may run, no framing, nothing cached).
+/// console answer carries (no inline script and none from elsewhere, no framing, nothing
+/// cached).
 pub async fn guard(req: Request, next: Next) -> Response {
     if req.method() == Method::POST
         && let Err(why) = same_origin(&req)

@@ -1,6 +1,6 @@
 //! The web console (SPEC §12) on the admin HTTPS listener, under `/ui/`: server-rendered pages
-//! (askama templates compiled into the binary, `templates/console/`), one embedded stylesheet,
-//! no script.
+//! (askama templates compiled into the binary, `templates/console/`), one embedded stylesheet
+//! and one embedded script of a few lines (a copy button; every page works without it).
 //!
 //! Who is signed in comes from a session cookie ([`session`]); what they may see is the
 //! domain's, read from the catalog on every request with the same calls the admin API makes,
