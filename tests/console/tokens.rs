@@ -16,6 +16,18 @@ fn a_token_secret_is_shown_once_and_the_token_is_revoked_after_confirmation() {
     log_in(&b, &d, "admin", PASSWORD);
     b.goto(&format!("{}/ui/tokens?va=acme/Default/emea", base(&d)));
     b.type_into("#description", "lab switches");
+    b.type_into("#max-uses", "0");
+    b.click("#create");
+    let error = b.text("#error");
+    assert!(
+        error.contains("max uses must be at least 1"),
+        "the domain's refusal: {error}"
+    );
+    assert!(
+        b.source().contains("value=\"lab switches\""),
+        "the form keeps what was sent"
+    );
+    assert_eq!(events_of(&d, "token.create").len(), 0, "nothing changed");
     b.type_into("#max-uses", "2");
     b.click("#create");
     b.find("#token");

@@ -98,6 +98,36 @@ pub fn required<T: FromStr>(fields: &Fields, name: &str, label: &str) -> Result<
     })
 }
 
+/// What a refused form sent, to fill the form in again with it (without its CSRF token).
+#[derive(Default)]
+pub struct Sent(Vec<(String, String)>);
+
+impl Sent {
+    pub fn of(fields: &Fields) -> Sent {
+        Sent(
+            fields
+                .0
+                .iter()
+                .filter(|(k, _)| k != "csrf")
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// The value sent for `name`; empty if none.
+    pub fn value(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// Whether a checkbox `name` was ticked.
+    pub fn ticked(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+}
+
 /// How long a new secret waits to be shown once: the redirect after the form is followed at
 /// once, so this only bounds what an abandoned redirect leaves in memory.
 const SHOWN_WITHIN: Duration = Duration::minutes(5);

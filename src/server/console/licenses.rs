@@ -65,6 +65,8 @@ struct Licenses {
     entries: Vec<LicenseView>,
     vas: Vec<VaOption>,
     error: String,
+    /// The add form as it was sent, when it was refused.
+    sent: forms::Sent,
 }
 
 #[derive(Deserialize)]
@@ -73,7 +75,8 @@ struct Narrow {
 }
 
 async fn licenses(State(ctx): State<AdminCtx>, me: SignedIn, Query(q): Query<Narrow>) -> Response {
-    licenses_page(&ctx, &me, q.va.as_deref().filter(|v| !v.is_empty()), None)
+    let va = q.va.as_deref().filter(|v| !v.is_empty());
+    licenses_page(&ctx, &me, va, None, forms::Sent::default())
 }
 
 fn licenses_page(
@@ -81,6 +84,7 @@ fn licenses_page(
     me: &SignedIn,
     va: Option<&str>,
     error: Option<&ApiError>,
+    sent: forms::Sent,
 ) -> Response {
     let p = &me.principal;
     let now = ctx.app.now();
@@ -133,6 +137,7 @@ fn licenses_page(
             entries,
             vas: forms::va_options(c, p),
             error: error.map(|e| e.message.clone()).unwrap_or_default(),
+            sent,
         })
     });
     match page {
@@ -227,7 +232,10 @@ async fn add_license(State(ctx): State<AdminCtx>, form: CsrfForm) -> Response {
     match added {
         Ok(id) => redirect(&format!("/ui/licenses?va={id}")),
         // The form again, on the VA it named, with the refusal.
-        Err(e) => licenses_page(&ctx, &me, Some(va).filter(|v| !v.is_empty()), Some(&e)),
+        Err(e) => {
+            let va = Some(va).filter(|v| !v.is_empty());
+            licenses_page(&ctx, &me, va, Some(&e), forms::Sent::of(&fields))
+        }
     }
 }
 
@@ -255,7 +263,7 @@ async fn remove_license(
     match removed {
         Ok(()) if back.is_empty() => redirect("/ui/licenses"),
         Ok(()) => redirect(&format!("/ui/licenses?va={}", urlencode(back))),
-        Err(e) => licenses_page(&ctx, &me, None, Some(&e)),
+        Err(e) => licenses_page(&ctx, &me, None, Some(&e), forms::Sent::default()),
     }
 }
 

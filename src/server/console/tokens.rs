@@ -40,6 +40,8 @@ struct Tokens {
     tokens: Vec<TokenView>,
     vas: Vec<VaOption>,
     error: String,
+    /// The create form as it was sent, when it was refused.
+    sent: forms::Sent,
 }
 
 #[derive(Deserialize)]
@@ -48,7 +50,8 @@ struct Narrow {
 }
 
 async fn tokens(State(ctx): State<AdminCtx>, me: SignedIn, Query(q): Query<Narrow>) -> Response {
-    tokens_page(&ctx, &me, q.va.as_deref().filter(|v| !v.is_empty()), None)
+    let va = q.va.as_deref().filter(|v| !v.is_empty());
+    tokens_page(&ctx, &me, va, None, forms::Sent::default())
 }
 
 fn tokens_page(
@@ -56,6 +59,7 @@ fn tokens_page(
     me: &SignedIn,
     va: Option<&str>,
     error: Option<&ApiError>,
+    sent: forms::Sent,
 ) -> Response {
     let p = &me.principal;
     let now = ctx.app.now();
@@ -84,6 +88,7 @@ fn tokens_page(
             tokens,
             vas: forms::va_options(c, p),
             error: error.map(|e| e.message.clone()).unwrap_or_default(),
+            sent,
         })
     });
     match page {
@@ -125,7 +130,11 @@ async fn create_token(State(ctx): State<AdminCtx>, form: CsrfForm) -> Response {
             ctx.console.shown_once.put(key, secret, ctx.app.now());
             redirect(&format!("/ui/tokens/{id}/created"))
         }
-        Err(e) => tokens_page(&ctx, &me, None, Some(&e)),
+        // The form again, on the VA it named, with the refusal.
+        Err(e) => {
+            let va = Some(va).filter(|v| !v.is_empty());
+            tokens_page(&ctx, &me, va, Some(&e), forms::Sent::of(&fields))
+        }
     }
 }
 
