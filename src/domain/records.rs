@@ -7,7 +7,7 @@
 //! area's `Stored` (and `Removable`) impl in `catalog/`; the compiler finds the rest.
 
 use super::catalog::{
-    ChildSatellite, ImportKey, ImportedFile, RelayedRum, RemoteInstance, RemoteUsage, Reservation,
+    ChildSatellite, CiscoAck, CiscoExport, ImportKey, ImportedFile, RelayedRum, RemoteInstance, RemoteUsage, Reservation,
     SyncedItem, UpstreamBinding,
 };
 use super::ids::{ApiTokenId, InstanceId, LicenseId, ReservationId, TokenId, UserId, VaId};
@@ -41,6 +41,8 @@ macro_rules! for_each_record_kind {
             RelayedRum(RelayedRum);
             Reservation(Reservation) removed by ReservationId;
             Password(UserPassword) removed by UserId;
+            CiscoExport(CiscoExport);
+            CiscoAck(CiscoAck);
         }
     };
 }

@@ -250,6 +250,7 @@ impl Removable for RevokedCertificate {
 
 impl Stored for RumRecord {
     fn put(self, c: &mut Catalog) {
+        super::cisco_acks::hold_local(c, &self);
         c.fleet
             .rum_seen
             .insert((self.udi.serial, self.report_id), self.instance);
