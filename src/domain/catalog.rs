@@ -35,9 +35,7 @@ use super::model::{
     Udi, User, UserPassword, VirtualAccount,
 };
 pub use super::records::{Record, Removal};
-pub use cisco_acks::{
-    CiscoAck, CiscoAcks, CiscoExport, Delivery, ExportedFile, ReportHolder,
-};
+pub use cisco_acks::{CiscoAck, CiscoAcks, CiscoExport, Delivery, ExportedFile, ReportHolder};
 use credentials::Credentials;
 pub(super) use fleet::{Fleet, Pool, UdiSlot, contact_key};
 pub use reserves::Reservation;

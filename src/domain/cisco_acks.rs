@@ -95,13 +95,21 @@ impl Catalog {
     fn holder_place(&self, h: &ReportHolder) -> Option<(AccountId, VaId)> {
         match h {
             ReportHolder::Local(i) => self.instance(*i).map(|i| (i.account, i.va)),
-            ReportHolder::Child(name) => self.sync.child_sats.get(name).map(|c| (c.account, c.root)),
+            ReportHolder::Child(name) => {
+                self.sync.child_sats.get(name).map(|c| (c.account, c.root))
+            }
         }
     }
 
-    fn check_scope(&self, p: &Principal, scope: ExportScope) -> Result<(AccountId, VaId), DomainError> {
+    fn check_scope(
+        &self,
+        p: &Principal,
+        scope: ExportScope,
+    ) -> Result<(AccountId, VaId), DomainError> {
         match scope {
-            ExportScope::Va(va) => self.check_va(p, va, Access::Write).map(|v| (v.account, v.id)),
+            ExportScope::Va(va) => self
+                .check_va(p, va, Access::Write)
+                .map(|v| (v.account, v.id)),
             ExportScope::Account(a) => self
                 .check_account(p, a, Access::Write)
                 .map(|a| (a.id, a.default_va)),
@@ -118,7 +126,11 @@ impl Catalog {
     /// The reports of `scope` not yet acknowledged, one device file per device, devices by
     /// UDI and reports by id. Needs write access (an export is recorded). An empty plan means
     /// there is nothing to export.
-    pub fn plan_cisco_export(&self, p: &Principal, scope: ExportScope) -> Result<ExportPlan, DomainError> {
+    pub fn plan_cisco_export(
+        &self,
+        p: &Principal,
+        scope: ExportScope,
+    ) -> Result<ExportPlan, DomainError> {
         let (account, va) = self.check_scope(p, scope)?;
         let mut files: BTreeMap<(String, String, ReportHolder), Vec<u64>> = BTreeMap::new();
         for ((serial, id), h) in &self.cisco.held {
@@ -242,14 +254,23 @@ impl Catalog {
                 out.already += 1;
                 continue;
             }
-            if let Some(other) = self.cisco.acked_files.get(&a.file_id).and_then(|id| self.cisco.acks.get(id)) {
+            if let Some(other) = self
+                .cisco
+                .acked_files
+                .get(&a.file_id)
+                .and_then(|id| self.cisco.acks.get(id))
+            {
                 return Err(DomainError::Refused(format!(
                     "device file {} ({}) was already acknowledged by another ACK, imported {}; \
                      nothing was imported: give only the newer archive, or none",
-                    a.file_id, file.udi, other.received_at.date()
+                    a.file_id,
+                    file.udi,
+                    other.received_at.date()
                 )));
             }
-            let va = self.holder_place(&file.holder).map_or(export.va, |(_, va)| va);
+            let va = self
+                .holder_place(&file.holder)
+                .map_or(export.va, |(_, va)| va);
             accounts.push((export.account, va));
             out.imported.push(CiscoAck {
                 id: a.id.clone(),
@@ -328,7 +349,12 @@ impl Catalog {
 
     /// The latest ACK of the device named `udi` (`PID:SERIAL`, or the serial alone) that `p`
     /// may read, within `va`'s subtree when given.
-    pub fn latest_cisco_ack(&self, p: &Principal, udi: &str, va: Option<VaId>) -> Result<&CiscoAck, DomainError> {
+    pub fn latest_cisco_ack(
+        &self,
+        p: &Principal,
+        udi: &str,
+        va: Option<VaId>,
+    ) -> Result<&CiscoAck, DomainError> {
         let (pid, serial) = match udi.rsplit_once(':') {
             Some((pid, serial)) => (Some(pid), serial),
             None => (None, udi),
@@ -371,13 +397,18 @@ impl Catalog {
             d.held += 1;
             if !self.cisco.acked.contains_key(&(serial.clone(), *id)) {
                 d.waiting += 1;
-                d.oldest_waiting = Some(d.oldest_waiting.map_or(h.received_at, |t| t.min(h.received_at)));
+                d.oldest_waiting = Some(
+                    d.oldest_waiting
+                        .map_or(h.received_at, |t| t.min(h.received_at)),
+                );
             }
         }
         for a in self.cisco.acks.values() {
             let key = (a.udi.pid.clone(), a.udi.serial.clone(), a.holder.clone());
             if let Some(d) = out.get_mut(&key)
-                && d.last_ack.as_ref().is_none_or(|l| (l.received_at, &l.id) < (a.received_at, &a.id))
+                && d.last_ack
+                    .as_ref()
+                    .is_none_or(|l| (l.received_at, &l.id) < (a.received_at, &a.id))
             {
                 d.last_ack = Some(a.clone());
             }

@@ -7,8 +7,8 @@
 //! area's `Stored` (and `Removable`) impl in `catalog/`; the compiler finds the rest.
 
 use super::catalog::{
-    ChildSatellite, CiscoAck, CiscoExport, ImportKey, ImportedFile, RelayedRum, RemoteInstance, RemoteUsage, Reservation,
-    SyncedItem, UpstreamBinding,
+    ChildSatellite, CiscoAck, CiscoExport, ImportKey, ImportedFile, RelayedRum, RemoteInstance,
+    RemoteUsage, Reservation, SyncedItem, UpstreamBinding,
 };
 use super::ids::{ApiTokenId, InstanceId, LicenseId, ReservationId, TokenId, UserId, VaId};
 use super::model::{

@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::domain::{
-    Account, AccountId, ApiToken, ApiTokenId, Change, ChildSatellite, CiscoAck, CiscoExport, Event, ImportKey,
-    ImportedFile, InstanceId, License, LicenseId, ProductInstance, Record as DomainRecord,
-    RegistrationToken, RelayedRum, RemoteInstance, RemoteUsage, Removal, Reservation,
-    ReservationId, RevokedCertificate, RumRecord, SyncedItem, TokenId, UpstreamBinding, User,
-    UserId, UserPassword, VaId, VirtualAccount,
+    Account, AccountId, ApiToken, ApiTokenId, Change, ChildSatellite, CiscoAck, CiscoExport, Event,
+    ImportKey, ImportedFile, InstanceId, License, LicenseId, ProductInstance,
+    Record as DomainRecord, RegistrationToken, RelayedRum, RemoteInstance, RemoteUsage, Removal,
+    Reservation, ReservationId, RevokedCertificate, RumRecord, SyncedItem, TokenId,
+    UpstreamBinding, User, UserId, UserPassword, VaId, VirtualAccount,
 };
 
 use super::{Batch, CodecError, Record, Store, decode_payload};

@@ -128,7 +128,13 @@ impl CiscoAcks {
         self.acks.insert(a.id.clone(), a);
     }
 
-    pub(in crate::domain) fn hold(&mut self, udi: &Udi, report_id: u64, holder: ReportHolder, at: OffsetDateTime) {
+    pub(in crate::domain) fn hold(
+        &mut self,
+        udi: &Udi,
+        report_id: u64,
+        holder: ReportHolder,
+        at: OffsetDateTime,
+    ) {
         self.held.insert(
             (udi.serial.clone(), report_id),
             HeldReport {
@@ -169,8 +175,12 @@ impl Catalog {
 
 /// Registers an own device's report in the area (called by the fleet when it stores one).
 pub(super) fn hold_local(c: &mut Catalog, r: &RumRecord) {
-    c.cisco
-        .hold(&r.udi, r.report_id, ReportHolder::Local(r.instance), r.received_at);
+    c.cisco.hold(
+        &r.udi,
+        r.report_id,
+        ReportHolder::Local(r.instance),
+        r.received_at,
+    );
 }
 
 impl Stored for CiscoExport {
