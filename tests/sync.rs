@@ -278,6 +278,7 @@ fn forged_response_with(
         pools,
         removals: vec![],
         revocations: vec![],
+        cisco_acks: vec![],
     };
     sync::sign(&key, body).unwrap().to_json().unwrap()
 }

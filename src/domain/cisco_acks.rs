@@ -416,3 +416,108 @@ impl Catalog {
         out.into_values().collect()
     }
 }
+
+/// An ACK that came down from the upstream satellite, as the edge read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedAck {
+    /// SHA-256 (hex) of `bytes`.
+    pub id: String,
+    pub udi: Udi,
+    pub report_ids: Vec<u64>,
+    pub bytes: Vec<u8>,
+    pub has_policy: bool,
+}
+
+impl Catalog {
+    /// The ACKs to send down to child satellite `child` in its next response: those for
+    /// reports it relayed, not sent yet, oldest first.
+    pub fn cisco_acks_for_child(&self, child: &str) -> Vec<&CiscoAck> {
+        let mut out: Vec<&CiscoAck> = self
+            .cisco
+            .acks
+            .values()
+            .filter(|a| matches!(&a.holder, ReportHolder::Child(c) if c == child))
+            .filter(|a| a.delivery.is_none())
+            .collect();
+        out.sort_by(|a, b| (a.received_at, &a.id).cmp(&(b.received_at, &b.id)));
+        out
+    }
+
+    /// `change` and, in it, the ACKs `sent` marked as sent down to `child` in response `seq`:
+    /// a response is sent again byte for byte until the child applies it, so once in a
+    /// response an ACK reaches the child.
+    pub fn mark_cisco_acks_sent(
+        &self,
+        mut change: Change,
+        sent: &[String],
+        child: &str,
+        seq: u64,
+        now: OffsetDateTime,
+    ) -> Change {
+        for id in sent {
+            if let Some(a) = self.cisco.acks.get(id) {
+                let mut a = a.clone();
+                a.delivery = Some(Delivery {
+                    at: now,
+                    ok: true,
+                    detail: format!("sent to child satellite {child} in sync response {seq}"),
+                });
+                change = change.put(Record::CiscoAck(a));
+            }
+        }
+        if let Some(e) = change.event.as_mut()
+            && !sent.is_empty()
+        {
+            e.details
+                .push(("cisco_acks".into(), sent.len().to_string()));
+        }
+        change
+    }
+
+    /// `change` and, in it, the ACKs the upstream sent, stored as this satellite's own for the
+    /// holder of their reports here (an own device, or the child to pass them to). An ACK held
+    /// already is skipped, and so is one for reports this satellite does not hold.
+    pub fn receive_cisco_acks(
+        &self,
+        mut change: Change,
+        acks: &[ReceivedAck],
+        now: OffsetDateTime,
+    ) -> Change {
+        let mut stored = 0;
+        for a in acks {
+            if self.cisco.acks.contains_key(&a.id) {
+                continue;
+            }
+            let holder = a
+                .report_ids
+                .iter()
+                .find_map(|id| self.cisco.held.get(&(a.udi.serial.clone(), *id)))
+                .map(|h| h.holder.clone());
+            let Some((holder, (account, va))) =
+                holder.and_then(|h| self.holder_place(&h).map(|place| (h, place)))
+            else {
+                continue;
+            };
+            stored += 1;
+            change = change.put(Record::CiscoAck(CiscoAck {
+                id: a.id.clone(),
+                account,
+                va,
+                udi: a.udi.clone(),
+                holder,
+                report_ids: a.report_ids.clone(),
+                file_id: None,
+                bytes: a.bytes.clone(),
+                has_policy: a.has_policy,
+                received_at: now,
+                delivery: None,
+            }));
+        }
+        if let Some(e) = change.event.as_mut()
+            && stored > 0
+        {
+            e.details.push(("cisco_acks".into(), stored.to_string()));
+        }
+        change
+    }
+}

@@ -47,7 +47,9 @@ pub use alerts::{Alert, AlertInputs, Severity};
 pub use catalog::{
     Catalog, Change, CiscoAck, CiscoExport, Delivery, ExportedFile, Record, Removal, ReportHolder,
 };
-pub use cisco_acks::{AckImport, AckInput, DeviceReports, ExportPlan, ExportScope, PlannedFile};
+pub use cisco_acks::{
+    AckImport, AckInput, DeviceReports, ExportPlan, ExportScope, PlannedFile, ReceivedAck,
+};
 pub use compliance::{ComplianceLine, DeviceTimers};
 pub use devices::{DeviceError, IssuedIdentity, Registration, UsageOutcome};
 pub use error::DomainError;
