@@ -309,3 +309,86 @@ fn a_va_user_cannot_export_or_fetch_the_acks_of_another_va() {
     refused.assert_error(422, "refused");
     assert!(refused.text.contains("did not export"), "{}", refused.text);
 }
+
+/// Tiers: a report pushed at the leaf travels up through mid to top, is exported at top, its
+/// ACK imported there travels down two syncs to the leaf, which gives it byte for byte.
+#[test]
+fn an_ack_imported_at_the_top_reaches_the_leaf_holding_the_device() {
+    use crate::sync::{bind, device_url, satellite};
+    let top = satellite("top");
+    let mid = satellite("mid");
+    let leaf = satellite("leaf");
+    top.account("acme");
+    // RUM devices land in the account's Default VA, so the whole account is dedicated.
+    bind(&top, &mid, "mid", "acme/Default", &device_url(&top));
+    mid.cli_json(&["sync", "now"]);
+    bind(&mid, &leaf, "leaf", "acme/Default", &device_url(&mid));
+    leaf.cli_json(&["sync", "now"]);
+    let r = leaf.device_api().post_raw(&leaf.rum_path("acme"), FIXTURE);
+    assert_eq!(r.status, 200, "{}", r.text);
+    leaf.cli_json(&["sync", "now"]);
+    mid.cli_json(&["sync", "now"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let usage = dir.path().join("usage.tar.gz");
+    let exported = top.cli_json(&["cisco", "export", "--out", usage.to_str().unwrap()]);
+    assert_eq!(
+        exported["devices"][0]["held_by"], "child:mid",
+        "{exported:#}"
+    );
+    let inner = members(&members(&std::fs::read(&usage).unwrap())[1].1);
+    assert!(
+        inner[0]
+            .1
+            .windows(envelope(FIXTURE).len())
+            .any(|w| w == envelope(FIXTURE).as_bytes())
+    );
+    let ack = ack_file("tiers");
+    let archive = write(dir.path(), "ack.tar.gz", &ack_archive(&[(1, &ack)]));
+    top.cli_ok(&["cisco", "import-ack", &archive]);
+    assert_eq!(top.cli_json(&["cisco", "reports"])[0]["waiting_for_ack"], 0);
+
+    // Before the syncs down the leaf has nothing.
+    let (code, stderr) = leaf.cli_err(&["cisco", "ack", "--device", UDI, "--out", "/dev/null"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("not found"), "{stderr}");
+    mid.cli_json(&["sync", "now"]);
+    let at_mid = mid.cli_json(&["cisco", "reports"]);
+    assert_eq!(at_mid[0]["held_by"], "child:leaf", "{at_mid:#}");
+    assert_eq!(at_mid[0]["waiting_for_ack"], 0, "{at_mid:#}");
+    leaf.cli_json(&["sync", "now"]);
+    let target = dir.path().join("leaf-ack.xml");
+    leaf.cli_ok(&[
+        "cisco",
+        "ack",
+        "--device",
+        UDI,
+        "--out",
+        target.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        ack,
+        "byte for byte at the leaf"
+    );
+    let at_leaf = leaf.cli_json(&["cisco", "reports"]);
+    assert_eq!(at_leaf[0]["held_by"], "local", "{at_leaf:#}");
+    assert_eq!(at_leaf[0]["waiting_for_ack"], 0, "{at_leaf:#}");
+    // Sent once: the next sync carries no ACK again.
+    let applied: Vec<_> = leaf
+        .events()
+        .into_iter()
+        .filter(|e| e["action"] == "sync.response.apply")
+        .collect();
+    let with_acks = applied
+        .iter()
+        .filter(|e| e.to_string().contains("cisco_acks"))
+        .count();
+    leaf.cli_json(&["sync", "now"]);
+    let again = leaf
+        .events()
+        .into_iter()
+        .filter(|e| e["action"] == "sync.response.apply" && e.to_string().contains("cisco_acks"))
+        .count();
+    assert_eq!((with_acks, again), (1, 1), "{applied:#?}");
+}
