@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 use super::access::{Access, Principal};
+use super::alerts::{Alert, Severity};
 use super::catalog::{
     Catalog, Change, CiscoAck, CiscoExport, Delivery, ExportedFile, Record, ReportHolder,
 };
@@ -519,5 +520,51 @@ impl Catalog {
             e.details.push(("cisco_acks".into(), stored.to_string()));
         }
         change
+    }
+}
+
+impl Catalog {
+    /// `cisco_ack_overdue` per device whose oldest report waiting for Cisco's ACK is older
+    /// than `days` days (0: no alert).
+    pub(super) fn cisco_ack_alerts(&self, now: OffsetDateTime, days: u32, out: &mut Vec<Alert>) {
+        if days == 0 {
+            return;
+        }
+        let limit = now - time::Duration::days(i64::from(days));
+        let mut oldest: BTreeMap<(String, String, ReportHolder), (OffsetDateTime, usize)> =
+            BTreeMap::new();
+        for ((serial, id), h) in &self.cisco.held {
+            if self.cisco.acked.contains_key(&(serial.clone(), *id)) {
+                continue;
+            }
+            let key = (h.udi.pid.clone(), serial.clone(), h.holder.clone());
+            let entry = oldest.entry(key).or_insert((h.received_at, 0));
+            entry.0 = entry.0.min(h.received_at);
+            entry.1 += 1;
+        }
+        for ((pid, serial, holder), (since, waiting)) in oldest {
+            let Some((account, va)) = self.holder_place(&holder) else {
+                continue;
+            };
+            if since >= limit {
+                continue;
+            }
+            out.push(Alert {
+                key: format!("cisco_ack_overdue:{serial}"),
+                kind: "cisco_ack_overdue",
+                severity: Severity::Warning,
+                account: Some(account),
+                va: Some(va),
+                spare_in: Vec::new(),
+                message: format!(
+                    "device {pid}:{serial} in {} has {waiting} RUM reports waiting for Cisco's \
+                     ACK since {} (more than {days} days): export them with `satellite cisco \
+                     export`, upload the file to Cisco's portal and import the ACK archive it \
+                     returns",
+                    self.va_path(va),
+                    since.date()
+                ),
+            });
+        }
     }
 }
