@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use super::Stored;
 use crate::domain::catalog::Catalog;
 use crate::domain::ids::{AccountId, InstanceId, VaId};
-use crate::domain::model::{RumRecord, Udi};
+use crate::domain::model::Udi;
 
 /// Where the reports of a device are held: by this satellite (one of its own devices) or by a
 /// child satellite that relayed them (an ACK for them travels down to that child).
@@ -171,16 +171,6 @@ impl Catalog {
             .acked
             .contains_key(&(serial.to_owned(), report_id))
     }
-}
-
-/// Registers an own device's report in the area (called by the fleet when it stores one).
-pub(super) fn hold_local(c: &mut Catalog, r: &RumRecord) {
-    c.cisco.hold(
-        &r.udi,
-        r.report_id,
-        ReportHolder::Local(r.instance),
-        r.received_at,
-    );
 }
 
 impl Stored for CiscoExport {
