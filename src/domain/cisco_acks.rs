@@ -332,12 +332,12 @@ impl Catalog {
             ok,
             detail: detail.to_owned(),
         });
-        let action = if ok {
-            "cisco.ack_delivered"
+        let event = if ok {
+            NewEvent::new("cisco.ack_delivered", &a.udi)
         } else {
-            "cisco.ack_delivery_failed"
+            NewEvent::new("cisco.ack_delivery_failed", &a.udi)
         };
-        let mut event = NewEvent::new(action, &a.udi)
+        let mut event = event
             .account(a.account)
             .va(a.va)
             .detail("ack", &a.id)
