@@ -344,7 +344,7 @@ fn every_refused_sync_file_gets_its_reason_and_changes_nothing() {
         (
             write(
                 "future.json",
-                good.replacen("\"format\": 1", "\"format\": 2", 1)
+                good.replacen("\"format\": 1", "\"format\": 3", 1)
                     .as_bytes(),
             ),
             "newer than this satellite understands",
