@@ -71,6 +71,8 @@ struct Live {
     alerts: Arc<RwLock<AlertsSettings>>,
     /// `[rum]`, read by the RUM endpoint on every report.
     rum: Arc<RwLock<crate::config::RumSettings>>,
+    /// `[cisco] ack_alert_after`, read by every alert derivation.
+    cisco_ack_alert_after: Arc<std::sync::atomic::AtomicU32>,
     settings: Settings,
 }
 
@@ -136,6 +138,7 @@ pub async fn run(
         tls: TlsSource::new(tls),
         alerts: Arc::new(RwLock::new(settings.alerts.clone())),
         rum: Arc::new(RwLock::new(settings.rum.clone())),
+        cisco_ack_alert_after: Arc::new(settings.cisco.ack_alert_after_days.into()),
         settings: settings.clone(),
     };
     if let Some((reloader, requests)) = reload {
@@ -168,6 +171,7 @@ pub async fn serve_on(
         tls: TlsSource::new(tls),
         alerts: Arc::new(RwLock::new(settings.alerts.clone())),
         rum: Arc::new(RwLock::new(settings.rum.clone())),
+        cisco_ack_alert_after: Arc::new(settings.cisco.ack_alert_after_days.into()),
         settings: settings.clone(),
     };
     serve_live(settings, pki, live, listeners, shutdown).await
@@ -201,6 +205,7 @@ async fn serve_live(
         ca_not_after: Some(pki.ca_not_after()),
         server_cert_not_after: Some(pki.server_cert_not_after()),
         sync_problem: None,
+        cisco_ack_alert_after: live.cisco_ack_alert_after.clone(),
     };
     let ctx = AdminCtx {
         app: app.clone(),

@@ -16,7 +16,7 @@ use crate::util::{BIN, Daemon, agent_ok};
 
 const TAG: &str = "regid.2017-03.com.cisco.advantage_k9";
 
-fn satellite(name: &str) -> Daemon {
+pub(crate) fn satellite(name: &str) -> Daemon {
     Daemon::start_with(
         "",
         &format!("[sync]\nname = \"{name}\"\ninterval = \"off\"\n"),
@@ -27,7 +27,7 @@ fn satellite(name: &str) -> Daemon {
 /// token goes in the environment, as the README tells operators (the command line is visible
 /// to other local users); `a_registration_token_is_checked_before_anything_is_trusted` binds
 /// with the option.
-fn bind(up: &Daemon, child: &Daemon, name: &str, va: &str, url: &str) {
+pub(crate) fn bind(up: &Daemon, child: &Daemon, name: &str, va: &str, url: &str) {
     let created = up.cli_json(&["sync", "child", "add", name, "--va", va]);
     let token = created["registration_token"].as_str().expect("token");
     let out = Command::new(BIN)
@@ -48,7 +48,7 @@ fn bind(up: &Daemon, child: &Daemon, name: &str, va: &str, url: &str) {
     assert_eq!(bound["me"], name);
 }
 
-fn device_url(d: &Daemon) -> String {
+pub(crate) fn device_url(d: &Daemon) -> String {
     format!("https://{}", d.device_addr)
 }
 
@@ -278,6 +278,7 @@ fn forged_response_with(
         pools,
         removals: vec![],
         revocations: vec![],
+        cisco_acks: vec![],
     };
     sync::sign(&key, body).unwrap().to_json().unwrap()
 }
@@ -343,7 +344,7 @@ fn every_refused_sync_file_gets_its_reason_and_changes_nothing() {
         (
             write(
                 "future.json",
-                good.replacen("\"format\": 1", "\"format\": 2", 1)
+                good.replacen("\"format\": 1", "\"format\": 3", 1)
                     .as_bytes(),
             ),
             "newer than this satellite understands",

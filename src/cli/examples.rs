@@ -251,3 +251,23 @@ pub const RESERVE_LIST: &str = examples!("satellite reserve list --va acme/Defau
 pub const RESERVE_CANCEL: &str =
     examples!("satellite reserve cancel 0d3c5b8e-4f1a-4c2b-9e7d-1a2b3c4d5e6f");
 pub const RESERVE_RETURN: &str = examples!("satellite reserve return SRT1-...");
+pub const CISCO: &str = examples!(
+    "satellite cisco export --account acme --out .          # usage for Cisco's portal",
+    "satellite cisco import-ack ACK_UD_SA_24Jan05_14_03_09_417.tar.gz",
+    "satellite cisco ack --device C9300-24T:FOC1234X0AB --out ack.xml",
+    "satellite cisco reports --va acme/Default/lab",
+);
+pub const CISCO_EXPORT: &str = examples!(
+    "satellite cisco export --out /tmp/                     # names the file UD_SA_<time>.tar.gz",
+    "satellite cisco export --va acme/Default/lab --out usage.tar.gz --json",
+);
+pub const CISCO_IMPORT_ACK: &str =
+    examples!("satellite cisco import-ack ACK_UD_SA_24Jan05_14_03_09_417.tar.gz");
+pub const CISCO_ACK: &str = examples!(
+    "satellite cisco ack --device C9300-24T:FOC1234X0AB --out ack.xml",
+    "satellite cisco ack --device FOC1234X0AB --va acme/Default/lab --out ack.xml",
+);
+pub const CISCO_REPORTS: &str = examples!(
+    "satellite cisco reports",
+    "satellite cisco reports --va acme/Default/lab --json",
+);

@@ -3,6 +3,7 @@
 
 pub mod agent;
 mod backup;
+mod cisco_acks;
 mod client;
 mod commands;
 mod confirm;
@@ -30,6 +31,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
+pub use cisco_acks::CiscoCmd;
 pub use client::{AdminClient, Refused, Target};
 pub use errors::{CliError, parse, report};
 
@@ -142,6 +144,13 @@ pub enum Command {
     /// License reservation for devices that can reach nothing: reserve for a request code,
     /// release with a return code, list, cancel.
     Reserve(reserve::ReserveArgs),
+    /// The Cisco reporting loop: usage files for Cisco's portal, the ACKs it returns, what
+    /// waits per device.
+    #[command(after_help = examples::CISCO)]
+    Cisco {
+        #[command(subcommand)]
+        cmd: CiscoCmd,
+    },
     /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
     #[command(after_help = examples::COMPLETIONS)]
     Completions(generate::CompletionsArgs),
@@ -241,6 +250,7 @@ pub async fn run_client(global: &Global, command: Command) -> Result<()> {
         Command::Backup(a) => backup::backup(&client, global.json, a).await,
         Command::Sync(c) => sync::run(&client, out, c).await,
         Command::Reserve(a) => reserve::reserve(&client, out, a).await,
+        Command::Cisco { cmd } => cisco_acks::run(&client, out, cmd).await,
     };
     match result {
         Ok(()) => Ok(()),

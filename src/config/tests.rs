@@ -350,3 +350,17 @@ fn console_sessions_are_validated_naming_the_key() {
     let new = resolve("[console]\nidle_timeout = \"5m\"\n").unwrap();
     assert_eq!(s.changed_keys(&new), vec!["console.idle_timeout"]);
 }
+
+#[test]
+fn cisco_ack_alert_after_defaults_to_30_days_and_names_the_key() {
+    let s = resolve("").expect("resolves");
+    assert_eq!(s.cisco.ack_alert_after_days, 30);
+    let s = resolve("[cisco]\nack_alert_after = 0\n").expect("0 turns it off");
+    assert_eq!(s.cisco.ack_alert_after_days, 0);
+    let msg = error("[cisco]\nack_alert_after = 3651\n");
+    assert!(msg.contains("cisco.ack_alert_after"), "{msg}");
+    assert!(msg.contains("3650"), "{msg}");
+    let old = resolve("").unwrap();
+    let new = resolve("[cisco]\nack_alert_after = 7\n").unwrap();
+    assert_eq!(old.changed_keys(&new), ["cisco.ack_alert_after"]);
+}

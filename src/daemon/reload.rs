@@ -48,6 +48,7 @@ const RELOADABLE: &[&str] = &[
     "tls",
     "rum.guessable_urls",
     "rum.allow",
+    "cisco.ack_alert_after",
 ];
 
 /// Validates everything first, then applies: a bad configuration or certificate changes nothing.
@@ -74,6 +75,10 @@ fn reload(live: &mut Live, reloader: &Reloader) -> Result<String> {
     live.app.set_timers(device_timers(&new.timers));
     *live.alerts.write().unwrap_or_else(|p| p.into_inner()) = new.alerts.clone();
     *live.rum.write().unwrap_or_else(|p| p.into_inner()) = new.rum.clone();
+    live.cisco_ack_alert_after.store(
+        new.cisco.ack_alert_after_days,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     live.tls.replace(tls);
     // `live.settings` stays what the daemon runs with: a key that needs a restart keeps its
     // running value, so the next reload names it again.

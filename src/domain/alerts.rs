@@ -51,6 +51,9 @@ pub struct AlertInputs {
     pub server_cert_not_after: Option<OffsetDateTime>,
     /// `Some(message)` when the upstream sync is overdue or failing.
     pub sync_problem: Option<String>,
+    /// `[cisco] ack_alert_after`, in days (0: off). Shared, so that a reload reaches every
+    /// holder of a copy of these inputs (the alerts worker, the admin API).
+    pub cisco_ack_alert_after: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
 
 const LICENSE_THRESHOLDS: [i64; 4] = [7, 30, 60, 90];
@@ -68,6 +71,10 @@ impl Catalog {
         self.shortage_alerts(now, &mut out);
         self.device_alerts(now, timers, &mut out);
         self.token_alerts(now, &mut out);
+        let days = inputs
+            .cisco_ack_alert_after
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.cisco_ack_alerts(now, days, &mut out);
         for (what, at) in [
             ("device CA", inputs.ca_not_after),
             ("server certificate", inputs.server_cert_not_after),

@@ -14,6 +14,7 @@
 //! from the one list of record kinds (`for_each_record_kind!`). Indexes are derived and never
 //! persisted, so they cannot disagree with the records.
 
+mod cisco_acks;
 mod credentials;
 mod fleet;
 mod reserves;
@@ -34,6 +35,7 @@ use super::model::{
     Udi, User, UserPassword, VirtualAccount,
 };
 pub use super::records::{Record, Removal};
+pub use cisco_acks::{CiscoAck, CiscoAcks, CiscoExport, Delivery, ExportedFile, ReportHolder};
 use credentials::Credentials;
 pub(super) use fleet::{Fleet, Pool, UdiSlot, contact_key};
 pub use reserves::Reservation;
@@ -172,6 +174,7 @@ pub struct Catalog {
     pub(super) credentials: Credentials,
     pub(super) sync: SyncIndex,
     pub(super) reserves: Reserves,
+    pub(super) cisco: CiscoAcks,
 }
 
 impl Catalog {

@@ -23,6 +23,7 @@ mod access;
 mod accounts;
 mod alerts;
 mod catalog;
+mod cisco_acks;
 mod compliance;
 mod devices;
 mod error;
@@ -43,7 +44,12 @@ mod users;
 pub use access::{Access, Principal};
 pub use accounts::{DEFAULT_VA_NAME, MAX_VA_DEPTH, validate_domain};
 pub use alerts::{Alert, AlertInputs, Severity};
-pub use catalog::{Catalog, Change, Record, Removal};
+pub use catalog::{
+    Catalog, Change, CiscoAck, CiscoExport, Delivery, ExportedFile, Record, Removal, ReportHolder,
+};
+pub use cisco_acks::{
+    AckImport, AckInput, DeviceReports, ExportPlan, ExportScope, PlannedFile, ReceivedAck,
+};
 pub use compliance::{ComplianceLine, DeviceTimers};
 pub use devices::{DeviceError, IssuedIdentity, Registration, UsageOutcome};
 pub use error::DomainError;

@@ -7,8 +7,8 @@
 //! area's `Stored` (and `Removable`) impl in `catalog/`; the compiler finds the rest.
 
 use super::catalog::{
-    ChildSatellite, ImportKey, ImportedFile, RelayedRum, RemoteInstance, RemoteUsage, Reservation,
-    SyncedItem, UpstreamBinding,
+    ChildSatellite, CiscoAck, CiscoExport, ImportKey, ImportedFile, RelayedRum, RemoteInstance,
+    RemoteUsage, Reservation, SyncedItem, UpstreamBinding,
 };
 use super::ids::{ApiTokenId, InstanceId, LicenseId, ReservationId, TokenId, UserId, VaId};
 use super::model::{
@@ -41,6 +41,8 @@ macro_rules! for_each_record_kind {
             RelayedRum(RelayedRum);
             Reservation(Reservation) removed by ReservationId;
             Password(UserPassword) removed by UserId;
+            CiscoExport(CiscoExport);
+            CiscoAck(CiscoAck);
         }
     };
 }

@@ -64,8 +64,8 @@ use serde::{Deserialize, Serialize};
 pub use envelope::{Envelope, SignError, SyncError, VerifyCtx, open, peek_kind, sign};
 pub use key::{KeyError, PublicKeyId, SatelliteKey, TrustedKeys, TrustedPeer, parse_public_key};
 pub use messages::{
-    Change, LicenseFile, LicenseGrant, LicenseKind, LicenseLine, PoolSnapshot, Removal, Revocation,
-    SyncRequest, SyncResponse,
+    Change, CiscoAckLine, LicenseFile, LicenseGrant, LicenseKind, LicenseLine, PoolSnapshot,
+    Removal, Revocation, SyncRequest, SyncResponse,
 };
 
 /// The time types of this API, re-exported so a client such as the fuzz crate needs no direct
@@ -81,7 +81,9 @@ pub const DEFAULT_MAX_SKEW: Duration = Duration::minutes(5);
 
 /// The format version this binary writes and the newest it reads. A file with a higher number
 /// is refused with [`SyncError::FormatFromTheFuture`] before its body is parsed.
-pub const FORMAT: u32 = 1;
+/// Format 2 added Cisco ACKs to responses; a message that needs nothing of format 2 is still
+/// written in format 1 ([`Signed::format`]), so an older satellite reads it.
+pub const FORMAT: u32 = 2;
 
 /// The largest file [`open`] reads. Generous: a full request for 100 000 devices with their
 /// usage is well under it; anything larger was not written by a satellite.
@@ -168,4 +170,10 @@ pub trait Signed: Serialize + serde::de::DeserializeOwned {
     fn created_at(&self) -> OffsetDateTime;
     /// Bounds and consistency rules serde cannot express. The message says what is wrong.
     fn validate(&self) -> Result<(), String>;
+    /// The oldest format that can carry this message, which it is written in: a satellite of
+    /// an older version reads every message that needs nothing newer, and refuses the others
+    /// cleanly, naming both versions, before anything is applied.
+    fn format(&self) -> u32 {
+        1
+    }
 }

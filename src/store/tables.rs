@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::domain::{
-    Account, AccountId, ApiToken, ApiTokenId, Change, ChildSatellite, Event, ImportKey,
-    ImportedFile, InstanceId, License, LicenseId, ProductInstance, Record as DomainRecord,
-    RegistrationToken, RelayedRum, RemoteInstance, RemoteUsage, Removal, Reservation,
-    ReservationId, RevokedCertificate, RumRecord, SyncedItem, TokenId, UpstreamBinding, User,
-    UserId, UserPassword, VaId, VirtualAccount,
+    Account, AccountId, ApiToken, ApiTokenId, Change, ChildSatellite, CiscoAck, CiscoExport, Event,
+    ImportKey, ImportedFile, InstanceId, License, LicenseId, ProductInstance,
+    Record as DomainRecord, RegistrationToken, RelayedRum, RemoteInstance, RemoteUsage, Removal,
+    Reservation, ReservationId, RevokedCertificate, RumRecord, SyncedItem, TokenId,
+    UpstreamBinding, User, UserId, UserPassword, VaId, VirtualAccount,
 };
 
 use super::{Batch, CodecError, Record, Store, decode_payload};
@@ -148,6 +148,13 @@ table!(UserPassword, "user_passwords", 1, |r| r
     .user
     .as_bytes()
     .to_vec());
+// The Cisco reporting loop: usage exports by their first device file number (big-endian, so
+// the tree iterates in number order), ACK files by the SHA-256 (hex) of their bytes.
+table!(CiscoExport, "cisco_exports", 1, |r| r
+    .first_file_id
+    .to_be_bytes()
+    .to_vec());
+table!(CiscoAck, "cisco_acks", 1, |r| r.id.as_bytes().to_vec());
 // Events are keyed by their sequence number, big-endian, so the tree iterates in log order.
 table!(Event, "events", 1, |r| r.seq.to_be_bytes().to_vec());
 

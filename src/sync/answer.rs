@@ -33,6 +33,11 @@ impl SyncEngine {
                     .ok_or_else(|| DomainError::not_found("child satellite", &req.from))?;
                 let response = self.response_to(c, child, &req, now);
                 let response_seq = response.seq;
+                let acks_sent: Vec<String> = c
+                    .cisco_acks_for_child(&child.name)
+                    .iter()
+                    .map(|a| a.id.clone())
+                    .collect();
                 let bytes = wire::sign(&self.key, response)
                     .and_then(|e| e.to_json())
                     .map_err(|e| DomainError::Refused(e.to_string()))?;
@@ -47,6 +52,8 @@ impl SyncEngine {
                     text,
                     now,
                 )?;
+                let change =
+                    c.mark_cisco_acks_sent(change, &acks_sent, &child.name, response_seq, now);
                 Ok((change, Ok(bytes)))
             })
             .await?;
@@ -120,7 +127,29 @@ impl SyncEngine {
                 })
                 .collect(),
             revocations: Vec::new(),
+            cisco_acks: c
+                .cisco_acks_for_child(&child.name)
+                .into_iter()
+                .map(to_wire_ack)
+                .collect(),
         }
+    }
+}
+
+/// A Cisco ACK as it travels down to the child holding the device.
+fn to_wire_ack(a: &crate::domain::CiscoAck) -> wire::CiscoAckLine {
+    use base64::Engine as _;
+    let mut report_ids = a.report_ids.clone();
+    report_ids.sort_unstable();
+    report_ids.dedup();
+    wire::CiscoAckLine {
+        udi: crate::protocol::device::Udi {
+            pid: a.udi.pid.clone(),
+            serial: a.udi.serial.clone(),
+        },
+        report_ids,
+        file: base64::engine::general_purpose::STANDARD.encode(&a.bytes),
+        has_policy: a.has_policy,
     }
 }
 

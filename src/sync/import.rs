@@ -5,7 +5,9 @@ use tracing::{info, warn};
 
 use super::{ImportOutcome, SyncEngine, SyncFailure, not_bound, refusal_event, transport};
 use crate::app::{AppError, RandomIds};
-use crate::domain::{Change, DomainError, NewEvent, UpstreamLicense, UpstreamResponse};
+use crate::domain::{
+    Change, DomainError, NewEvent, ReceivedAck, UpstreamLicense, UpstreamResponse,
+};
 use crate::protocol::sync::{
     self as wire, SatelliteId, SyncError, SyncResponse, TrustedKeys, VerifyCtx, parse_public_key,
 };
@@ -34,6 +36,7 @@ impl SyncEngine {
                 };
                 match wire::open::<SyncResponse, _>(bytes, &ctx) {
                     Ok(resp) => {
+                        let resp_acks = resp.cisco_acks.clone();
                         let resp = match from_wire_response(&resp) {
                             Ok(resp) => resp,
                             Err(e) => {
@@ -45,8 +48,18 @@ impl SyncEngine {
                             }
                         };
                         let seq = resp.seq;
+                        let acks = match from_wire_acks(&resp_acks) {
+                            Ok(acks) => acks,
+                            Err(e) => {
+                                return Ok((
+                                    refusal_event(&b.upstream, "sync_response", &e),
+                                    Err(e),
+                                ));
+                            }
+                        };
                         let (change, applied) =
                             c.apply_upstream_response(&resp, now, &RandomIds)?;
+                        let change = c.receive_cisco_acks(change, &acks, now);
                         Ok((change, Ok(ImportOutcome::Applied { seq, applied })))
                     }
                     Err(SyncError::Replayed { seq, .. }) => Ok((
@@ -121,6 +134,35 @@ impl SyncEngine {
         self.wake.notify_one();
         result
     }
+}
+
+/// The Cisco ACKs of a verified response as domain input; an ACK that is not base64 refuses
+/// the response (nothing is applied).
+fn from_wire_acks(lines: &[wire::CiscoAckLine]) -> Result<Vec<ReceivedAck>, SyncError> {
+    use base64::Engine as _;
+    lines
+        .iter()
+        .map(|l| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(&l.file)
+                .map_err(|e| {
+                    SyncError::Malformed(format!(
+                        "a Cisco ACK for {} is not base64: {e}",
+                        l.udi.serial
+                    ))
+                })?;
+            Ok(ReceivedAck {
+                id: crate::hex::encode(&crate::protocol::reservation::sha256(&bytes)),
+                udi: crate::domain::Udi {
+                    pid: l.udi.pid.clone(),
+                    serial: l.udi.serial.clone(),
+                },
+                report_ids: l.report_ids.clone(),
+                bytes,
+                has_policy: l.has_policy,
+            })
+        })
+        .collect()
 }
 
 /// The verified response as domain input. Refuses what this version cannot apply faithfully:

@@ -250,6 +250,9 @@ impl Removable for RevokedCertificate {
 
 impl Stored for RumRecord {
     fn put(self, c: &mut Catalog) {
+        let holder = super::ReportHolder::Local(self.instance);
+        c.cisco
+            .hold(&self.udi, self.report_id, holder, self.received_at);
         c.fleet
             .rum_seen
             .insert((self.udi.serial, self.report_id), self.instance);

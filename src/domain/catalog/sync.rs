@@ -245,6 +245,9 @@ impl Removable for RemoteUsage {
 
 impl Stored for RelayedRum {
     fn put(self, c: &mut Catalog) {
+        let holder = super::ReportHolder::Child(self.child.clone());
+        c.cisco
+            .hold(&self.udi, self.report_id, holder, self.received_at);
         let key = RelayedRum::key(&self.child, &self.udi.serial, self.report_id);
         c.sync.relayed_rum.insert(key, self);
     }

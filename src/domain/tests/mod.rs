@@ -4,6 +4,7 @@
 
 mod access;
 mod accounts;
+mod cisco_acks;
 mod devices;
 mod events;
 mod ids;

@@ -6,7 +6,7 @@
 //! ├── manifest.mf              JAR-style manifest naming the account and the VA
 //! └── UD_VA_<t>.tar.gz         gzip tar
 //!     ├── dev_1_<t>.txt        <smartLicense><RUMReport><![CDATA[...]]></RUMReport>...</smartLicense>
-//!     └── dev_2_<t>.txt        one file per device, numbered from 1 in input order
+//!     └── dev_2_<t>.txt        one file per device, numbered on from the caller's first number
 //! ```
 //!
 //! `<t>` is the export time in UTC as `%y%b%d_%H_%M_%S` and milliseconds (`24Jan05_14_03_09_417`).
@@ -41,6 +41,9 @@ pub struct Usage<'a> {
     pub created_by: &'a str,
     /// The export time: every name and every mtime in the file.
     pub time: OffsetDateTime,
+    /// The `<n>` of the first device file; the others are numbered on from it. The caller
+    /// keeps numbers unique across its exports, so that an ACK maps to one device file.
+    pub first_file_id: u64,
     pub devices: &'a [DeviceUsage],
 }
 
@@ -64,7 +67,7 @@ pub struct Exported {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportedDevice {
-    /// The `<n>` of `dev_<n>_<t>.txt`, from 1.
+    /// The `<n>` of `dev_<n>_<t>.txt`, from [`Usage::first_file_id`].
     pub file_id: u64,
     pub file_name: String,
     pub udi: Udi,
@@ -117,7 +120,7 @@ pub fn write(
     let mut devices = Vec::with_capacity(usage.devices.len());
     let mut reports_done = 0;
     for (i, device) in usage.devices.iter().enumerate() {
-        let file_id = i as u64 + 1;
+        let file_id = usage.first_file_id + i as u64;
         let file_name = format!("dev_{file_id}_{t}.txt");
         append(&mut inner, &file_name, &device_file(&device.reports), mtime)?;
         reports_done += device.reports.len();

@@ -185,9 +185,10 @@ pub fn sign<T: Signed>(key: &SatelliteKey, body: T) -> Result<Envelope<T>, SignE
         kind: T::KIND,
         reason,
     })?;
-    let input = signing_input(T::KIND, FORMAT, &body).map_err(SignError::Encode)?;
+    let format = body.format();
+    let input = signing_input(T::KIND, format, &body).map_err(SignError::Encode)?;
     Ok(Envelope {
-        format: FORMAT,
+        format,
         kind: T::KIND,
         signer: key.id().clone(),
         body,
@@ -244,6 +245,13 @@ where
         .body
         .validate()
         .map_err(|reason| SyncError::Malformed(format!("in the body: {reason}")))?;
+    if u64::from(envelope.body.format()) > u64::from(envelope.format) {
+        return Err(SyncError::Malformed(format!(
+            "the body needs format {}, but the file says format {}",
+            envelope.body.format(),
+            envelope.format
+        )));
+    }
     let signature = signature(&envelope.signature)?;
     if envelope.signer.0.len() != 64 || unhex(&envelope.signer.0).is_none() {
         return Err(SyncError::Malformed(
@@ -342,6 +350,20 @@ pub fn peek_kind(bytes: &[u8]) -> Result<Kind, SyncError> {
         .ok_or_else(|| SyncError::Malformed(format!("unknown kind `{kind}`")))
 }
 
+/// A file of `format` read by a satellite that reads formats up to `supported`.
+pub(super) fn check_format(format: u64, supported: u32) -> Result<(), SyncError> {
+    if format > u64::from(supported) {
+        return Err(SyncError::FormatFromTheFuture {
+            found: format,
+            supported,
+        });
+    }
+    if format == 0 {
+        return Err(SyncError::Malformed("format 0 does not exist".into()));
+    }
+    Ok(())
+}
+
 /// Size, syntax, format: returns the envelope's `kind` text.
 fn probe(bytes: &[u8]) -> Result<String, SyncError> {
     if bytes.len() > MAX_FILE_BYTES {
@@ -354,15 +376,7 @@ fn probe(bytes: &[u8]) -> Result<String, SyncError> {
     let format = probe
         .format
         .ok_or_else(|| SyncError::Malformed("the envelope has no `format`".into()))?;
-    if format > u64::from(FORMAT) {
-        return Err(SyncError::FormatFromTheFuture {
-            found: format,
-            supported: FORMAT,
-        });
-    }
-    if format == 0 {
-        return Err(SyncError::Malformed("format 0 does not exist".into()));
-    }
+    check_format(format, FORMAT)?;
     let kind = probe
         .kind
         .ok_or_else(|| SyncError::Malformed("the envelope has no `kind`".into()))?;

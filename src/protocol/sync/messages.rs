@@ -94,7 +94,28 @@ pub struct SyncResponse {
     pub removals: Vec<Removal>,
     /// Device certificates that must no longer be accepted.
     pub revocations: Vec<Revocation>,
+    /// Cisco ACK files for devices whose RUM reports the child relayed (format 2: absent, and
+    /// the file written in format 1, when there is none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cisco_acks: Vec<CiscoAckLine>,
 }
+
+/// One Cisco ACK file on its way down to the satellite that holds the device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CiscoAckLine {
+    pub udi: Udi,
+    /// The RUM reports it acknowledges, ascending.
+    pub report_ids: Vec<u64>,
+    /// The ACK file byte for byte, base64.
+    pub file: String,
+    pub has_policy: bool,
+}
+
+/// The largest ACK file a response carries, base64 (the ACK reader's limit of 1 MiB, encoded).
+pub const MAX_ACK_FILE_BASE64: usize = (1 << 20) / 3 * 4 + 4;
+/// At most this many reports acknowledged by one ACK line.
+pub const MAX_ACK_REPORTS: usize = 100_000;
 
 /// The license pool of one dedicated VA.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -328,7 +349,24 @@ impl Signed for SyncResponse {
             )?;
             text(&at, "reason", &r.reason, MAX_TEXT_BYTES)?;
         }
+        for (i, a) in self.cisco_acks.iter().enumerate() {
+            let at = format!("cisco_acks[{i}]");
+            udi(&at, &a.udi)?;
+            if a.report_ids.is_empty()
+                || a.report_ids.len() > MAX_ACK_REPORTS
+                || !a.report_ids.is_sorted_by(|x, y| x < y)
+            {
+                return Err(format!(
+                    "{at}.report_ids must be 1 to {MAX_ACK_REPORTS} ids, ascending, without repeats"
+                ));
+            }
+            text(&at, "file", &a.file, MAX_ACK_FILE_BASE64)?;
+        }
         Ok(())
+    }
+
+    fn format(&self) -> u32 {
+        if self.cisco_acks.is_empty() { 1 } else { 2 }
     }
 }
 

@@ -142,7 +142,46 @@ fn response(seq: u64) -> SyncResponse {
             certificate_serial: "4f1a09".into(),
             reason: "device removed".into(),
         }],
+        cisco_acks: vec![],
     }
+}
+
+/// A response carrying a Cisco ACK is written in format 2; one without is still format 1, so
+/// an older satellite reads it; an older satellite (reading format 1 only) refuses the former
+/// before parsing its body, naming both versions.
+#[test]
+fn a_response_with_cisco_acks_is_format_2_and_refused_cleanly_by_a_format_1_reader() {
+    let key = upstream_key();
+    let plain = sign(&key, response(3)).expect("sign");
+    assert_eq!(plain.format, 1, "nothing new: format 1");
+    let mut with_ack = response(3);
+    with_ack.cisco_acks = vec![super::CiscoAckLine {
+        udi: udi("FOC1"),
+        report_ids: vec![1, 2],
+        file: "PHNtYXJ0TGljZW5zZS8+".into(),
+        has_policy: false,
+    }];
+    let signed = sign(&key, with_ack.clone()).expect("sign");
+    assert_eq!(signed.format, 2);
+    let e = super::envelope::check_format(u64::from(signed.format), 1).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the file has format 2, newer than this satellite understands (format 1); upgrade \
+         this satellite, or have the sender use the same version"
+    );
+    let bytes = signed.to_json().unwrap();
+    let opened: SyncResponse = check(&bytes, "child-1", Some(2), T0).expect("format 2 opens");
+    assert_eq!(opened.cisco_acks, with_ack.cisco_acks);
+    // A format-1 file may not carry what needs format 2 (the signature binds the format, so
+    // only a signer could write one).
+    let mut forged = signed;
+    forged.format = 1;
+    let bytes = forged.to_json().unwrap();
+    let refused = check::<SyncResponse>(&bytes, "child-1", Some(2), T0).unwrap_err();
+    assert!(refused.to_string().contains("needs format 2"), "{refused}");
+    // Unsorted or empty report lists are refused.
+    with_ack.cisco_acks[0].report_ids = vec![2, 1];
+    assert!(sign(&key, with_ack).is_err());
 }
 
 fn license_file() -> LicenseFile {
@@ -415,7 +454,7 @@ fn a_newer_format_is_refused_before_its_contents_are_judged() {
     let newer = bytes
         .replacen(
             "\"format\": 1,",
-            "\"format\": 2, \"compression\": \"none\",",
+            "\"format\": 3, \"compression\": \"none\",",
             1,
         )
         .replace(
@@ -426,8 +465,8 @@ fn a_newer_format_is_refused_before_its_contents_are_judged() {
     assert_eq!(
         err,
         Err(SyncError::FormatFromTheFuture {
-            found: 2,
-            supported: 1
+            found: 3,
+            supported: FORMAT
         })
     );
 }
@@ -597,7 +636,7 @@ fn the_signature_is_pinned() {
         changes: vec![],
         ..request(1)
     };
-    let input = signing_input(Kind::SyncRequest, FORMAT, &body).expect("encode");
+    let input = signing_input(Kind::SyncRequest, body.format(), &body).expect("encode");
     assert_eq!(
         text(&input),
         "satellite-sync v1 sync_request\n{\"from\":\"child-1\",\"to\":\"upstream\",\"seq\":1,\

@@ -9,6 +9,7 @@
 mod accounts;
 mod api_tokens;
 pub mod backup;
+mod cisco_acks;
 pub(crate) mod devices;
 mod events;
 mod imports;
@@ -75,6 +76,7 @@ pub fn router(ctx: AdminCtx) -> Router {
         .merge(devices::routes())
         .merge(reservations::routes())
         .merge(sync::routes())
+        .merge(cisco_acks::routes())
         .merge(crate::server::console::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint")
@@ -96,6 +98,7 @@ pub fn larger_body_limit(path: &str) -> Option<usize> {
     match path {
         "/v1/licenses/import" => Some(imports::MAX_LICENSE_FILE_BYTES),
         "/v1/sync/import" | "/v1/sync/answer" => Some(crate::protocol::sync::MAX_FILE_BYTES),
+        "/v1/cisco/acks/import" => Some(cisco_acks::MAX_ACK_ARCHIVE_BYTES),
         _ => None,
     }
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::*;
 use crate::domain::{
     AccountStatus, AuthorizationState, EntitlementStatus, InstanceSource, InstanceStatus,
-    LicenseKind, LicenseSource, Outstanding, Role, RoleGrant, Scope, Udi,
+    LicenseKind, LicenseSource, Outstanding, ReportHolder, Role, RoleGrant, Scope, Udi,
 };
 use crate::hex::encode as hex;
 use crate::store::codec::encode;
@@ -269,6 +269,25 @@ golden! {
         key "7369746500464f4331003737",
         bytes "010400000000000000736974654d0000000000000005000000000000004339333030040000000000\
              0000464f433107000000000000007b2272223a317dea070000030003040500000000000000";
+    }
+
+    /// A usage export for Cisco's portal (one own device, one relayed) and a delivered ACK.
+    fn golden_cisco_records() {
+        CiscoExport = cisco_export(),
+        key "0000000000000007",
+        bytes "01070000000000000001000000000000006610000000000000000101010101010101010101010101\
+             0101100000000000000002020202020202020202020202020202ea07000001000000000000000000\
+             00000100000000000000610200000000000000070000000000000001000000000000005001000000\
+             00000000530000000010000000000000000404040404040404040404040404040402000000000000\
+             00010000000000000002000000000000000800000000000000010000000000000050010000000000\
+             0000540100000001000000000000006301000000000000000300000000000000";
+        CiscoAck = cisco_ack(),
+        key "6162",
+        bytes "01020000000000000061621000000000000000010101010101010101010101010101011000000000\
+             00000002020202020202020202020202020202010000000000000050010000000000000053000000\
+             00100000000000000004040404040404040404040404040404010000000000000001000000000000\
+             0001070000000000000004000000000000003c782f3e01ea07000001000000000000000000000001\
+             ea07000002000000000000000000000000010000000000000064";
     }
 
     /// An event naming an account, a VA and a device.
@@ -670,4 +689,49 @@ fn schema_2_re_keys_the_imported_files_of_a_schema_1_store() {
             .is_none()
     );
     assert_eq!(store.count::<ImportedFile>().unwrap(), 2);
+}
+
+fn cisco_export() -> CiscoExport {
+    CiscoExport {
+        first_file_id: 7,
+        file_name: "f".into(),
+        account: AccountId(id(1)),
+        va: VaId(id(2)),
+        created_at: datetime!(2026-01-01 0:00 UTC),
+        created_by: "a".into(),
+        devices: vec![
+            crate::domain::ExportedFile {
+                file_id: 7,
+                udi: udi("P", "S"),
+                holder: ReportHolder::Local(InstanceId(id(4))),
+                report_ids: vec![1, 2],
+            },
+            crate::domain::ExportedFile {
+                file_id: 8,
+                udi: udi("P", "T"),
+                holder: ReportHolder::Child("c".into()),
+                report_ids: vec![3],
+            },
+        ],
+    }
+}
+
+fn cisco_ack() -> CiscoAck {
+    CiscoAck {
+        id: "ab".into(),
+        account: AccountId(id(1)),
+        va: VaId(id(2)),
+        udi: udi("P", "S"),
+        holder: ReportHolder::Local(InstanceId(id(4))),
+        report_ids: vec![1],
+        file_id: Some(7),
+        bytes: b"<x/>".to_vec(),
+        has_policy: true,
+        received_at: datetime!(2026-01-01 0:00 UTC),
+        delivery: Some(crate::domain::Delivery {
+            at: datetime!(2026-01-02 0:00 UTC),
+            ok: false,
+            detail: "d".into(),
+        }),
+    }
 }

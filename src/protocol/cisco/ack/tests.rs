@@ -317,6 +317,7 @@ fn a_usage_export_is_not_taken_for_an_ack_archive() {
         va_id: "",
         created_by: "u",
         time: datetime!(2024-01-05 14:03:09 UTC),
+        first_file_id: 1,
         devices: &devices,
     };
     let mut bytes = Vec::new();

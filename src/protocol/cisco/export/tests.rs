@@ -50,6 +50,7 @@ fn usage(devices: &[DeviceUsage]) -> Usage<'_> {
         va_id: "",
         created_by: "0190a000-0000-7000-8000-000000000001",
         time: datetime!(2024-01-05 14:03:09.417 UTC),
+        first_file_id: 1,
         devices,
     }
 }
