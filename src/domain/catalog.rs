@@ -36,6 +36,7 @@ use super::model::{
 pub use super::records::{Record, Removal};
 use credentials::Credentials;
 pub(super) use fleet::{Fleet, Pool, UdiSlot, contact_key};
+pub use fleet::{TEXT_KEY_BYTES, TextIndex, TextKey, text_key};
 pub use reserves::Reservation;
 use reserves::Reserves;
 use stock::LicenseStock;

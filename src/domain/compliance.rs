@@ -224,15 +224,7 @@ impl Catalog {
         .map(|s| (s, 0))
         .collect();
         for i in devices {
-            let base = i.last_report_at.unwrap_or(i.registered_at);
-            let state = if now >= base + timers.authorization_valid {
-                InstanceStatus::AuthorizationExpired
-            } else {
-                i.last_answer
-                    .as_ref()
-                    .map_or(InstanceStatus::Registered, |a| a.status)
-            };
-            *out.entry(state).or_default() += 1;
+            *out.entry(Self::reported_state(i, now, timers)).or_default() += 1;
         }
         out
     }

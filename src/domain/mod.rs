@@ -44,6 +44,7 @@ pub use access::{Access, Principal};
 pub use accounts::{DEFAULT_VA_NAME, MAX_VA_DEPTH, validate_domain};
 pub use alerts::{Alert, AlertInputs, Severity};
 pub use catalog::{Catalog, Change, Record, Removal};
+pub use catalog::{TEXT_KEY_BYTES, TextIndex, TextKey, text_key};
 pub use compliance::{ComplianceLine, DeviceTimers};
 pub use devices::{DeviceError, IssuedIdentity, Registration, UsageOutcome};
 pub use error::DomainError;

@@ -4,6 +4,7 @@
 
 mod access;
 mod accounts;
+mod device_search;
 mod devices;
 mod events;
 mod ids;
