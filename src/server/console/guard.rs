@@ -186,6 +186,7 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
 /// (Its other fields join it with the first form that has any; logout has none.)
 pub struct CsrfForm {
     pub me: SignedIn,
+    pub fields: Fields,
 }
 
 impl FromRequest<AdminCtx> for CsrfForm {
@@ -206,6 +207,6 @@ impl FromRequest<AdminCtx> for CsrfForm {
                  again.",
             )));
         }
-        Ok(CsrfForm { me })
+        Ok(CsrfForm { me, fields })
     }
 }

@@ -8,11 +8,17 @@
 //! check ([`guard`]) and, once signed in, the session's CSRF token ([`guard::CsrfForm`]).
 //! The JSON API ignores the cookie: it keeps its bearer tokens and needs no CSRF defence.
 
+mod backup;
+mod compliance;
+mod device;
+mod devices;
+mod events;
 mod guard;
 mod overview;
 mod pages;
 pub mod password;
 pub mod session;
+mod sync;
 
 use std::net::IpAddr;
 
@@ -62,6 +68,12 @@ pub fn routes() -> Router<AdminCtx> {
         .route("/ui/login", get(pages::login_form).post(pages::login))
         .route("/ui/logout", axum::routing::post(pages::logout))
         .route("/ui/static/console.css", get(stylesheet))
+        .merge(devices::routes())
+        .merge(device::routes())
+        .merge(compliance::routes())
+        .merge(events::routes())
+        .merge(sync::routes())
+        .merge(backup::routes())
         .layer(axum::middleware::from_fn(guard::guard))
 }
 
