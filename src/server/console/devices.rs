@@ -137,7 +137,7 @@ pub async fn list(
         let status = parse_status(&q.status)?;
         let after = match q.after.as_str() {
             "" => None,
-            s => Some(Cursor::parse(s).ok_or_else(|| bad_link())?),
+            s => Some(Cursor::parse(s).ok_or_else(bad_link)?),
         };
         let va = (!q.va.is_empty()).then_some(q.va.as_str());
         let vas = vas_in_scope(c, p, None, va)?;
@@ -203,7 +203,6 @@ fn bad_link() -> ApiError {
 }
 
 /// The page of `q`: a walk of the chosen VAs, an exact UDI lookup, or a prefix index walk.
-#[allow(clippy::too_many_arguments)]
 fn scan(
     c: &Catalog,
     q: &ListQuery,
