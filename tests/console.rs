@@ -5,6 +5,8 @@
 //! cookie after logout) are made with reqwest and the session cookie. The screenshots in
 //! docs/console/ are written by these tests, each run.
 
+mod devices;
+mod pages_b;
 mod webdriver;
 
 use std::io::Write;
