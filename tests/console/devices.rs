@@ -172,6 +172,8 @@ fn a_browser_finds_the_agents_device_moves_it_and_follows_its_events() {
     assert!(list.contains("Authorized"), "{list}");
     b.type_into("#q", "foc-b");
     b.click("#find");
+    // The attribute, unlike the typed value, is only on the page the search answered.
+    b.find("#q[value=\"foc-b\"]");
     assert!(b.url().contains("q=foc-b"), "{}", b.url());
     assert!(b.text("#device-list").contains("sw-b1"));
     b.screenshot(&screenshot("devices"));
@@ -202,6 +204,7 @@ fn a_browser_finds_the_agents_device_moves_it_and_follows_its_events() {
     b.goto(&format!("{}/ui/events", base(&d)));
     b.type_into("#action", "device.move");
     b.click("#filter");
+    b.find("#action[value=\"device.move\"]");
     let events = b.text("#event-list");
     assert!(
         events.contains("device.move") && !events.contains("device.register"),
