@@ -22,7 +22,11 @@ fn page_ids(body: &str) -> (Vec<String>, Option<String>) {
     let next = body
         .split("id=\"next\" rel=\"next\" href=\"/ui/devices?")
         .nth(1)
-        .map(|rest| rest[..rest.find('"').unwrap()].replace("&amp;", "&"));
+        .map(|rest| {
+            rest[..rest.find('"').unwrap()]
+                .replace("&#38;", "&")
+                .replace("&amp;", "&")
+        });
     (ids, next)
 }
 
@@ -30,7 +34,9 @@ fn page_ids(body: &str) -> (Vec<String>, Option<String>) {
 fn all_pages(plain: &Plain, cookie: &str, query: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut next = Some(query.to_string());
+    let mut asked = BTreeSet::new();
     while let Some(q) = next {
+        assert!(asked.insert(q.clone()), "a page links to itself: {q}");
         let page = plain.get(&format!("/ui/devices?{q}"), cookie);
         assert_eq!(page.status, 200, "{q}: {}", page.body);
         let (ids, more) = page_ids(&page.body);
@@ -143,8 +149,8 @@ fn the_device_list_pages_and_searches_100000_devices() {
     );
     assert_eq!(count("q=DEV-4242&by=hostname&exact=on"), 1);
     assert_eq!(count("q=nothing&by=hostname"), 0);
-    let search = all_pages(&plain, &cookie, "q=SN0000&by=udi");
-    assert_eq!(search.len(), 10_000, "SN000000000 to SN000009999, in pages");
+    let search = all_pages(&plain, &cookie, "q=SN000012&by=udi");
+    assert_eq!(search.len(), 1000, "SN000012000 to SN000012999, in pages");
 }
 
 #[test]
