@@ -10,11 +10,8 @@ use time::OffsetDateTime;
 
 use super::{IdMap, Removable, Stored};
 use crate::domain::catalog::Catalog;
-use crate::domain::compliance::DeviceTimers;
 use crate::domain::ids::{AccountId, InstanceId, VaId};
-use crate::domain::model::{
-    InstanceStatus, ProductInstance, RevokedCertificate, RumRecord, Tag, Udi,
-};
+use crate::domain::model::{ProductInstance, RevokedCertificate, RumRecord, Tag, Udi};
 
 /// The key of a contact time in [`Fleet::by_contact`].
 pub(in crate::domain) fn contact_key(t: OffsetDateTime) -> i128 {
@@ -312,23 +309,6 @@ impl Catalog {
             .into_iter()
             .flatten()
             .filter_map(|key| self.fleet.instances.get(&key.1).map(|b| (*key, &**b)))
-    }
-
-    /// A device's state as of its last answer, aged by the clock: what the overview counts and
-    /// the device list shows, without re-evaluating its entitlements.
-    pub fn reported_state(
-        i: &ProductInstance,
-        now: OffsetDateTime,
-        timers: &DeviceTimers,
-    ) -> InstanceStatus {
-        let base = i.last_report_at.unwrap_or(i.registered_at);
-        if now >= base + timers.authorization_valid {
-            InstanceStatus::AuthorizationExpired
-        } else {
-            i.last_answer
-                .as_ref()
-                .map_or(InstanceStatus::Registered, |a| a.status)
-        }
     }
 }
 

@@ -256,6 +256,20 @@ fn scan(
         };
         return Ok(collect(c, walk, matches, now, timers));
     }
+    Ok(search_udi(c, text, exact, after, keep, now, timers))
+}
+
+/// A UDI search: a whole `PID:SERIAL` through the hash index, else the serial prefix index
+/// (with the PID, when given, compared whole).
+fn search_udi(
+    c: &Catalog,
+    text: &str,
+    exact: bool,
+    after: Option<(TextKey, InstanceId)>,
+    keep: impl Fn(&ProductInstance) -> bool,
+    now: OffsetDateTime,
+    timers: &DeviceTimers,
+) -> Scan {
     let (pid, serial) = match text.split_once(':') {
         Some((pid, serial)) => (Some(pid), serial),
         None => (None, text),
@@ -272,11 +286,11 @@ fn scan(
             .filter(|i| keep(i))
             .map(|i| row(c, i, now, timers))
             .collect();
-        return Ok(Scan {
+        return Scan {
             rows: found,
             next: None,
             examined: None,
-        });
+        };
     }
     let wanted = serial.to_ascii_lowercase();
     let walk = c
@@ -291,7 +305,7 @@ fn scan(
         }) && pid.is_none_or(|p| i.udi.pid.eq_ignore_ascii_case(p))
             && keep(i)
     };
-    Ok(collect(c, walk, matches, now, timers))
+    collect(c, walk, matches, now, timers)
 }
 
 /// Takes up to [`PAGE`] devices that `keep` accepts from `walk`, examining at most
