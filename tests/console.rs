@@ -9,6 +9,8 @@ mod accounts;
 mod licenses;
 mod tokens;
 mod users;
+mod devices;
+mod pages_b;
 mod webdriver;
 
 use std::io::Write;

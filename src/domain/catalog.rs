@@ -38,6 +38,7 @@ pub use super::records::{Record, Removal};
 pub use cisco_acks::{CiscoAck, CiscoAcks, CiscoExport, Delivery, ExportedFile, ReportHolder};
 use credentials::Credentials;
 pub(super) use fleet::{Fleet, Pool, UdiSlot, contact_key};
+pub use fleet::{TEXT_KEY_BYTES, TextIndex, TextKey, text_key};
 pub use reserves::Reservation;
 use reserves::Reserves;
 use stock::LicenseStock;

@@ -208,6 +208,23 @@ impl Catalog {
         Self::states_of(self.instances(), now, timers)
     }
 
+    /// A device's state as of its last answer, aged by the clock: what the overview counts and
+    /// the device list shows, without re-evaluating its entitlements.
+    pub fn reported_state(
+        i: &ProductInstance,
+        now: OffsetDateTime,
+        timers: &DeviceTimers,
+    ) -> InstanceStatus {
+        let base = i.last_report_at.unwrap_or(i.registered_at);
+        if now >= base + timers.authorization_valid {
+            InstanceStatus::AuthorizationExpired
+        } else {
+            i.last_answer
+                .as_ref()
+                .map_or(InstanceStatus::Registered, |a| a.status)
+        }
+    }
+
     /// Devices by state among `devices` (see [`Catalog::device_states`]).
     pub(super) fn states_of<'a>(
         devices: impl Iterator<Item = &'a ProductInstance>,
@@ -224,15 +241,7 @@ impl Catalog {
         .map(|s| (s, 0))
         .collect();
         for i in devices {
-            let base = i.last_report_at.unwrap_or(i.registered_at);
-            let state = if now >= base + timers.authorization_valid {
-                InstanceStatus::AuthorizationExpired
-            } else {
-                i.last_answer
-                    .as_ref()
-                    .map_or(InstanceStatus::Registered, |a| a.status)
-            };
-            *out.entry(state).or_default() += 1;
+            *out.entry(Self::reported_state(i, now, timers)).or_default() += 1;
         }
         out
     }

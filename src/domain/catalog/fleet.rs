@@ -18,6 +18,20 @@ pub(in crate::domain) fn contact_key(t: OffsetDateTime) -> i128 {
     t.unix_timestamp_nanos()
 }
 
+/// The first [`TEXT_KEY_BYTES`] bytes of a text, ASCII letters lowercased, zero-padded: the
+/// sort key of the prefix indexes. Texts that share these bytes share the key; a search for a
+/// longer prefix walks them all and checks each whole text.
+pub type TextKey = [u8; TEXT_KEY_BYTES];
+pub const TEXT_KEY_BYTES: usize = 8;
+
+pub fn text_key(s: &str) -> TextKey {
+    let mut key = [0u8; TEXT_KEY_BYTES];
+    for (k, b) in key.iter_mut().zip(s.bytes()) {
+        *k = b.to_ascii_lowercase();
+    }
+    key
+}
+
 /// The devices of one VA that use one tag, in registration order.
 #[derive(Clone, Debug, Default)]
 pub struct Pool {
@@ -44,6 +58,11 @@ pub(in crate::domain) struct Fleet {
     pub udi_hasher: std::hash::RandomState,
     pub instances_by_serial: HashMap<String, InstanceId>,
     pub instances_by_va: IdMap<VaId, BTreeSet<InstanceId>>,
+    /// Devices by the first bytes of their UDI serial number and of their host name (see
+    /// [`TextKey`]), for the console's prefix searches. Fixed-size keys rather than copies of
+    /// the strings: 24 bytes per device and index plus the B-tree's nodes.
+    pub by_serial_text: BTreeSet<(TextKey, InstanceId)>,
+    pub by_hostname: BTreeSet<(TextKey, InstanceId)>,
     /// Devices by last contact, oldest first, for the expiry sweep.
     /// Keyed by the contact time in nanoseconds since 1970 (cheaper to compare than an
     /// `OffsetDateTime`, which normalizes its offset on every comparison).
@@ -97,6 +116,7 @@ impl Fleet {
             && old.va == i.va
             && old.order == i.order
             && old.udi == i.udi
+            && old.hostname == i.hostname
             && old.cert_serial == i.cert_serial
             && old.usage == i.usage
         {
@@ -144,6 +164,8 @@ impl Fleet {
             self.instances_by_serial.insert(serial.clone(), i.id);
         }
         self.instances_by_va.entry(i.va).or_default().insert(i.id);
+        self.by_serial_text.insert((text_key(&i.udi.serial), i.id));
+        self.by_hostname.insert((text_key(&i.hostname), i.id));
         self.by_contact.insert((contact_key(i.last_contact), i.id));
         if i.clock_skew {
             self.skewed.insert(i.id);
@@ -194,6 +216,8 @@ impl Fleet {
         if let Some(set) = self.instances_by_va.get_mut(&i.va) {
             set.remove(&id);
         }
+        self.by_serial_text.remove(&(text_key(&i.udi.serial), id));
+        self.by_hostname.remove(&(text_key(&i.hostname), id));
         self.by_contact.remove(&(contact_key(i.last_contact), id));
         self.skewed.remove(&id);
         self.leave_pools(&i);
@@ -219,6 +243,72 @@ impl Fleet {
                 }
             }
         }
+    }
+}
+
+/// The lowest and highest ids, the ends of a key range.
+const FIRST_ID: InstanceId = InstanceId(uuid::Uuid::nil());
+const LAST_ID: InstanceId = InstanceId(uuid::Uuid::from_u128(u128::MAX));
+
+/// Which text a prefix search reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextIndex {
+    /// The serial number of the UDI.
+    Serial,
+    Hostname,
+}
+
+/// Reads of the device indexes that page: each starts after a key the caller had, so page N
+/// costs a B-tree descent and the page, never the N pages before it.
+impl Catalog {
+    /// The devices of `va` in id order, after `after`.
+    pub fn instances_in_after(
+        &self,
+        va: VaId,
+        after: Option<InstanceId>,
+    ) -> impl Iterator<Item = &ProductInstance> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let start = after.map_or(Unbounded, Excluded);
+        self.fleet
+            .instances_by_va
+            .get(&va)
+            .into_iter()
+            .flat_map(move |set| set.range((start, Unbounded)))
+            .filter_map(|id| self.fleet.instances.get(id).map(|b| &**b))
+    }
+
+    /// Candidates for the devices whose `index` text starts with `prefix` (ASCII case
+    /// ignored), in key order, after the key `after`, each with its key. A candidate shares
+    /// the prefix's first [`TEXT_KEY_BYTES`] bytes: for a longer prefix the caller checks the
+    /// whole text.
+    pub fn instances_by_prefix(
+        &self,
+        index: TextIndex,
+        prefix: &str,
+        after: Option<(TextKey, InstanceId)>,
+    ) -> impl Iterator<Item = ((TextKey, InstanceId), &ProductInstance)> {
+        use std::ops::Bound::{Excluded, Included};
+        let low = text_key(prefix);
+        let mut high = low;
+        for b in high.iter_mut().skip(prefix.len()) {
+            *b = u8::MAX;
+        }
+        let (first, last) = ((low, FIRST_ID), (high, LAST_ID));
+        let start = match after {
+            Some(key) if key >= first => Excluded(key),
+            _ => Included(first),
+        };
+        let set = match index {
+            TextIndex::Serial => &self.fleet.by_serial_text,
+            TextIndex::Hostname => &self.fleet.by_hostname,
+        };
+        // A cursor at or past the last key has nothing after it (and `range` would panic).
+        let past = matches!(start, Excluded(k) if k >= last);
+        (!past)
+            .then(|| set.range((start, Included(last))))
+            .into_iter()
+            .flatten()
+            .filter_map(|key| self.fleet.instances.get(&key.1).map(|b| (*key, &**b)))
     }
 }
 

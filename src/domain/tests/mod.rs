@@ -5,6 +5,7 @@
 mod access;
 mod accounts;
 mod cisco_acks;
+mod device_search;
 mod devices;
 mod events;
 mod ids;

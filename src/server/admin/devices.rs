@@ -114,7 +114,7 @@ pub async fn list_devices(
     })
 }
 
-fn device_ref(c: &Catalog, p: &Principal, r: &str) -> Result<InstanceId, ApiError> {
+pub(crate) fn device_ref(c: &Catalog, p: &Principal, r: &str) -> Result<InstanceId, ApiError> {
     let found = match r.parse::<InstanceId>() {
         Ok(id) => c.instance(id).map(|i| i.id),
         // `PID:SERIAL` among the accounts the caller can see.

@@ -16,7 +16,7 @@ mod imports;
 mod licenses;
 mod reservations;
 mod status;
-mod sync;
+pub(crate) mod sync;
 mod tokens;
 mod users;
 mod vas;

@@ -10,6 +10,11 @@
 
 mod accounts;
 mod forms;
+mod backup;
+mod compliance;
+mod device;
+mod devices;
+mod events;
 mod guard;
 mod licenses;
 mod overview;
@@ -18,6 +23,7 @@ pub mod password;
 pub mod session;
 mod tokens;
 mod users;
+mod sync;
 
 use std::net::IpAddr;
 
@@ -74,6 +80,12 @@ pub fn routes() -> Router<AdminCtx> {
         .merge(licenses::routes())
         .merge(tokens::routes())
         .merge(users::routes())
+        .merge(devices::routes())
+        .merge(device::routes())
+        .merge(compliance::routes())
+        .merge(events::routes())
+        .merge(sync::routes())
+        .merge(backup::routes())
         .layer(axum::middleware::from_fn(guard::guard))
 }
 

@@ -97,7 +97,7 @@ fn system_health(ctx: &AdminCtx, now: time::OffsetDateTime) -> SystemHealth {
 }
 
 /// A device state as people read it.
-fn state_label(s: &str) -> &'static str {
+pub(super) fn state_label(s: &str) -> &'static str {
     match s {
         "registered" => "Registered",
         "authorized" => "Authorized",
