@@ -6,11 +6,11 @@
 //! docs/console/ are written by these tests, each run.
 
 mod accounts;
+mod devices;
 mod licenses;
+mod pages_b;
 mod tokens;
 mod users;
-mod devices;
-mod pages_b;
 mod webdriver;
 
 use std::io::Write;

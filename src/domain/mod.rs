@@ -47,11 +47,10 @@ pub use alerts::{Alert, AlertInputs, Severity};
 pub use catalog::{
     Catalog, Change, CiscoAck, CiscoExport, Delivery, ExportedFile, Record, Removal, ReportHolder,
 };
+pub use catalog::{TEXT_KEY_BYTES, TextIndex, TextKey, text_key};
 pub use cisco_acks::{
     AckImport, AckInput, DeviceReports, ExportPlan, ExportScope, PlannedFile, ReceivedAck,
 };
-pub use catalog::{Catalog, Change, Record, Removal};
-pub use catalog::{TEXT_KEY_BYTES, TextIndex, TextKey, text_key};
 pub use compliance::{ComplianceLine, DeviceTimers};
 pub use devices::{DeviceError, IssuedIdentity, Registration, UsageOutcome};
 pub use error::DomainError;

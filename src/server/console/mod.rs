@@ -9,21 +9,21 @@
 //! The JSON API ignores the cookie: it keeps its bearer tokens and needs no CSRF defence.
 
 mod accounts;
-mod forms;
 mod backup;
 mod compliance;
 mod device;
 mod devices;
 mod events;
+mod forms;
 mod guard;
 mod licenses;
 mod overview;
 mod pages;
 pub mod password;
 pub mod session;
+mod sync;
 mod tokens;
 mod users;
-mod sync;
 
 use std::net::IpAddr;
 
