@@ -9,11 +9,13 @@
 //! Its state is owned by areas, each in its own file with its records' indexes and the
 //! invariants that keep them true: `tree` (accounts and VAs), `stock` (licenses and imported
 //! files), `fleet` (devices, their pools, revoked certificates, RUM reports seen),
-//! `credentials` (tokens and users), `sync` and `reserves` (reservations). [`Catalog::apply`]
+//! `credentials` (tokens and users), `sync`, `reserves` (reservations) and
+//! `cisco_devices` (devices polled for RUM reports). [`Catalog::apply`]
 //! hands each record to its area through [`Stored`] and [`Removable`], a dispatch generated
 //! from the one list of record kinds (`for_each_record_kind!`). Indexes are derived and never
 //! persisted, so they cannot disagree with the records.
 
+mod cisco_devices;
 mod credentials;
 mod fleet;
 mod reserves;
@@ -27,13 +29,16 @@ use time::OffsetDateTime;
 
 use super::events::NewEvent;
 use super::ids::{
-    AccountId, ApiTokenId, InstanceId, LicenseId, ReservationId, TokenId, UserId, VaId,
+    AccountId, ApiTokenId, CiscoDeviceId, InstanceId, LicenseId, ReservationId, TokenId, UserId,
+    VaId,
 };
 use super::model::{
     Account, ApiToken, License, ProductInstance, RegistrationToken, RevokedCertificate, RumRecord,
     Udi, User, UserPassword, VirtualAccount,
 };
 pub use super::records::{Record, Removal};
+use cisco_devices::CiscoDevices;
+pub use cisco_devices::{CiscoDevice, DeviceTrust};
 use credentials::Credentials;
 pub(super) use fleet::{Fleet, Pool, UdiSlot, contact_key};
 pub use reserves::Reservation;
@@ -172,6 +177,7 @@ pub struct Catalog {
     pub(super) credentials: Credentials,
     pub(super) sync: SyncIndex,
     pub(super) reserves: Reserves,
+    pub(super) cisco_devices: CiscoDevices,
 }
 
 impl Catalog {

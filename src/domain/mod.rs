@@ -23,6 +23,7 @@ mod access;
 mod accounts;
 mod alerts;
 mod catalog;
+mod cisco_devices;
 mod compliance;
 mod devices;
 mod error;
@@ -43,15 +44,19 @@ mod users;
 pub use access::{Access, Principal};
 pub use accounts::{DEFAULT_VA_NAME, MAX_VA_DEPTH, validate_domain};
 pub use alerts::{Alert, AlertInputs, Severity};
-pub use catalog::{Catalog, Change, Record, Removal};
+pub use catalog::{Catalog, Change, CiscoDevice, DeviceTrust, Record, Removal};
+pub use cisco_devices::{
+    CiscoDeviceSpec, MAX_DEVICE_CA_BYTES, MAX_DEVICE_NAME, MAX_DEVICE_USER, check_address,
+    trust_kind,
+};
 pub use compliance::{ComplianceLine, DeviceTimers};
 pub use devices::{DeviceError, IssuedIdentity, Registration, UsageOutcome};
 pub use error::DomainError;
 pub use events::{EventFilter, NewEvent};
 pub use holdings::Holdings;
 pub use ids::{
-    AccountId, ApiTokenId, IdSource, InstanceId, LicenseId, ReservationId, SequentialIds, TokenId,
-    UserId, VaId,
+    AccountId, ApiTokenId, CiscoDeviceId, IdSource, InstanceId, LicenseId, ReservationId,
+    SequentialIds, TokenId, UserId, VaId,
 };
 pub use imports::{ImportGrant, ImportKey, ImportedFile, LicenseImport};
 pub use licenses::{LicenseSpec, PoolLine};

@@ -4,6 +4,7 @@
 
 mod access;
 mod accounts;
+mod cisco_devices;
 mod devices;
 mod events;
 mod ids;
