@@ -71,6 +71,9 @@ struct Live {
     alerts: Arc<RwLock<AlertsSettings>>,
     /// `[rum]`, read by the RUM endpoint on every report.
     rum: Arc<RwLock<crate::config::RumSettings>>,
+    /// `[cisco]`, read by the Cisco poller; a reload wakes its worker.
+    cisco: Arc<RwLock<crate::config::CiscoSettings>>,
+    cisco_wake: Arc<tokio::sync::Notify>,
     settings: Settings,
 }
 
@@ -136,6 +139,8 @@ pub async fn run(
         tls: TlsSource::new(tls),
         alerts: Arc::new(RwLock::new(settings.alerts.clone())),
         rum: Arc::new(RwLock::new(settings.rum.clone())),
+        cisco: Arc::new(RwLock::new(settings.cisco.clone())),
+        cisco_wake: Arc::new(tokio::sync::Notify::new()),
         settings: settings.clone(),
     };
     if let Some((reloader, requests)) = reload {
@@ -168,6 +173,8 @@ pub async fn serve_on(
         tls: TlsSource::new(tls),
         alerts: Arc::new(RwLock::new(settings.alerts.clone())),
         rum: Arc::new(RwLock::new(settings.rum.clone())),
+        cisco: Arc::new(RwLock::new(settings.cisco.clone())),
+        cisco_wake: Arc::new(tokio::sync::Notify::new()),
         settings: settings.clone(),
     };
     serve_live(settings, pki, live, listeners, shutdown).await
@@ -197,6 +204,12 @@ async fn serve_live(
     let metrics = Metrics::new();
     let sync = open_sync(&settings, &app)?;
     let rum = open_rum_gate(&settings, &live)?;
+    let cisco = Arc::new(crate::cisco::Poller::new(
+        app.clone(),
+        settings.data_dir.clone(),
+        live.cisco.clone(),
+        live.cisco_wake.clone(),
+    ));
     let alert_inputs = AlertInputs {
         ca_not_after: Some(pki.ca_not_after()),
         server_cert_not_after: Some(pki.server_cert_not_after()),
@@ -216,8 +229,9 @@ async fn serve_live(
         rum: rum.clone(),
         device_url: device_url(device_addr),
         console: Arc::new(crate::server::console::Console::new(settings.console)),
+        cisco: cisco.clone(),
     };
-    let worker_tasks = spawn_workers(
+    let mut worker_tasks = spawn_workers(
         &settings,
         &live,
         &sync,
@@ -226,6 +240,11 @@ async fn serve_live(
         &workers,
         &shutdown,
     );
+    worker_tasks.push(workers::spawn(
+        crate::workers::cisco::CiscoWorker { poller: cisco },
+        workers.clone(),
+        shutdown.clone(),
+    ));
     let device_ctx = device::DeviceCtx {
         app: app.clone(),
         pki: pki.clone(),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::RumConfig;
+use super::{CiscoConfig, RumConfig};
 
 /// The configuration file as written. See `config/satellite.toml` for the documented reference;
 /// a test checks that file resolves to exactly these defaults.
@@ -36,6 +36,8 @@ pub struct Config {
     pub sync: SyncConfig,
     /// Who may push Cisco RUM reports (SPEC §3b).
     pub rum: RumConfig,
+    /// Pull mode: polling Cisco devices for their RUM reports (SPEC §11).
+    pub cisco: CiscoConfig,
     /// Where this configuration came from, for error messages; not a key in the file.
     #[serde(skip)]
     pub(super) origin: Option<PathBuf>,

@@ -22,6 +22,7 @@
 
 use std::path::{Path, PathBuf};
 
+mod cisco;
 mod file;
 mod reload;
 mod resolve;
@@ -29,6 +30,7 @@ mod rum;
 mod settings;
 mod validate;
 
+pub use cisco::{CiscoConfig, CiscoSettings};
 pub use file::{
     AdminConfig, AlertsConfig, Config, ConsoleConfig, DeviceConfig, LogConfig, LogFormat,
     ShutdownConfig, SyncConfig, TimersConfig, TlsConfig, TrustedKeyConfig,

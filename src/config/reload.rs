@@ -5,8 +5,8 @@
 //! a setting silently.
 
 use super::{
-    AdminSettings, AlertsSettings, ConsoleSettings, DeviceSettings, LogSettings, RumSettings,
-    Settings, ShutdownSettings, SyncSettings, Timers,
+    AdminSettings, AlertsSettings, CiscoSettings, ConsoleSettings, DeviceSettings, LogSettings,
+    RumSettings, Settings, ShutdownSettings, SyncSettings, Timers,
 };
 
 /// The dotted keys found to differ, in the order they were checked.
@@ -38,6 +38,7 @@ impl Settings {
             trusted_license_keys,
             sync,
             rum,
+            cisco,
         } = self;
         c.check("data_dir", *data_dir != new.data_dir);
         device.changed(&new.device, &mut c);
@@ -54,6 +55,7 @@ impl Settings {
         );
         sync.changed(&new.sync, &mut c);
         rum.changed(&new.rum, &mut c);
+        cisco.changed(&new.cisco, &mut c);
         c.0
     }
 }
@@ -229,5 +231,20 @@ impl RumSettings {
         } = self;
         c.check("rum.guessable_urls", *guessable_urls != r.guessable_urls);
         c.check("rum.allow", *allow != r.allow);
+    }
+}
+
+impl CiscoSettings {
+    fn changed(&self, r: &CiscoSettings, c: &mut Changed) {
+        let CiscoSettings {
+            poll_interval,
+            retry_min,
+            retry_max,
+            timeout,
+        } = self;
+        c.check("cisco.poll_interval", *poll_interval != r.poll_interval);
+        c.check("cisco.retry_min", *retry_min != r.retry_min);
+        c.check("cisco.retry_max", *retry_max != r.retry_max);
+        c.check("cisco.timeout", *timeout != r.timeout);
     }
 }

@@ -42,6 +42,7 @@ impl Config {
             trusted_license_keys: v.trusted_keys(&self.sync.trusted_license_keys)?,
             sync: self.sync.validate(&v)?,
             rum: self.rum.validate(&v)?,
+            cisco: self.cisco.validate(&v)?,
             data_dir,
         })
     }

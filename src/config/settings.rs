@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{LogFormat, RumSettings};
+use super::{CiscoSettings, LogFormat, RumSettings};
 
 /// Validated settings: what the daemon actually runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub struct Settings {
     pub sync: SyncSettings,
     /// Validated `[rum]`.
     pub rum: RumSettings,
+    /// Validated `[cisco]`.
+    pub cisco: CiscoSettings,
 }
 
 /// Validated `[sync]`.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 mod accounts;
+mod cisco_devices;
 mod compliance;
 mod devices;
 mod events;
@@ -22,6 +23,7 @@ mod tokens;
 mod users;
 
 pub use accounts::*;
+pub use cisco_devices::*;
 pub use compliance::*;
 pub use devices::*;
 pub use events::*;

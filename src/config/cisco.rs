@@ -1,0 +1,105 @@
+//! `[cisco]`: pull mode, how often the satellite polls the Cisco devices it was told about
+//! (`satellite cisco device add`) and how it backs off from one that fails (SPEC §11).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{ConfigError, Validator, quote};
+
+/// `[cisco]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CiscoConfig {
+    /// How often each Cisco device is polled for its RUM reports (close, fetch, ingest), or
+    /// `"off"` to poll only on `satellite cisco poll`. At least `"1m"`. Default `"1h"`.
+    pub poll_interval: String,
+    /// After a failed poll, the first retry comes this long after it, and each further failure
+    /// doubles the wait up to `retry_max`. Default `"1m"`.
+    pub retry_min: String,
+    /// The longest wait between retries of a failing device. Default `"1h"`.
+    pub retry_max: String,
+    /// Time allowed for each request to a device (connecting included). Default `"30s"`.
+    pub timeout: String,
+}
+
+impl Default for CiscoConfig {
+    fn default() -> Self {
+        CiscoConfig {
+            poll_interval: "1h".into(),
+            retry_min: "1m".into(),
+            retry_max: "1h".into(),
+            timeout: "30s".into(),
+        }
+    }
+}
+
+/// Validated `[cisco]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CiscoSettings {
+    /// `None`: scheduled polling is off.
+    pub poll_interval: Option<Duration>,
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+    pub timeout: Duration,
+}
+
+impl Default for CiscoSettings {
+    fn default() -> Self {
+        CiscoSettings {
+            poll_interval: Some(Duration::from_secs(3600)),
+            retry_min: Duration::from_secs(60),
+            retry_max: Duration::from_secs(3600),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl CiscoConfig {
+    pub(super) fn validate(&self, v: &Validator) -> Result<CiscoSettings, ConfigError> {
+        let poll_interval = match self.poll_interval.trim() {
+            "off" => None,
+            text => {
+                let d = v.duration("cisco.poll_interval", text)?;
+                if d < Duration::from_secs(60) {
+                    return Err(v.invalid(
+                        "cisco.poll_interval",
+                        &quote(text),
+                        "must be at least \"1m\" (or \"off\"): a device closes a report at each poll",
+                    ));
+                }
+                Some(d)
+            }
+        };
+        let retry_min = v.duration("cisco.retry_min", &self.retry_min)?;
+        let retry_max = v.duration("cisco.retry_max", &self.retry_max)?;
+        if retry_min.is_zero() {
+            return Err(v.invalid(
+                "cisco.retry_min",
+                &quote(&self.retry_min),
+                "must not be zero",
+            ));
+        }
+        if retry_max < retry_min {
+            return Err(v.invalid(
+                "cisco.retry_max",
+                &quote(&self.retry_max),
+                &format!("must be at least cisco.retry_min ({:?})", self.retry_min),
+            ));
+        }
+        let timeout = v.duration("cisco.timeout", &self.timeout)?;
+        if timeout.is_zero() || timeout > Duration::from_secs(600) {
+            return Err(v.invalid(
+                "cisco.timeout",
+                &quote(&self.timeout),
+                "must be between \"1s\" and \"10m\"",
+            ));
+        }
+        Ok(CiscoSettings {
+            poll_interval,
+            retry_min,
+            retry_max,
+            timeout,
+        })
+    }
+}
