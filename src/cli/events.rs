@@ -21,6 +21,8 @@ pub const ACTIONS: &[&str] = &[
     "api_token.create",
     "api_token.revoke",
     "backup.create",
+    "cisco.device_added",
+    "cisco.device_removed",
     "console.login",
     "console.login_failed",
     "console.logout",

@@ -3,6 +3,7 @@
 
 pub mod agent;
 mod backup;
+mod cisco_devices;
 mod client;
 mod commands;
 mod confirm;
@@ -142,12 +143,33 @@ pub enum Command {
     /// License reservation for devices that can reach nothing: reserve for a request code,
     /// release with a return code, list, cancel.
     Reserve(reserve::ReserveArgs),
+    /// Cisco Smart Licensing Using Policy: devices polled for RUM reports (docs/cisco.md).
+    #[command(after_help = cisco_devices::CISCO)]
+    Cisco {
+        #[command(subcommand)]
+        cmd: CiscoCmd,
+    },
     /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
     #[command(after_help = examples::COMPLETIONS)]
     Completions(generate::CompletionsArgs),
     /// Write the manual pages (satellite.1 and one per subcommand) into a directory.
     #[command(after_help = examples::MAN_PAGES)]
     ManPages(generate::ManPagesArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CiscoCmd {
+    /// Devices the satellite polls over their Smart Licensing REST API (pull mode).
+    Device {
+        #[command(subcommand)]
+        cmd: cisco_devices::CiscoDeviceCmd,
+    },
+    /// Poll now: one device, or every device you may change; prints what each poll came to.
+    #[command(after_help = cisco_devices::POLL)]
+    Poll {
+        /// The device's name or id (default: all).
+        device: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -241,6 +263,10 @@ pub async fn run_client(global: &Global, command: Command) -> Result<()> {
         Command::Backup(a) => backup::backup(&client, global.json, a).await,
         Command::Sync(c) => sync::run(&client, out, c).await,
         Command::Reserve(a) => reserve::reserve(&client, out, a).await,
+        Command::Cisco { cmd } => match cmd {
+            CiscoCmd::Device { cmd } => cisco_devices::device(&client, out, cmd).await,
+            CiscoCmd::Poll { device } => cisco_devices::poll(&client, out, device).await,
+        },
     };
     match result {
         Ok(()) => Ok(()),
