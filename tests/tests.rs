@@ -10,6 +10,7 @@ mod architecture;
 mod backup;
 mod bad_input;
 mod bodies;
+mod cisco_pull;
 mod cli_polish;
 mod concurrency;
 mod config;

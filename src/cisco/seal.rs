@@ -134,6 +134,12 @@ impl CredentialKey {
 /// A device password in clear, only for the moment of a request; its `Debug` shows nothing.
 pub struct Password(String);
 
+impl From<String> for Password {
+    fn from(s: String) -> Self {
+        Password(s)
+    }
+}
+
 impl Password {
     pub fn expose(&self) -> &str {
         &self.0
