@@ -204,12 +204,7 @@ async fn serve_live(
     let metrics = Metrics::new();
     let sync = open_sync(&settings, &app)?;
     let rum = open_rum_gate(&settings, &live)?;
-    let cisco = Arc::new(crate::cisco::Poller::new(
-        app.clone(),
-        settings.data_dir.clone(),
-        live.cisco.clone(),
-        live.cisco_wake.clone(),
-    ));
+    let cisco = open_cisco(&settings, &live);
     let alert_inputs = AlertInputs {
         ca_not_after: Some(pki.ca_not_after()),
         server_cert_not_after: Some(pki.server_cert_not_after()),
@@ -231,20 +226,15 @@ async fn serve_live(
         console: Arc::new(crate::server::console::Console::new(settings.console)),
         cisco: cisco.clone(),
     };
-    let mut worker_tasks = spawn_workers(
+    let worker_tasks = spawn_workers(
         &settings,
         &live,
-        &sync,
+        (&sync, &cisco),
         &metrics,
         alert_inputs,
         &workers,
         &shutdown,
     );
-    worker_tasks.push(workers::spawn(
-        crate::workers::cisco::CiscoWorker { poller: cisco },
-        workers.clone(),
-        shutdown.clone(),
-    ));
     let device_ctx = device::DeviceCtx {
         app: app.clone(),
         pki: pki.clone(),
@@ -329,11 +319,22 @@ fn open_rum_gate(settings: &Settings, live: &Live) -> Result<Arc<RumGate>> {
     }))
 }
 
-/// Starts the periodic work: the expiry sweep, alert derivation and delivery, and sync.
+/// The Cisco poller (pull mode); its sealing key is created when the first device is added.
+fn open_cisco(settings: &Settings, live: &Live) -> Arc<crate::cisco::Poller> {
+    Arc::new(crate::cisco::Poller::new(
+        live.app.clone(),
+        settings.data_dir.clone(),
+        live.cisco.clone(),
+        live.cisco_wake.clone(),
+    ))
+}
+
+/// Starts the periodic work: the expiry sweep, alert derivation and delivery, sync and the
+/// Cisco poller.
 fn spawn_workers(
     settings: &Settings,
     live: &Live,
-    sync: &Arc<crate::sync::SyncEngine>,
+    (sync, cisco): (&Arc<crate::sync::SyncEngine>, &Arc<crate::cisco::Poller>),
     metrics: &Metrics,
     alert_inputs: AlertInputs,
     workers: &Registry,
@@ -359,6 +360,13 @@ fn spawn_workers(
         workers::spawn(
             SyncWorker {
                 engine: sync.clone(),
+            },
+            workers.clone(),
+            shutdown.clone(),
+        ),
+        workers::spawn(
+            crate::workers::cisco::CiscoWorker {
+                poller: cisco.clone(),
             },
             workers.clone(),
             shutdown.clone(),
