@@ -209,6 +209,7 @@ async fn serve_live(
         ca_not_after: Some(pki.ca_not_after()),
         server_cert_not_after: Some(pki.server_cert_not_after()),
         sync_problem: None,
+        cisco_unreachable: Vec::new(),
     };
     let ctx = AdminCtx {
         app: app.clone(),
@@ -353,6 +354,7 @@ fn spawn_workers(
         workers::spawn(
             AlertsWorker::new(app.clone(), alert_inputs, live.alerts.clone())
                 .with_sync(sync.clone())
+                .with_cisco(cisco.clone())
                 .with_metrics(metrics.clone()),
             workers.clone(),
             shutdown.clone(),

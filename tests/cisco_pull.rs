@@ -108,13 +108,18 @@ fn state(d: &Daemon) -> Value {
     })
 }
 
+/// A daemon that polls only when told (`cisco poll`), so each test decides when polls happen.
+fn manual() -> Daemon {
+    Daemon::start_with("", "[cisco]\npoll_interval = \"off\"\n")
+}
+
 fn acme(d: &Daemon) {
     d.account("acme").license(TAG, 5);
 }
 
 #[test]
 fn a_poll_ingests_the_real_report_once_and_counts_it_in_compliance() {
-    let d = Daemon::start();
+    let d = manual();
     acme(&d);
     let dev = DeviceDouble::self_signed("slp", PASSWORD);
     dev.add_reports([envelope()]);
@@ -155,7 +160,7 @@ fn a_poll_ingests_the_real_report_once_and_counts_it_in_compliance() {
     assert_eq!(shown["status"], "ok");
     assert_eq!(shown["reports_held"], 1);
     assert_eq!(shown["failures"], 0);
-    assert!(shown["next_poll"].is_string(), "{shown:#}");
+    assert!(shown["next_poll"].is_null(), "polling is off: {shown:#}");
     let table = d.cli_ok(&["cisco", "device", "list"]);
     assert!(
         table.contains("edge-1") && table.contains(" ok "),
@@ -163,9 +168,34 @@ fn a_poll_ingests_the_real_report_once_and_counts_it_in_compliance() {
     );
 }
 
+/// With scheduled polling on, the worker polls a device as soon as it is added; the wait for
+/// it is bounded, and `status` shows the worker.
+#[test]
+fn the_worker_polls_a_new_device_at_once() {
+    let d = Daemon::start();
+    acme(&d);
+    let dev = DeviceDouble::self_signed("slp", PASSWORD);
+    dev.add_reports([envelope()]);
+    add(&d, "edge-1", &dev, PASSWORD);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = d.cli_json(&["cisco", "device", "show", "edge-1"]);
+        if shown["status"] == "ok" {
+            assert_eq!(shown["reports_held"], 1);
+            assert!(shown["next_poll"].is_string(), "{shown:#}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not polled: {shown:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(d.cli_json(&["license", "list"])["pools"][0]["in_use"], 3);
+    let status = d.cli_ok(&["status"]);
+    assert!(status.contains("cisco"), "{status}");
+}
+
 #[test]
 fn wrong_credentials_say_so_and_ingest_nothing() {
-    let d = Daemon::start();
+    let d = manual();
     acme(&d);
     let dev = DeviceDouble::self_signed("slp", PASSWORD);
     dev.add_reports([envelope()]);
@@ -180,11 +210,49 @@ fn wrong_credentials_say_so_and_ingest_nothing() {
     assert_eq!(shown["status"], "unauthorized");
     assert_eq!(shown["failures"], 1);
     assert!(shown["last_error"].as_str().unwrap().contains("user `slp`"));
+
+    // An alert in the device's VA, and the figures of `/metrics`.
+    let alerts = d.cli_json(&["alerts"]);
+    let alert = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "cisco_device_unreachable")
+        .unwrap_or_else(|| panic!("{alerts:#}"));
+    assert!(alert["va"].is_string(), "{alert:#}");
+    assert!(
+        alert["message"].as_str().unwrap().contains("edge-1"),
+        "{alert:#}"
+    );
+    d.cli_ok(&["user", "create", "prom"]);
+    d.cli_ok(&["user", "grant", "prom", "--role", "metrics-reader"]);
+    let token = d.cli_json(&["api-token", "create", "--user", "prom"])["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = d.admin_api(Some(&token)).get("/metrics").text;
+    assert!(
+        text.contains("satellite_cisco_polls_total{outcome=\"unauthorized\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("satellite_cisco_devices_unreachable 1"),
+        "{text}"
+    );
+
+    // The right password: the alert ends.
+    dev.state.lock().unwrap().password = "not-the-password".into();
+    assert_eq!(poll(&d, "edge-1")["outcome"], "ok");
+    let alerts = d.cli_json(&["alerts"]);
+    assert!(
+        !alerts.to_string().contains("cisco_device_unreachable"),
+        "{alerts:#}"
+    );
 }
 
 #[test]
 fn a_device_that_is_down_garbled_or_cut_short_changes_nothing() {
-    let d = Daemon::start();
+    let d = manual();
     acme(&d);
     let dev = DeviceDouble::self_signed("slp", PASSWORD);
     dev.add_reports([envelope()]);
@@ -240,7 +308,7 @@ fn a_device_that_is_down_garbled_or_cut_short_changes_nothing() {
 
 #[test]
 fn a_certificate_that_is_not_the_pinned_one_is_refused_and_a_ca_is_trusted() {
-    let d = Daemon::start();
+    let d = manual();
     acme(&d);
     let dev = DeviceDouble::self_signed("slp", PASSWORD);
     let impostor = DeviceDouble::self_signed("slp", PASSWORD);
@@ -313,7 +381,7 @@ fn a_certificate_that_is_not_the_pinned_one_is_refused_and_a_ca_is_trusted() {
 
 #[test]
 fn ten_thousand_reports_from_one_device_are_ingested_once() {
-    let d = Daemon::start();
+    let d = manual();
     acme(&d);
     let dev = DeviceDouble::self_signed("slp", PASSWORD);
     dev.add_reports((0..10_000).map(|i| envelope_with_id(REPORT_ID + i)));
@@ -337,7 +405,7 @@ fn ten_thousand_reports_from_one_device_are_ingested_once() {
 #[test]
 fn credentials_are_sealed_at_rest_and_survive_a_restart() {
     use std::os::unix::fs::PermissionsExt;
-    let mut d = Daemon::start();
+    let mut d = manual();
     acme(&d);
     let dev = DeviceDouble::self_signed("slp", PASSWORD);
     dev.add_reports([envelope()]);
@@ -368,7 +436,7 @@ fn credentials_are_sealed_at_rest_and_survive_a_restart() {
 
 #[test]
 fn trust_is_explicit_and_bad_input_changes_nothing() {
-    let d = Daemon::start();
+    let d = manual();
     acme(&d);
     let before = state(&d);
     let base = [

@@ -142,11 +142,14 @@ impl Poller {
             .seal(id, password)
     }
 
-    /// The status of a device (all empty before its first poll).
-    pub fn status_of(&self, id: CiscoDeviceId) -> DeviceStatus {
-        let map = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        let mut status = map.get(&id).cloned().unwrap_or_default();
-        status.next_poll = self.next_poll(&status);
+    /// The status of a device at `now` (all empty before its first poll). It takes no lock of
+    /// the catalog, so it may be called inside `App::read`.
+    pub fn status_of(&self, id: CiscoDeviceId, now: OffsetDateTime) -> DeviceStatus {
+        let mut status = {
+            let map = self.status.lock().unwrap_or_else(|p| p.into_inner());
+            map.get(&id).cloned().unwrap_or_default()
+        };
+        status.next_poll = self.next_poll(&status, now);
         status
     }
 
@@ -158,25 +161,29 @@ impl Poller {
             .collect()
     }
 
-    /// How many devices could not be reached at their last poll.
-    pub fn unreachable_devices(&self) -> Vec<CiscoDeviceId> {
-        let map = self.status.lock().unwrap_or_else(|p| p.into_inner());
+    /// The devices whose last poll could not reach, trust or log in to them, with the reason:
+    /// the `cisco_device_unreachable` alerts. Call it outside `App::read`.
+    pub fn unreachable_devices(&self) -> Vec<(CiscoDeviceId, String)> {
         let held: Vec<CiscoDeviceId> = self
             .app
             .read(|c| c.all_cisco_devices().iter().map(|d| d.id).collect());
+        let map = self.status.lock().unwrap_or_else(|p| p.into_inner());
         held.into_iter()
-            .filter(|id| map.get(id).is_some_and(DeviceStatus::unreachable))
+            .filter_map(|id| {
+                let s = map.get(&id).filter(|s| s.unreachable())?;
+                Some((id, s.last_error.clone().unwrap_or_default()))
+            })
             .collect()
     }
 
     /// When a device is next due: at once if never polled; an interval after a success; after a
     /// failure, `retry_min` doubled per further failure up to `retry_max`. `None` while
     /// scheduled polling is off.
-    fn next_poll(&self, s: &DeviceStatus) -> Option<OffsetDateTime> {
+    fn next_poll(&self, s: &DeviceStatus, now: OffsetDateTime) -> Option<OffsetDateTime> {
         let settings = self.settings();
         let interval = settings.poll_interval?;
         let Some(last) = s.last_poll else {
-            return Some(self.app.now());
+            return Some(now);
         };
         let wait = if s.failures == 0 {
             interval
@@ -194,7 +201,7 @@ impl Poller {
             .read(|c| c.all_cisco_devices().iter().map(|d| d.id).collect());
         devices
             .into_iter()
-            .filter_map(|id| self.status_of(id).next_poll)
+            .filter_map(|id| self.status_of(id, now).next_poll)
             .min()
             .map(|due| Duration::try_from(due - now).unwrap_or(Duration::ZERO))
     }
@@ -211,7 +218,7 @@ impl Poller {
                     .collect::<Vec<_>>()
             })
             .into_iter()
-            .filter(|id| self.status_of(*id).next_poll.is_some_and(|t| t <= now))
+            .filter(|id| self.status_of(*id, now).next_poll.is_some_and(|t| t <= now))
             .collect();
         let mut out = Vec::new();
         for id in due {

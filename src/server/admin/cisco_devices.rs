@@ -15,6 +15,7 @@ use crate::domain::{
 };
 use crate::protocol::admin::*;
 use crate::server::error::ApiError;
+use time::OffsetDateTime as Time;
 
 pub(super) fn routes() -> Router<AdminCtx> {
     Router::new()
@@ -57,7 +58,8 @@ async fn add_device(
         })
         .await?;
     ctx.cisco.wake.notify_one();
-    created(ctx.app.read(|c| view(c, &ctx.cisco, &device)))
+    let now = ctx.app.now();
+    created(ctx.app.read(|c| view(c, &ctx.cisco, &device, now)))
 }
 
 /// The trust the operator chose: exactly one of a CA and a fingerprint.
@@ -107,13 +109,14 @@ async fn list_devices(
     Caller(p): Caller,
     Query(q): Query<ListDevices>,
 ) -> Reply<Vec<CiscoDeviceView>> {
+    let now = ctx.app.now();
     ctx.app.read(|c| {
         let va = q.va.as_deref().map(|r| va_ref(c, &p, r)).transpose()?;
         Ok(Json(
             c.visible_cisco_devices(&p)
                 .into_iter()
                 .filter(|d| va.is_none_or(|va| d.va == va))
-                .map(|d| view(c, &ctx.cisco, d))
+                .map(|d| view(c, &ctx.cisco, d, now))
                 .collect(),
         ))
     })
@@ -124,9 +127,10 @@ async fn show_device(
     Caller(p): Caller,
     Path(device): Path<String>,
 ) -> Reply<CiscoDeviceView> {
+    let now = ctx.app.now();
     ctx.app.read(|c| {
         let d = c.find_cisco_device(&p, &device)?;
-        Ok(Json(view(c, &ctx.cisco, d)))
+        Ok(Json(view(c, &ctx.cisco, d, now)))
     })
 }
 
@@ -142,7 +146,8 @@ async fn remove_device(
         .app
         .change(&p.actor, |c, _| c.remove_cisco_device(&p, id))
         .await?;
-    let out = ctx.app.read(|c| view(c, &ctx.cisco, &removed));
+    let now = ctx.app.now();
+    let out = ctx.app.read(|c| view(c, &ctx.cisco, &removed, now));
     ctx.cisco.forget(id);
     Ok(Json(out))
 }
@@ -189,8 +194,9 @@ fn poll_view(o: PollOutcome) -> CiscoPollView {
     }
 }
 
-fn view(c: &Catalog, poller: &Poller, d: &CiscoDevice) -> CiscoDeviceView {
-    let s: DeviceStatus = poller.status_of(d.id);
+/// The view of a device; `now` is read before the catalog's lock is taken.
+fn view(c: &Catalog, poller: &Poller, d: &CiscoDevice, now: Time) -> CiscoDeviceView {
+    let s: DeviceStatus = poller.status_of(d.id, now);
     CiscoDeviceView {
         id: d.id.to_string(),
         name: d.name.clone(),
