@@ -523,3 +523,40 @@ fn import_delivers_the_file_byte_for_byte() {
         assert_eq!(decode_import(&got, &encoding).unwrap(), ack);
     }
 }
+
+/// A device's answer naming a device registered with protocol v1 is refused as a whole, as a
+/// pushed envelope would be: nothing ingested, one `device.rum_refused` event by the poll.
+#[test]
+fn reports_naming_a_native_device_refuse_the_whole_poll() {
+    let d = manual();
+    let secret = d.account("acme").license(TAG, 5).token().secret;
+    let rt = crate::devices::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let _native = crate::devices::register(&rt, &d, dir.path(), &secret, "FOCE1");
+    let forged = envelope_with_id(7)
+        .replace("C9800-CL-K9", "C9300-24T")
+        .replace("9NTUEA8FIIH", "FOCE1");
+    let dev = DeviceDouble::self_signed("slp", PASSWORD);
+    dev.add_reports([envelope(), forged]);
+    add(&d, "edge-1", &dev, PASSWORD);
+    let before = json!({
+        "devices": d.cli_json(&["device", "list"]),
+        "licenses": d.cli_json(&["license", "list"]),
+    });
+    let events = d.event_count();
+    let o = poll(&d, "edge-1");
+    assert_eq!(o["outcome"], "refused", "{o:#}");
+    assert!(
+        o["error"].as_str().unwrap().contains("C9300-24T:FOCE1"),
+        "{o:#}"
+    );
+    let after = json!({
+        "devices": d.cli_json(&["device", "list"]),
+        "licenses": d.cli_json(&["license", "list"]),
+    });
+    assert_eq!(after, before, "nothing ingested, not even the other report");
+    let all = d.events();
+    assert_eq!(all.len(), events + 1, "{all:#?}");
+    assert_eq!(all[0]["action"], "device.rum_refused");
+    assert_eq!(all[0]["actor"], "cisco-poll:edge-1");
+}
