@@ -11,6 +11,7 @@ use clap::Subcommand;
 
 use super::client::{AdminClient, query, segment};
 use super::confirm::{Confirm, Decision};
+use super::errors::CliError;
 use super::fmt::stamp_or_dash;
 use super::output::Output;
 use super::table::Table;
@@ -119,11 +120,13 @@ pub async fn device(client: &AdminClient, out: Output, cmd: CiscoDeviceCmd) -> R
                 None => None,
             };
             if ca_pem.is_none() && fingerprint.is_none() {
-                bail!(
+                return Err(CliError::refused(
+                    "invalid_request",
                     "trust is explicit: give the CA that signed the device's certificate \
                      (--ca FILE) or the SHA-256 fingerprint of its certificate (--fingerprint \
-                     HEX); the satellite never accepts any certificate"
-                );
+                     HEX); the satellite never accepts any certificate",
+                )
+                .into());
             }
             let password = read_password(&name, password_stdin)?;
             let body = AddCiscoDevice {
@@ -282,7 +285,11 @@ fn read_password(name: &str, stdin: bool) -> Result<String> {
         first
     };
     if password.is_empty() {
-        bail!("the device password is empty; nothing was changed");
+        return Err(CliError::refused(
+            "invalid_request",
+            "the device password is empty; give the device user's password (nothing was changed)",
+        )
+        .into());
     }
     Ok(password)
 }
