@@ -6,6 +6,7 @@
 //! clear at rest, and `import` delivering a file byte for byte.
 
 mod double;
+mod schedule;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
