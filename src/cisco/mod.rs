@@ -296,6 +296,9 @@ impl Poller {
         let client = DeviceClient::new(device, password, self.settings().timeout).map_err(fail)?;
         client.close_reports().await.map_err(fail)?;
         let pulled = client.all_reports().await.map_err(fail)?;
+        // Delivering ACKs: once ACK records exist, the ACKs and policies waiting for this
+        // device go here, each through `client.import(pull::encode_import(..))`, with the
+        // result recorded; a failed delivery must not stop the reports from being ingested.
         let held = pulled.reports.len() as u64;
         let reports: Vec<RumInput> = pulled.reports.into_iter().map(rum_input).collect();
         let actor = format!("cisco-poll:{}", device.name);
