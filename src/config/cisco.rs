@@ -103,3 +103,36 @@ impl CiscoConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn resolve(toml: &str) -> Result<CiscoSettings, ConfigError> {
+        Ok(Config::from_toml_str(toml)?
+            .resolve_with_state_directory(Some(OsStr::new("/var/lib/satellite")))?
+            .cisco)
+    }
+
+    #[test]
+    fn poll_interval_may_be_off_and_bad_values_name_their_key() {
+        assert_eq!(resolve("").unwrap(), CiscoSettings::default());
+        let off = resolve("[cisco]\npoll_interval = \"off\"\n").unwrap();
+        assert_eq!(off.poll_interval, None);
+        for (toml, key) in [
+            ("poll_interval = \"30s\"", "cisco.poll_interval"),
+            ("poll_interval = \"often\"", "cisco.poll_interval"),
+            ("retry_min = \"0s\"", "cisco.retry_min"),
+            ("retry_min = \"2h\"", "cisco.retry_max"),
+            ("timeout = \"1h\"", "cisco.timeout"),
+        ] {
+            let err = resolve(&format!("[cisco]\n{toml}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("`{key}`")), "{toml}: {err}");
+        }
+    }
+}
