@@ -73,6 +73,9 @@ struct Live {
     rum: Arc<RwLock<crate::config::RumSettings>>,
     /// `[cisco] ack_alert_after`, read by every alert derivation.
     cisco_ack_alert_after: Arc<std::sync::atomic::AtomicU32>,
+    /// `[cisco]`, read by the Cisco poller; a reload wakes its worker.
+    cisco: Arc<RwLock<crate::config::CiscoSettings>>,
+    cisco_wake: Arc<tokio::sync::Notify>,
     settings: Settings,
 }
 
@@ -139,6 +142,8 @@ pub async fn run(
         alerts: Arc::new(RwLock::new(settings.alerts.clone())),
         rum: Arc::new(RwLock::new(settings.rum.clone())),
         cisco_ack_alert_after: Arc::new(settings.cisco.ack_alert_after_days.into()),
+        cisco: Arc::new(RwLock::new(settings.cisco.clone())),
+        cisco_wake: Arc::new(tokio::sync::Notify::new()),
         settings: settings.clone(),
     };
     if let Some((reloader, requests)) = reload {
@@ -172,6 +177,8 @@ pub async fn serve_on(
         alerts: Arc::new(RwLock::new(settings.alerts.clone())),
         rum: Arc::new(RwLock::new(settings.rum.clone())),
         cisco_ack_alert_after: Arc::new(settings.cisco.ack_alert_after_days.into()),
+        cisco: Arc::new(RwLock::new(settings.cisco.clone())),
+        cisco_wake: Arc::new(tokio::sync::Notify::new()),
         settings: settings.clone(),
     };
     serve_live(settings, pki, live, listeners, shutdown).await
@@ -201,11 +208,13 @@ async fn serve_live(
     let metrics = Metrics::new();
     let sync = open_sync(&settings, &app)?;
     let rum = open_rum_gate(&settings, &live)?;
+    let cisco = open_cisco(&settings, &live);
     let alert_inputs = AlertInputs {
         ca_not_after: Some(pki.ca_not_after()),
         server_cert_not_after: Some(pki.server_cert_not_after()),
         sync_problem: None,
         cisco_ack_alert_after: live.cisco_ack_alert_after.clone(),
+        cisco_unreachable: Vec::new(),
     };
     let ctx = AdminCtx {
         app: app.clone(),
@@ -221,11 +230,12 @@ async fn serve_live(
         rum: rum.clone(),
         device_url: device_url(device_addr),
         console: Arc::new(crate::server::console::Console::new(settings.console)),
+        cisco: cisco.clone(),
     };
     let worker_tasks = spawn_workers(
         &settings,
         &live,
-        &sync,
+        (&sync, &cisco),
         &metrics,
         alert_inputs,
         &workers,
@@ -315,11 +325,22 @@ fn open_rum_gate(settings: &Settings, live: &Live) -> Result<Arc<RumGate>> {
     }))
 }
 
-/// Starts the periodic work: the expiry sweep, alert derivation and delivery, and sync.
+/// The Cisco poller (pull mode); its sealing key is created when the first device is added.
+fn open_cisco(settings: &Settings, live: &Live) -> Arc<crate::cisco::Poller> {
+    Arc::new(crate::cisco::Poller::new(
+        live.app.clone(),
+        settings.data_dir.clone(),
+        live.cisco.clone(),
+        live.cisco_wake.clone(),
+    ))
+}
+
+/// Starts the periodic work: the expiry sweep, alert derivation and delivery, sync and the
+/// Cisco poller.
 fn spawn_workers(
     settings: &Settings,
     live: &Live,
-    sync: &Arc<crate::sync::SyncEngine>,
+    (sync, cisco): (&Arc<crate::sync::SyncEngine>, &Arc<crate::cisco::Poller>),
     metrics: &Metrics,
     alert_inputs: AlertInputs,
     workers: &Registry,
@@ -338,6 +359,7 @@ fn spawn_workers(
         workers::spawn(
             AlertsWorker::new(app.clone(), alert_inputs, live.alerts.clone())
                 .with_sync(sync.clone())
+                .with_cisco(cisco.clone())
                 .with_metrics(metrics.clone()),
             workers.clone(),
             shutdown.clone(),
@@ -345,6 +367,13 @@ fn spawn_workers(
         workers::spawn(
             SyncWorker {
                 engine: sync.clone(),
+            },
+            workers.clone(),
+            shutdown.clone(),
+        ),
+        workers::spawn(
+            crate::workers::cisco::CiscoWorker {
+                poller: cisco.clone(),
             },
             workers.clone(),
             shutdown.clone(),

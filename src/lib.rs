@@ -28,6 +28,7 @@
 
 pub mod agent;
 pub mod app;
+pub mod cisco;
 pub mod cli;
 pub mod config;
 pub mod daemon;

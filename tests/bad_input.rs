@@ -110,7 +110,20 @@ fn cases(deepest: &str, entry: &str, token: &str) -> Vec<Case> {
         extra.extend(end.map(|e| ["--end", e]).into_iter().flatten());
         add("acme/Default", "1", &extra)
     };
+    let cisco_add = |extra: &[&str]| {
+        let mut args = vec!["cisco", "device", "add", "edge-9", "--va", "acme/Default",
+            "--address", "10.0.0.5", "--user", "slp", "--password-stdin"];
+        args.extend_from_slice(extra);
+        words(&args)
+    };
+    let pin = "ab".repeat(32);
     vec![
+        case("Cisco device without trust", 1, "invalid_request", &["trust is explicit", "--fingerprint"],
+            cisco_add(&[])),
+        case("Cisco device with an empty password", 1, "invalid_request", &["password", "empty"],
+            cisco_add(&["--fingerprint", &pin])),
+        case("unknown Cisco device", 1, "not_found", &["nope", "not found"],
+            words(&["cisco", "device", "show", "nope"])),
         case("license for an unknown VA path", 1, "not_found", &["acme/Default/nope", "not found"],
             add("acme/Default/nope", "1", &[])),
         case("VA under an unknown VA id", 1, "not_found", &[unknown_id, "not found"],

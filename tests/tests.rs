@@ -11,6 +11,7 @@ mod backup;
 mod bad_input;
 mod bodies;
 mod cisco_acks;
+mod cisco_pull;
 mod cli_polish;
 mod concurrency;
 mod config;

@@ -25,7 +25,7 @@ use crate::protocol::admin::{
 const FILE_MODE: u32 = 0o644;
 
 #[derive(Debug, Subcommand)]
-pub enum CiscoCmd {
+pub enum CiscoLoopCmd {
     /// Write the usage file for Cisco's portal: every RUM report not yet acknowledged, of one
     /// account (or one VA and those below it). Nothing waiting: no file.
     #[command(after_help = ex::CISCO_EXPORT)]
@@ -73,16 +73,16 @@ pub struct ExportArgs {
     pub account: Option<String>,
 }
 
-pub async fn run(client: &AdminClient, out: Output, cmd: CiscoCmd) -> Result<()> {
+pub async fn run(client: &AdminClient, out: Output, cmd: CiscoLoopCmd) -> Result<()> {
     match cmd {
-        CiscoCmd::Export(a) => export(client, out, a).await,
-        CiscoCmd::ImportAck { file } => import_ack(client, out, &file).await,
-        CiscoCmd::Ack {
+        CiscoLoopCmd::Export(a) => export(client, out, a).await,
+        CiscoLoopCmd::ImportAck { file } => import_ack(client, out, &file).await,
+        CiscoLoopCmd::Ack {
             device,
             va,
             out: path,
         } => ack(client, out, &device, va, &path).await,
-        CiscoCmd::Reports { va } => reports(client, out, va).await,
+        CiscoLoopCmd::Reports { va } => reports(client, out, va).await,
     }
 }
 

@@ -26,6 +26,8 @@ pub const ACTIONS: &[&str] = &[
     "cisco.ack_import",
     "cisco.ack_import_refused",
     "cisco.export",
+    "cisco.device_added",
+    "cisco.device_removed",
     "console.login",
     "console.login_failed",
     "console.logout",

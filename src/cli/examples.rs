@@ -252,6 +252,8 @@ pub const RESERVE_CANCEL: &str =
     examples!("satellite reserve cancel 0d3c5b8e-4f1a-4c2b-9e7d-1a2b3c4d5e6f");
 pub const RESERVE_RETURN: &str = examples!("satellite reserve return SRT1-...");
 pub const CISCO: &str = examples!(
+    "satellite cisco device add edge-1 --va acme/Default --address 10.0.0.5 --user slp --ca ca.pem",
+    "satellite cisco poll edge-1",
     "satellite cisco export --account acme --out .          # usage for Cisco's portal",
     "satellite cisco import-ack ACK_UD_SA_24Jan05_14_03_09_417.tar.gz",
     "satellite cisco ack --device C9300-24T:FOC1234X0AB --out ack.xml",

@@ -4,6 +4,7 @@
 pub mod agent;
 mod backup;
 mod cisco_acks;
+mod cisco_devices;
 mod client;
 mod commands;
 mod confirm;
@@ -31,7 +32,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-pub use cisco_acks::CiscoCmd;
 pub use client::{AdminClient, Refused, Target};
 pub use errors::{CliError, parse, report};
 
@@ -144,8 +144,8 @@ pub enum Command {
     /// License reservation for devices that can reach nothing: reserve for a request code,
     /// release with a return code, list, cancel.
     Reserve(reserve::ReserveArgs),
-    /// The Cisco reporting loop: usage files for Cisco's portal, the ACKs it returns, what
-    /// waits per device.
+    /// Cisco Smart Licensing Using Policy (docs/cisco.md): devices polled for RUM reports, usage
+    /// files for Cisco's portal, the ACKs it returns, what waits per device.
     #[command(after_help = examples::CISCO)]
     Cisco {
         #[command(subcommand)]
@@ -157,6 +157,23 @@ pub enum Command {
     /// Write the manual pages (satellite.1 and one per subcommand) into a directory.
     #[command(after_help = examples::MAN_PAGES)]
     ManPages(generate::ManPagesArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CiscoCmd {
+    /// Devices the satellite polls over their Smart Licensing REST API (pull mode).
+    Device {
+        #[command(subcommand)]
+        cmd: cisco_devices::CiscoDeviceCmd,
+    },
+    /// Poll now: one device, or every device you may change; prints what each poll came to.
+    #[command(after_help = cisco_devices::POLL)]
+    Poll {
+        /// The device's name or id (default: all).
+        device: Option<String>,
+    },
+    #[command(flatten)]
+    Loop(cisco_acks::CiscoLoopCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -250,7 +267,11 @@ pub async fn run_client(global: &Global, command: Command) -> Result<()> {
         Command::Backup(a) => backup::backup(&client, global.json, a).await,
         Command::Sync(c) => sync::run(&client, out, c).await,
         Command::Reserve(a) => reserve::reserve(&client, out, a).await,
-        Command::Cisco { cmd } => cisco_acks::run(&client, out, cmd).await,
+        Command::Cisco { cmd } => match cmd {
+            CiscoCmd::Device { cmd } => cisco_devices::device(&client, out, cmd).await,
+            CiscoCmd::Poll { device } => cisco_devices::poll(&client, out, device).await,
+            CiscoCmd::Loop(cmd) => cisco_acks::run(&client, out, cmd).await,
+        },
     };
     match result {
         Ok(()) => Ok(()),

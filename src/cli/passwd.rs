@@ -43,7 +43,7 @@ pub async fn passwd(client: &AdminClient, out: Output, user: String, stdin: bool
 }
 
 /// One line of standard input, without its line ending.
-fn read_stdin() -> Result<String> {
+pub(super) fn read_stdin() -> Result<String> {
     let mut line = String::new();
     std::io::stdin()
         .lock()
@@ -67,7 +67,7 @@ fn read_terminal(user: &str) -> Result<String> {
     Ok(first)
 }
 
-fn prompt(tty: &File, text: &str) -> Result<String> {
+pub(super) fn prompt(tty: &File, text: &str) -> Result<String> {
     let mut w = tty;
     w.write_all(text.as_bytes())?;
     w.flush()?;

@@ -36,7 +36,7 @@ pub struct Config {
     pub sync: SyncConfig,
     /// Who may push Cisco RUM reports (SPEC §3b).
     pub rum: RumConfig,
-    /// The Cisco reporting loop (SPEC §11).
+    /// The Cisco reporting loop (SPEC §11): polling Cisco devices (pull mode) and the ACK alert.
     pub cisco: CiscoConfig,
     /// Where this configuration came from, for error messages; not a key in the file.
     #[serde(skip)]

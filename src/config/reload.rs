@@ -235,13 +235,21 @@ impl RumSettings {
 }
 
 impl CiscoSettings {
-    fn changed(&self, n: &CiscoSettings, c: &mut Changed) {
+    fn changed(&self, r: &CiscoSettings, c: &mut Changed) {
         let CiscoSettings {
+            poll_interval,
+            retry_min,
+            retry_max,
+            timeout,
             ack_alert_after_days,
         } = self;
+        c.check("cisco.poll_interval", *poll_interval != r.poll_interval);
+        c.check("cisco.retry_min", *retry_min != r.retry_min);
+        c.check("cisco.retry_max", *retry_max != r.retry_max);
+        c.check("cisco.timeout", *timeout != r.timeout);
         c.check(
             "cisco.ack_alert_after",
-            *ack_alert_after_days != n.ack_alert_after_days,
+            *ack_alert_after_days != r.ack_alert_after_days,
         );
     }
 }

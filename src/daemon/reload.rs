@@ -49,6 +49,10 @@ const RELOADABLE: &[&str] = &[
     "rum.guessable_urls",
     "rum.allow",
     "cisco.ack_alert_after",
+    "cisco.poll_interval",
+    "cisco.retry_min",
+    "cisco.retry_max",
+    "cisco.timeout",
 ];
 
 /// Validates everything first, then applies: a bad configuration or certificate changes nothing.
@@ -79,6 +83,8 @@ fn reload(live: &mut Live, reloader: &Reloader) -> Result<String> {
         new.cisco.ack_alert_after_days,
         std::sync::atomic::Ordering::Relaxed,
     );
+    *live.cisco.write().unwrap_or_else(|p| p.into_inner()) = new.cisco.clone();
+    live.cisco_wake.notify_one();
     live.tls.replace(tls);
     // `live.settings` stays what the daemon runs with: a key that needs a restart keeps its
     // running value, so the next reload names it again.
@@ -91,11 +97,12 @@ fn reload(live: &mut Live, reloader: &Reloader) -> Result<String> {
     running.alerts = new.alerts;
     running.tls = new.tls;
     running.rum = new.rum;
+    running.cisco = new.cisco;
     Ok(if unapplied.is_empty() {
-        "log level, timers, alerts, [rum] and server certificate applied".to_string()
+        "log level, timers, alerts, [rum], [cisco] and server certificate applied".to_string()
     } else {
         format!(
-            "log level, timers, alerts, [rum] and server certificate applied; not applied until a restart: {}",
+            "log level, timers, alerts, [rum], [cisco] and server certificate applied; not applied until a restart: {}",
             unapplied.join(", ")
         )
     })

@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime};
 use super::access::Principal;
 use super::catalog::Catalog;
 use super::compliance::DeviceTimers;
-use super::ids::{AccountId, VaId};
+use super::ids::{AccountId, CiscoDeviceId, VaId};
 use super::model::LicenseKind;
 use super::tokens::TokenState;
 
@@ -54,6 +54,9 @@ pub struct AlertInputs {
     /// `[cisco] ack_alert_after`, in days (0: off). Shared, so that a reload reaches every
     /// holder of a copy of these inputs (the alerts worker, the admin API).
     pub cisco_ack_alert_after: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// Cisco devices (pull mode) whose last poll could not reach, trust or log in to them,
+    /// with the reason.
+    pub cisco_unreachable: Vec<(CiscoDeviceId, String)>,
 }
 
 const LICENSE_THRESHOLDS: [i64; 4] = [7, 30, 60, 90];
@@ -108,8 +111,30 @@ impl Catalog {
                 message: problem.clone(),
             });
         }
+        self.cisco_alerts(&inputs.cisco_unreachable, &mut out);
         out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.key.cmp(&b.key)));
         out
+    }
+
+    /// One alert per polled Cisco device that cannot be reached, in the device's VA.
+    fn cisco_alerts(&self, unreachable: &[(CiscoDeviceId, String)], out: &mut Vec<Alert>) {
+        for (id, reason) in unreachable {
+            let Some(d) = self.cisco_device(*id) else {
+                continue;
+            };
+            out.push(Alert {
+                key: format!("cisco_unreachable:{id}"),
+                kind: "cisco_device_unreachable",
+                severity: Severity::Warning,
+                account: Some(d.account),
+                va: Some(d.va),
+                spare_in: Vec::new(),
+                message: format!(
+                    "Cisco device `{}` ({}) cannot be polled: {reason}",
+                    d.name, d.address
+                ),
+            });
+        }
     }
 
     fn license_alerts(&self, now: OffsetDateTime, out: &mut Vec<Alert>) {

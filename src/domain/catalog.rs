@@ -9,12 +9,14 @@
 //! Its state is owned by areas, each in its own file with its records' indexes and the
 //! invariants that keep them true: `tree` (accounts and VAs), `stock` (licenses and imported
 //! files), `fleet` (devices, their pools, revoked certificates, RUM reports seen),
-//! `credentials` (tokens and users), `sync` and `reserves` (reservations). [`Catalog::apply`]
+//! `credentials` (tokens and users), `sync`, `reserves` (reservations) and
+//! `cisco_devices` (devices polled for RUM reports). [`Catalog::apply`]
 //! hands each record to its area through [`Stored`] and [`Removable`], a dispatch generated
 //! from the one list of record kinds (`for_each_record_kind!`). Indexes are derived and never
 //! persisted, so they cannot disagree with the records.
 
 mod cisco_acks;
+mod cisco_devices;
 mod credentials;
 mod fleet;
 mod reserves;
@@ -28,7 +30,8 @@ use time::OffsetDateTime;
 
 use super::events::NewEvent;
 use super::ids::{
-    AccountId, ApiTokenId, InstanceId, LicenseId, ReservationId, TokenId, UserId, VaId,
+    AccountId, ApiTokenId, CiscoDeviceId, InstanceId, LicenseId, ReservationId, TokenId, UserId,
+    VaId,
 };
 use super::model::{
     Account, ApiToken, License, ProductInstance, RegistrationToken, RevokedCertificate, RumRecord,
@@ -36,6 +39,8 @@ use super::model::{
 };
 pub use super::records::{Record, Removal};
 pub use cisco_acks::{CiscoAck, CiscoAcks, CiscoExport, Delivery, ExportedFile, ReportHolder};
+use cisco_devices::CiscoDevices;
+pub use cisco_devices::{CiscoDevice, DeviceTrust};
 use credentials::Credentials;
 pub(super) use fleet::{Fleet, Pool, UdiSlot, contact_key};
 pub use fleet::{TEXT_KEY_BYTES, TextIndex, TextKey, text_key};
@@ -176,6 +181,7 @@ pub struct Catalog {
     pub(super) sync: SyncIndex,
     pub(super) reserves: Reserves,
     pub(super) cisco: CiscoAcks,
+    pub(super) cisco_devices: CiscoDevices,
 }
 
 impl Catalog {

@@ -94,3 +94,5 @@ id_type!(/// A product instance (a registered device).
     InstanceId, "product instance");
 id_type!(/// A license reservation for a disconnected device (SPEC §8b).
     ReservationId, "reservation");
+id_type!(/// A Cisco device the satellite polls for RUM reports (SPEC §11).
+    CiscoDeviceId, "Cisco device");

@@ -24,6 +24,7 @@ mod accounts;
 mod alerts;
 mod catalog;
 mod cisco_acks;
+mod cisco_devices;
 mod compliance;
 mod devices;
 mod error;
@@ -45,11 +46,16 @@ pub use access::{Access, Principal};
 pub use accounts::{DEFAULT_VA_NAME, MAX_VA_DEPTH, validate_domain};
 pub use alerts::{Alert, AlertInputs, Severity};
 pub use catalog::{
-    Catalog, Change, CiscoAck, CiscoExport, Delivery, ExportedFile, Record, Removal, ReportHolder,
+    Catalog, Change, CiscoAck, CiscoDevice, CiscoExport, Delivery, DeviceTrust, ExportedFile,
+    Record, Removal, ReportHolder,
 };
 pub use catalog::{TEXT_KEY_BYTES, TextIndex, TextKey, text_key};
 pub use cisco_acks::{
     AckImport, AckInput, DeviceReports, ExportPlan, ExportScope, PlannedFile, ReceivedAck,
+};
+pub use cisco_devices::{
+    CiscoDeviceSpec, MAX_DEVICE_CA_BYTES, MAX_DEVICE_NAME, MAX_DEVICE_USER, check_address,
+    trust_kind,
 };
 pub use compliance::{ComplianceLine, DeviceTimers};
 pub use devices::{DeviceError, IssuedIdentity, Registration, UsageOutcome};
@@ -57,8 +63,8 @@ pub use error::DomainError;
 pub use events::{EventFilter, NewEvent};
 pub use holdings::Holdings;
 pub use ids::{
-    AccountId, ApiTokenId, IdSource, InstanceId, LicenseId, ReservationId, SequentialIds, TokenId,
-    UserId, VaId,
+    AccountId, ApiTokenId, CiscoDeviceId, IdSource, InstanceId, LicenseId, ReservationId,
+    SequentialIds, TokenId, UserId, VaId,
 };
 pub use imports::{ImportGrant, ImportKey, ImportedFile, LicenseImport};
 pub use licenses::{LicenseSpec, PoolLine};

@@ -7,10 +7,12 @@
 //! area's `Stored` (and `Removable`) impl in `catalog/`; the compiler finds the rest.
 
 use super::catalog::{
-    ChildSatellite, CiscoAck, CiscoExport, ImportKey, ImportedFile, RelayedRum, RemoteInstance,
-    RemoteUsage, Reservation, SyncedItem, UpstreamBinding,
+    ChildSatellite, CiscoAck, CiscoDevice, CiscoExport, ImportKey, ImportedFile, RelayedRum,
+    RemoteInstance, RemoteUsage, Reservation, SyncedItem, UpstreamBinding,
 };
-use super::ids::{ApiTokenId, InstanceId, LicenseId, ReservationId, TokenId, UserId, VaId};
+use super::ids::{
+    ApiTokenId, CiscoDeviceId, InstanceId, LicenseId, ReservationId, TokenId, UserId, VaId,
+};
 use super::model::{
     Account, ApiToken, License, ProductInstance, RegistrationToken, RevokedCertificate, RumRecord,
     User, UserPassword, VirtualAccount,
@@ -43,6 +45,7 @@ macro_rules! for_each_record_kind {
             Password(UserPassword) removed by UserId;
             CiscoExport(CiscoExport);
             CiscoAck(CiscoAck);
+            CiscoDevice(CiscoDevice) removed by CiscoDeviceId;
         }
     };
 }

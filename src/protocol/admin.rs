@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 mod accounts;
 mod cisco_acks;
+mod cisco_devices;
 mod compliance;
 mod devices;
 mod events;
@@ -24,6 +25,7 @@ mod users;
 
 pub use accounts::*;
 pub use cisco_acks::*;
+pub use cisco_devices::*;
 pub use compliance::*;
 pub use devices::*;
 pub use events::*;

@@ -158,6 +158,7 @@ impl Metrics {
         &self,
         app: &App,
         sync: Option<&crate::sync::SyncEngine>,
+        cisco: Option<&crate::cisco::Poller>,
         certificates: &AlertInputs,
         format: Format,
         detail: LicenseDetail,
@@ -168,7 +169,8 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let (satellite, standard) = scrape::registries(app, sync, certificates, &alerts, detail);
+        let (satellite, standard) =
+            scrape::registries(app, (sync, cisco), certificates, &alerts, detail);
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = encode_registry(&mut out, &self.inner.registry);

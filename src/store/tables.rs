@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::domain::{
-    Account, AccountId, ApiToken, ApiTokenId, Change, ChildSatellite, CiscoAck, CiscoExport, Event,
-    ImportKey, ImportedFile, InstanceId, License, LicenseId, ProductInstance,
-    Record as DomainRecord, RegistrationToken, RelayedRum, RemoteInstance, RemoteUsage, Removal,
-    Reservation, ReservationId, RevokedCertificate, RumRecord, SyncedItem, TokenId,
-    UpstreamBinding, User, UserId, UserPassword, VaId, VirtualAccount,
+    Account, AccountId, ApiToken, ApiTokenId, Change, ChildSatellite, CiscoAck, CiscoDevice,
+    CiscoDeviceId, CiscoExport, Event, ImportKey, ImportedFile, InstanceId, License, LicenseId,
+    ProductInstance, Record as DomainRecord, RegistrationToken, RelayedRum, RemoteInstance,
+    RemoteUsage, Removal, Reservation, ReservationId, RevokedCertificate, RumRecord, SyncedItem,
+    TokenId, UpstreamBinding, User, UserId, UserPassword, VaId, VirtualAccount,
 };
 
 use super::{Batch, CodecError, Record, Store, decode_payload};
@@ -155,6 +155,11 @@ table!(CiscoExport, "cisco_exports", 1, |r| r
     .to_be_bytes()
     .to_vec());
 table!(CiscoAck, "cisco_acks", 1, |r| r.id.as_bytes().to_vec());
+// Cisco devices polled for RUM reports (SPEC §11), by device id.
+table!(CiscoDevice, "cisco_devices", 1, |r| r
+    .id
+    .as_bytes()
+    .to_vec());
 // Events are keyed by their sequence number, big-endian, so the tree iterates in log order.
 table!(Event, "events", 1, |r| r.seq.to_be_bytes().to_vec());
 
@@ -180,7 +185,8 @@ id_removal_keys!(
     UserId,
     ApiTokenId,
     InstanceId,
-    ReservationId
+    ReservationId,
+    CiscoDeviceId
 );
 
 /// Revoked certificates are removed by serial, sync records by their `key()`.

@@ -35,6 +35,8 @@ pub struct AlertsWorker {
     pub inputs: AlertInputs,
     /// Where the sync problem alert comes from, if sync runs.
     pub sync: Option<Arc<crate::sync::SyncEngine>>,
+    /// Where the unreachable Cisco devices come from (pull mode).
+    cisco: Option<Arc<crate::cisco::Poller>>,
     /// Interval and webhook; replaced on reload.
     pub settings: Arc<RwLock<AlertsSettings>>,
     pub sent: HashSet<String>,
@@ -50,6 +52,7 @@ impl AlertsWorker {
             app,
             inputs,
             sync: None,
+            cisco: None,
             settings,
             sent: HashSet::new(),
             logged: HashSet::new(),
@@ -67,6 +70,12 @@ impl AlertsWorker {
         self
     }
 
+    /// Raises an alert for each Cisco device the poller cannot reach.
+    pub fn with_cisco(mut self, cisco: Arc<crate::cisco::Poller>) -> Self {
+        self.cisco = Some(cisco);
+        self
+    }
+
     /// Raises the upstream-sync alert from `sync`'s status.
     pub fn with_sync(mut self, sync: Arc<crate::sync::SyncEngine>) -> Self {
         self.sync = Some(sync);
@@ -80,6 +89,9 @@ impl AlertsWorker {
         let mut inputs = self.inputs.clone();
         if let Some(sync) = &self.sync {
             inputs.sync_problem = sync.problem(now);
+        }
+        if let Some(cisco) = &self.cisco {
+            inputs.cisco_unreachable = cisco.unreachable_devices();
         }
         // The log and the webhook are the satellite's own channels: messages in full.
         let system = crate::domain::Principal::system("satellite");
@@ -313,6 +325,7 @@ mod tests {
         let published = || {
             let text = metrics.render(
                 &app,
+                None,
                 None,
                 &AlertInputs::default(),
                 Format::Text,

@@ -12,6 +12,7 @@
 //! other way: the engine wakes its worker through its own `Notify`.
 
 pub mod alerts;
+pub mod cisco;
 pub mod expiry;
 pub mod sync;
 

@@ -5,6 +5,7 @@
 mod access;
 mod accounts;
 mod cisco_acks;
+mod cisco_devices;
 mod device_search;
 mod devices;
 mod events;

@@ -248,6 +248,7 @@ pub(crate) fn alert_views(ctx: &AdminCtx, p: &Principal) -> Vec<AlertView> {
     let timers = ctx.app.timers();
     let mut inputs = ctx.alert_inputs.clone();
     inputs.sync_problem = ctx.sync.problem(now);
+    inputs.cisco_unreachable = ctx.cisco.unreachable_devices();
     ctx.app.read(|c| {
         let visible = |a: &crate::domain::Alert| match (a.va, a.account) {
             (Some(va), _) => c.va_access(p, va).is_some(),

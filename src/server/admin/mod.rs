@@ -10,6 +10,7 @@ mod accounts;
 mod api_tokens;
 pub mod backup;
 mod cisco_acks;
+mod cisco_devices;
 pub(crate) mod devices;
 mod events;
 mod imports;
@@ -57,6 +58,8 @@ pub struct AdminCtx {
     pub device_url: Option<String>,
     /// The web console's sessions, password hasher and login limits.
     pub console: std::sync::Arc<crate::server::console::Console>,
+    /// The Cisco poller (pull mode): sealing passwords, polling now, each device's status.
+    pub cisco: std::sync::Arc<crate::cisco::Poller>,
 }
 
 /// The admin API: each resource's routes come from its file.
@@ -77,6 +80,7 @@ pub fn router(ctx: AdminCtx) -> Router {
         .merge(reservations::routes())
         .merge(sync::routes())
         .merge(cisco_acks::routes())
+        .merge(cisco_devices::routes())
         .merge(crate::server::console::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint")

@@ -104,8 +104,14 @@ async fn metrics(
             (axum::http::header::CONTENT_TYPE, format.content_type()),
             (axum::http::header::VARY, "Accept"),
         ],
-        ctx.metrics
-            .render(&ctx.app, Some(&ctx.sync), &ctx.alert_inputs, format, detail),
+        ctx.metrics.render(
+            &ctx.app,
+            Some(&ctx.sync),
+            Some(&ctx.cisco),
+            &ctx.alert_inputs,
+            format,
+            detail,
+        ),
     )
         .into_response()
 }

@@ -60,7 +60,10 @@ struct AccountFigures {
 /// The `satellite_*` registry and the standard `process_*` one.
 pub(super) fn registries(
     app: &App,
-    sync: Option<&crate::sync::SyncEngine>,
+    (sync, cisco): (
+        Option<&crate::sync::SyncEngine>,
+        Option<&crate::cisco::Poller>,
+    ),
     certificates: &AlertInputs,
     alerts: &BTreeMap<(&'static str, &'static str), i64>,
     detail: LicenseDetail,
@@ -122,6 +125,9 @@ pub(super) fn registries(
     register_store(&mut reg, app);
     if let Some(sync) = sync {
         register_sync(&mut reg, app, sync, now);
+    }
+    if let Some(cisco) = cisco {
+        register_cisco(&mut reg, cisco);
     }
     (reg, process_registry())
 }
@@ -260,6 +266,27 @@ fn register_store(reg: &mut Registry, app: &App) {
     let commits = Counter::<u64>::default();
     commits.inc_by(store.commits);
     reg.register("store_commits", "Store transactions committed", commits);
+}
+
+/// Cisco pull mode: polls since start by outcome (labels from a fixed list, never from a
+/// device), and the devices whose last poll could not reach, trust or log in to them.
+fn register_cisco(reg: &mut Registry, poller: &crate::cisco::Poller) {
+    let polls = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
+    for (outcome, n) in poller.poll_counts() {
+        polls.get_or_create(&vec![("outcome", outcome)]).inc_by(n);
+    }
+    reg.register(
+        "cisco_polls",
+        "Polls of Cisco devices (pull mode) since the satellite started, by outcome",
+        polls,
+    );
+    let unreachable = Gauge::<i64>::default();
+    unreachable.set(poller.unreachable_devices().len() as i64);
+    reg.register(
+        "cisco_devices_unreachable",
+        "Cisco devices whose last poll could not reach the device, trust it or log in",
+        unreachable,
+    );
 }
 
 /// Only on a satellite bound to an upstream: seconds since the last successful sync (since

@@ -10,8 +10,9 @@ use uuid::Uuid;
 
 use super::*;
 use crate::domain::{
-    AccountStatus, AuthorizationState, EntitlementStatus, InstanceSource, InstanceStatus,
-    LicenseKind, LicenseSource, Outstanding, ReportHolder, Role, RoleGrant, Scope, Udi,
+    AccountStatus, AuthorizationState, DeviceTrust, EntitlementStatus, InstanceSource,
+    InstanceStatus, LicenseKind, LicenseSource, Outstanding, ReportHolder, Role, RoleGrant, Scope,
+    Udi,
 };
 use crate::hex::encode as hex;
 use crate::store::codec::encode;
@@ -136,6 +137,22 @@ golden! {
         SyncedItem = synced_item(),
         key "6465763a78",
         bytes GOLDEN_ITEM;
+    }
+
+    /// A polled Cisco device: both kinds of trust, the sealed password as opaque bytes.
+    fn golden_cisco_device() {
+        CiscoDevice = cisco_device(DeviceTrust::Fingerprint([0xcc; 32])),
+        key "08080808080808080808080808080808",
+        bytes "01100000000000000008080808080808080808080808080808100000000000000001010101010101\
+             01010101010101010110000000000000000202020202020202020202020202020202000000000000\
+             0072310300000000000000683a310100000000000000750300000000000000eeeeee01000000cccc\
+             ccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccea070000010000000000000000000000010000000000000061";
+        CiscoDevice = cisco_device(DeviceTrust::Ca("PEM".into())),
+        key "08080808080808080808080808080808",
+        bytes "01100000000000000008080808080808080808080808080808100000000000000001010101010101\
+             01010101010101010110000000000000000202020202020202020202020202020202000000000000\
+             0072310300000000000000683a310100000000000000750300000000000000eeeeee000000000300\
+             00000000000050454dea070000010000000000000000000000010000000000000061";
     }
 
     fn golden_reservation() {
@@ -733,5 +750,20 @@ fn cisco_ack() -> CiscoAck {
             ok: false,
             detail: "d".into(),
         }),
+    }
+}
+
+fn cisco_device(trust: DeviceTrust) -> CiscoDevice {
+    CiscoDevice {
+        id: CiscoDeviceId(id(8)),
+        account: AccountId(id(1)),
+        va: VaId(id(2)),
+        name: "r1".into(),
+        address: "h:1".into(),
+        username: "u".into(),
+        sealed_password: vec![0xee; 3],
+        trust,
+        created_at: datetime!(2026-01-01 0:00 UTC),
+        created_by: "a".into(),
     }
 }
