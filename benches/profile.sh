@@ -14,7 +14,9 @@
 #                       SETTLE=5 (seconds from the generator's start to the first perf window:
 #                       registrations + warm-up)  STAT_SECS=10 RECORD_SECS=10 FREQ=499
 #                       CALLGRAPH=fp (or dwarf,16384)  RECORD_BASELINE=1 (0: perf stat only)
-#                       OUT=<dir for results>
+#                       OUT=<dir for results>  BASELINE=1 (0: the satellite only)
+#                       SAT_BIN=<a satellite binary to profile instead of this tree's release
+#                       build, e.g. a copy of an earlier build for before/after rounds>
 #
 # Results in $OUT: {satellite,baseline}.json (loadgen), *.perfstat, *.perf.data and the reports
 # *.symbols.txt (self time by thread, dso, symbol) and *.threads.txt (by thread).
@@ -34,15 +36,18 @@ RECORD_SECS=${RECORD_SECS:-10}
 FREQ=${FREQ:-499}
 CALLGRAPH=${CALLGRAPH:-fp}
 RECORD_BASELINE=${RECORD_BASELINE:-1}
+BASELINE=${BASELINE:-1}
 TAG=bench.tag
 
 for tool in cargo jq taskset perf; do
     command -v "$tool" >/dev/null || { echo "profile.sh: $tool is needed" >&2; exit 2; }
 done
 cd "$(dirname "$0")/.."
-cargo build --release --locked --bin satellite --example baseline
+if [ "$BASELINE" = 1 ] || [ -z "${SAT_BIN:-}" ]; then
+    cargo build --release --locked --bin satellite --example baseline
+fi
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
-SAT=$TARGET/release/satellite
+SAT=${SAT_BIN:-$TARGET/release/satellite}
 BASE=$TARGET/release/examples/baseline
 OUT=${OUT:-$(mktemp -d -t satellite-profile.XXXXXX)}
 mkdir -p "$OUT"
@@ -71,13 +76,27 @@ finish_loadgen() {
     GEN_PID=
 }
 
+# thread_switches: each server thread's name and context switches so far (voluntary +
+# involuntary), from /proc, so that the switches of the stat window can be told apart by thread.
+thread_switches() {
+    local task
+    for task in /proc/"$SERVER_PID"/task/*; do
+        awk -v comm="$(cat "$task/comm" 2>/dev/null)" -v tid="${task##*/}" '
+            /^voluntary_ctxt_switches/ { v = $2 }
+            /^nonvoluntary_ctxt_switches/ { n = $2 }
+            END { print tid, comm, v + n }' "$task/status" 2>/dev/null || true
+    done
+}
+
 # measure NAME RECORD: perf stat (and perf record when RECORD=1) on the server mid-run.
 measure() {
     local name=$1 record=$2
     sleep "$SETTLE"
     kill -0 "$GEN_PID" 2>/dev/null || { echo "profile.sh: loadgen ended before perf" >&2; exit 1; }
-    perf stat -e task-clock,context-switches,cpu-migrations -p "$SERVER_PID" \
-        -o "$OUT/$name.perfstat" -- sleep "$STAT_SECS"
+    thread_switches >"$OUT/$name.switches.before"
+    perf stat -e task-clock,context-switches,cpu-migrations,syscalls:sys_enter_fdatasync \
+        -p "$SERVER_PID" -o "$OUT/$name.perfstat" -- sleep "$STAT_SECS"
+    thread_switches >"$OUT/$name.switches.after"
     if [ "$record" = 1 ]; then
         perf record -F "$FREQ" -g --call-graph "$CALLGRAPH" -p "$SERVER_PID" \
             -o "$OUT/$name.perf.data" -- sleep "$RECORD_SECS" 2>"$OUT/$name.record.err"
@@ -89,15 +108,17 @@ echo "machine: $(nproc) CPUs, kernel $(uname -r); load average before: $(loadavg
 echo "HTTP/1.1, devices $DEVICES, concurrency $CONCURRENCY, server CPU $SERVER_CPU, generator CPU $GEN_CPU; results in $OUT"
 
 # Baseline.
-dir=$WORK/baseline
-mkdir -p "$dir"
-start_server "$dir/out" "$BASE" --listen 127.0.0.1:0 --dir "$dir/pki"
-url=$(awk '$1 == "baseline" { print $2 }' "$dir/out")
-echo "baseline (load average $(loadavg))"
-start_loadgen baseline "$BASE_REPORTS" --url "$url" --ca "$dir/pki/ca.pem" --baseline-identity "$dir/pki"
-measure baseline "$RECORD_BASELINE"
-finish_loadgen baseline
-stop_server
+if [ "$BASELINE" = 1 ]; then
+    dir=$WORK/baseline
+    mkdir -p "$dir"
+    start_server "$dir/out" "$BASE" --listen 127.0.0.1:0 --dir "$dir/pki"
+    url=$(awk '$1 == "baseline" { print $2 }' "$dir/out")
+    echo "baseline (load average $(loadavg))"
+    start_loadgen baseline "$BASE_REPORTS" --url "$url" --ca "$dir/pki/ca.pem" --baseline-identity "$dir/pki"
+    measure baseline "$RECORD_BASELINE"
+    finish_loadgen baseline
+    stop_server
+fi
 
 # Satellite.
 dir=$WORK/satellite
@@ -121,14 +142,31 @@ done
 # Summary: CPU per report from loadgen; context switches per report from perf stat as switches
 # per CPU-second × CPU per report (independent of how much perf record slowed the rest of the run).
 for name in baseline satellite; do
+    [ -f "$OUT/$name.json" ] || continue
     jq -r --arg n "$name" '"\($n): \(.usage.per_sec | round) reports/s, server CPU \(.usage.server_cpu_us_per_op * 10 | round / 10) us/report, server busy \(.usage.server_busy_cores // 0 | . * 100 | round)%, p99 \(.usage.latency_ms.p99) ms, failed \(.usage.requests - .usage.ok)"' "$OUT/$name.json"
     us=$(jq -r .usage.server_cpu_us_per_op "$OUT/$name.json")
     awk -v n="$name" -v us="$us" '
         /task-clock/ { tc = $1; gsub(",", "", tc) }
         /context-switches/ { cs = $1; gsub(",", "", cs) }
         /cpu-migrations/ { mg = $1; gsub(",", "", mg) }
+        /sys_enter_fdatasync/ { fs = $1; gsub(",", "", fs) }
         /seconds time elapsed/ { el = $1 }
-        END { printf "%s perf stat: %.0f ms task-clock in %.2f s; %.0f context switches (%.2f per report), %s migrations\n", n, tc, el, cs, cs / (tc * 1000 / us), mg }
+        END {
+            reports = tc * 1000 / us
+            printf "%s perf stat: %.0f ms task-clock in %.2f s; %.0f context switches (%.2f per report), %s migrations\n", n, tc, el, cs, cs / reports, mg
+            if (fs > 0) printf "%s perf stat: %.0f fdatasync calls, %.1f reports per fdatasync (group)\n", n, fs, reports / fs
+        }
     ' "$OUT/$name.perfstat"
+    # Context switches in the stat window by thread kind (sled-io-N counted together), per report.
+    awk -v n="$name" -v us="$us" -v tc="$(awk '/task-clock/ { gsub(",", "", $1); print $1 }' "$OUT/$name.perfstat")" '
+        NR == FNR { before[$1] = $3; next }
+        { kind = $2; sub(/-[0-9]+$/, "-N", kind); by[kind] += $3 - before[$1] }
+        END {
+            reports = tc * 1000 / us
+            line = n " switches per report by thread:"
+            for (k in by) line = line sprintf(" %s %.2f", k, by[k] / reports)
+            print line
+        }
+    ' "$OUT/$name.switches.before" "$OUT/$name.switches.after"
 done
 echo "self time by symbol: $OUT/*.symbols.txt; by thread: $OUT/*.threads.txt"

@@ -116,7 +116,7 @@ impl Metrics {
     fn observe(
         &self,
         listener: &'static str,
-        endpoint: String,
+        endpoint: &str,
         method: &'static str,
         status: u16,
         secs: f64,
@@ -125,14 +125,17 @@ impl Metrics {
             .requests
             .get_or_create(&RequestLabels {
                 listener,
-                endpoint: endpoint.clone(),
+                endpoint: endpoint.to_owned(),
                 method,
                 status,
             })
             .inc();
         self.inner
             .latency
-            .get_or_create(&EndpointLabels { listener, endpoint })
+            .get_or_create(&EndpointLabels {
+                listener,
+                endpoint: endpoint.to_owned(),
+            })
             .observe(secs);
     }
 
@@ -195,10 +198,9 @@ pub struct Observed {
 /// which would let clients create unbounded label values, and may carry a RUM ingest key),
 /// and writes its access line.
 pub async fn track(State(o): State<Observed>, req: Request, next: Next) -> Response {
-    let endpoint = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    // The matched path is shared with the router (a reference count, not a copy).
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let endpoint = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = req.method().clone();
     let span = tracing::info_span!(
         "request",
@@ -215,12 +217,12 @@ pub async fn track(State(o): State<Observed>, req: Request, next: Next) -> Respo
     let status = res.status().as_u16();
     o.metrics.observe(
         o.listener,
-        endpoint.clone(),
+        endpoint,
         access::method_label(&method),
         status,
         elapsed.as_secs_f64(),
     );
-    line.finish(&method, &endpoint, status, elapsed, actor, &res);
+    line.finish(&method, endpoint, status, elapsed, actor, &res);
     res
 }
 

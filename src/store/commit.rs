@@ -11,6 +11,10 @@
 //! number is durable. A group is atomic as a whole, so each batch in it is too, and batches are
 //! applied in queue order, which is the order the callers staged them in.
 //!
+//! sled writes its log buffer on a thread of its IO pool, so each flush hands one job over and
+//! waits for it. sled is built from `vendor/sled`, patched to wake one idle pool thread per job
+//! rather than all seven (`vendor/sled/PATCHES.md`).
+//!
 //! "On disk" means it survives a power cut. sled's flush alone does not promise that (it ends
 //! with `sync_file_range`, see `fsync.rs`), so each flush is followed by an `fdatasync` of the
 //! store's data file (and `fsync`s of files and directories sled created or renamed), one per

@@ -204,6 +204,88 @@ mod tests {
         assert_eq!(files.dir_syncs(), synced, "nothing changed since");
     }
 
+    /// sled hands each flush's log write to its IO thread pool (`vendor/sled/PATCHES.md`). A
+    /// flush must wake one of the pool's idle threads, not every one of them: unpatched sled
+    /// 0.34.7 woke all seven per flush. The pool is global to the process, so the count is
+    /// taken in a child process running only [`sled_io_wake_ups_per_flush`].
+    #[test]
+    fn a_flush_wakes_one_sled_io_thread() {
+        let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", "store::fsync::tests::sled_io_wake_ups_per_flush"])
+            .args(["--nocapture", "--test-threads=1"])
+            .env(PROBE_ENV, "1")
+            .output()
+            .expect("the probe runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "the probe failed: {stdout}");
+        let per_flush: f64 = stdout
+            .lines()
+            .find_map(|l| Some(l.split_once("sled-io switches per flush: ")?.1))
+            .unwrap_or_else(|| panic!("the probe printed no figure: {stdout}"))
+            .trim()
+            .parse()
+            .expect("a number");
+        // One thread's wake-up, plus the times it blocks in the write itself, stays well under
+        // four; waking all seven idle threads costs at least seven.
+        assert!(
+            per_flush < 4.0,
+            "each flush cost {per_flush:.1} context switches of sled IO threads; one thread \
+             should be woken per flush, not every idle one"
+        );
+    }
+
+    const PROBE_ENV: &str = "SATELLITE_SLED_WAKE_PROBE";
+
+    /// The child side of [`a_flush_wakes_one_sled_io_thread`]; does nothing when run with the
+    /// rest of the suite.
+    #[test]
+    fn sled_io_wake_ups_per_flush() {
+        if std::env::var_os(PROBE_ENV).is_none() {
+            return;
+        }
+        const FLUSHES: u32 = 200;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = sled::Config::new().path(dir.path()).open().expect("sled");
+        let flush = |i: u32| {
+            db.insert(i.to_be_bytes(), b"value".as_slice())
+                .expect("insert");
+            db.flush().expect("flush");
+        };
+        // The first jobs start the pool; let its threads settle into waiting.
+        for i in 0..20 {
+            flush(i);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let before = sled_io_switches();
+        for i in 0..FLUSHES {
+            flush(1000 + i);
+        }
+        let after = sled_io_switches();
+        println!(
+            "sled-io switches per flush: {:.2}",
+            (after - before) as f64 / f64::from(FLUSHES)
+        );
+    }
+
+    /// Context switches so far of this process's threads named `sled-io-N`.
+    fn sled_io_switches() -> u64 {
+        let mut total = 0;
+        for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
+            let path = task.expect("task").path();
+            let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            if !comm.starts_with("sled-io-") {
+                continue;
+            }
+            let status = std::fs::read_to_string(path.join("status")).unwrap_or_default();
+            total += status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+        total
+    }
+
     /// A directory without sled's data file is not taken for a store.
     #[test]
     fn opening_needs_the_data_file() {

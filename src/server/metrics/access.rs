@@ -70,18 +70,37 @@ pub(super) fn method_label(method: &Method) -> &'static str {
 /// What the access line knows before the request is served.
 pub(super) struct Line {
     listener: &'static str,
-    source: String,
+    source: Source,
     request_bytes: Option<u64>,
+}
+
+/// Where a request came from. Kept as it is and formatted only when a line is written, so that
+/// a satellite with the access log off builds no string for it per request.
+enum Source {
+    Addr(std::net::SocketAddr),
+    Unix,
+    Unknown,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Addr(addr) => addr.fmt(f),
+            Source::Unix => f.write_str("unix"),
+            Source::Unknown => f.write_str("unknown"),
+        }
+    }
 }
 
 impl Line {
     pub(super) fn begin(listener: &'static str, req: &Request) -> Line {
         let source = match req.extensions().get::<Peer>() {
-            Some(Peer::Tls { addr, .. }) => {
-                std::net::SocketAddr::new(addr.ip().to_canonical(), addr.port()).to_string()
-            }
-            Some(Peer::Local { .. }) => "unix".to_string(),
-            None => "unknown".to_string(),
+            Some(Peer::Tls { addr, .. }) => Source::Addr(std::net::SocketAddr::new(
+                addr.ip().to_canonical(),
+                addr.port(),
+            )),
+            Some(Peer::Local { .. }) => Source::Unix,
+            None => Source::Unknown,
         };
         Line {
             listener,
@@ -114,7 +133,8 @@ impl Line {
             status,
             latency_ms = latency.as_micros() as f64 / 1000.0,
             actor = actor.as_deref(),
-            source = self.source.as_str(),
+            // Formatted here, where the macro evaluates it only if the line is written.
+            source = self.source.to_string().as_str(),
             request_bytes = self.request_bytes,
             response_bytes,
             refused,
