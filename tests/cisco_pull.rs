@@ -7,6 +7,7 @@
 
 mod double;
 mod schedule;
+mod whole_loop;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};

@@ -28,7 +28,8 @@ use tokio::sync::Notify;
 
 use crate::app::{App, AppError, RandomIds, Steps};
 use crate::config::CiscoSettings;
-use crate::domain::{AccountId, CiscoDevice, CiscoDeviceId, DeviceError, RumInput, Udi};
+use crate::domain::{AccountId, CiscoDevice, CiscoDeviceId, DeviceError, Principal, RumInput, Udi};
+use crate::protocol::cisco::pull;
 pub use client::{ClientError, DeviceClient, FailureKind};
 pub use seal::{CredentialKey, SealError};
 
@@ -77,6 +78,10 @@ pub struct PollOutcome {
     pub accepted: u64,
     pub duplicates: u64,
     pub held: u64,
+    /// ACK files delivered through `import` by this poll.
+    pub acks_delivered: u64,
+    /// ACK files the device did not take (each tried again at the next poll).
+    pub acks_failed: u64,
     pub error: Option<String>,
 }
 
@@ -244,6 +249,8 @@ impl Poller {
                 accepted: 0,
                 duplicates: 0,
                 held: 0,
+                acks_delivered: 0,
+                acks_failed: 0,
                 error: Some(message),
             },
         };
@@ -296,9 +303,6 @@ impl Poller {
         let client = DeviceClient::new(device, password, self.settings().timeout).map_err(fail)?;
         client.close_reports().await.map_err(fail)?;
         let pulled = client.all_reports().await.map_err(fail)?;
-        // Delivering ACKs: once ACK records exist, the ACKs and policies waiting for this
-        // device go here, each through `client.import(pull::encode_import(..))`, with the
-        // result recorded; a failed delivery must not stop the reports from being ingested.
         let held = pulled.reports.len() as u64;
         let reports: Vec<RumInput> = pulled.reports.into_iter().map(rum_input).collect();
         let actor = format!("cisco-poll:{}", device.name);
@@ -318,6 +322,8 @@ impl Poller {
                         .await
                         .map_err(|e| ("error", e.to_string()))?;
                 }
+                let (acks_delivered, acks_failed) =
+                    self.deliver_acks(&client, device, &reports).await;
                 Ok(PollOutcome {
                     device: device.id,
                     name: device.name.clone(),
@@ -325,6 +331,8 @@ impl Poller {
                     accepted,
                     duplicates,
                     held,
+                    acks_delivered,
+                    acks_failed,
                     error: None,
                 })
             }
@@ -338,6 +346,68 @@ impl Poller {
             )),
             Err(e) => Err(("error", e.to_string())),
         }
+    }
+}
+
+impl Poller {
+    /// Hands the device the ACK files waiting for the devices its reports name (SPEC §11,
+    /// pull mode), oldest first, each through `POST /smartlic-service/import`, and records each
+    /// outcome (`cisco.ack_delivered` or `cisco.ack_delivery_failed`, one audited change each).
+    /// Runs after the reports are ingested, so a delivery that fails never costs the reports;
+    /// an ACK the device did not take waits for the next poll. Returns (delivered, failed).
+    async fn deliver_acks(
+        &self,
+        client: &DeviceClient,
+        device: &CiscoDevice,
+        reports: &[RumInput],
+    ) -> (u64, u64) {
+        let waiting: Vec<(String, Vec<u8>)> = self.app.read(|c| {
+            let mut seen = std::collections::HashSet::new();
+            let mut out = Vec::new();
+            for r in reports {
+                let Some(instance) = c.instance_by_udi(device.account, &r.udi) else {
+                    continue;
+                };
+                if seen.insert(instance.id) {
+                    let acks = c.cisco_acks_to_deliver(instance.id);
+                    out.extend(acks.into_iter().map(|a| (a.id.clone(), a.bytes.clone())));
+                }
+            }
+            out
+        });
+        let encoding = self.settings().import_encoding.clone();
+        let actor = format!("cisco-poll:{}", device.name);
+        let principal = Principal::system(actor.clone());
+        let (mut delivered, mut failed) = (0, 0);
+        for (ack, bytes) in waiting {
+            let result = client.import(pull::encode_import(&bytes, &encoding)).await;
+            let (ok, detail) = match &result {
+                Ok(_) => (true, format!("imported by {}", device.name)),
+                Err(e) => (false, e.message.clone()),
+            };
+            let recorded = self
+                .app
+                .change(&actor, |c, now| {
+                    c.record_cisco_delivery(&principal, &ack, ok, &detail, now)
+                })
+                .await;
+            match recorded {
+                Ok(_) if ok => delivered += 1,
+                Ok(_) => failed += 1,
+                Err(e) => {
+                    failed += 1;
+                    tracing::warn!(device = %device.name, ack = %ack, error = %e,
+                        "the outcome of an ACK delivery could not be recorded");
+                }
+            }
+            if !ok {
+                tracing::warn!(device = %device.name, ack = %ack, error = %detail,
+                    "the device did not take its ACK; it is tried again at the next poll");
+                // The device refused or could not be reached: the next ACKs would fare the same.
+                break;
+            }
+        }
+        (delivered, failed)
     }
 }
 

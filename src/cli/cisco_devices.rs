@@ -178,10 +178,19 @@ pub async fn poll(client: &AdminClient, out: Output, device: Option<String>) -> 
         }
         for o in list {
             match &o.error {
-                None => println!(
-                    "{}: ok, {} new report(s), {} seen before, {} held by the device",
-                    o.device, o.accepted, o.duplicates, o.held
-                ),
+                None => {
+                    println!(
+                        "{}: ok, {} new report(s), {} seen before, {} held by the device",
+                        o.device, o.accepted, o.duplicates, o.held
+                    );
+                    if o.acks_delivered + o.acks_failed > 0 {
+                        println!(
+                            "{}: {} ACK file(s) imported into the device, {} not taken \
+                             (tried again at the next poll)",
+                            o.device, o.acks_delivered, o.acks_failed
+                        );
+                    }
+                }
                 Some(e) => println!("{}: {}: {e}", o.device, o.outcome),
             }
         }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{ConfigError, Validator, quote};
+use crate::protocol::cisco::pull::ImportEncoding;
 
 /// The longest wait `ack_alert_after` accepts, in days (ten years).
 pub const MAX_ACK_ALERT_DAYS: u32 = 3650;
@@ -29,6 +30,10 @@ pub struct CiscoConfig {
     /// `cisco_ack_overdue` holds for it (`satellite alerts`, the webhook); `0` turns the alert
     /// off. Applied on reload. Default `30`.
     pub ack_alert_after: u32,
+    /// How an ACK file is carried in a device's `POST /smartlic-service/import` (the public
+    /// sources disagree, docs/cisco.md): `"xml"`, the file as it is (DevNet's sample code), or
+    /// `"base64:FIELD"`, a JSON object with the file in base64 under FIELD. Default `"xml"`.
+    pub import_body: String,
 }
 
 impl Default for CiscoConfig {
@@ -39,6 +44,7 @@ impl Default for CiscoConfig {
             retry_max: "1h".into(),
             timeout: "30s".into(),
             ack_alert_after: 30,
+            import_body: "xml".into(),
         }
     }
 }
@@ -53,6 +59,7 @@ pub struct CiscoSettings {
     pub timeout: Duration,
     /// `0`: no alert.
     pub ack_alert_after_days: u32,
+    pub import_encoding: ImportEncoding,
 }
 
 impl Default for CiscoSettings {
@@ -63,6 +70,7 @@ impl Default for CiscoSettings {
             retry_max: Duration::from_secs(3600),
             timeout: Duration::from_secs(30),
             ack_alert_after_days: 30,
+            import_encoding: ImportEncoding::RawXml,
         }
     }
 }
@@ -114,12 +122,26 @@ impl CiscoConfig {
                 &format!("must be a number of days from 0 (off) to {MAX_ACK_ALERT_DAYS}"),
             ));
         }
+        let import_encoding = match self.import_body.trim() {
+            "xml" => ImportEncoding::RawXml,
+            text => text
+                .strip_prefix("base64:")
+                .and_then(|field| ImportEncoding::base64_json(field).ok())
+                .ok_or_else(|| {
+                    v.invalid(
+                        "cisco.import_body",
+                        &quote(&self.import_body),
+                        "must be \"xml\" or \"base64:FIELD\" (FIELD: letters, digits, `_`, `-`)",
+                    )
+                })?,
+        };
         Ok(CiscoSettings {
             poll_interval,
             retry_min,
             retry_max,
             timeout,
             ack_alert_after_days: self.ack_alert_after,
+            import_encoding,
         })
     }
 }
@@ -142,12 +164,19 @@ mod tests {
         assert_eq!(resolve("").unwrap(), CiscoSettings::default());
         let off = resolve("[cisco]\npoll_interval = \"off\"\n").unwrap();
         assert_eq!(off.poll_interval, None);
+        let b64 = resolve("[cisco]\nimport_body = \"base64:data\"\n").unwrap();
+        assert_eq!(
+            b64.import_encoding,
+            ImportEncoding::base64_json("data").unwrap()
+        );
         for (toml, key) in [
             ("poll_interval = \"30s\"", "cisco.poll_interval"),
             ("poll_interval = \"often\"", "cisco.poll_interval"),
             ("retry_min = \"0s\"", "cisco.retry_min"),
             ("retry_min = \"2h\"", "cisco.retry_max"),
             ("timeout = \"1h\"", "cisco.timeout"),
+            ("import_body = \"json\"", "cisco.import_body"),
+            ("import_body = \"base64:a b\"", "cisco.import_body"),
         ] {
             let err = resolve(&format!("[cisco]\n{toml}\n"))
                 .unwrap_err()

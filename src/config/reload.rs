@@ -242,6 +242,7 @@ impl CiscoSettings {
             retry_max,
             timeout,
             ack_alert_after_days,
+            import_encoding,
         } = self;
         c.check("cisco.poll_interval", *poll_interval != r.poll_interval);
         c.check("cisco.retry_min", *retry_min != r.retry_min);
@@ -251,5 +252,6 @@ impl CiscoSettings {
             "cisco.ack_alert_after",
             *ack_alert_after_days != r.ack_alert_after_days,
         );
+        c.check("cisco.import_body", *import_encoding != r.import_encoding);
     }
 }

@@ -53,6 +53,7 @@ const RELOADABLE: &[&str] = &[
     "cisco.retry_min",
     "cisco.retry_max",
     "cisco.timeout",
+    "cisco.import_body",
 ];
 
 /// Validates everything first, then applies: a bad configuration or certificate changes nothing.

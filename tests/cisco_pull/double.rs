@@ -42,6 +42,8 @@ pub struct DeviceState {
     pub requests_with_bad_auth: u32,
     /// Every body `import` received, byte for byte.
     pub imports: Vec<Vec<u8>>,
+    /// `import` answers 500 (and records nothing) while set.
+    pub refuse_imports: bool,
 }
 
 pub struct DeviceDouble {
@@ -113,6 +115,7 @@ impl DeviceDouble {
             close_calls: 0,
             requests_with_bad_auth: 0,
             imports: Vec::new(),
+            refuse_imports: false,
         }));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -249,6 +252,13 @@ async fn import(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Res
     let mut s = s.lock().unwrap();
     if let Err(r) = authorized(&mut s, &headers) {
         return *r;
+    }
+    if s.refuse_imports {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{\"error\": \"import failed\"}",
+        )
+            .into_response();
     }
     s.imports.push(body.to_vec());
     (StatusCode::OK, "{}").into_response()

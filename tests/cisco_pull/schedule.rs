@@ -30,6 +30,7 @@ async fn failures_back_off_to_the_cap_and_successes_wait_an_interval() {
         retry_max: StdDuration::from_secs(240),
         timeout: StdDuration::from_secs(10),
         ack_alert_after_days: 30,
+        import_encoding: satellite::protocol::cisco::pull::ImportEncoding::RawXml,
     };
     let poller = Poller::new(
         s.app.clone(),

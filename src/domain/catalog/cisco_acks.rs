@@ -147,14 +147,17 @@ impl CiscoAcks {
 }
 
 impl Catalog {
-    /// The ACKs of a device (an own device) not yet delivered to it, oldest first: what the
-    /// pull-mode worker imports on its next poll.
+    /// The ACKs of a device (an own device) not yet delivered to it, or whose last delivery
+    /// failed, oldest first: what the pull-mode poller imports on its next poll.
     pub fn cisco_acks_to_deliver(&self, instance: InstanceId) -> Vec<&CiscoAck> {
         let mut out: Vec<&CiscoAck> = self
             .cisco
             .acks
             .values()
-            .filter(|a| a.holder == ReportHolder::Local(instance) && a.delivery.is_none())
+            .filter(|a| {
+                a.holder == ReportHolder::Local(instance)
+                    && a.delivery.as_ref().is_none_or(|d| !d.ok)
+            })
             .collect();
         out.sort_by(|a, b| (a.received_at, &a.id).cmp(&(b.received_at, &b.id)));
         out

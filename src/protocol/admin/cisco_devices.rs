@@ -93,5 +93,11 @@ pub struct CiscoPollView {
     pub duplicates: u64,
     /// Reports the device held.
     pub held: u64,
+    /// ACK files the device took through `import` in this poll.
+    #[serde(default)]
+    pub acks_delivered: u64,
+    /// ACK files the device did not take (tried again at the next poll).
+    #[serde(default)]
+    pub acks_failed: u64,
     pub error: Option<String>,
 }

@@ -190,6 +190,8 @@ fn poll_view(o: PollOutcome) -> CiscoPollView {
         accepted: o.accepted,
         duplicates: o.duplicates,
         held: o.held,
+        acks_delivered: o.acks_delivered,
+        acks_failed: o.acks_failed,
         error: o.error,
     }
 }
