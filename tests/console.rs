@@ -82,6 +82,10 @@ fn log_in(b: &Browser, d: &Daemon, user: &str, password: &str) {
     b.type_into("#user", user);
     b.type_into("#password", password);
     b.click("#sign-in");
+    // The answer's page, whichever it is: signed in (`#who`) or refused (`#message`). Waiting
+    // for it keeps the next navigation from cutting the login short on a busy machine (the
+    // password hash takes a while), which would leave the browser without its session.
+    b.find("#who, #message");
 }
 
 /// Plain HTTPS to the console without following redirects, for what a browser will not send.
