@@ -174,7 +174,10 @@ fn file_safe(udi: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::file_safe;
+    use std::collections::BTreeSet;
+
+    use super::{file_safe, row};
+    use crate::protocol::admin::DeviceReportsView;
 
     #[test]
     fn file_names_keep_only_safe_characters() {
@@ -183,5 +186,39 @@ mod tests {
             "C9800-CL-K9_9NTUEA8FIIH"
         );
         assert_eq!(file_safe("a/../b\"\r\nc"), "a_.._b___c");
+    }
+
+    fn view(udi: &str, last_ack: bool) -> DeviceReportsView {
+        let t = time::macros::datetime!(2026-01-02 03:04:05 UTC);
+        DeviceReportsView {
+            udi: udi.into(),
+            account: "acme".into(),
+            va_path: "acme/Default".into(),
+            held_by: "local".into(),
+            reports_held: 2,
+            waiting_for_ack: 1,
+            oldest_waiting: Some(t),
+            last_ack: last_ack.then_some(t),
+            last_ack_id: None,
+            last_ack_delivered: None,
+            ack_deadline: "unknown".into(),
+        }
+    }
+
+    /// The overdue marker follows the domain's alert key, `cisco_ack_overdue:SERIAL`.
+    #[test]
+    fn a_row_is_overdue_when_its_alert_holds_and_links_its_ack_when_it_has_one() {
+        let alerts = BTreeSet::from(["cisco_ack_overdue:FOC1".to_string()]);
+        let late = row(view("C9300-24T:FOC1", false), "", &alerts);
+        assert!(late.overdue);
+        assert_eq!(late.ack_link, None);
+        assert_eq!(late.oldest_waiting, "2026-01-02 03:04:05 UTC");
+        assert_eq!(late.last_ack, "—");
+        let fine = row(view("C9300-24T:FOC2", true), "acme/Default", &alerts);
+        assert!(!fine.overdue);
+        assert_eq!(
+            fine.ack_link.as_deref(),
+            Some("/ui/cisco/ack?device=C9300-24T%3AFOC2&va=acme%2FDefault")
+        );
     }
 }
