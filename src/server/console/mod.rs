@@ -10,6 +10,7 @@
 
 mod accounts;
 mod backup;
+mod cisco;
 mod compliance;
 mod device;
 mod devices;
@@ -86,6 +87,7 @@ pub fn routes() -> Router<AdminCtx> {
         .merge(events::routes())
         .merge(sync::routes())
         .merge(backup::routes())
+        .merge(cisco::routes())
         .layer(axum::middleware::from_fn(guard::guard))
 }
 
