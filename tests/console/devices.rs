@@ -151,6 +151,24 @@ fn the_device_list_pages_and_searches_100000_devices() {
     assert_eq!(count("q=nothing&by=hostname"), 0);
     let search = all_pages(&plain, &cookie, "q=SN000012&by=udi");
     assert_eq!(search.len(), 1000, "SN000012000 to SN000012999, in pages");
+
+    // The same list in a real browser, by clicks: the next page, then a search.
+    let b = Browser::start(&spki_hash(&d));
+    log_in(&b, &d, "admin", PASSWORD);
+    b.goto(&format!("{}/ui/devices", base(&d)));
+    assert_eq!(page_ids(&b.source()).0, one, "page 1 as the server wrote it");
+    b.click("#next");
+    // Waits for page 2: its first device's link.
+    b.find(&format!("a[href=\"/ui/devices/{}\"]", two[0]));
+    assert_eq!(page_ids(&b.source()).0, two);
+    b.type_into("#q", "sn00004242");
+    b.click("#find");
+    // The answer's search field carries the query as written (typing alone does not).
+    b.find("input#q[value=\"sn00004242\"]");
+    let (found, next) = page_ids(&b.source());
+    assert_eq!(found.len(), 10, "SN000042420 to SN000042429: {found:?}");
+    assert!(next.is_none(), "one page");
+    b.screenshot(&screenshot("devices-100k"));
 }
 
 #[test]
