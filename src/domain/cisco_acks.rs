@@ -240,10 +240,13 @@ impl Catalog {
         let mut out = AckImport::default();
         let mut accounts = Vec::new();
         for a in acks {
-            let entry = self
-                .cisco
-                .exported_file(a.file_id)
-                .filter(|(e, _)| self.va_access(p, e.va) == Some(Access::Write));
+            // The export's VA and the VA its device is in now (where the ACK is kept): a
+            // device moved out of the caller's scope since the export is no longer theirs.
+            let entry = self.cisco.exported_file(a.file_id).filter(|(e, file)| {
+                let now_in = self.holder_place(&file.holder).map_or(e.va, |(_, va)| va);
+                self.va_access(p, e.va) == Some(Access::Write)
+                    && self.va_access(p, now_in) == Some(Access::Write)
+            });
             let Some((export, file)) = entry else {
                 return Err(DomainError::Refused(format!(
                     "{:?} answers device file {}, which this satellite did not export; import \
