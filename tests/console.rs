@@ -6,6 +6,7 @@
 //! docs/console/ are written by these tests, each run.
 
 mod accounts;
+mod csrf;
 mod devices;
 mod licenses;
 mod pages_b;
