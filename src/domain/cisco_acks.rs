@@ -480,7 +480,8 @@ impl Catalog {
 
     /// `change` and, in it, the ACKs the upstream sent, stored as this satellite's own for the
     /// holder of their reports here (an own device, or the child to pass them to). An ACK held
-    /// already is skipped, and so is one for reports this satellite does not hold.
+    /// already is skipped, and so is one for reports this satellite does not hold or holds
+    /// outside the subtree bound to the upstream.
     pub fn receive_cisco_acks(
         &self,
         mut change: Change,
@@ -502,6 +503,12 @@ impl Catalog {
             else {
                 continue;
             };
+            // Only reports of the subtree the upstream manages went up to it; an ACK for
+            // another device's reports is not the upstream's to give (nor to mark acknowledged).
+            let managed = self.sync.binding.as_ref();
+            if !managed.is_some_and(|b| self.in_subtree(va, b.root)) {
+                continue;
+            }
             stored += 1;
             change = change.put(Record::CiscoAck(CiscoAck {
                 id: a.id.clone(),

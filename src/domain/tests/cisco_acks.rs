@@ -157,3 +157,38 @@ fn an_ack_for_a_device_moved_out_of_the_importers_scope_reads_as_not_exported() 
     c.apply(&change);
     assert_eq!(out.imported[0].va, ops);
 }
+
+#[test]
+fn an_ack_from_the_upstream_is_taken_only_for_reports_of_the_subtree_it_manages() {
+    use super::sync_apply::{bound_child, move_device, rum_report};
+    // Bound at Default/emea: a RUM device of Default was never relayed to the upstream, so
+    // the upstream has no ACK to give for it, and one naming its reports is not taken.
+    let (mut c, _, paris) = bound_child();
+    let account = c.va(paris).unwrap().account;
+    let change = c
+        .ingest_rum(account, &rum_report(1), NOW, &IDS)
+        .unwrap()
+        .unwrap();
+    c.apply(&change);
+    let received = |id: &str| ReceivedAck {
+        id: id.into(),
+        udi: Udi {
+            pid: "C9300".into(),
+            serial: "RUM1".into(),
+        },
+        report_ids: vec![1],
+        bytes: id.as_bytes().to_vec(),
+        has_policy: false,
+    };
+    let response = || Change::new(NewEvent::new("sync.response", "hq"));
+    let change = c.receive_cisco_acks(response(), &[received("a1")], NOW);
+    assert!(change.put.is_empty(), "{:?}", change.put);
+    c.apply(&change);
+    assert!(!c.rum_acknowledged("RUM1", 1));
+    // In the managed subtree, the same ACK is the device's.
+    let instance = c.instances().find(|i| i.udi.serial == "RUM1").unwrap().id;
+    move_device(&mut c, instance, paris);
+    let change = c.receive_cisco_acks(response(), &[received("a1")], NOW);
+    c.apply(&change);
+    assert!(c.rum_acknowledged("RUM1", 1));
+}
