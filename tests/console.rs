@@ -9,6 +9,7 @@ mod accounts;
 mod csrf;
 mod devices;
 mod licenses;
+mod login_limits;
 mod pages_b;
 mod tokens;
 mod users;
