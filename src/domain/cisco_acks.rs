@@ -22,7 +22,7 @@ use super::catalog::{
 use super::error::DomainError;
 use super::events::NewEvent;
 use super::ids::{AccountId, VaId};
-use super::model::Udi;
+use super::model::{Scope, Udi};
 
 /// What an export covers: a whole account, or one VA and the VAs below it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,6 +224,25 @@ impl Catalog {
             Change::new(event).put(Record::CiscoExport(export.clone())),
             export,
         ))
+    }
+
+    /// Refuses a caller who may change no VA (a va-user, a metrics reader): an ACK import
+    /// changes reports, and even a refused one writes an event, so it is refused before the
+    /// archive is read.
+    pub fn check_may_import_acks(&self, p: &Principal) -> Result<(), DomainError> {
+        let writes = p.grants.iter().any(|g| match g.scope {
+            Scope::Va(va) => self.va_access(p, va) == Some(Access::Write),
+            Scope::Account(a) => self.account_access(p, a) == Some(Access::Write),
+            Scope::System => p.is_system_admin(),
+        });
+        if writes {
+            return Ok(());
+        }
+        Err(DomainError::Forbidden(format!(
+            "{} may not import Cisco ACKs: it acknowledges reports, which needs write access to \
+             a virtual account (va-admin, account-admin or system-admin)",
+            p.actor
+        )))
     }
 
     /// Imports the ACKs of one archive (`archive` names it in the audit log), as a whole: each
