@@ -392,3 +392,37 @@ fn an_ack_imported_at_the_top_reaches_the_leaf_holding_the_device() {
         .count();
     assert_eq!((with_acks, again), (1, 1), "{applied:#?}");
 }
+
+/// Importing ACKs changes reports of some VA: a caller who may change none (a va-user, a
+/// metrics reader) is refused before the body is read, and writes no event.
+#[test]
+fn a_caller_who_may_change_nothing_cannot_import_acks_or_write_events() {
+    let d = Daemon::start();
+    d.account("acme").child("lab");
+    let mut tokens = Vec::new();
+    for (user, grant) in [
+        (
+            "viewer",
+            vec!["--role", "va-user", "--va", "acme/Default/lab"],
+        ),
+        ("prom", vec!["--role", "metrics-reader"]),
+    ] {
+        d.cli_ok(&["user", "create", user]);
+        let mut args = vec!["user", "grant", user];
+        args.extend(grant);
+        d.cli_ok(&args);
+        let token = d.cli_json(&["api-token", "create", "--user", user])["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        tokens.push(token);
+    }
+    let before = d.event_count();
+    for token in &tokens {
+        let api = d.admin_api(Some(token));
+        let refused = api.post_raw("/v1/cisco/acks/import", b"not an archive".to_vec());
+        refused.assert_error(403, "forbidden");
+        assert!(refused.text.contains("ACK"), "{}", refused.text);
+    }
+    assert_eq!(d.event_count(), before, "no event written");
+}

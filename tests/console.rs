@@ -7,8 +7,10 @@
 
 mod accounts;
 mod cisco;
+mod csrf;
 mod devices;
 mod licenses;
+mod login_limits;
 mod pages_b;
 mod tokens;
 mod users;

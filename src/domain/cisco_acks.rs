@@ -22,7 +22,7 @@ use super::catalog::{
 use super::error::DomainError;
 use super::events::NewEvent;
 use super::ids::{AccountId, VaId};
-use super::model::Udi;
+use super::model::{Scope, Udi};
 
 /// What an export covers: a whole account, or one VA and the VAs below it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -226,6 +226,25 @@ impl Catalog {
         ))
     }
 
+    /// Refuses a caller who may change no VA (a va-user, a metrics reader): an ACK import
+    /// changes reports, and even a refused one writes an event, so it is refused before the
+    /// archive is read.
+    pub fn check_may_import_acks(&self, p: &Principal) -> Result<(), DomainError> {
+        let writes = p.grants.iter().any(|g| match g.scope {
+            Scope::Va(va) => self.va_access(p, va) == Some(Access::Write),
+            Scope::Account(a) => self.account_access(p, a) == Some(Access::Write),
+            Scope::System => p.is_system_admin(),
+        });
+        if writes {
+            return Ok(());
+        }
+        Err(DomainError::Forbidden(format!(
+            "{} may not import Cisco ACKs: it acknowledges reports, which needs write access to \
+             a virtual account (va-admin, account-admin or system-admin)",
+            p.actor
+        )))
+    }
+
     /// Imports the ACKs of one archive (`archive` names it in the audit log), as a whole: each
     /// must answer a device file this satellite exported, in an account `p` may write; an ACK
     /// imported before byte for byte is skipped; another ACK for a device file already
@@ -240,10 +259,13 @@ impl Catalog {
         let mut out = AckImport::default();
         let mut accounts = Vec::new();
         for a in acks {
-            let entry = self
-                .cisco
-                .exported_file(a.file_id)
-                .filter(|(e, _)| self.va_access(p, e.va) == Some(Access::Write));
+            // The export's VA and the VA its device is in now (where the ACK is kept): a
+            // device moved out of the caller's scope since the export is no longer theirs.
+            let entry = self.cisco.exported_file(a.file_id).filter(|(e, file)| {
+                let now_in = self.holder_place(&file.holder).map_or(e.va, |(_, va)| va);
+                self.va_access(p, e.va) == Some(Access::Write)
+                    && self.va_access(p, now_in) == Some(Access::Write)
+            });
             let Some((export, file)) = entry else {
                 return Err(DomainError::Refused(format!(
                     "{:?} answers device file {}, which this satellite did not export; import \
@@ -477,7 +499,8 @@ impl Catalog {
 
     /// `change` and, in it, the ACKs the upstream sent, stored as this satellite's own for the
     /// holder of their reports here (an own device, or the child to pass them to). An ACK held
-    /// already is skipped, and so is one for reports this satellite does not hold.
+    /// already is skipped, and so is one for reports this satellite does not hold or holds
+    /// outside the subtree bound to the upstream.
     pub fn receive_cisco_acks(
         &self,
         mut change: Change,
@@ -499,6 +522,12 @@ impl Catalog {
             else {
                 continue;
             };
+            // Only reports of the subtree the upstream manages went up to it; an ACK for
+            // another device's reports is not the upstream's to give (nor to mark acknowledged).
+            let managed = self.sync.binding.as_ref();
+            if !managed.is_some_and(|b| self.in_subtree(va, b.root)) {
+                continue;
+            }
             stored += 1;
             change = change.put(Record::CiscoAck(CiscoAck {
                 id: a.id.clone(),

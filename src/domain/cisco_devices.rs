@@ -42,6 +42,18 @@ impl Catalog {
         ids: &dyn IdSource,
     ) -> Result<(Change, CiscoDevice), DomainError> {
         let va = self.check_va(p, spec.va, Access::Write)?;
+        // A poll's answer is ingested like a push to the account's ingest URL: its reports may
+        // name any device of the account, new devices join the Default VA, and the ACKs of the
+        // devices it names are sent to the device's address. Adding one is that URL's power,
+        // which only those who may change the account hold (`account show`).
+        if self.account_access(p, va.account) != Some(Access::Write) {
+            return Err(DomainError::Forbidden(format!(
+                "{} may not add a polled Cisco device: its reports act on the whole account \
+                 `{}`, like the account's RUM ingest URL; ask an account-admin",
+                p.actor,
+                self.account(va.account).map_or("", |a| a.name.as_str())
+            )));
+        }
         // A dedicated VA's devices report to the child satellite that holds it.
         self.check_not_dedicated(spec.va)?;
         check_name(&spec.name)?;

@@ -118,3 +118,77 @@ fn an_ack_maps_back_through_its_device_file_and_acknowledges_its_reports() {
     let found = c.latest_cisco_ack(&admin(), "C9300:A", None).unwrap();
     assert_eq!(found.bytes, b"a1");
 }
+
+#[test]
+fn an_ack_for_a_device_moved_out_of_the_importers_scope_reads_as_not_exported() {
+    let (mut c, a) = with_account("acme", "acme.com");
+    let lab = mk_va(&mut c, a.default_va, "lab");
+    let ops = mk_va(&mut c, a.default_va, "ops");
+    let change = c
+        .ingest_rum(a.id, &report(1, "A"), NOW, &IDS)
+        .unwrap()
+        .unwrap();
+    c.apply(&change);
+    let instance = c.instances().find(|i| i.udi.serial == "A").unwrap().id;
+    c.apply(&c.move_device(&admin(), instance, lab).unwrap().0);
+    let lab_admin = user_with(
+        &mut c,
+        "lena",
+        &[grant(Role::VaAdmin, Scope::Va(lab))],
+        hash(9),
+    );
+    let plan = c
+        .plan_cisco_export(&lab_admin, ExportScope::Va(lab))
+        .unwrap();
+    assert_eq!(plan.report_count(), 1);
+    let (change, _) = c
+        .record_cisco_export(&lab_admin, &plan, "UD_SA_1", NOW)
+        .unwrap();
+    c.apply(&change);
+    // The device leaves the lab: its ACK is no longer the lab's to import.
+    c.apply(&c.move_device(&admin(), instance, ops).unwrap().0);
+    let e = refused(c.import_cisco_acks(&lab_admin, "x", &[ack(1, "a1")], NOW));
+    assert!(e.to_string().contains("did not export"), "{e}");
+    assert!(!c.rum_acknowledged("A", 1), "nothing changed");
+    // Whoever may change the ops VA imports it.
+    let (change, out) = c
+        .import_cisco_acks(&admin(), "x", &[ack(1, "a1")], NOW)
+        .unwrap();
+    c.apply(&change);
+    assert_eq!(out.imported[0].va, ops);
+}
+
+#[test]
+fn an_ack_from_the_upstream_is_taken_only_for_reports_of_the_subtree_it_manages() {
+    use super::sync_apply::{bound_child, move_device, rum_report};
+    // Bound at Default/emea: a RUM device of Default was never relayed to the upstream, so
+    // the upstream has no ACK to give for it, and one naming its reports is not taken.
+    let (mut c, _, paris) = bound_child();
+    let account = c.va(paris).unwrap().account;
+    let change = c
+        .ingest_rum(account, &rum_report(1), NOW, &IDS)
+        .unwrap()
+        .unwrap();
+    c.apply(&change);
+    let received = |id: &str| ReceivedAck {
+        id: id.into(),
+        udi: Udi {
+            pid: "C9300".into(),
+            serial: "RUM1".into(),
+        },
+        report_ids: vec![1],
+        bytes: id.as_bytes().to_vec(),
+        has_policy: false,
+    };
+    let response = || Change::new(NewEvent::new("sync.response", "hq"));
+    let change = c.receive_cisco_acks(response(), &[received("a1")], NOW);
+    assert!(change.put.is_empty(), "{:?}", change.put);
+    c.apply(&change);
+    assert!(!c.rum_acknowledged("RUM1", 1));
+    // In the managed subtree, the same ACK is the device's.
+    let instance = c.instances().find(|i| i.udi.serial == "RUM1").unwrap().id;
+    move_device(&mut c, instance, paris);
+    let change = c.receive_cisco_acks(response(), &[received("a1")], NOW);
+    c.apply(&change);
+    assert!(c.rum_acknowledged("RUM1", 1));
+}

@@ -181,3 +181,39 @@ fn a_device_outside_the_callers_scope_is_not_found() {
     assert!(c.all_cisco_devices().is_empty());
     assert!(c.cisco_device_named(a.id, "edge-1").is_none());
 }
+
+#[test]
+fn a_va_admin_cannot_add_a_device_whose_answers_act_on_the_whole_account() {
+    // A poll ingests its answer like the account's ingest URL does: a report may name any
+    // device of the account, devices it creates join the Default VA, and the ACKs of the
+    // devices it names go to its address. So adding one is the ingest URL's power, which only
+    // those who may change the account hold.
+    let (mut c, a) = with_account("Acme", "example.com");
+    let lab = mk_va(&mut c, a.default_va, "lab");
+    let lab_admin = user_with(
+        &mut c,
+        "lena",
+        &[grant(Role::VaAdmin, Scope::Va(lab))],
+        hash(9),
+    );
+    let e = refused(c.add_cisco_device(&lab_admin, device_spec(lab, "edge-1"), &sealed, NOW, &IDS));
+    assert!(
+        matches!(e, DomainError::Forbidden(ref m) if m.contains("account-admin")),
+        "{e:?}"
+    );
+    assert!(c.all_cisco_devices().is_empty(), "nothing changed");
+    let account_admin = user_with(
+        &mut c,
+        "ada",
+        &[grant(Role::AccountAdmin, Scope::Account(a.id))],
+        hash(8),
+    );
+    let d = c.commit(c.add_cisco_device(
+        &account_admin,
+        device_spec(lab, "edge-1"),
+        &sealed,
+        NOW,
+        &IDS,
+    ));
+    assert_eq!(d.va, lab);
+}

@@ -31,7 +31,8 @@ use super::xml;
 /// Limits of one read. [`Limits::DEFAULT`] fits thousands of devices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Decompressed bytes of each archive (the outer one and each inner one).
+    /// Decompressed bytes of all archives together (the outer one and every inner one): a
+    /// budget per archive would let each of many small inner archives fill it, a nested bomb.
     pub archive_bytes: u64,
     /// Bytes of one inner `ACK_*.tar.gz` member, compressed.
     pub inner_bytes: u64,
@@ -137,11 +138,13 @@ pub fn read_with(input: impl Read, limits: &Limits) -> Result<AckArchive, AckErr
     };
     let mut members = 0;
     let mut nested = Vec::new();
+    let budget = Rc::new(Cell::new(limits.archive_bytes));
     read_archive(
         input,
         "the file",
         "",
         limits,
+        &budget,
         &mut members,
         &mut |member, data| {
             match classify(member) {
@@ -160,6 +163,7 @@ pub fn read_with(input: impl Read, limits: &Limits) -> Result<AckArchive, AckErr
             &what,
             &prefix,
             limits,
+            &budget,
             &mut members,
             &mut |member, data| {
                 match classify(member) {
@@ -212,12 +216,13 @@ fn base(member: &str) -> &str {
 type OnMember<'a> = dyn FnMut(&str, Vec<u8>) -> Result<(), AckError> + 'a;
 
 /// Reads one gzip tar, handing each regular file (name with `prefix`, content) to `each`, the
-/// member's size bounded by its kind.
+/// member's size bounded by its kind and the decompressed bytes by what is left of `budget`.
 fn read_archive(
     input: impl Read,
     what: &str,
     prefix: &str,
     limits: &Limits,
+    budget: &Rc<Cell<u64>>,
     members: &mut usize,
     each: &mut OnMember<'_>,
 ) -> Result<(), AckError> {
@@ -229,7 +234,7 @@ fn read_archive(
     let exceeded = Rc::new(Cell::new(false));
     let stream = Bounded {
         inner: GzDecoder::new(io::Cursor::new(magic).chain(input)),
-        left: limits.archive_bytes,
+        left: budget.clone(),
         exceeded: exceeded.clone(),
     };
     let fail = |e: io::Error| stream_error(what, e, exceeded.get(), limits.archive_bytes);
@@ -381,26 +386,28 @@ fn check_unique(acks: &[Ack]) -> Result<(), AckError> {
     Ok(())
 }
 
-/// A reader that fails once more than `left` bytes were read, and says so in `exceeded`.
+/// A reader that fails once more than `left` bytes were read (a budget shared by every
+/// archive of one read), and says so in `exceeded`.
 struct Bounded<R> {
     inner: R,
-    left: u64,
+    left: Rc<Cell<u64>>,
     exceeded: Rc<Cell<bool>>,
 }
 
 impl<R: Read> Read for Bounded<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.left.get();
         let want = buf.len().min(
-            usize::try_from(self.left)
+            usize::try_from(left)
                 .unwrap_or(usize::MAX)
                 .saturating_add(1),
         );
         let n = self.inner.read(&mut buf[..want])?;
-        if n as u64 > self.left {
+        if n as u64 > left {
             self.exceeded.set(true);
             return Err(io::Error::other("the decompressed size limit was exceeded"));
         }
-        self.left -= n as u64;
+        self.left.set(left - n as u64);
         Ok(n)
     }
 }

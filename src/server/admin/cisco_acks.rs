@@ -152,6 +152,7 @@ pub async fn import_acks(
     Query(q): Query<ImportQuery>,
     req: Request,
 ) -> Result<(StatusCode, Json<AckImportView>), ApiError> {
+    ctx.app.read(|c| c.check_may_import_acks(&p))?;
     let bytes = crate::server::error::read_body(req, MAX_ACK_ARCHIVE_BYTES).await?;
     let archive: String = q
         .name

@@ -50,6 +50,9 @@ pub async fn login_form(State(ctx): State<AdminCtx>, req: Request) -> Response {
 
 /// Checks the password (after the failed-login limits, off the async threads), audits the
 /// outcome, and on success opens a fresh session.
+/// The longest user name there can be (`user create` allows 64 ASCII characters).
+const MAX_USER_NAME_BYTES: usize = 64;
+
 pub async fn login(State(ctx): State<AdminCtx>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let from = source(&parts);
@@ -95,10 +98,7 @@ pub async fn login(State(ctx): State<AdminCtx>, req: Request) -> Response {
         Err(e) => return super::refused(&e),
     };
     let Some(user) = user.filter(|_| ok) else {
-        if let Some(ip) = ip {
-            console.by_source.failed(ip, now);
-        }
-        console.by_user.failed(name.clone(), now);
+        count_failure(console, ip, &name, now);
         // A name that is no user's is not stored: it may be a password typed in the wrong box.
         let (actor, who) = match user {
             Some(_) => (format!("user:{name}"), name.clone()),
@@ -126,6 +126,23 @@ pub async fn login(State(ctx): State<AdminCtx>, req: Request) -> Response {
         ),
     );
     res
+}
+
+/// Counts a failed login against its source address and its user name.
+fn count_failure(
+    console: &super::Console,
+    ip: Option<IpAddr>,
+    name: &str,
+    now: time::OffsetDateTime,
+) {
+    if let Some(ip) = ip {
+        console.by_source.failed(ip, now);
+    }
+    // A name longer than any user name may be is no one's account to protect, and keeping it
+    // would let a spray of long names fill the limiter's memory.
+    if name.len() <= MAX_USER_NAME_BYTES {
+        console.by_user.failed(name.to_string(), now);
+    }
 }
 
 /// Ends the session (server-side: the cookie is worthless from now on) and clears the cookie.

@@ -405,3 +405,40 @@ fn two_acks_for_one_device_file_are_refused() {
         }
     );
 }
+
+#[test]
+fn nested_archives_share_one_decompressed_budget() {
+    // Each inner archive stays under the limit, and so does the outer one; together they would
+    // hold several times the limit in memory (a nested gzip bomb), so the whole is refused.
+    let padded = format!("{}{}", &ACK_1[..ACK_1.len() - 15], " ".repeat(900)) + "</smartLicense>";
+    let names: Vec<Vec<String>> = (0..10)
+        .map(|i| (0..8).map(|j| format!("ACK_dev_{}_x", i * 8 + j)).collect())
+        .collect();
+    let inners: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| {
+            targz(
+                &n.iter()
+                    .map(|n| file(n, padded.as_bytes()))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    let inner_names: Vec<String> = (0..10).map(|i| format!("ACK_UD_VA_{i}.tar.gz")).collect();
+    let outer = targz(
+        &inner_names
+            .iter()
+            .zip(&inners)
+            .map(|(n, data)| file(n, data))
+            .collect::<Vec<_>>(),
+    );
+    let limits = Limits {
+        archive_bytes: 16 << 10,
+        ..Limits::DEFAULT
+    };
+    assert!(tar(&[file("x", &inners[0])]).len() < 16 << 10);
+    let e = read_with(&outer[..], &limits).unwrap_err();
+    assert!(matches!(e, AckError::TooLarge { max: 16384, .. }), "{e:?}");
+    // The same archive is read under the default limits: 80 ACKs.
+    assert_eq!(read(&outer[..]).unwrap().acks.len(), 80);
+}
