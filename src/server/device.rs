@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use time::OffsetDateTime;
 
 pub use super::device_ctx::DeviceCtx;
-use super::device_ctx::peer_ip;
+use super::device_ctx::{DeviceActor, peer_ip};
 use super::error::ApiError;
 use super::listen::Peer;
 use super::ratelimit;
@@ -162,13 +162,13 @@ impl FromRequestParts<DeviceCtx> for DeviceIdentity {
         let id = ctx
             .app
             .read(|c| c.authenticate_device(serial).map(|i| i.id))?;
-        crate::server::metrics::record_actor(&format!("device:{id}"));
+        crate::server::metrics::record_device(DeviceActor(id));
         Ok(DeviceIdentity(id))
     }
 }
 
-fn actor(id: InstanceId) -> String {
-    format!("device:{id}")
+fn actor(id: InstanceId) -> DeviceActor {
+    DeviceActor(id)
 }
 
 /// Either a new answer, or a repeat of one that may still be on its way to disk.
@@ -191,7 +191,7 @@ async fn usage(
     let timers = ctx.app.timers();
     let reply = ctx
         .app
-        .change(&actor(id), |c, now| {
+        .change(actor(id), |c, now| {
             Ok::<_, DeviceError>(
                 match c.report_usage(id, u.seq, u.measured_at, &lines, now, &timers)? {
                     UsageOutcome::Applied(change, answer) => (change, Reply::New(answer)),
@@ -219,7 +219,7 @@ async fn authorization(
     let timers = ctx.app.timers();
     let answer = ctx
         .app
-        .change(&actor(id), |c, now| c.contact(id, now, &timers))
+        .change(actor(id), |c, now| c.contact(id, now, &timers))
         .await?;
     Ok(Json(Authorization::from_state(id, &answer)))
 }
@@ -234,7 +234,7 @@ async fn renew(
     let mut certificate = None;
     let now = ctx
         .app
-        .change(&actor(id), |c, now| {
+        .change(actor(id), |c, now| {
             let (change, _) = c.renew_device(id, now, |id| {
                 issue(
                     &ctx.pki,
@@ -261,7 +261,7 @@ async fn deregister(
 ) -> Result<Json<wire::DeregisterResponse>, ApiError> {
     let released = ctx
         .app
-        .change(&actor(id), |c, now| {
+        .change(actor(id), |c, now| {
             c.deregister_device(id, "device.deregister", "requested by the device", now)
         })
         .await?;
