@@ -19,9 +19,12 @@
 #                       build, e.g. a copy of an earlier build for before/after rounds>
 #                       MALLOC_SECS=0 (> 0: after perf stat, count the satellite's calls to
 #                       libc's malloc, calloc and realloc for that long with uprobes, and the
-#                       usage reports it decoded (a uprobe on `protocol::device::decode_usage`),
+#                       usage reports it handled (a uprobe on `Catalog::report_usage`),
 #                       and print allocations per report. The uprobes slow the server, so this
-#                       window is separate from the CPU figures.)
+#                       window is separate from the CPU figures.)  MALLOC_RECORD=0 (1: then
+#                       record the call chains of malloc for MALLOC_SECS more, in
+#                       satellite.malloc.txt, to see who allocates; DWARF call graphs, since
+#                       libc has no frame pointers)
 #
 # Results in $OUT: {satellite,baseline}.json (loadgen), *.perfstat, *.perf.data and the reports
 # *.symbols.txt (self time by thread, dso, symbol) and *.threads.txt (by thread).
@@ -97,14 +100,22 @@ thread_switches() {
 # count_allocations: calls to libc's allocation functions and usage reports decoded by the
 # satellite during MALLOC_SECS, through uprobes that are removed again afterwards.
 count_allocations() {
-    local libc sym
+    local libc
     libc=$(ldd "$SAT" | awk '/libc\.so/ { print $3 }')
-    sym=$(nm "$SAT" | awk '$3 ~ /8protocol6device12decode_usage17h/ { print $3; exit }')
-    [ -n "$libc" ] && [ -n "$sym" ] || { echo "profile.sh: no libc or decode_usage symbol" >&2; return; }
+    [ -n "$libc" ] || { echo "profile.sh: the satellite links no libc" >&2; return; }
     perf probe -q -d 'satalloc:*' 2>/dev/null || true
     for f in malloc calloc realloc; do perf probe -q -x "$libc" --add "satalloc:$f=$f"; done
-    perf probe -q -x "$SAT" --add "satalloc:report=$sym"
+    # By its short name: the one function of that name in the binary (perf probe matches
+    # demangled names; a mangled one or an address is not found or lands elsewhere).
+    perf probe -q -x "$SAT" --add "satalloc:report=report_usage"
     perf stat -e 'satalloc:*' -p "$SERVER_PID" -o "$OUT/satellite.mallocstat" -- sleep "$MALLOC_SECS"
+    if [ "${MALLOC_RECORD:-0}" = 1 ]; then
+        perf record -e satalloc:malloc -e satalloc:realloc -e satalloc:calloc -g \
+            --call-graph dwarf,16384 -p "$SERVER_PID" -o "$OUT/satellite.malloc.data" \
+            -- sleep "$MALLOC_SECS" 2>/dev/null
+        perf report -i "$OUT/satellite.malloc.data" --no-children --stdio -G \
+            2>/dev/null >"$OUT/satellite.malloc.txt" || true
+    fi
     perf probe -q -d 'satalloc:*'
 }
 
