@@ -97,7 +97,7 @@ thread_switches() {
     done
 }
 
-# count_allocations: calls to libc's allocation functions and usage reports decoded by the
+# count_allocations: calls to libc's allocation functions and usage reports handled by the
 # satellite during MALLOC_SECS, through uprobes that are removed again afterwards.
 count_allocations() {
     local libc
