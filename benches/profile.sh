@@ -17,6 +17,14 @@
 #                       OUT=<dir for results>  BASELINE=1 (0: the satellite only)
 #                       SAT_BIN=<a satellite binary to profile instead of this tree's release
 #                       build, e.g. a copy of an earlier build for before/after rounds>
+#                       MALLOC_SECS=0 (> 0: after perf stat, count the satellite's calls to
+#                       libc's malloc, calloc and realloc for that long with uprobes, and the
+#                       usage reports it handled (a uprobe on `Catalog::report_usage`),
+#                       and print allocations per report. The uprobes slow the server, so this
+#                       window is separate from the CPU figures.)  MALLOC_RECORD=0 (1: then
+#                       record the call chains of malloc for MALLOC_SECS more, in
+#                       satellite.malloc.txt, to see who allocates; DWARF call graphs, since
+#                       libc has no frame pointers)
 #
 # Results in $OUT: {satellite,baseline}.json (loadgen), *.perfstat, *.perf.data and the reports
 # *.symbols.txt (self time by thread, dso, symbol) and *.threads.txt (by thread).
@@ -36,6 +44,7 @@ RECORD_SECS=${RECORD_SECS:-10}
 FREQ=${FREQ:-499}
 CALLGRAPH=${CALLGRAPH:-fp}
 RECORD_BASELINE=${RECORD_BASELINE:-1}
+MALLOC_SECS=${MALLOC_SECS:-0}
 BASELINE=${BASELINE:-1}
 TAG=bench.tag
 
@@ -88,6 +97,28 @@ thread_switches() {
     done
 }
 
+# count_allocations: calls to libc's allocation functions and usage reports handled by the
+# satellite during MALLOC_SECS, through uprobes that are removed again afterwards.
+count_allocations() {
+    local libc
+    libc=$(ldd "$SAT" | awk '/libc\.so/ { print $3 }')
+    [ -n "$libc" ] || { echo "profile.sh: the satellite links no libc" >&2; return; }
+    perf probe -q -d 'satalloc:*' 2>/dev/null || true
+    for f in malloc calloc realloc; do perf probe -q -x "$libc" --add "satalloc:$f=$f"; done
+    # By its short name: the one function of that name in the binary (perf probe matches
+    # demangled names; a mangled one or an address is not found or lands elsewhere).
+    perf probe -q -x "$SAT" --add "satalloc:report=report_usage"
+    perf stat -e 'satalloc:*' -p "$SERVER_PID" -o "$OUT/satellite.mallocstat" -- sleep "$MALLOC_SECS"
+    if [ "${MALLOC_RECORD:-0}" = 1 ]; then
+        perf record -e satalloc:malloc -e satalloc:realloc -e satalloc:calloc -g \
+            --call-graph dwarf,16384 -p "$SERVER_PID" -o "$OUT/satellite.malloc.data" \
+            -- sleep "$MALLOC_SECS" 2>/dev/null
+        perf report -i "$OUT/satellite.malloc.data" --no-children --stdio -G \
+            2>/dev/null >"$OUT/satellite.malloc.txt" || true
+    fi
+    perf probe -q -d 'satalloc:*'
+}
+
 # measure NAME RECORD: perf stat (and perf record when RECORD=1) on the server mid-run.
 measure() {
     local name=$1 record=$2
@@ -97,6 +128,7 @@ measure() {
     perf stat -e task-clock,context-switches,cpu-migrations,syscalls:sys_enter_fdatasync \
         -p "$SERVER_PID" -o "$OUT/$name.perfstat" -- sleep "$STAT_SECS"
     thread_switches >"$OUT/$name.switches.after"
+    if [ "$name" = satellite ] && [ "$MALLOC_SECS" -gt 0 ]; then count_allocations; fi
     if [ "$record" = 1 ]; then
         perf record -F "$FREQ" -g --call-graph "$CALLGRAPH" -p "$SERVER_PID" \
             -o "$OUT/$name.perf.data" -- sleep "$RECORD_SECS" 2>"$OUT/$name.record.err"
@@ -169,4 +201,11 @@ for name in baseline satellite; do
         }
     ' "$OUT/$name.switches.before" "$OUT/$name.switches.after"
 done
+if [ -f "$OUT/satellite.mallocstat" ]; then
+    awk '
+        /satalloc:report/ { r = $1; gsub(",", "", r) }
+        /satalloc:(malloc|calloc|realloc)/ { n = $1; gsub(",", "", n); a += n; by = by " " $2 " " n }
+        END { printf "satellite allocations: %.1f per report (%s reports;%s)\n", a / r, r, by }
+    ' "$OUT/satellite.mallocstat"
+fi
 echo "self time by symbol: $OUT/*.symbols.txt; by thread: $OUT/*.threads.txt"

@@ -242,6 +242,7 @@ async fn clock_skew_is_accepted_but_flagged() {
     let events = s.events("device.clock_skew").await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].device.as_deref(), Some(d.id.as_str()));
+    assert_eq!(events[0].actor, format!("device:{}", d.id));
     let alerts = s.alerts().await;
     let skew: Vec<_> = alerts.iter().filter(|a| a.kind == "clock_skew").collect();
     assert_eq!(skew.len(), 1, "{alerts:#?}");

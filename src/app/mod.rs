@@ -92,12 +92,13 @@ impl State {
         store: &Store,
         change: Change,
         now: OffsetDateTime,
-        actor: &str,
+        actor: &dyn std::fmt::Display,
     ) -> Result<store::Staged, StoreError> {
+        // The actor is named only for a change with an event: most usage reports have none.
         let event = change
             .event
             .clone()
-            .map(|e| e.into_event(self.last_seq + 1, now, actor));
+            .map(|e| e.into_event(self.last_seq + 1, now, &actor.to_string()));
         let staged = store.stage(tables::batch_for(&change, event.as_ref()))?;
         if let Some(e) = &event {
             self.last_seq = e.seq;
@@ -131,7 +132,7 @@ impl Steps<'_> {
     pub fn apply(&mut self, change: Change) -> Result<(), AppError> {
         let staged = self
             .state
-            .commit(self.store, change, self.now, self.actor)?;
+            .commit(self.store, change, self.now, &self.actor)?;
         self.staged.push(staged);
         Ok(())
     }
@@ -317,7 +318,7 @@ impl App {
     }
 
     /// Validates and commits one change on behalf of `actor`. Returns once the change and its
-    /// event are on disk.
+    /// event are on disk. The actor is formatted only if the change has an event.
     ///
     /// Under the write lock: validate, number the event, queue the batch in the store and
     /// apply the change to the catalog, so the store sees writes in the same order as the
@@ -325,7 +326,7 @@ impl App {
     /// batch's group, which concurrent writers share (group commit).
     pub async fn change<T, E>(
         &self,
-        actor: &str,
+        actor: impl std::fmt::Display,
         op: impl FnOnce(&Catalog, OffsetDateTime) -> Result<(Change, T), E>,
     ) -> Result<T, AppError>
     where
@@ -338,7 +339,7 @@ impl App {
             // expired token) must not be undone by setting the clock back.
             state.high_water = now;
             let (change, out) = op(&state.catalog, now).map_err(Into::into)?;
-            (state.commit(&self.inner.store, change, now, actor)?, out)
+            (state.commit(&self.inner.store, change, now, &actor)?, out)
         };
         staged.durable().await?;
         Ok(out)

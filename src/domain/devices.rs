@@ -237,17 +237,7 @@ impl Catalog {
             let old = current.usage.get(tag.as_str()).copied().unwrap_or(0);
             self.check_requested_total(current.va, tag, old, *count)?;
         }
-        let mut updated = current.clone();
-        updated.usage = usage
-            .iter()
-            .filter(|(_, c)| *c > 0)
-            .map(|(t, c)| (t.clone(), *c))
-            .collect();
-        updated.last_seq = Some(seq);
-        updated.last_contact = now;
-        updated.last_report_at = Some(now);
-        updated.last_measured_at = Some(measured_at);
-        updated.clock_skew = (measured_at - now).abs() >= timers.clock_skew;
+        let mut updated = reported(current, usage, seq, measured_at, now, timers);
         let answer = self.authorization(&updated, now, timers);
         updated.last_answer = Some(answer.clone());
         let change = if updated.clock_skew && !current.clock_skew {
@@ -405,6 +395,70 @@ impl Catalog {
     ) -> Vec<InstanceId> {
         let before = now - timers.authorization_valid - timers.deregister_after;
         self.silent_since(before).map(|i| i.id).collect()
+    }
+}
+
+/// The device after a report: its usage and report fields replaced, the rest copied. Built
+/// field by field rather than cloned whole, because a clone would copy the old usage and last
+/// answer only to drop them (two maps and a vector per report); the pattern names every field,
+/// so a new field of `ProductInstance` cannot be forgotten here.
+fn reported(
+    current: &ProductInstance,
+    usage: &[(String, u64)],
+    seq: u64,
+    measured_at: OffsetDateTime,
+    now: OffsetDateTime,
+    timers: &DeviceTimers,
+) -> ProductInstance {
+    let ProductInstance {
+        id,
+        account,
+        va,
+        udi,
+        hostname,
+        product,
+        version,
+        source,
+        registered_at,
+        order,
+        token,
+        export_allowed,
+        cert_serial,
+        cert_not_after,
+        last_contact: _,
+        last_report_at: _,
+        last_seq: _,
+        last_measured_at: _,
+        usage: _,
+        last_answer: _,
+        clock_skew: _,
+    } = current;
+    ProductInstance {
+        id: *id,
+        account: *account,
+        va: *va,
+        udi: udi.clone(),
+        hostname: hostname.clone(),
+        product: product.clone(),
+        version: version.clone(),
+        source: *source,
+        registered_at: *registered_at,
+        order: *order,
+        token: *token,
+        export_allowed: *export_allowed,
+        cert_serial: cert_serial.clone(),
+        cert_not_after: *cert_not_after,
+        last_contact: now,
+        last_report_at: Some(now),
+        last_seq: Some(seq),
+        last_measured_at: Some(measured_at),
+        usage: usage
+            .iter()
+            .filter(|(_, c)| *c > 0)
+            .map(|(t, c)| (t.clone(), *c))
+            .collect(),
+        last_answer: None,
+        clock_skew: (measured_at - now).abs() >= timers.clock_skew,
     }
 }
 

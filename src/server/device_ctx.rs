@@ -26,6 +26,18 @@ pub struct DeviceCtx {
     pub rum: Arc<super::rum::key::RumGate>,
 }
 
+/// A device as the actor of a request and of its events: `device:<instance id>`. Kept as the
+/// id and formatted where a name is written, so that a usage report that changes nothing worth
+/// an event builds no name for its caller.
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceActor(pub crate::domain::InstanceId);
+
+impl std::fmt::Display for DeviceActor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "device:{}", self.0)
+    }
+}
+
 /// The client's address, on a TLS connection (the admin socket has none).
 pub fn peer_ip(req: &Request) -> Option<IpAddr> {
     match req.extensions().get::<Peer>() {

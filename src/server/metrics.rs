@@ -33,6 +33,7 @@ use prometheus_client::registry::Registry;
 pub use format::Format;
 pub use scrape::LicenseDetail;
 
+use super::device_ctx::DeviceActor;
 use crate::app::App;
 use crate::domain::AlertInputs;
 
@@ -247,5 +248,16 @@ pub async fn ready(State(app): State<App>) -> Response {
 /// Records who is calling: in the current request span, and for the request's access line.
 pub fn record_actor(actor: &str) {
     tracing::Span::current().record("actor", actor);
-    access::record_caller(actor);
+    access::record_caller(access::Caller::Named(actor.to_string()));
+}
+
+/// Records a device as the caller, like [`record_actor`], without naming it unless a span or
+/// an access line needs the name: on the usage report path the request span and the access
+/// log are usually off, and the name would be a string built per report for nothing.
+pub fn record_device(device: DeviceActor) {
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        span.record("actor", device.to_string().as_str());
+    }
+    access::record_caller(access::Caller::Device(device));
 }

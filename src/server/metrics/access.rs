@@ -13,10 +13,12 @@
 //!
 //! The caller is known only inside the handler, after authentication: `record_actor` puts it
 //! in a task-local slot that [`with_caller`] opens around the request, since a handler runs in
-//! the task of its connection.
+//! the task of its connection. A device is kept there as its id and named only when a line is
+//! written, so that with the access log off a usage report builds no string for its caller.
 
+use std::cell::RefCell;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::pin::pin;
 use std::time::Duration;
 
 use axum::extract::Request;
@@ -25,26 +27,44 @@ use axum::response::Response;
 use hyper::body::Body as _;
 
 use crate::logging::ACCESS_TARGET;
+use crate::server::device_ctx::DeviceActor;
 use crate::server::listen::Peer;
+
+/// Who made a request, once authenticated.
+pub(crate) enum Caller {
+    /// An operator, a local user or a RUM source, already named.
+    Named(String),
+    /// A device, named `device:<id>` when the name is needed.
+    Device(DeviceActor),
+}
+
+impl std::fmt::Display for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Caller::Named(name) => f.write_str(name),
+            Caller::Device(device) => device.fmt(f),
+        }
+    }
+}
 
 tokio::task_local! {
     /// The caller of the request this task is serving, once authenticated.
-    static CALLER: Arc<Mutex<Option<String>>>;
+    static CALLER: RefCell<Option<Caller>>;
 }
 
 /// Runs `request` with an empty caller slot; returns its output and the caller it recorded.
-pub(super) async fn with_caller<F: Future>(request: F) -> (F::Output, Option<String>) {
-    let slot = Arc::new(Mutex::new(None));
-    let out = CALLER.scope(slot.clone(), request).await;
-    let caller = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+/// The slot lives in the task-local future itself and is taken back out of it afterwards, so
+/// opening it allocates nothing.
+pub(super) async fn with_caller<F: Future>(request: F) -> (F::Output, Option<Caller>) {
+    let mut scoped = pin!(CALLER.scope(RefCell::new(None), request));
+    let out = scoped.as_mut().await;
+    let caller = scoped.take_value().and_then(RefCell::into_inner);
     (out, caller)
 }
 
 /// Records the caller of the request being served (no-op outside a request).
-pub(super) fn record_caller(actor: &str) {
-    let _ = CALLER.try_with(|slot| {
-        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(actor.to_string());
-    });
+pub(super) fn record_caller(caller: Caller) {
+    let _ = CALLER.try_with(|slot| *slot.borrow_mut() = Some(caller));
 }
 
 /// The method as a metric label: the standard methods by name, anything else as `other`, so
@@ -116,7 +136,7 @@ impl Line {
         route: &str,
         status: u16,
         latency: Duration,
-        actor: Option<String>,
+        actor: Option<Caller>,
         res: &Response,
     ) {
         let response_bytes = res
@@ -132,7 +152,8 @@ impl Line {
             route,
             status,
             latency_ms = latency.as_micros() as f64 / 1000.0,
-            actor = actor.as_deref(),
+            // Named here, where the macro evaluates it only if the line is written.
+            actor = actor.as_ref().map(ToString::to_string).as_deref(),
             // Formatted here, where the macro evaluates it only if the line is written.
             source = self.source.to_string().as_str(),
             request_bytes = self.request_bytes,
@@ -165,11 +186,16 @@ mod tests {
 
     #[tokio::test]
     async fn the_caller_recorded_inside_a_request_comes_back_out() {
-        let ((), caller) = with_caller(async { record_caller("user:alice") }).await;
-        assert_eq!(caller.as_deref(), Some("user:alice"));
+        let ((), caller) =
+            with_caller(async { record_caller(Caller::Named("user:alice".into())) }).await;
+        assert_eq!(caller.map(|c| c.to_string()).as_deref(), Some("user:alice"));
+        let id = crate::domain::InstanceId::fresh(&crate::app::RandomIds);
+        let ((), device) =
+            with_caller(async { record_caller(Caller::Device(DeviceActor(id))) }).await;
+        assert_eq!(device.map(|c| c.to_string()), Some(format!("device:{id}")));
         let ((), none) = with_caller(async {}).await;
-        assert_eq!(none, None);
+        assert!(none.is_none());
         // Outside a request nothing happens (and nothing panics).
-        record_caller("user:bob");
+        record_caller(Caller::Named("user:bob".into()));
     }
 }
