@@ -13,6 +13,7 @@
 
 pub mod clock;
 pub mod ids;
+pub mod rum;
 pub mod secrets;
 
 use std::path::Path;
@@ -29,6 +30,7 @@ use crate::store::{self, Store, StoreError, tables};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ids::RandomIds;
+pub use rum::{RumOutcome, rum_input};
 
 /// Why an operation failed: the domain refused it, or the store could not make it durable.
 #[derive(Debug, thiserror::Error)]

@@ -3,8 +3,9 @@
 //!
 //! One poll of a device: open its sealed password (`seal.rs`), `POST close-reports`, `GET
 //! all-reports` (`client.rs`), decode with `protocol::cisco::pull` (the same parser and
-//! `checked` function as a pushed body), then decide the reports as a whole and apply them
-//! under one hold of the write lock, exactly like the push endpoint: `Catalog::check_rum`
+//! `checked` function as a pushed body), then `App::ingest_rum`, the push endpoint's own path:
+//! it decides the reports as a whole and applies them under one hold of the write lock;
+//! `Catalog::check_rum`
 //! refuses the batch when it names a device registered with protocol v1 (audited) or would
 //! touch a VA dedicated to a child; `Catalog::ingest_rum` de-duplicates by (serial, report id).
 //! Every event's actor is `cisco-poll:<device name>`. Devices learned from a poll join the
@@ -26,9 +27,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-use crate::app::{App, AppError, RandomIds, Steps};
+use crate::app::{App, AppError, RumOutcome, rum_input};
 use crate::config::CiscoSettings;
-use crate::domain::{AccountId, CiscoDevice, CiscoDeviceId, DeviceError, Principal, RumInput, Udi};
+use crate::domain::{CiscoDevice, CiscoDeviceId, Principal, RumInput};
 use crate::protocol::cisco::pull;
 pub use client::{ClientError, DeviceClient, FailureKind};
 pub use seal::{CredentialKey, SealError};
@@ -306,46 +307,34 @@ impl Poller {
         let held = pulled.reports.len() as u64;
         let reports: Vec<RumInput> = pulled.reports.into_iter().map(rum_input).collect();
         let actor = format!("cisco-poll:{}", device.name);
-        let decided = self
-            .app
-            .change_many(&actor, |s| ingest(s, device.account, &reports))
-            .await;
-        match decided {
-            Ok(Ingested::Done {
-                accepted,
-                duplicates,
-            }) => {
-                if duplicates > 0 {
-                    // The first copy of a duplicate may still be on its way to disk.
-                    self.app
-                        .wait_durable()
-                        .await
-                        .map_err(|e| ("error", e.to_string()))?;
-                }
-                let (acks_delivered, acks_failed) =
-                    self.deliver_acks(&client, device, &reports).await;
-                Ok(PollOutcome {
-                    device: device.id,
-                    name: device.name.clone(),
-                    outcome: "ok",
+        let refused = |e: &dyn std::fmt::Display| {
+            (
+                "refused",
+                format!("the device's reports were refused as a whole, nothing was ingested: {e}"),
+            )
+        };
+        let (accepted, duplicates) =
+            match self.app.ingest_rum(&actor, device.account, &reports).await {
+                Ok(RumOutcome::Done {
                     accepted,
                     duplicates,
-                    held,
-                    acks_delivered,
-                    acks_failed,
-                    error: None,
-                })
-            }
-            Ok(Ingested::Refused(e)) | Err(AppError::Device(e)) => Err((
-                "refused",
-                format!("the device's reports were refused as a whole, nothing was ingested: {e}"),
-            )),
-            Err(AppError::Domain(e)) => Err((
-                "refused",
-                format!("the device's reports were refused as a whole, nothing was ingested: {e}"),
-            )),
-            Err(e) => Err(("error", e.to_string())),
-        }
+                }) => (accepted.len() as u64, duplicates.len() as u64),
+                Ok(RumOutcome::Refused(e)) | Err(AppError::Device(e)) => return Err(refused(&e)),
+                Err(AppError::Domain(e)) => return Err(refused(&e)),
+                Err(e) => return Err(("error", e.to_string())),
+            };
+        let (acks_delivered, acks_failed) = self.deliver_acks(&client, device, &reports).await;
+        Ok(PollOutcome {
+            device: device.id,
+            name: device.name.clone(),
+            outcome: "ok",
+            accepted,
+            duplicates,
+            held,
+            acks_delivered,
+            acks_failed,
+            error: None,
+        })
     }
 }
 
@@ -416,52 +405,6 @@ impl Poller {
 pub fn backoff(failures: u32, min: Duration, max: Duration) -> Duration {
     let exp = failures.saturating_sub(1).min(30);
     min.saturating_mul(1u32 << exp).min(max)
-}
-
-fn rum_input(r: crate::protocol::rum::RumReport) -> RumInput {
-    RumInput {
-        report_id: r.report_id,
-        udi: Udi {
-            pid: r.udi_pid,
-            serial: r.udi_serial,
-        },
-        entitlement_tag: r.entitlement_tag,
-        count: r.count,
-        software_version: r.software_version,
-        raw: r.raw,
-    }
-}
-
-enum Ingested {
-    Done { accepted: u64, duplicates: u64 },
-    Refused(DeviceError),
-}
-
-/// Decides the reports as a whole, then applies them one by one, under one hold of the write
-/// lock: the same steps as a pushed envelope (`server::rum`).
-fn ingest(
-    s: &mut Steps<'_>,
-    account: AccountId,
-    reports: &[RumInput],
-) -> Result<Ingested, AppError> {
-    if let Some(refusal) = s.catalog().check_rum(account, reports)? {
-        s.apply(refusal.audit)?;
-        return Ok(Ingested::Refused(refusal.error));
-    }
-    let (mut accepted, mut duplicates) = (0, 0);
-    for r in reports {
-        match s.catalog().ingest_rum(account, r, s.now(), &RandomIds)? {
-            Some(change) => {
-                s.apply(change)?;
-                accepted += 1;
-            }
-            None => duplicates += 1,
-        }
-    }
-    Ok(Ingested::Done {
-        accepted,
-        duplicates,
-    })
 }
 
 #[cfg(test)]

@@ -27,9 +27,9 @@ pub use key::{FILE as KEY_FILE, IngestKey, IngestKeyError, RumGate};
 use super::device_ctx::DeviceCtx;
 use super::error::ApiError;
 use super::listen::Peer;
-use crate::app::{AppError, RandomIds, Steps};
+use crate::app::{RumOutcome, rum_input};
 use crate::config::RumSettings;
-use crate::domain::{AccountId, RumInput, Udi};
+use crate::domain::{AccountId, RumInput};
 use crate::protocol::device::codes;
 
 /// The largest RUM upload accepted: a controller may batch many reports.
@@ -127,15 +127,6 @@ pub async fn rum_for_account(
     }
 }
 
-/// What an envelope came to.
-enum Outcome {
-    Done {
-        accepted: Vec<u64>,
-        duplicates: Vec<u64>,
-    },
-    Refused(crate::domain::DeviceError),
-}
-
 async fn rum(
     ctx: DeviceCtx,
     account: AccountId,
@@ -146,71 +137,24 @@ async fn rum(
     let reports: Vec<RumInput> = crate::protocol::rum::parse(&bytes)
         .map_err(|e| ApiError::malformed(format!("RUM report refused: {e}")))?
         .into_iter()
-        .map(|r| RumInput {
-            report_id: r.report_id,
-            udi: Udi {
-                pid: r.udi_pid,
-                serial: r.udi_serial,
-            },
-            entitlement_tag: r.entitlement_tag,
-            count: r.count,
-            software_version: r.software_version,
-            raw: r.raw,
-        })
+        .map(rum_input)
         .collect();
     let actor = format!(
         "rum:{}",
         source.map_or_else(|| "unknown".to_string(), |ip| ip.to_string())
     );
     super::metrics::record_actor(&actor);
-    let outcome = ctx
-        .app
-        .change_many(&actor, |s| ingest(s, account, &reports))
-        .await?;
-    match outcome {
-        Outcome::Refused(error) => {
+    match ctx.app.ingest_rum(&actor, account, &reports).await? {
+        RumOutcome::Refused(error) => {
             info!(source = %actor, cause = %error, "RUM report refused");
             Err(error.into())
         }
-        Outcome::Done {
+        RumOutcome::Done {
             accepted,
             duplicates,
-        } => {
-            if !duplicates.is_empty() {
-                // The first copy of a duplicate may still be on its way to disk.
-                ctx.app.wait_durable().await?;
-            }
-            Ok(
-                Json(serde_json::json!({ "accepted": accepted, "duplicates": duplicates }))
-                    .into_response(),
-            )
-        }
+        } => Ok(
+            Json(serde_json::json!({ "accepted": accepted, "duplicates": duplicates }))
+                .into_response(),
+        ),
     }
-}
-
-/// Decides the envelope as a whole, then applies its reports one by one, under one hold of
-/// the write lock: no registration can slip in between the check and the reports.
-fn ingest(
-    s: &mut Steps<'_>,
-    account: AccountId,
-    reports: &[RumInput],
-) -> Result<Outcome, AppError> {
-    if let Some(refusal) = s.catalog().check_rum(account, reports)? {
-        s.apply(refusal.audit)?;
-        return Ok(Outcome::Refused(refusal.error));
-    }
-    let (mut accepted, mut duplicates) = (Vec::new(), Vec::new());
-    for r in reports {
-        match s.catalog().ingest_rum(account, r, s.now(), &RandomIds)? {
-            Some(change) => {
-                s.apply(change)?;
-                accepted.push(r.report_id);
-            }
-            None => duplicates.push(r.report_id),
-        }
-    }
-    Ok(Outcome::Done {
-        accepted,
-        duplicates,
-    })
 }

@@ -156,7 +156,11 @@ fn the_device_list_pages_and_searches_100000_devices() {
     let b = Browser::start(&spki_hash(&d));
     log_in(&b, &d, "admin", PASSWORD);
     b.goto(&format!("{}/ui/devices", base(&d)));
-    assert_eq!(page_ids(&b.source()).0, one, "page 1 as the server wrote it");
+    assert_eq!(
+        page_ids(&b.source()).0,
+        one,
+        "page 1 as the server wrote it"
+    );
     b.click("#next");
     // Waits for page 2: its first device's link.
     b.find(&format!("a[href=\"/ui/devices/{}\"]", two[0]));
