@@ -245,6 +245,37 @@ pub fn open_to_others(path: &Path) -> io::Result<Option<u32>> {
     Ok((mode & 0o077 != 0).then_some(mode))
 }
 
+/// Why [`load_or_create_secret`] has no secret to give; each caller names the file's purpose
+/// and its fix.
+#[derive(Debug)]
+pub enum SecretFileError {
+    Io(io::Error),
+    /// The file's mode lets others in (the permission bits).
+    OpenToOthers(u32),
+    /// The file does not hold 64 hex digits.
+    Malformed,
+    Write(WriteError),
+}
+
+/// The 256-bit secret kept in `path` as 64 hex digits, created (random, mode 0600, through
+/// [`write_atomically`]) when there is none. A file others can read, or one that does not hold
+/// such a secret, is an error and is never replaced: what the secret protects (URLs devices
+/// are configured with, sealed passwords) would silently change with it.
+pub fn load_or_create_secret(path: &Path) -> Result<[u8; 32], SecretFileError> {
+    if !path.try_exists().map_err(SecretFileError::Io)? {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).expect("the operating system's random source is unavailable");
+        let text = format!("{}\n", crate::hex::encode(&secret));
+        write_atomically(path, text.as_bytes(), 0o600).map_err(SecretFileError::Write)?;
+        return Ok(secret);
+    }
+    if let Some(mode) = open_to_others(path).map_err(SecretFileError::Io)? {
+        return Err(SecretFileError::OpenToOthers(mode));
+    }
+    let text = fs::read_to_string(path).map_err(SecretFileError::Io)?;
+    crate::hex::decode_array(text.trim()).ok_or(SecretFileError::Malformed)
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::{PermissionsExt, symlink};

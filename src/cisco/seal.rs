@@ -8,7 +8,6 @@
 //! password an attacker could open; a satellite restored elsewhere without the file needs each
 //! device's password again (`cisco device remove` and `add`).
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
@@ -71,28 +70,20 @@ impl CredentialKey {
     /// Loads the key from `dir`, or creates it (256 random bits, mode 0600) if there is none.
     /// A file others can read, or one that is not a key, is an error and never replaced.
     pub fn load_or_create(dir: &Path) -> Result<Self, SealError> {
+        use crate::fsutil::SecretFileError as E;
         let path = dir.join(FILE);
-        let io = |source| SealError::Io {
-            path: path.clone(),
-            source,
-        };
-        if !path.try_exists().map_err(io)? {
-            let mut secret = [0u8; 32];
-            getrandom::fill(&mut secret)
-                .expect("the operating system's random source is unavailable");
-            crate::fsutil::write_atomically(
-                &path,
-                format!("{}\n", crate::hex::encode(&secret)).as_bytes(),
-                0o600,
-            )?;
-            return Ok(Self::from_secret(&secret));
-        }
-        if let Some(mode) = crate::fsutil::open_to_others(&path).map_err(io)? {
-            return Err(SealError::Permissions { path, mode });
-        }
-        let text = fs::read_to_string(&path).map_err(io)?;
-        let secret: [u8; 32] =
-            crate::hex::decode_array(text.trim()).ok_or(SealError::Malformed { path })?;
+        let secret = crate::fsutil::load_or_create_secret(&path).map_err(|e| match e {
+            E::Io(source) => SealError::Io {
+                path: path.clone(),
+                source,
+            },
+            E::OpenToOthers(mode) => SealError::Permissions {
+                path: path.clone(),
+                mode,
+            },
+            E::Malformed => SealError::Malformed { path: path.clone() },
+            E::Write(e) => SealError::Write(e),
+        })?;
         Ok(Self::from_secret(&secret))
     }
 
@@ -154,6 +145,8 @@ impl std::fmt::Debug for Password {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     fn device(n: u8) -> CiscoDeviceId {

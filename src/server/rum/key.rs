@@ -9,7 +9,6 @@
 //! another machine without it gets new ingest URLs. Deleting the file (and restarting) rotates
 //! every account's URL at once.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -69,27 +68,20 @@ impl IngestKey {
     /// none. A file others can read, or one that is not a secret, is an error, never replaced:
     /// replacing it would change every URL devices are configured with.
     pub fn load_or_create(dir: &Path) -> Result<Self, IngestKeyError> {
+        use crate::fsutil::SecretFileError as E;
         let path = dir.join(FILE);
-        let io = |source| IngestKeyError::Io {
-            path: path.clone(),
-            source,
-        };
-        if !path.try_exists().map_err(io)? {
-            let mut secret = [0u8; 32];
-            getrandom::fill(&mut secret)
-                .expect("the operating system's random source is unavailable");
-            crate::fsutil::write_atomically(
-                &path,
-                format!("{}\n", hex(&secret)).as_bytes(),
-                0o600,
-            )?;
-            return Ok(Self::from_secret(&secret));
-        }
-        if let Some(mode) = crate::fsutil::open_to_others(&path).map_err(io)? {
-            return Err(IngestKeyError::Permissions { path, mode });
-        }
-        let text = fs::read_to_string(&path).map_err(io)?;
-        let secret = unhex(text.trim()).ok_or(IngestKeyError::Malformed { path })?;
+        let secret = crate::fsutil::load_or_create_secret(&path).map_err(|e| match e {
+            E::Io(source) => IngestKeyError::Io {
+                path: path.clone(),
+                source,
+            },
+            E::OpenToOthers(mode) => IngestKeyError::Permissions {
+                path: path.clone(),
+                mode,
+            },
+            E::Malformed => IngestKeyError::Malformed { path: path.clone() },
+            E::Write(e) => IngestKeyError::Write(e),
+        })?;
         Ok(Self::from_secret(&secret))
     }
 
@@ -120,10 +112,6 @@ impl IngestKey {
             self.for_account(account.id)
         )
     }
-}
-
-fn unhex(text: &str) -> Option<[u8; 32]> {
-    crate::hex::decode_array(text)
 }
 
 /// Encodes everything but RFC 3986's unreserved characters, so an account name with spaces
@@ -159,6 +147,8 @@ impl RumGate {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
