@@ -22,10 +22,10 @@ fn vas_are_created_moved_and_deleted_only_after_their_confirmation() {
     b.goto(&url("/ui/accounts"));
     b.type_into("#name", "lab");
     b.click("#create");
-    assert_eq!(b.text("#va-path"), "acme/Default/lab");
+    b.wait_for_text("va-path", "acme/Default/lab");
     b.type_into("#name", "bench");
     b.click("#create");
-    assert_eq!(b.text("#va-path"), "acme/Default/lab/bench");
+    b.wait_for_text("va-path", "acme/Default/lab/bench");
     b.goto(&url("/ui/accounts"));
     let nested = b.text("#tree-acme > li > ul > li > ul > li");
     assert!(

@@ -20,6 +20,8 @@ fn a_system_administrator_manages_users_and_their_roles() {
     b.goto(&url("/ui/users"));
     b.type_into("#name", "paul");
     b.click("#create");
+    // Waits for the answer's page (its new row) before reading it: the old page has a list too.
+    b.find("#user-paul");
     assert!(b.text("#users").contains("paul"), "{}", b.text("#users"));
 
     // Grant and revoke post the role and the scope as the page's selects send them.

@@ -171,6 +171,21 @@ impl Browser {
             .to_string()
     }
 
+    /// Waits (up to the implicit timeout) until the element with id `id` reads `text`: after
+    /// a click that loads a page with the same element, reading it at once may read the old one.
+    pub fn wait_for_text(&self, id: &str, text: &str) {
+        let xpath = format!("//*[@id='{id}'][normalize-space()='{text}']");
+        let found = self.session_call(
+            "POST",
+            "/element",
+            Some(json!({"using": "xpath", "value": xpath})),
+        );
+        assert!(
+            found[ELEMENT].is_string(),
+            "no #{id} reading {text:?}: {found}"
+        );
+    }
+
     pub fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css);
         self.session_call("POST", &format!("/element/{e}/clear"), Some(json!({})));
