@@ -13,6 +13,31 @@ use super::guard::Fields;
 use crate::domain::{Catalog, Principal, VaId};
 use crate::server::error::ApiError;
 
+/// A page narrowed to one VA (`?va=`), or not.
+#[derive(serde::Deserialize)]
+pub struct Narrow {
+    pub va: Option<String>,
+}
+
+impl Narrow {
+    /// The VA named, if any (an empty field names none).
+    pub fn va(&self) -> Option<&str> {
+        self.va.as_deref().filter(|v| !v.is_empty())
+    }
+}
+
+/// The VAs a page shows: the one `va` names (not found outside `p`'s scope), or every VA `p`
+/// may read, in tree order.
+pub fn page_scope(c: &Catalog, p: &Principal, va: Option<&str>) -> Result<Vec<VaId>, ApiError> {
+    Ok(match va {
+        Some(r) => vec![crate::server::admin::va_ref(c, p, r)?],
+        None => visible_tree(c, p, &account_roots(c, p))
+            .into_iter()
+            .map(|v| v.id)
+            .collect(),
+    })
+}
+
 /// A VA as a form offers it: its id (the value sent) and its path (what people read).
 pub struct VaOption {
     pub id: String,

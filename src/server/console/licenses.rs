@@ -69,13 +69,12 @@ struct Licenses {
     sent: forms::Sent,
 }
 
-#[derive(Deserialize)]
-struct Narrow {
-    va: Option<String>,
-}
-
-async fn licenses(State(ctx): State<AdminCtx>, me: SignedIn, Query(q): Query<Narrow>) -> Response {
-    let va = q.va.as_deref().filter(|v| !v.is_empty());
+async fn licenses(
+    State(ctx): State<AdminCtx>,
+    me: SignedIn,
+    Query(q): Query<forms::Narrow>,
+) -> Response {
+    let va = q.va();
     licenses_page(&ctx, &me, va, None, forms::Sent::default())
 }
 
@@ -89,13 +88,7 @@ fn licenses_page(
     let p = &me.principal;
     let now = ctx.app.now();
     let page = ctx.app.read(|c| {
-        let scope = match va {
-            Some(r) => vec![va_ref(c, p, r)?],
-            None => forms::visible_tree(c, p, &forms::account_roots(c, p))
-                .into_iter()
-                .map(|v| v.id)
-                .collect(),
-        };
+        let scope = forms::page_scope(c, p, va)?;
         let mut lines = Vec::new();
         let mut entries = Vec::new();
         for &id in &scope {

@@ -9,7 +9,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::Deserialize;
 
 use super::forms::{self, VaOption};
 use super::guard::{CsrfForm, SignedIn};
@@ -44,13 +43,12 @@ struct Tokens {
     sent: forms::Sent,
 }
 
-#[derive(Deserialize)]
-struct Narrow {
-    va: Option<String>,
-}
-
-async fn tokens(State(ctx): State<AdminCtx>, me: SignedIn, Query(q): Query<Narrow>) -> Response {
-    let va = q.va.as_deref().filter(|v| !v.is_empty());
+async fn tokens(
+    State(ctx): State<AdminCtx>,
+    me: SignedIn,
+    Query(q): Query<forms::Narrow>,
+) -> Response {
+    let va = q.va();
     tokens_page(&ctx, &me, va, None, forms::Sent::default())
 }
 
@@ -64,13 +62,7 @@ fn tokens_page(
     let p = &me.principal;
     let now = ctx.app.now();
     let page = ctx.app.read(|c| {
-        let scope = match va {
-            Some(r) => vec![va_ref(c, p, r)?],
-            None => forms::visible_tree(c, p, &forms::account_roots(c, p))
-                .into_iter()
-                .map(|v| v.id)
-                .collect(),
-        };
+        let scope = forms::page_scope(c, p, va)?;
         let mut tokens = Vec::new();
         for &id in &scope {
             let mut in_va: Vec<_> = c.tokens_in(id).collect();
