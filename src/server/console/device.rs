@@ -158,10 +158,15 @@ pub async fn confirm_move(
     Path(device): Path<String>,
     Query(q): Query<MoveQuery>,
 ) -> Response {
+    confirm(&ctx, &me, &device, Some(&q.va))
+}
+
+/// The confirmation page of a move (to `to`) or of a removal: what the device is, where it is.
+fn confirm(ctx: &AdminCtx, me: &SignedIn, device: &str, to: Option<&str>) -> Response {
     let p = &me.principal;
     let found = ctx.app.read(|c| {
-        let id = device_ref(c, p, &device)?;
-        let to = va_ref(c, p, &q.va)?;
+        let id = device_ref(c, p, device)?;
+        let to = to.map(|r| va_ref(c, p, r)).transpose()?;
         let i = c.instance(id).expect("resolved");
         Ok::<_, ApiError>(Confirm {
             user: me.name.clone(),
@@ -169,7 +174,7 @@ pub async fn confirm_move(
             id: id.to_string(),
             udi: format!("{}:{}", i.udi.pid, i.udi.serial),
             va_path: c.va_path(i.va),
-            to: Some((to.to_string(), c.va_path(to))),
+            to: to.map(|to| (to.to_string(), c.va_path(to))),
         })
     });
     match found {
@@ -207,23 +212,7 @@ pub async fn confirm_remove(
     me: SignedIn,
     Path(device): Path<String>,
 ) -> Response {
-    let p = &me.principal;
-    let found = ctx.app.read(|c| {
-        let id = device_ref(c, p, &device)?;
-        let i = c.instance(id).expect("resolved");
-        Ok::<_, ApiError>(Confirm {
-            user: me.name.clone(),
-            csrf: me.session.csrf.clone(),
-            id: id.to_string(),
-            udi: format!("{}:{}", i.udi.pid, i.udi.serial),
-            va_path: c.va_path(i.va),
-            to: None,
-        })
-    });
-    match found {
-        Ok(page) => render(StatusCode::OK, &page),
-        Err(e) => refused(&e),
-    }
+    confirm(&ctx, &me, &device, None)
 }
 
 pub async fn do_remove(
