@@ -24,7 +24,8 @@ use time::OffsetDateTime;
 use tracing::{error, info};
 
 use crate::domain::{
-    Catalog, Change, DeviceError, DeviceTimers, DomainError, Event, EventFilter, Principal, Record,
+    Catalog, CatalogLoad, Change, DeviceError, DeviceTimers, DomainError, Event, EventFilter,
+    Principal, Record,
 };
 use crate::store::{self, Store, StoreError, tables};
 
@@ -196,19 +197,22 @@ impl App {
                 }
                 bad
             });
-            let mut catalog = Catalog::new();
+            let mut load = CatalogLoad::new();
             let (mut waited, started) = (std::time::Duration::ZERO, std::time::Instant::now());
             loop {
                 let before = std::time::Instant::now();
                 let Ok(batch) = rx.recv() else { break };
                 waited += before.elapsed();
                 for record in batch {
-                    catalog.load_record(record);
+                    load.add(record);
                 }
             }
+            let received = started.elapsed();
+            let catalog = load.finish();
             tracing::debug!(
                 total_ms = started.elapsed().as_millis() as u64,
                 waiting_for_decoder_ms = waited.as_millis() as u64,
+                bulk_indexes_ms = (started.elapsed() - received).as_millis() as u64,
                 "catalog indexed"
             );
             let bad = decoder

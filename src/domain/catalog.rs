@@ -42,7 +42,7 @@ pub use cisco_acks::{CiscoAck, CiscoAcks, CiscoExport, Delivery, ExportedFile, R
 use cisco_devices::CiscoDevices;
 pub use cisco_devices::{CiscoDevice, DeviceTrust};
 use credentials::Credentials;
-pub(super) use fleet::{Fleet, Pool, UdiSlot, contact_key};
+pub(super) use fleet::{Fleet, Pool, Staged, UdiSlot, contact_key};
 pub use fleet::{TEXT_KEY_BYTES, TextIndex, TextKey, text_key};
 pub use reserves::Reservation;
 use reserves::Reserves;
@@ -184,6 +184,35 @@ pub struct Catalog {
     pub(super) cisco_devices: CiscoDevices,
 }
 
+/// A catalog being loaded from the store: records come in any order through
+/// [`CatalogLoad::add`], and [`CatalogLoad::finish`] builds the device indexes that are built
+/// best in bulk (see `catalog/fleet/load.rs`). Until then the catalog is not handed out.
+#[derive(Debug, Default)]
+pub struct CatalogLoad {
+    catalog: Catalog,
+    staged: Staged,
+}
+
+impl CatalogLoad {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one stored record.
+    pub fn add(&mut self, record: Record) {
+        match record {
+            Record::Instance(i) => self.catalog.fleet.stage(i, &mut self.staged),
+            other => self.catalog.put(other),
+        }
+    }
+
+    /// The loaded catalog, every index built.
+    pub fn finish(mut self) -> Catalog {
+        self.catalog.fleet.build_staged(&mut self.staged);
+        self.catalog
+    }
+}
+
 impl Catalog {
     pub fn new() -> Self {
         Self::default()
@@ -191,19 +220,11 @@ impl Catalog {
 
     /// Builds a catalog from stored records, in any order.
     pub fn from_records(records: impl IntoIterator<Item = Record>) -> Self {
-        let mut catalog = Catalog::new();
+        let mut load = CatalogLoad::new();
         for record in records {
-            catalog.put(record);
+            load.add(record);
         }
-        catalog
-    }
-
-    /// Adds one stored record while loading; records may come in any order.
-    pub fn load_record(&mut self, record: Record) {
-        match record {
-            Record::Instance(i) => self.fleet.load(i),
-            other => self.put(other),
-        }
+        load.finish()
     }
 
     /// Applies an accepted change whose batch the store has queued. Infallible: the change was

@@ -46,8 +46,8 @@ pub use access::{Access, Principal};
 pub use accounts::{DEFAULT_VA_NAME, MAX_VA_DEPTH, validate_domain};
 pub use alerts::{Alert, AlertInputs, Severity};
 pub use catalog::{
-    Catalog, Change, CiscoAck, CiscoDevice, CiscoExport, Delivery, DeviceTrust, ExportedFile,
-    Record, Removal, ReportHolder,
+    Catalog, CatalogLoad, Change, CiscoAck, CiscoDevice, CiscoExport, Delivery, DeviceTrust,
+    ExportedFile, Record, Removal, ReportHolder,
 };
 pub use catalog::{TEXT_KEY_BYTES, TextIndex, TextKey, text_key};
 pub use cisco_acks::{

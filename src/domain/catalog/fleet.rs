@@ -13,6 +13,9 @@ use crate::domain::catalog::Catalog;
 use crate::domain::ids::{AccountId, InstanceId, VaId};
 use crate::domain::model::{ProductInstance, RevokedCertificate, RumRecord, Tag, Udi};
 
+mod load;
+pub(in crate::domain) use load::Staged;
+
 /// The key of a contact time in [`Fleet::by_contact`].
 pub(in crate::domain) fn contact_key(t: OffsetDateTime) -> i128 {
     t.unix_timestamp_nanos()
@@ -88,17 +91,6 @@ impl Fleet {
         self.udi_hasher.hash_one((account, udi))
     }
 
-    /// Adds a device read from the store. Each stored device comes once: it is indexed
-    /// directly, without looking for an older copy to replace (a million lookups that all
-    /// miss).
-    pub fn load(&mut self, mut i: ProductInstance) {
-        if self.instances.contains_key(&i.id) {
-            return self.put(i);
-        }
-        self.intern_tags(&mut i);
-        self.index(i);
-    }
-
     /// Makes a device share the catalog's copy of each of its entitlement tags.
     fn intern_tags(&mut self, i: &mut ProductInstance) {
         i.usage.intern(&mut self.tag_names);
@@ -142,24 +134,7 @@ impl Fleet {
 
     fn index(&mut self, i: ProductInstance) {
         self.next_order = self.next_order.max(i.order + 1);
-        let key = self.udi_key(i.account, &i.udi);
-        match self.instances_by_udi.entry(key) {
-            Entry::Vacant(e) => {
-                e.insert(UdiSlot::One(i.id));
-            }
-            Entry::Occupied(mut e) => match e.get_mut() {
-                UdiSlot::One(other) if *other == i.id => {}
-                UdiSlot::One(other) => {
-                    let other = *other;
-                    e.insert(UdiSlot::Many(vec![other, i.id]));
-                }
-                UdiSlot::Many(ids) => {
-                    if !ids.contains(&i.id) {
-                        ids.push(i.id);
-                    }
-                }
-            },
-        }
+        self.index_udi(&i);
         if let Some(serial) = &i.cert_serial {
             self.instances_by_serial.insert(serial.clone(), i.id);
         }
@@ -189,6 +164,28 @@ impl Fleet {
             }
         }
         self.instances.insert(i.id, Box::new(i));
+    }
+
+    /// Indexes a device by (account, UDI).
+    fn index_udi(&mut self, i: &ProductInstance) {
+        let key = self.udi_key(i.account, &i.udi);
+        match self.instances_by_udi.entry(key) {
+            Entry::Vacant(e) => {
+                e.insert(UdiSlot::One(i.id));
+            }
+            Entry::Occupied(mut e) => match e.get_mut() {
+                UdiSlot::One(other) if *other == i.id => {}
+                UdiSlot::One(other) => {
+                    let other = *other;
+                    e.insert(UdiSlot::Many(vec![other, i.id]));
+                }
+                UdiSlot::Many(ids) => {
+                    if !ids.contains(&i.id) {
+                        ids.push(i.id);
+                    }
+                }
+            },
+        }
     }
 
     pub fn take(&mut self, id: InstanceId) {

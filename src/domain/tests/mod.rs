@@ -11,6 +11,7 @@ mod devices;
 mod events;
 mod ids;
 mod licenses;
+mod load;
 mod props;
 mod reservations;
 mod rum;

@@ -1,0 +1,156 @@
+//! Loading the devices area from the store in bulk.
+//!
+//! A device read at start-up goes into the two hash tables at once (by id, by UDI) but its
+//! B-tree index entries are only collected; [`Fleet::build_staged`] sorts them and builds each
+//! B-tree from its sorted run. At a million devices that replaces about seven million inserts
+//! at random places in large trees (each a descent with its cache misses, and nodes split to
+//! half full) by sorts and a left-to-right build whose nodes are full: start-up spends seconds
+//! less and the trees take less memory.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Fleet, Pool, TextKey, contact_key, text_key};
+use crate::domain::ids::{InstanceId, VaId};
+use crate::domain::model::{ProductInstance, Tag};
+
+/// Index entries of loaded devices, not yet in their B-trees.
+#[derive(Debug, Default)]
+pub(in crate::domain) struct Staged {
+    by_va: Vec<(VaId, InstanceId)>,
+    by_serial_text: Vec<(TextKey, InstanceId)>,
+    by_hostname: Vec<(TextKey, InstanceId)>,
+    by_contact: Vec<(i128, InstanceId)>,
+    /// (VA, tag, registration order, device, units): one per device and tag it uses.
+    pools: Vec<PoolEntry>,
+}
+
+#[derive(Debug)]
+struct PoolEntry {
+    va: VaId,
+    tag: Tag,
+    order: u64,
+    id: InstanceId,
+    count: u64,
+}
+
+impl Staged {
+    pub fn is_empty(&self) -> bool {
+        self.by_va.is_empty() && self.pools.is_empty()
+    }
+}
+
+impl Fleet {
+    /// Adds a device read from the store: into the hash tables now, into the B-trees when
+    /// [`Fleet::build_staged`] runs. Each stored device comes once; should one come twice,
+    /// the staged entries are built first and the second copy replaces the first the
+    /// ordinary way.
+    pub fn stage(&mut self, mut i: ProductInstance, staged: &mut Staged) {
+        if self.instances.contains_key(&i.id) {
+            self.build_staged(staged);
+            return self.put(i);
+        }
+        self.intern_tags(&mut i);
+        self.next_order = self.next_order.max(i.order + 1);
+        self.index_udi(&i);
+        if let Some(serial) = &i.cert_serial {
+            self.instances_by_serial.insert(serial.clone(), i.id);
+        }
+        if i.clock_skew {
+            self.skewed.insert(i.id);
+        }
+        staged.by_va.push((i.va, i.id));
+        staged.by_serial_text.push((text_key(&i.udi.serial), i.id));
+        staged.by_hostname.push((text_key(&i.hostname), i.id));
+        staged.by_contact.push((contact_key(i.last_contact), i.id));
+        for (tag, count) in &i.usage {
+            staged.pools.push(PoolEntry {
+                va: i.va,
+                tag: tag.clone(),
+                order: i.order,
+                id: i.id,
+                count: *count,
+            });
+        }
+        self.instances.insert(i.id, Box::new(i));
+    }
+
+    /// Puts every staged entry into its B-tree, leaving `staged` empty. The four sets are
+    /// sorted and built on one thread while the pools are on another.
+    pub fn build_staged(&mut self, staged: &mut Staged) {
+        if staged.is_empty() {
+            return;
+        }
+        let Staged {
+            by_va,
+            by_serial_text,
+            by_hostname,
+            by_contact,
+            pools,
+        } = std::mem::take(staged);
+        let Fleet {
+            instances_by_va,
+            by_serial_text: serial_set,
+            by_hostname: hostname_set,
+            by_contact: contact_set,
+            pools: pool_map,
+            tags_in_use,
+            ..
+        } = self;
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                merge_sorted(serial_set, by_serial_text);
+                merge_sorted(hostname_set, by_hostname);
+                merge_sorted(contact_set, by_contact);
+            });
+            build_by_va(instances_by_va, by_va);
+            build_pools(pool_map, tags_in_use, pools);
+        });
+    }
+}
+
+/// Adds `entries` to `set`: built from the sorted run when the set is empty (the load), one by
+/// one otherwise.
+fn merge_sorted<T: Ord + Copy>(set: &mut BTreeSet<T>, mut entries: Vec<T>) {
+    entries.sort_unstable();
+    if set.is_empty() {
+        *set = entries.into_iter().collect();
+    } else {
+        set.extend(entries);
+    }
+}
+
+fn build_by_va(
+    by_va: &mut super::IdMap<VaId, BTreeSet<InstanceId>>,
+    mut entries: Vec<(VaId, InstanceId)>,
+) {
+    entries.sort_unstable();
+    for run in entries.chunk_by(|a, b| a.0 == b.0) {
+        let set = by_va.entry(run[0].0).or_default();
+        merge_sorted(set, run.iter().map(|(_, id)| *id).collect());
+    }
+}
+
+/// Builds the per-(VA, tag) pools. Tags are interned, so entries of one tag share one
+/// allocation: grouping compares addresses, not strings.
+fn build_pools(
+    pools: &mut super::IdMap<VaId, std::collections::HashMap<Tag, Pool>>,
+    tags_in_use: &mut super::IdMap<VaId, BTreeSet<Tag>>,
+    mut entries: Vec<PoolEntry>,
+) {
+    let tag_addr = |e: &PoolEntry| e.tag.as_ptr() as usize;
+    entries.sort_unstable_by_key(|e| (e.va, tag_addr(e), e.order));
+    for run in entries.chunk_by(|a, b| a.va == b.va && tag_addr(a) == tag_addr(b)) {
+        let (va, tag) = (run[0].va, &run[0].tag);
+        let pool = pools.entry(va).or_default().entry(tag.clone()).or_default();
+        if pool.users.is_empty() {
+            tags_in_use.entry(va).or_default().insert(tag.clone());
+        }
+        let users = run.iter().map(|e| (e.order, (e.id, e.count)));
+        if pool.users.is_empty() {
+            pool.users = users.collect::<BTreeMap<_, _>>();
+        } else {
+            pool.users.extend(users);
+        }
+        pool.total += run.iter().map(|e| e.count).sum::<u64>();
+    }
+}
