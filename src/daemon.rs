@@ -158,8 +158,32 @@ pub async fn run(
     app.wait_durable()
         .await
         .context("final flush of the store failed")?;
+    write_snapshot(&app).await;
     info!("store flushed; satellite stopped");
     Ok(())
+}
+
+/// Writes the snapshot of the devices the next start reads instead of scanning the store
+/// (`app/load.rs`). A failure costs only the next start's speed, so it is logged, not fatal.
+async fn write_snapshot(app: &App) {
+    let started = std::time::Instant::now();
+    let devices = app.read(|c| c.instance_count());
+    info!(
+        devices,
+        "writing the snapshot of the devices for the next start"
+    );
+    let writer = app.clone();
+    match tokio::task::spawn_blocking(move || writer.write_snapshot()).await {
+        Ok(Ok(bytes)) => info!(
+            bytes,
+            ms = started.elapsed().as_millis() as u64,
+            "snapshot written"
+        ),
+        Ok(Err(e)) => {
+            warn!(cause = %e, "no snapshot written; the next start reads the whole store")
+        }
+        Err(e) => warn!(cause = %e, "no snapshot written; the next start reads the whole store"),
+    }
 }
 
 /// Serves on already-bound listeners until `shutdown`, then drains them.

@@ -13,6 +13,7 @@
 
 pub mod clock;
 pub mod ids;
+mod load;
 pub mod rum;
 pub mod secrets;
 
@@ -24,8 +25,7 @@ use time::OffsetDateTime;
 use tracing::{error, info};
 
 use crate::domain::{
-    Catalog, CatalogLoad, Change, DeviceError, DeviceTimers, DomainError, Event, EventFilter,
-    Principal, Record,
+    Catalog, Change, DeviceError, DeviceTimers, DomainError, Event, EventFilter, Principal,
 };
 use crate::store::{self, Store, StoreError, tables};
 
@@ -73,6 +73,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     timers: RwLock<DeviceTimers>,
     unreadable: Vec<String>,
+    /// Whether the devices came from the snapshot of the last clean stop.
+    devices_from_snapshot: bool,
     started_at: OffsetDateTime,
 }
 
@@ -168,58 +170,15 @@ impl App {
         Store::lock_holder(dir)
     }
 
-    /// Loads the catalog from the store. A record that cannot be decoded is logged, listed in
-    /// [`App::unreadable`] and skipped: the rest of the satellite keeps serving.
+    /// Loads the catalog from the store (see `load.rs`). A record that cannot be decoded is
+    /// logged, listed in [`App::unreadable`] and skipped: the rest of the satellite keeps
+    /// serving.
     pub fn load(
         store: Store,
         clock: Arc<dyn Clock>,
         timers: DeviceTimers,
     ) -> Result<App, StoreError> {
-        // Decoding and indexing are pipelined: one thread scans and decodes the store in
-        // batches, this one indexes them, so start-up uses both cores and the records are
-        // never all held in memory twice.
-        const BATCH: usize = 4096;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Record>>(8);
-        let store_ref = &store;
-        let (catalog, mut unreadable) = std::thread::scope(|scope| {
-            let decoder = scope.spawn(move || {
-                let mut batch = Vec::with_capacity(BATCH);
-                let bad = tables::scan_records(store_ref, &mut |r: Record| {
-                    batch.push(r);
-                    if batch.len() == BATCH {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                        // The receiver lives until every batch is sent.
-                        let _ = tx.send(full);
-                    }
-                });
-                if !batch.is_empty() {
-                    let _ = tx.send(batch);
-                }
-                bad
-            });
-            let mut load = CatalogLoad::new();
-            let (mut waited, started) = (std::time::Duration::ZERO, std::time::Instant::now());
-            loop {
-                let before = std::time::Instant::now();
-                let Ok(batch) = rx.recv() else { break };
-                waited += before.elapsed();
-                for record in batch {
-                    load.add(record);
-                }
-            }
-            let received = started.elapsed();
-            let catalog = load.finish();
-            tracing::debug!(
-                total_ms = started.elapsed().as_millis() as u64,
-                waiting_for_decoder_ms = waited.as_millis() as u64,
-                bulk_indexes_ms = (started.elapsed() - received).as_millis() as u64,
-                "catalog indexed"
-            );
-            let bad = decoder
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (catalog, bad)
-        });
+        let (catalog, mut unreadable, devices_from_snapshot) = load::catalog(&store);
         let (last_seq, last_event_at) = last_event(&store, &mut unreadable);
         let high_water = catalog
             .latest_contact()
@@ -239,6 +198,7 @@ impl App {
                 clock,
                 timers: RwLock::new(timers),
                 unreadable,
+                devices_from_snapshot,
                 started_at: now,
             }),
         })
@@ -310,6 +270,10 @@ impl App {
     }
 
     /// Records skipped at load because they could not be decoded, with the reason.
+    pub fn devices_from_snapshot(&self) -> bool {
+        self.inner.devices_from_snapshot
+    }
+
     pub fn unreadable(&self) -> &[String] {
         &self.inner.unreadable
     }

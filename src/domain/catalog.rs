@@ -43,7 +43,7 @@ use cisco_devices::CiscoDevices;
 pub use cisco_devices::{CiscoDevice, DeviceTrust};
 use credentials::Credentials;
 pub(super) use fleet::{Fleet, Pool, Staged, UdiSlot, contact_key};
-pub use fleet::{TEXT_KEY_BYTES, TextIndex, TextKey, text_key};
+pub use fleet::{PreparedInstance, Preparer, TEXT_KEY_BYTES, TextIndex, TextKey, text_key};
 pub use reserves::Reservation;
 use reserves::Reserves;
 use stock::LicenseStock;
@@ -201,9 +201,22 @@ impl CatalogLoad {
     /// Adds one stored record.
     pub fn add(&mut self, record: Record) {
         match record {
-            Record::Instance(i) => self.catalog.fleet.stage(i, &mut self.staged),
+            Record::Instance(i) => {
+                let prepared = self.catalog.fleet.preparer().prepare(i);
+                self.add_prepared(prepared)
+            }
             other => self.catalog.put(other),
         }
+    }
+
+    /// What prepares devices for [`CatalogLoad::add_prepared`] on other threads.
+    pub fn preparer(&self) -> Preparer {
+        self.catalog.fleet.preparer()
+    }
+
+    /// Adds a stored device prepared by this load's [`CatalogLoad::preparer`].
+    pub fn add_prepared(&mut self, device: PreparedInstance) {
+        self.catalog.fleet.stage(device, &mut self.staged)
     }
 
     /// The loaded catalog, every index built.

@@ -49,7 +49,7 @@ pub use catalog::{
     Catalog, CatalogLoad, Change, CiscoAck, CiscoDevice, CiscoExport, Delivery, DeviceTrust,
     ExportedFile, Record, Removal, ReportHolder,
 };
-pub use catalog::{TEXT_KEY_BYTES, TextIndex, TextKey, text_key};
+pub use catalog::{PreparedInstance, Preparer, TEXT_KEY_BYTES, TextIndex, TextKey, text_key};
 pub use cisco_acks::{
     AckImport, AckInput, DeviceReports, ExportPlan, ExportScope, PlannedFile, ReceivedAck,
 };

@@ -124,6 +124,10 @@ pub enum StoreError {
          satellite"
     )]
     Flush { cause: Arc<str> },
+
+    /// The snapshot of a table could not be written at a stop; the next start scans the store.
+    #[error("cannot write the snapshot of the store: {0}; the next start reads the whole store")]
+    Snapshot(#[from] crate::fsutil::WriteError),
 }
 
 impl StoreError {

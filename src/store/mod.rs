@@ -20,6 +20,7 @@ mod commit;
 mod error;
 mod fsync;
 mod schema;
+mod snapshot;
 /// The satellite's own tables; written separately, and the only part of this module that knows
 /// the domain.
 pub mod tables;
@@ -36,6 +37,7 @@ pub use backup::{BACKUP_FORMAT, BackupError, BackupSummary};
 pub use codec::{CodecError, MAX_RECORD_BYTES, Record, decode, decode_payload, encode};
 pub use error::StoreError;
 pub use schema::{MIGRATIONS, Migration, MigrationCtx, RawEntry, SCHEMA_VERSION};
+pub use snapshot::{Block, Nonce, SnapshotError, SnapshotReader};
 
 use commit::GroupCommit;
 use fsync::StoreFiles;
@@ -82,6 +84,9 @@ struct Shared {
     /// Table name to index in `trees`.
     index: HashMap<&'static str, usize>,
     path: PathBuf,
+    /// The nonce of the snapshot written at the last clean stop, taken out of the store by
+    /// this open (see `snapshot.rs`).
+    snapshot_nonce: Option<Nonce>,
 }
 
 impl std::fmt::Debug for Store {
@@ -189,6 +194,7 @@ impl Store {
         let path = dir.to_owned();
         let db = open_db(dir)?;
         schema::ensure(&db, &path, current_schema, migrations)?;
+        let snapshot_nonce = snapshot::take_nonce(&db)?;
         let mut trees = Vec::with_capacity(tables.len());
         let mut index = HashMap::with_capacity(tables.len());
         for table in tables {
@@ -216,6 +222,7 @@ impl Store {
                 trees,
                 index,
                 path,
+                snapshot_nonce,
             }),
         })
     }

@@ -225,12 +225,18 @@ macro_rules! record_tables {
             }
         }
 
-        /// Decodes every record of every domain table, table by table in the order of
-        /// [`TABLES`], and hands each to `push`. A record that cannot be decoded is logged and
+        /// Decodes every record of every domain table but `skip`, table by table in the order
+        /// of [`TABLES`], and hands each to `push`. A record that cannot be decoded is logged and
         /// skipped; the returned list says why for each.
-        pub fn scan_records(store: &Store, push: &mut impl FnMut(DomainRecord)) -> Vec<String> {
+        pub fn scan_records(
+            store: &Store,
+            skip: Option<&str>,
+            push: &mut impl FnMut(DomainRecord),
+        ) -> Vec<String> {
             let mut unreadable = Vec::new();
-            $(scan_into::<$ty>(store, DomainRecord::$variant, push, &mut unreadable);)*
+            $(if skip != Some(<$ty as Record>::TABLE) {
+                scan_into::<$ty>(store, DomainRecord::$variant, push, &mut unreadable);
+            })*
             unreadable
         }
     };

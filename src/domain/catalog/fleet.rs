@@ -15,6 +15,7 @@ use crate::domain::model::{ProductInstance, RevokedCertificate, RumRecord, Tag, 
 
 mod load;
 pub(in crate::domain) use load::Staged;
+pub use load::{PreparedInstance, Preparer};
 
 /// The key of a contact time in [`Fleet::by_contact`].
 pub(in crate::domain) fn contact_key(t: OffsetDateTime) -> i128 {
@@ -134,7 +135,7 @@ impl Fleet {
 
     fn index(&mut self, i: ProductInstance) {
         self.next_order = self.next_order.max(i.order + 1);
-        self.index_udi(&i);
+        self.index_udi(self.udi_key(i.account, &i.udi), i.id);
         if let Some(serial) = &i.cert_serial {
             self.instances_by_serial.insert(serial.clone(), i.id);
         }
@@ -166,22 +167,21 @@ impl Fleet {
         self.instances.insert(i.id, Box::new(i));
     }
 
-    /// Indexes a device by (account, UDI).
-    fn index_udi(&mut self, i: &ProductInstance) {
-        let key = self.udi_key(i.account, &i.udi);
+    /// Indexes device `id` under its (account, UDI) key.
+    fn index_udi(&mut self, key: u64, id: InstanceId) {
         match self.instances_by_udi.entry(key) {
             Entry::Vacant(e) => {
-                e.insert(UdiSlot::One(i.id));
+                e.insert(UdiSlot::One(id));
             }
             Entry::Occupied(mut e) => match e.get_mut() {
-                UdiSlot::One(other) if *other == i.id => {}
+                UdiSlot::One(other) if *other == id => {}
                 UdiSlot::One(other) => {
                     let other = *other;
-                    e.insert(UdiSlot::Many(vec![other, i.id]));
+                    e.insert(UdiSlot::Many(vec![other, id]));
                 }
                 UdiSlot::Many(ids) => {
-                    if !ids.contains(&i.id) {
-                        ids.push(i.id);
+                    if !ids.contains(&id) {
+                        ids.push(id);
                     }
                 }
             },

@@ -39,19 +39,54 @@ impl Staged {
     }
 }
 
+/// A device as a loading thread hands it over: boxed as the catalog keeps it, with its UDI
+/// index key already computed (both cost the indexing thread time it cannot share).
+#[derive(Debug)]
+pub struct PreparedInstance {
+    instance: Box<ProductInstance>,
+    udi_key: u64,
+}
+
+/// Prepares devices on any thread; made by [`crate::domain::CatalogLoad::preparer`], so its
+/// UDI keys are the ones the catalog computes.
+#[derive(Clone, Debug)]
+pub struct Preparer {
+    udi_hasher: std::hash::RandomState,
+}
+
+impl Preparer {
+    pub fn prepare(&self, i: ProductInstance) -> PreparedInstance {
+        use std::hash::BuildHasher;
+        PreparedInstance {
+            udi_key: self.udi_hasher.hash_one((i.account, &i.udi)),
+            instance: Box::new(i),
+        }
+    }
+}
+
 impl Fleet {
+    pub fn preparer(&self) -> Preparer {
+        Preparer {
+            udi_hasher: self.udi_hasher.clone(),
+        }
+    }
+
     /// Adds a device read from the store: into the hash tables now, into the B-trees when
     /// [`Fleet::build_staged`] runs. Each stored device comes once; should one come twice,
     /// the staged entries are built first and the second copy replaces the first the
     /// ordinary way.
-    pub fn stage(&mut self, mut i: ProductInstance, staged: &mut Staged) {
+    pub fn stage(&mut self, prepared: PreparedInstance, staged: &mut Staged) {
+        let PreparedInstance {
+            instance: mut i,
+            udi_key,
+        } = prepared;
         if self.instances.contains_key(&i.id) {
             self.build_staged(staged);
-            return self.put(i);
+            return self.put(*i);
         }
         self.intern_tags(&mut i);
         self.next_order = self.next_order.max(i.order + 1);
-        self.index_udi(&i);
+        self.index_udi(udi_key, i.id);
         if let Some(serial) = &i.cert_serial {
             self.instances_by_serial.insert(serial.clone(), i.id);
         }
@@ -71,7 +106,7 @@ impl Fleet {
                 count: *count,
             });
         }
-        self.instances.insert(i.id, Box::new(i));
+        self.instances.insert(i.id, i);
     }
 
     /// Puts every staged entry into its B-tree, leaving `staged` empty. The four sets are
@@ -98,9 +133,9 @@ impl Fleet {
         } = self;
         std::thread::scope(|scope| {
             scope.spawn(|| {
-                merge_sorted(serial_set, by_serial_text);
-                merge_sorted(hostname_set, by_hostname);
-                merge_sorted(contact_set, by_contact);
+                merge_sorted(serial_set, by_serial_text, text_order);
+                merge_sorted(hostname_set, by_hostname, text_order);
+                merge_sorted(contact_set, by_contact, |(t, id)| (*t, id_order(id)));
             });
             build_by_va(instances_by_va, by_va);
             build_pools(pool_map, tags_in_use, pools);
@@ -109,9 +144,14 @@ impl Fleet {
 }
 
 /// Adds `entries` to `set`: built from the sorted run when the set is empty (the load), one by
-/// one otherwise.
-fn merge_sorted<T: Ord + Copy>(set: &mut BTreeSet<T>, mut entries: Vec<T>) {
-    entries.sort_unstable();
+/// one otherwise. `key` orders entries as `T`'s `Ord` does, as integers: ids and text keys
+/// compare bytewise, which as arrays is a `memcmp` call per comparison.
+fn merge_sorted<T: Ord + Copy, K: Ord>(
+    set: &mut BTreeSet<T>,
+    mut entries: Vec<T>,
+    key: impl Fn(&T) -> K,
+) {
+    entries.sort_unstable_by_key(key);
     if set.is_empty() {
         *set = entries.into_iter().collect();
     } else {
@@ -119,14 +159,23 @@ fn merge_sorted<T: Ord + Copy>(set: &mut BTreeSet<T>, mut entries: Vec<T>) {
     }
 }
 
+/// An id as an integer in the same order as its bytes.
+fn id_order(id: &InstanceId) -> u128 {
+    u128::from_be_bytes(*id.as_bytes())
+}
+
+fn text_order((text, id): &(TextKey, InstanceId)) -> (u64, u128) {
+    (u64::from_be_bytes(*text), id_order(id))
+}
+
 fn build_by_va(
     by_va: &mut super::IdMap<VaId, BTreeSet<InstanceId>>,
     mut entries: Vec<(VaId, InstanceId)>,
 ) {
-    entries.sort_unstable();
+    entries.sort_unstable_by_key(|(va, id)| (u128::from_be_bytes(*va.as_bytes()), id_order(id)));
     for run in entries.chunk_by(|a, b| a.0 == b.0) {
         let set = by_va.entry(run[0].0).or_default();
-        merge_sorted(set, run.iter().map(|(_, id)| *id).collect());
+        merge_sorted(set, run.iter().map(|(_, id)| *id).collect(), id_order);
     }
 }
 
@@ -138,7 +187,7 @@ fn build_pools(
     mut entries: Vec<PoolEntry>,
 ) {
     let tag_addr = |e: &PoolEntry| e.tag.as_ptr() as usize;
-    entries.sort_unstable_by_key(|e| (e.va, tag_addr(e), e.order));
+    entries.sort_unstable_by_key(|e| (u128::from_be_bytes(*e.va.as_bytes()), tag_addr(e), e.order));
     for run in entries.chunk_by(|a, b| a.va == b.va && tag_addr(a) == tag_addr(b)) {
         let (va, tag) = (run[0].va, &run[0].tag);
         let pool = pools.entry(va).or_default().entry(tag.clone()).or_default();

@@ -1,0 +1,327 @@
+//! The snapshot of one table, written beside the store at a clean stop and read at the next
+//! start instead of scanning that table in sled.
+//!
+//! Scanning sled's tree of a million device records takes seconds (its iterator searches each
+//! node again for every key, and pages nodes in and out of its cache); reading the same records
+//! from one sequential file, decoded on every core, takes a fraction of that. The snapshot is
+//! only an accelerator: the store stays the truth, and any doubt means a full scan.
+//!
+//! **When a snapshot is trusted.** Writing one ends with a random 128-bit nonce stored in the
+//! store's `__meta` tree (after the file is durable), and the file carries the same nonce.
+//! Every open of the store takes the nonce out of `__meta` in the same flush as the open
+//! (`Store::open`), before anything can be written: so a store that has changed since the
+//! snapshot was written can no longer name it, whoever opened it (the daemon, a restore,
+//! `loadgen fill`). A binary that predates snapshots would not take the nonce out, so the
+//! schema version that introduced them (3) keeps such binaries from opening the store at all.
+//! A snapshot whose nonce, table, checksums or record count do not match is ignored.
+//!
+//! **Layout** (integers little-endian): the header `SATSNAP1`, the format (`u32`, 1), the nonce
+//! (16 bytes), the table name (`u16` length and bytes); then blocks, each `u32` record count
+//! (never 0), `u32` byte length, the records (each `u32` length and the record's stored bytes:
+//! format byte and body, as in the table), and the CRC-32 of the block's bytes; then the end:
+//! a `u32` 0 and the total record count as `u64`.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use super::codec::{self, CodecError, Record};
+use crate::fsutil::{NewFile, WriteError};
+
+const MAGIC: &[u8; 8] = b"SATSNAP1";
+const FORMAT: u32 = 1;
+/// Records per block: a block is the unit one decoding thread takes.
+const BLOCK_RECORDS: usize = 4096;
+/// A block larger than this is damage, not data (4096 records of at most `MAX_RECORD_BYTES`
+/// would be more, but a device record is well under 4 KiB).
+const MAX_BLOCK_BYTES: u32 = 64 * 1024 * 1024;
+
+/// The key of the nonce in the store's `__meta` tree.
+pub(crate) const NONCE_KEY: &[u8] = b"snapshot_nonce";
+
+pub type Nonce = [u8; 16];
+
+/// Why a snapshot was not used.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{} is not a snapshot of this store ({what})", path.display())]
+    Mismatch { path: PathBuf, what: &'static str },
+    #[error("{} is damaged: {what}", path.display())]
+    Damaged { path: PathBuf, what: String },
+    #[error("a record in {} cannot be decoded: {source}", path.display())]
+    Record { path: PathBuf, source: CodecError },
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// Writes the records of `R` to `path` under `nonce`, durably (temporary file, fsync, rename,
+/// directory fsync), mode 0600. Returns the file's size.
+pub(crate) fn write<'a, R: Record + 'a>(
+    path: &Path,
+    nonce: &Nonce,
+    records: impl Iterator<Item = &'a R>,
+) -> Result<u64, WriteError> {
+    let mut file = NewFile::create(path, 0o600)?;
+    let mut head = Vec::with_capacity(64);
+    head.extend_from_slice(MAGIC);
+    head.extend_from_slice(&FORMAT.to_le_bytes());
+    head.extend_from_slice(nonce);
+    head.extend_from_slice(&(R::TABLE.len() as u16).to_le_bytes());
+    head.extend_from_slice(R::TABLE.as_bytes());
+    file.write_all(&head)?;
+    let (mut size, mut total) = (head.len() as u64, 0u64);
+    let mut block = Vec::with_capacity(1 << 20);
+    let mut records = records.peekable();
+    while records.peek().is_some() {
+        block.clear();
+        let mut count = 0u32;
+        for record in records.by_ref().take(BLOCK_RECORDS) {
+            let bytes = codec::encode(record);
+            block.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            block.extend_from_slice(&bytes);
+            count += 1;
+        }
+        let mut frame = Vec::with_capacity(12 + block.len());
+        frame.extend_from_slice(&count.to_le_bytes());
+        frame.extend_from_slice(&(block.len() as u32).to_le_bytes());
+        frame.extend_from_slice(&block);
+        frame.extend_from_slice(&crc32fast::hash(&block).to_le_bytes());
+        file.write_all(&frame)?;
+        size += frame.len() as u64;
+        total += u64::from(count);
+    }
+    let mut end = [0u8; 12];
+    end[4..].copy_from_slice(&total.to_le_bytes());
+    file.write_all(&end)?;
+    file.commit()?;
+    Ok(size + end.len() as u64)
+}
+
+/// An open snapshot whose header matched: hands out its blocks, then checks its end.
+#[derive(Debug)]
+pub struct SnapshotReader {
+    file: BufReader<File>,
+    path: PathBuf,
+    table: &'static str,
+    /// Records in the blocks handed out so far.
+    seen: u64,
+    ended: bool,
+}
+
+/// One block of stored records, checked against its CRC, not yet decoded.
+#[derive(Debug)]
+pub struct Block {
+    count: u32,
+    bytes: Vec<u8>,
+}
+
+impl SnapshotReader {
+    /// Opens the snapshot at `path` if it was written for `nonce` and table `R`.
+    pub(crate) fn open<R: Record>(path: &Path, nonce: &Nonce) -> Result<Self, SnapshotError> {
+        let read = |source| SnapshotError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let mismatch = |what| SnapshotError::Mismatch {
+            path: path.to_owned(),
+            what,
+        };
+        let mut file = BufReader::with_capacity(1 << 20, File::open(path).map_err(read)?);
+        let mut head = [0u8; 30];
+        file.read_exact(&mut head).map_err(read)?;
+        if &head[..8] != MAGIC || head[8..12] != FORMAT.to_le_bytes() {
+            return Err(mismatch("not a snapshot file of this format"));
+        }
+        if head[12..28] != nonce[..] {
+            return Err(mismatch("its nonce is not the one the store recorded"));
+        }
+        let mut name = vec![0u8; usize::from(u16::from_le_bytes([head[28], head[29]]))];
+        file.read_exact(&mut name).map_err(read)?;
+        if name != R::TABLE.as_bytes() {
+            return Err(mismatch("it holds another table"));
+        }
+        Ok(SnapshotReader {
+            file,
+            path: path.to_owned(),
+            table: R::TABLE,
+            seen: 0,
+            ended: false,
+        })
+    }
+
+    fn damaged(&self, what: impl Into<String>) -> SnapshotError {
+        SnapshotError::Damaged {
+            path: self.path.clone(),
+            what: what.into(),
+        }
+    }
+
+    /// The next block, `None` after the end (whose record count has then been checked).
+    pub fn next_block(&mut self) -> Result<Option<Block>, SnapshotError> {
+        if self.ended {
+            return Ok(None);
+        }
+        let path = self.path.clone();
+        let truncated = move |e: io::Error| match e.kind() {
+            io::ErrorKind::UnexpectedEof => SnapshotError::Damaged {
+                path,
+                what: "it ends before its end marker".into(),
+            },
+            _ => SnapshotError::Read { path, source: e },
+        };
+        let mut frame = [0u8; 8];
+        self.file
+            .read_exact(&mut frame)
+            .map_err(truncated.clone())?;
+        let count = u32::from_le_bytes(frame[..4].try_into().expect("4 bytes"));
+        if count == 0 {
+            let low = u32::from_le_bytes(frame[4..].try_into().expect("4 bytes"));
+            let mut high = [0u8; 4];
+            self.file.read_exact(&mut high).map_err(truncated.clone())?;
+            let total = u64::from(low) | u64::from(u32::from_le_bytes(high)) << 32;
+            if total != self.seen {
+                return Err(self.damaged(format!(
+                    "its end says {total} records, its blocks hold {}",
+                    self.seen
+                )));
+            }
+            self.ended = true;
+            return Ok(None);
+        }
+        let len = u32::from_le_bytes(frame[4..].try_into().expect("4 bytes"));
+        if len > MAX_BLOCK_BYTES {
+            return Err(self.damaged(format!("a block claims {len} bytes")));
+        }
+        let mut bytes = vec![0u8; len as usize + 4];
+        self.file.read_exact(&mut bytes).map_err(truncated)?;
+        let crc = bytes.split_off(len as usize);
+        if crc32fast::hash(&bytes).to_le_bytes()[..] != crc[..] {
+            return Err(self.damaged("a block's checksum does not match"));
+        }
+        self.seen += u64::from(count);
+        Ok(Some(Block { count, bytes }))
+    }
+
+    /// Where the snapshot is, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The table the snapshot holds.
+    pub fn table(&self) -> &'static str {
+        self.table
+    }
+}
+
+impl Block {
+    /// Decodes the block's records (upgrading older record formats as a scan would).
+    pub fn decode<R: Record>(&self, path: &Path) -> Result<Vec<R>, SnapshotError> {
+        let damaged = || SnapshotError::Damaged {
+            path: path.to_owned(),
+            what: "a record runs past its block".into(),
+        };
+        let mut out = Vec::with_capacity(self.count as usize);
+        let mut rest = &self.bytes[..];
+        for _ in 0..self.count {
+            let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(damaged)?;
+            let len = u32::from_le_bytes(*len) as usize;
+            let (record, tail) = tail.split_at_checked(len).ok_or_else(damaged)?;
+            out.push(codec::decode(R::TABLE, &[], record).map_err(|source| {
+                SnapshotError::Record {
+                    path: path.to_owned(),
+                    source,
+                }
+            })?);
+            rest = tail;
+        }
+        if !rest.is_empty() {
+            return Err(SnapshotError::Damaged {
+                path: path.to_owned(),
+                what: "a block holds more than its records".into(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Removes the snapshot at `path` if there is one: once the store has been opened its nonce is
+/// gone, so the file can never be used again.
+pub(crate) fn discard(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::debug!(path = %path.display(), "old snapshot removed"),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(path = %path.display(), cause = %e, "cannot remove an old snapshot")
+        }
+    }
+}
+
+/// Takes the snapshot nonce out of the store being opened (the open's flush makes that
+/// durable before anything else is written).
+pub(crate) fn take_nonce(db: &sled::Db) -> Result<Option<Nonce>, super::StoreError> {
+    let meta = db
+        .open_tree(super::schema::META_TREE)
+        .map_err(super::StoreError::storage("open __meta"))?;
+    let taken = meta
+        .remove(NONCE_KEY)
+        .map_err(super::StoreError::storage("take the snapshot nonce"))?;
+    Ok(taken.and_then(|v| Nonce::try_from(&v[..]).ok()))
+}
+
+impl super::Store {
+    /// Where the snapshot of this store is: beside its directory (`store.snapshot`).
+    pub fn snapshot_path(&self) -> PathBuf {
+        self.inner.path.with_extension("snapshot")
+    }
+
+    /// The snapshot of table `R` written at the last clean stop, if this open found its nonce
+    /// and the file matches it. Anything else is logged and answered with `None`: the caller
+    /// scans the store.
+    pub fn open_snapshot<R: Record>(&self) -> Option<SnapshotReader> {
+        let nonce = self.inner.snapshot_nonce.as_ref()?;
+        match SnapshotReader::open::<R>(&self.snapshot_path(), nonce) {
+            Ok(reader) => Some(reader),
+            Err(e) => {
+                tracing::warn!(cause = %e, "the snapshot is not used; reading the whole store");
+                None
+            }
+        }
+    }
+
+    /// Removes the snapshot file: after an open it can never match again.
+    pub fn discard_snapshot(&self) {
+        discard(&self.snapshot_path());
+    }
+
+    /// Writes `records` (every record of table `R`, as the caller holds them) as the snapshot
+    /// under `nonce`, then records the nonce in the store. The caller keeps every writer out
+    /// meanwhile; everything staged before is made durable first, and a store that has failed
+    /// a write gets no snapshot. Returns the file's size.
+    pub fn write_snapshot<'a, R: Record + 'a>(
+        &self,
+        nonce: Nonce,
+        records: impl Iterator<Item = &'a R>,
+    ) -> Result<u64, super::StoreError> {
+        let sync = |group: &super::GroupCommit| {
+            group
+                .commit_blocking(Vec::new())
+                .map_err(|cause| super::StoreError::Flush { cause })
+        };
+        sync(&self.inner.group)?;
+        let size = write(&self.snapshot_path(), &nonce, records)?;
+        let meta = self
+            .inner
+            .db
+            .open_tree(super::schema::META_TREE)
+            .map_err(super::StoreError::storage("open __meta"))?;
+        meta.insert(NONCE_KEY, &nonce[..])
+            .map_err(super::StoreError::storage("record the snapshot nonce"))?;
+        sync(&self.inner.group)?;
+        Ok(size)
+    }
+}
+
+#[cfg(test)]
+mod tests;
