@@ -37,6 +37,7 @@ mod quantities;
 mod readme;
 mod reservation;
 mod rum;
+mod snapshot;
 mod startup;
 mod store_access;
 mod sync;

@@ -158,11 +158,21 @@ impl SnapshotReader {
         }
     }
 
-    /// The next block, `None` after the end (whose record count has then been checked).
+    /// The next block, `None` after the end (whose record count has then been checked). After
+    /// an error the reader hands out nothing more: the caller that got the error reports it,
+    /// and another thread sharing the reader is not told about a misleading end.
     pub fn next_block(&mut self) -> Result<Option<Block>, SnapshotError> {
         if self.ended {
             return Ok(None);
         }
+        let block = self.read_block();
+        if block.is_err() {
+            self.ended = true;
+        }
+        block
+    }
+
+    fn read_block(&mut self) -> Result<Option<Block>, SnapshotError> {
         let path = self.path.clone();
         let truncated = move |e: io::Error| match e.kind() {
             io::ErrorKind::UnexpectedEof => SnapshotError::Damaged {
