@@ -106,6 +106,9 @@ fn an_older_snapshot_put_back_in_place_is_not_read() {
     d.start_again();
     let log = d.log();
     assert_eq!(log.matches(FROM_SNAPSHOT).count(), 1, "{log}");
-    assert!(log.contains("its nonce is not the one the store recorded"), "{log}");
+    assert!(
+        log.contains("its nonce is not the one the store recorded"),
+        "{log}"
+    );
     assert_eq!(devices(&d), moved);
 }

@@ -117,7 +117,10 @@ fn gather(producers: Vec<Producer<'_>>) -> Result<(Catalog, Vec<String>), Snapsh
             .into_iter()
             .map(|produce| {
                 let (tx, preparer) = (tx.clone(), preparer.clone());
-                scope.spawn(move || produce(&tx, &preparer))
+                std::thread::Builder::new()
+                    .name("catalog-load".into())
+                    .spawn_scoped(scope, move || produce(&tx, &preparer))
+                    .expect("a thread to load the catalog")
             })
             .collect();
         drop(tx);
