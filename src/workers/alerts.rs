@@ -11,10 +11,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::app::App;
 use crate::config::AlertsSettings;
@@ -95,15 +95,21 @@ impl AlertsWorker {
         }
         // The log and the webhook are the satellite's own channels: messages in full.
         let system = crate::domain::Principal::system("satellite");
-        self.app.read(|c| {
-            c.alerts(now, &timers, &inputs)
+        let started = Instant::now();
+        let (alerts, held) = self.app.read(|c| {
+            let locked = Instant::now();
+            let alerts: Vec<Alert> = c
+                .alerts(now, &timers, &inputs)
                 .into_iter()
                 .map(|mut a| {
                     a.message = c.alert_message(&a, &system);
                     a
                 })
-                .collect()
-        })
+                .collect();
+            (alerts, locked.elapsed())
+        });
+        log_derived(alerts.len(), started.elapsed(), held);
+        alerts
     }
 
     /// One round: returns (alerts holding, newly delivered to the webhook).
@@ -165,6 +171,19 @@ impl AlertsWorker {
         }
         Ok((alerts.len(), n))
     }
+}
+
+/// Logs at debug level how long deriving the alerts took, and how much of it held the catalog's
+/// read lock (during which every write waits).
+fn log_derived(alerts: usize, took: Duration, held: Duration) {
+    debug!(
+        alerts,
+        took_ms = took.as_secs_f64() * 1e3,
+        lock_held_ms = held.as_secs_f64() * 1e3,
+        "alerts derived in {:.1} ms, catalog read lock held {:.1} ms",
+        took.as_secs_f64() * 1e3,
+        held.as_secs_f64() * 1e3
+    );
 }
 
 /// Logs the alerts new this round (most severe first): each one, or a summary and the first
