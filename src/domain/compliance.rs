@@ -32,6 +32,17 @@ use super::model::{
 };
 use super::units::sum_units;
 
+mod spare;
+
+pub use spare::SpareIn;
+use spare::SpareMemo;
+
+#[cfg(test)]
+thread_local! {
+    /// How many times [`Catalog::spare`] ran on this thread: tests count the work a report does.
+    pub(super) static SPARE_CALLS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// The device timers of SPEC §4, each configurable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeviceTimers {
@@ -69,8 +80,8 @@ pub struct ComplianceLine {
     pub granted: u64,
     /// Devices out of compliance for the tag.
     pub devices_short: usize,
-    /// Other VAs of the account with spare units of this tag: (VA, spare units).
-    pub spare_in: Vec<(VaId, u64)>,
+    /// Other VAs of the account with spare units of this tag: (VA, spare units), most first.
+    pub spare_in: SpareIn,
 }
 
 impl ComplianceLine {
@@ -302,12 +313,15 @@ impl Catalog {
     }
 
     /// The compliance report of the given VAs; `only_short` keeps lines with a shortage.
+    /// Where spare units are is computed once per tag for the whole report (`spare.rs`), so
+    /// the cost does not grow with short lines × VAs.
     pub fn compliance(
         &self,
         vas: &[VaId],
         now: OffsetDateTime,
         only_short: bool,
     ) -> Vec<ComplianceLine> {
+        let mut spare = SpareMemo::default();
         let mut out = Vec::new();
         for &va in vas {
             for tag in self.tags_of(va) {
@@ -317,9 +331,9 @@ impl Catalog {
                     continue;
                 }
                 let spare_in = if requested > granted {
-                    self.spare_elsewhere(va, &tag, now)
+                    spare.elsewhere(self, va, &tag, now)
                 } else {
-                    Vec::new()
+                    SpareIn::default()
                 };
                 out.push(ComplianceLine {
                     va,
@@ -340,6 +354,8 @@ impl Catalog {
     /// allocation stopped early are not spare (taking them would deepen its shortage). O(1)
     /// unless the tag is export-controlled in the VA.
     pub fn spare(&self, va: VaId, tag: &str, now: OffsetDateTime) -> u64 {
+        #[cfg(test)]
+        SPARE_CALLS.with(|n| n.set(n.get() + 1));
         let purchased = self.available(va, tag, now);
         let claimed = match self.export_controlled(va, tag) {
             // Devices that may not use the tag claim nothing; `granted` counts reservations.
@@ -352,7 +368,8 @@ impl Catalog {
         purchased.saturating_sub(claimed)
     }
 
-    /// Other VAs of the same account holding spare units of `tag`, most first.
+    /// Other VAs of the same account holding spare units of `tag`, most first: for one
+    /// question (a reservation refused); a report asks [`SpareMemo`].
     pub(super) fn spare_elsewhere(
         &self,
         va: VaId,
