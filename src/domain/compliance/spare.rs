@@ -127,7 +127,8 @@ impl SpareMemo {
             return SpareIn::default();
         };
         if !self.by_tag.contains_key(tag) {
-            self.by_tag.insert(tag.to_owned(), c.spare_by_account(tag, now));
+            self.by_tag
+                .insert(tag.to_owned(), c.spare_by_account(tag, now));
         }
         SpareIn {
             all: self.by_tag[tag].get(&account).cloned().unwrap_or_default(),
