@@ -107,11 +107,14 @@ impl Iterator for IntoIter {
     }
 }
 
+/// Per account, its VAs with spare units of one tag, in [`SpareIn`]'s order.
+type ByAccount = HashMap<AccountId, Arc<[(VaId, u64)]>>;
+
 /// What one compliance report has learnt of spare units: per tag, each account's VAs with
 /// spare units, computed the first time a short line of that tag asks.
 #[derive(Default)]
 pub(in crate::domain) struct SpareMemo {
-    by_tag: HashMap<String, HashMap<AccountId, Arc<[(VaId, u64)]>>>,
+    by_tag: HashMap<String, ByAccount>,
 }
 
 impl SpareMemo {
@@ -140,11 +143,7 @@ impl SpareMemo {
 impl Catalog {
     /// Per account, its VAs with spare units of `tag`, most first, then by VA id: each VA's
     /// spare units computed once.
-    fn spare_by_account(
-        &self,
-        tag: &str,
-        now: OffsetDateTime,
-    ) -> HashMap<AccountId, Arc<[(VaId, u64)]>> {
+    fn spare_by_account(&self, tag: &str, now: OffsetDateTime) -> ByAccount {
         let mut lists: HashMap<AccountId, Vec<(VaId, u64)>> = HashMap::new();
         for v in self.vas_with_tag(tag) {
             let Some(account) = self.va(v).map(|x| x.account) else {
