@@ -260,24 +260,39 @@ impl Catalog {
     /// Units granted and units requested, by reservations and eligible devices, and the
     /// number of devices short, for one VA and tag. Reservations come first.
     pub fn granted(&self, va: VaId, tag: &str, now: OffsetDateTime) -> (u64, u64, usize) {
+        let (purchased, export) = self.stock_of(va, tag, now);
+        self.allocate(va, tag, purchased, export)
+    }
+
+    /// What the license entries of `tag` in `va` say at `now`, in one pass over them: the
+    /// units valid now ([`Catalog::available`]), and whether any entry is export-controlled
+    /// (`None`: no entry at all). A report asks this once per line, not once per question.
+    fn stock_of(&self, va: VaId, tag: &str, now: OffsetDateTime) -> (u64, Option<bool>) {
+        let mut export = None;
+        let valid = sum_units(self.licenses_of(va, tag).filter_map(|l| {
+            export = Some(export.unwrap_or(false) | l.export_controlled);
+            l.is_valid_at(now).then_some(l.quantity)
+        }));
+        (valid, export)
+    }
+
+    /// [`Catalog::granted`] given what [`Catalog::stock_of`] answered for the VA and tag.
+    fn allocate(
+        &self,
+        va: VaId,
+        tag: &str,
+        purchased: u64,
+        export: Option<bool>,
+    ) -> (u64, u64, usize) {
         let reserved = self.reserved(va, tag);
-        let purchased = if reserved > 0 {
-            self.available(va, tag, now)
-        } else {
-            0
-        };
         let held = reserved.min(purchased);
         let Some(pool) = self.pool_of(va, tag) else {
             return (held, reserved, 0);
         };
-        let Some(export) = self.export_controlled(va, tag) else {
+        let Some(export) = export else {
             return (0, reserved + pool.total, pool.users.len());
         };
-        let available = if reserved > 0 {
-            purchased - held
-        } else {
-            self.available(va, tag, now)
-        };
+        let available = purchased - held;
         if !export && pool.total <= available {
             return (held + pool.total, reserved + pool.total, 0);
         }
@@ -325,8 +340,9 @@ impl Catalog {
         let mut out = Vec::new();
         for &va in vas {
             for tag in self.tags_of(va) {
-                let purchased = self.available(va, &tag, now);
-                let (granted, requested, devices_short) = self.granted(va, &tag, now);
+                let (purchased, export) = self.stock_of(va, &tag, now);
+                let (granted, requested, devices_short) =
+                    self.allocate(va, &tag, purchased, export);
                 if only_short && requested <= granted {
                     continue;
                 }
@@ -356,10 +372,10 @@ impl Catalog {
     pub fn spare(&self, va: VaId, tag: &str, now: OffsetDateTime) -> u64 {
         #[cfg(test)]
         SPARE_CALLS.with(|n| n.set(n.get() + 1));
-        let purchased = self.available(va, tag, now);
-        let claimed = match self.export_controlled(va, tag) {
-            // Devices that may not use the tag claim nothing; `granted` counts reservations.
-            Some(true) => self.granted(va, tag, now).1,
+        let (purchased, export) = self.stock_of(va, tag, now);
+        let claimed = match export {
+            // Devices that may not use the tag claim nothing; `allocate` counts reservations.
+            Some(true) => self.allocate(va, tag, purchased, export).1,
             _ => self
                 .pool_of(va, tag)
                 .map_or(0, |p| p.total)
