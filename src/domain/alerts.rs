@@ -6,7 +6,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::access::Principal;
 use super::catalog::Catalog;
-use super::compliance::DeviceTimers;
+use super::compliance::{DeviceTimers, SpareIn};
 use super::ids::{AccountId, CiscoDeviceId, VaId};
 use super::model::LicenseKind;
 use super::tokens::TokenState;
@@ -40,8 +40,9 @@ pub struct Alert {
     /// The message, naming only the alert's own VA (or nothing of any VA); what depends on
     /// who reads it is kept structured below and rendered by [`Catalog::alert_message`].
     pub message: String,
-    /// For a shortage: the other VAs of the account with spare units of the tag, and how many.
-    pub spare_in: Vec<(VaId, u64)>,
+    /// For a shortage: the other VAs of the account with spare units of the tag, and how many,
+    /// most first (shared with the other alerts of the account and tag).
+    pub spare_in: SpareIn,
 }
 
 /// Inputs that do not live in the catalog.
@@ -95,7 +96,7 @@ impl Catalog {
                     },
                     account: None,
                     va: None,
-                    spare_in: Vec::new(),
+                    spare_in: SpareIn::default(),
                     message: format!("the {what} expires on {}", at.date()),
                 });
             }
@@ -107,7 +108,7 @@ impl Catalog {
                 severity: Severity::Warning,
                 account: None,
                 va: None,
-                spare_in: Vec::new(),
+                spare_in: SpareIn::default(),
                 message: problem.clone(),
             });
         }
@@ -128,7 +129,7 @@ impl Catalog {
                 severity: Severity::Warning,
                 account: Some(d.account),
                 va: Some(d.va),
-                spare_in: Vec::new(),
+                spare_in: SpareIn::default(),
                 message: format!(
                     "Cisco device `{}` ({}) cannot be polled: {reason}",
                     d.name, d.address
@@ -159,7 +160,7 @@ impl Catalog {
                 },
                 account: Some(l.account),
                 va: Some(l.va),
-                spare_in: Vec::new(),
+                spare_in: SpareIn::default(),
                 message: format!(
                     "{} x {} in {} expire on {} (within {threshold} days)",
                     l.quantity,
@@ -188,7 +189,6 @@ impl Catalog {
                 severity: Severity::Critical,
                 account,
                 va: Some(line.va),
-                spare_in: line.spare_in.clone(),
                 message: format!(
                     "{} is short of {} unit(s) of {} ({} device(s) out of compliance)",
                     self.va_path(line.va),
@@ -196,6 +196,7 @@ impl Catalog {
                     line.entitlement_tag,
                     line.devices_short
                 ),
+                spare_in: line.spare_in,
             });
         }
     }
@@ -245,7 +246,7 @@ impl Catalog {
                     severity,
                     account: self.va(va).map(|v| v.account),
                     va: Some(va),
-                    spare_in: Vec::new(),
+                    spare_in: SpareIn::default(),
                     message: format!("{n} device(s) in {} {what}", self.va_path(va)),
                 });
             }
@@ -261,7 +262,7 @@ impl Catalog {
                     severity: Severity::Info,
                     account: Some(t.account),
                     va: Some(t.va),
-                    spare_in: Vec::new(),
+                    spare_in: SpareIn::default(),
                     message: format!(
                         "registration token {} of {} expires on {}",
                         t.id,
@@ -280,15 +281,16 @@ impl Catalog {
         if a.kind != "insufficient_licenses" {
             return a.message.clone();
         }
-        let visible: Vec<&(VaId, u64)> = a
+        // Only the first VA the reader may see is named: the search stops there, so a list of a
+        // thousand VAs costs one check for a reader who sees them all.
+        let visible = a
             .spare_in
             .iter()
-            .filter(|(va, _)| self.va_access(p, *va).is_some())
-            .collect();
+            .find(|(va, _)| self.va_access(p, *va).is_some());
         let sees_account = a
             .account
             .is_some_and(|acc| self.account_access(p, acc).is_some());
-        let clause = match (visible.first(), sees_account) {
+        let clause = match (visible, sees_account) {
             (Some((va, n)), _) => format!(
                 "; {} has {n} spare: transfer with `satellite license transfer`",
                 self.va_path(*va)

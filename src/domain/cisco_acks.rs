@@ -584,7 +584,7 @@ impl Catalog {
                 severity: Severity::Warning,
                 account: Some(account),
                 va: Some(va),
-                spare_in: Vec::new(),
+                spare_in: Default::default(),
                 message: format!(
                     "device {pid}:{serial} in {} has {waiting} RUM reports waiting for Cisco's \
                      ACK since {} (more than {days} days): export them with `satellite cisco \

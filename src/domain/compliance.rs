@@ -32,6 +32,17 @@ use super::model::{
 };
 use super::units::sum_units;
 
+mod spare;
+
+pub use spare::SpareIn;
+use spare::SpareMemo;
+
+#[cfg(test)]
+thread_local! {
+    /// How many times [`Catalog::spare`] ran on this thread: tests count the work a report does.
+    pub(super) static SPARE_CALLS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// The device timers of SPEC §4, each configurable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeviceTimers {
@@ -69,8 +80,8 @@ pub struct ComplianceLine {
     pub granted: u64,
     /// Devices out of compliance for the tag.
     pub devices_short: usize,
-    /// Other VAs of the account with spare units of this tag: (VA, spare units).
-    pub spare_in: Vec<(VaId, u64)>,
+    /// Other VAs of the account with spare units of this tag: (VA, spare units), most first.
+    pub spare_in: SpareIn,
 }
 
 impl ComplianceLine {
@@ -249,24 +260,39 @@ impl Catalog {
     /// Units granted and units requested, by reservations and eligible devices, and the
     /// number of devices short, for one VA and tag. Reservations come first.
     pub fn granted(&self, va: VaId, tag: &str, now: OffsetDateTime) -> (u64, u64, usize) {
+        let (purchased, export) = self.stock_of(va, tag, now);
+        self.allocate(va, tag, purchased, export)
+    }
+
+    /// What the license entries of `tag` in `va` say at `now`, in one pass over them: the
+    /// units valid now ([`Catalog::available`]), and whether any entry is export-controlled
+    /// (`None`: no entry at all). A report asks this once per line, not once per question.
+    fn stock_of(&self, va: VaId, tag: &str, now: OffsetDateTime) -> (u64, Option<bool>) {
+        let mut export = None;
+        let valid = sum_units(self.licenses_of(va, tag).filter_map(|l| {
+            export = Some(export.unwrap_or(false) | l.export_controlled);
+            l.is_valid_at(now).then_some(l.quantity)
+        }));
+        (valid, export)
+    }
+
+    /// [`Catalog::granted`] given what [`Catalog::stock_of`] answered for the VA and tag.
+    fn allocate(
+        &self,
+        va: VaId,
+        tag: &str,
+        purchased: u64,
+        export: Option<bool>,
+    ) -> (u64, u64, usize) {
         let reserved = self.reserved(va, tag);
-        let purchased = if reserved > 0 {
-            self.available(va, tag, now)
-        } else {
-            0
-        };
         let held = reserved.min(purchased);
         let Some(pool) = self.pool_of(va, tag) else {
             return (held, reserved, 0);
         };
-        let Some(export) = self.export_controlled(va, tag) else {
+        let Some(export) = export else {
             return (0, reserved + pool.total, pool.users.len());
         };
-        let available = if reserved > 0 {
-            purchased - held
-        } else {
-            self.available(va, tag, now)
-        };
+        let available = purchased - held;
         if !export && pool.total <= available {
             return (held + pool.total, reserved + pool.total, 0);
         }
@@ -302,24 +328,28 @@ impl Catalog {
     }
 
     /// The compliance report of the given VAs; `only_short` keeps lines with a shortage.
+    /// Where spare units are is computed once per tag for the whole report (`spare.rs`), so
+    /// the cost does not grow with short lines × VAs.
     pub fn compliance(
         &self,
         vas: &[VaId],
         now: OffsetDateTime,
         only_short: bool,
     ) -> Vec<ComplianceLine> {
+        let mut spare = SpareMemo::default();
         let mut out = Vec::new();
         for &va in vas {
             for tag in self.tags_of(va) {
-                let purchased = self.available(va, &tag, now);
-                let (granted, requested, devices_short) = self.granted(va, &tag, now);
+                let (purchased, export) = self.stock_of(va, &tag, now);
+                let (granted, requested, devices_short) =
+                    self.allocate(va, &tag, purchased, export);
                 if only_short && requested <= granted {
                     continue;
                 }
                 let spare_in = if requested > granted {
-                    self.spare_elsewhere(va, &tag, now)
+                    spare.elsewhere(self, va, &tag, now)
                 } else {
-                    Vec::new()
+                    SpareIn::default()
                 };
                 out.push(ComplianceLine {
                     va,
@@ -340,10 +370,12 @@ impl Catalog {
     /// allocation stopped early are not spare (taking them would deepen its shortage). O(1)
     /// unless the tag is export-controlled in the VA.
     pub fn spare(&self, va: VaId, tag: &str, now: OffsetDateTime) -> u64 {
-        let purchased = self.available(va, tag, now);
-        let claimed = match self.export_controlled(va, tag) {
-            // Devices that may not use the tag claim nothing; `granted` counts reservations.
-            Some(true) => self.granted(va, tag, now).1,
+        #[cfg(test)]
+        SPARE_CALLS.with(|n| n.set(n.get() + 1));
+        let (purchased, export) = self.stock_of(va, tag, now);
+        let claimed = match export {
+            // Devices that may not use the tag claim nothing; `allocate` counts reservations.
+            Some(true) => self.allocate(va, tag, purchased, export).1,
             _ => self
                 .pool_of(va, tag)
                 .map_or(0, |p| p.total)
@@ -352,7 +384,8 @@ impl Catalog {
         purchased.saturating_sub(claimed)
     }
 
-    /// Other VAs of the same account holding spare units of `tag`, most first.
+    /// Other VAs of the same account holding spare units of `tag`, most first: for one
+    /// question (a reservation refused); a report asks [`SpareMemo`].
     pub(super) fn spare_elsewhere(
         &self,
         va: VaId,

@@ -57,7 +57,7 @@ pub use cisco_devices::{
     CiscoDeviceSpec, MAX_DEVICE_CA_BYTES, MAX_DEVICE_NAME, MAX_DEVICE_USER, check_address,
     trust_kind,
 };
-pub use compliance::{ComplianceLine, DeviceTimers};
+pub use compliance::{ComplianceLine, DeviceTimers, SpareIn};
 pub use devices::{DeviceError, IssuedIdentity, Registration, UsageOutcome};
 pub use error::DomainError;
 pub use events::{EventFilter, NewEvent};

@@ -11,14 +11,15 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tracing::warn;
+use time::OffsetDateTime;
+use tracing::{debug, warn};
 
 use crate::app::App;
 use crate::config::AlertsSettings;
-use crate::domain::{Alert, AlertInputs};
+use crate::domain::{Alert, AlertInputs, DeviceTimers, Principal};
 
 /// Where the counts of holding alerts go after every round: the `satellite_alerts` metric
 /// (implemented by `server::metrics::Metrics`, so this module does not import the server).
@@ -82,33 +83,31 @@ impl AlertsWorker {
         self
     }
 
-    /// The alerts that hold now.
-    pub fn current(&self) -> Vec<Alert> {
-        let now = self.app.now();
-        let timers = self.app.timers();
+    /// The alerts that hold now. Deriving them reads the whole catalog (the compliance of
+    /// every VA with devices: a tenth of a second or more at a thousand VAs), and even the time
+    /// and the sync and Cisco inputs take the catalog's lock, which waits behind any writer. So
+    /// all of it runs on a blocking thread: the runtime's workers go on serving meanwhile.
+    pub async fn current(&self) -> Result<Vec<Alert>, String> {
+        let app = self.app.clone();
         let mut inputs = self.inputs.clone();
-        if let Some(sync) = &self.sync {
-            inputs.sync_problem = sync.problem(now);
-        }
-        if let Some(cisco) = &self.cisco {
-            inputs.cisco_unreachable = cisco.unreachable_devices();
-        }
-        // The log and the webhook are the satellite's own channels: messages in full.
-        let system = crate::domain::Principal::system("satellite");
-        self.app.read(|c| {
-            c.alerts(now, &timers, &inputs)
-                .into_iter()
-                .map(|mut a| {
-                    a.message = c.alert_message(&a, &system);
-                    a
-                })
-                .collect()
+        let (sync, cisco) = (self.sync.clone(), self.cisco.clone());
+        tokio::task::spawn_blocking(move || {
+            let now = app.now();
+            if let Some(sync) = &sync {
+                inputs.sync_problem = sync.problem(now);
+            }
+            if let Some(cisco) = &cisco {
+                inputs.cisco_unreachable = cisco.unreachable_devices();
+            }
+            derive(&app, now, &app.timers(), &inputs)
         })
+        .await
+        .map_err(|e| format!("deriving the alerts failed: {e}; retrying next round"))
     }
 
     /// One round: returns (alerts holding, newly delivered to the webhook).
     pub async fn round(&mut self) -> Result<(usize, usize), String> {
-        let alerts = self.current();
+        let alerts = self.current().await?;
         let keys: HashSet<String> = alerts.iter().map(|a| a.key.clone()).collect();
         self.sent.retain(|k| keys.contains(k));
         self.logged.retain(|k| keys.contains(k));
@@ -165,6 +164,45 @@ impl AlertsWorker {
         }
         Ok((alerts.len(), n))
     }
+}
+
+/// The alerts that hold at `now`, with messages in full: the log and the webhook are the
+/// satellite's own channels. Blocking: holds the catalog's read lock while it derives them.
+fn derive(
+    app: &App,
+    now: OffsetDateTime,
+    timers: &DeviceTimers,
+    inputs: &AlertInputs,
+) -> Vec<Alert> {
+    let system = Principal::system("satellite");
+    let started = Instant::now();
+    let (alerts, held) = app.read(|c| {
+        let locked = Instant::now();
+        let alerts: Vec<Alert> = c
+            .alerts(now, timers, inputs)
+            .into_iter()
+            .map(|mut a| {
+                a.message = c.alert_message(&a, &system);
+                a
+            })
+            .collect();
+        (alerts, locked.elapsed())
+    });
+    log_derived(alerts.len(), started.elapsed(), held);
+    alerts
+}
+
+/// Logs at debug level how long deriving the alerts took, and how much of it held the catalog's
+/// read lock (during which every write waits).
+fn log_derived(alerts: usize, took: Duration, held: Duration) {
+    debug!(
+        alerts,
+        took_ms = took.as_secs_f64() * 1e3,
+        lock_held_ms = held.as_secs_f64() * 1e3,
+        "alerts derived in {:.1} ms, catalog read lock held {:.1} ms",
+        took.as_secs_f64() * 1e3,
+        held.as_secs_f64() * 1e3
+    );
 }
 
 /// Logs the alerts new this round (most severe first): each one, or a summary and the first
@@ -354,5 +392,55 @@ mod tests {
         clock.advance(time::Duration::days(10));
         assert_eq!(worker.round().await.unwrap(), (0, 0));
         assert_eq!(published().as_deref(), Some("0"));
+    }
+
+    /// Deriving the alerts runs off the async runtime: while it waits for the catalog (here
+    /// held by a writer), another task of the same single-threaded runtime still runs.
+    #[tokio::test]
+    async fn deriving_the_alerts_leaves_the_runtime_free() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::mpsc;
+
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(datetime!(2026-06-01 0:00 UTC)));
+        let app = App::open(dir.path(), clock, DeviceTimers::default()).unwrap();
+        let settings = Arc::new(RwLock::new(AlertsSettings {
+            interval: Duration::from_secs(60),
+            webhook: None,
+        }));
+        let mut worker = AlertsWorker::new(app.clone(), AlertInputs::default(), settings);
+
+        // A writer on a thread of its own holds the catalog until a task of this runtime lets
+        // it go; should that task never run, it gives up after 10 s and says so.
+        let (held_tx, held_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let released = Arc::new(AtomicBool::new(false));
+        let writer = std::thread::spawn({
+            let released = released.clone();
+            move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                rt.block_on(app.change("test", |_, _| {
+                    held_tx.send(()).unwrap();
+                    let let_go = release_rx.recv_timeout(Duration::from_secs(10)).is_ok();
+                    released.store(let_go, Ordering::SeqCst);
+                    Err::<(crate::domain::Change, ()), _>(crate::domain::DomainError::Refused(
+                        "nothing to change".into(),
+                    ))
+                }))
+            }
+        });
+        held_rx.recv().unwrap();
+
+        let (round, ()) = tokio::join!(worker.round(), async {
+            let _ = release_tx.send(());
+        });
+        assert_eq!(round.unwrap(), (0, 0));
+        assert!(writer.join().unwrap().is_err());
+        assert!(
+            released.load(Ordering::SeqCst),
+            "the runtime was blocked while the alerts waited for the catalog"
+        );
     }
 }

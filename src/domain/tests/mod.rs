@@ -6,6 +6,7 @@ mod access;
 mod accounts;
 mod cisco_acks;
 mod cisco_devices;
+mod compliance;
 mod device_search;
 mod devices;
 mod events;
