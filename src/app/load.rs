@@ -15,10 +15,12 @@ use tracing::{debug, info, warn};
 use super::App;
 use crate::domain::ProductInstance;
 use crate::domain::{Catalog, CatalogLoad, PreparedInstance, Preparer, Record};
-use crate::store::{self, SnapshotError, SnapshotReader, Store, StoreError, tables};
+use crate::store::{self, Block, SnapshotError, SnapshotReader, Store, StoreError, tables};
 
 /// Records per batch sent from a producer to the indexing thread.
 const BATCH: usize = 4096;
+/// Devices per batch sent from a snapshot's decoding thread.
+const DEVICE_BATCH: usize = 1024;
 
 /// What a producer thread sends to the indexing thread.
 enum Batch {
@@ -49,8 +51,11 @@ pub(super) fn catalog(store: &Store) -> (Catalog, Vec<String>, bool) {
             Err(e) => warn!(cause = %e, "the snapshot is not used; reading the whole store"),
         }
     }
-    let (catalog, unreadable) = gather(vec![Box::new(|tx, prep| Ok(scan(store, None, tx, prep)))])
-        .expect("a scan of the store reports unreadable records, never an error");
+    let (catalog, unreadable) = gather(
+        0,
+        vec![Box::new(|tx, prep| Ok(scan(store, None, tx, prep)))],
+    )
+    .expect("a scan of the store reports unreadable records, never an error");
     store.discard_snapshot();
     (catalog, unreadable, false)
 }
@@ -62,28 +67,46 @@ fn from_snapshot(
     reader: SnapshotReader,
 ) -> Result<(Catalog, Vec<String>), SnapshotError> {
     let path = reader.path().to_owned();
+    // Tables sized for the announced count, but never beyond what the file's size allows for
+    // records of the size devices have (over 256 bytes encoded): a wrong header costs little.
+    let expected = reader.expected().min(reader.bytes() / 256);
+    let expected = usize::try_from(expected).unwrap_or(0);
     let reader = Mutex::new(reader);
     let blocks = |tx: &SyncSender<Batch>, prep: &Preparer| -> Result<(), SnapshotError> {
+        let mut block = Block::default();
         loop {
-            let block = reader
+            let more = reader
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .next_block()?;
-            let Some(block) = block else { return Ok(()) };
-            let devices = block.decode::<ProductInstance>(&path)?;
-            let devices = devices.into_iter().map(|i| prep.prepare(i)).collect();
-            // The receiver lives until every producer has returned.
+                .next_block(&mut block)?;
+            if !more {
+                return Ok(());
+            }
+            // Small batches: large buffers freed on another thread make the allocator
+            // consolidate its free lists over and over.
+            let mut devices = Vec::with_capacity(DEVICE_BATCH);
+            block.decode::<ProductInstance>(&path, |i| {
+                devices.push(prep.prepare(i));
+                if devices.len() == DEVICE_BATCH {
+                    let full = std::mem::replace(&mut devices, Vec::with_capacity(DEVICE_BATCH));
+                    // The receiver lives until every producer has returned.
+                    let _ = tx.send(Batch::Devices(full));
+                }
+            })?;
             let _ = tx.send(Batch::Devices(devices));
         }
     };
     let devices_table = <ProductInstance as store::Record>::TABLE;
-    gather(vec![
-        Box::new(|tx, prep| {
-            let unreadable = scan(store, Some(devices_table), tx, prep);
-            blocks(tx, prep).map(|()| unreadable)
-        }),
-        Box::new(|tx, prep| blocks(tx, prep).map(|()| Vec::new())),
-    ])
+    gather(
+        expected,
+        vec![
+            Box::new(|tx, prep| {
+                let unreadable = scan(store, Some(devices_table), tx, prep);
+                blocks(tx, prep).map(|()| unreadable)
+            }),
+            Box::new(|tx, prep| blocks(tx, prep).map(|()| Vec::new())),
+        ],
+    )
 }
 
 /// Scans every table but `skip`, sending batches (devices prepared).
@@ -108,9 +131,13 @@ fn scan(store: &Store, skip: Option<&str>, tx: &SyncSender<Batch>, prep: &Prepar
 
 /// Runs the producers on their own threads and indexes what they send on this one. The first
 /// producer error is the answer (the partly loaded catalog is dropped).
-fn gather(producers: Vec<Producer<'_>>) -> Result<(Catalog, Vec<String>), SnapshotError> {
-    let (tx, rx) = sync_channel::<Batch>(8);
+fn gather(
+    devices: usize,
+    producers: Vec<Producer<'_>>,
+) -> Result<(Catalog, Vec<String>), SnapshotError> {
+    let (tx, rx) = sync_channel::<Batch>(32);
     let mut load = CatalogLoad::new();
+    load.reserve_devices(devices);
     let preparer = load.preparer();
     std::thread::scope(|scope| {
         let handles: Vec<_> = producers

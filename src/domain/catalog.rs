@@ -214,6 +214,11 @@ impl CatalogLoad {
         self.catalog.fleet.preparer()
     }
 
+    /// Makes room for `devices` more devices, when the source says how many it holds.
+    pub fn reserve_devices(&mut self, devices: usize) {
+        self.catalog.fleet.reserve(devices, &mut self.staged);
+    }
+
     /// Adds a stored device prepared by this load's [`CatalogLoad::preparer`].
     pub fn add_prepared(&mut self, device: PreparedInstance) {
         self.catalog.fleet.stage(device, &mut self.staged)
@@ -501,7 +506,7 @@ impl Catalog {
         self.fleet.pools.get(&va)?.get(tag)
     }
 
-    pub fn instances(&self) -> impl Iterator<Item = &ProductInstance> {
+    pub fn instances(&self) -> impl ExactSizeIterator<Item = &ProductInstance> {
         self.fleet.instances.values().map(|b| &**b)
     }
 

@@ -16,7 +16,8 @@
 //! A snapshot whose nonce, table, checksums or record count do not match is ignored.
 //!
 //! **Layout** (integers little-endian): the header `SATSNAP1`, the format (`u32`, 1), the nonce
-//! (16 bytes), the table name (`u16` length and bytes); then blocks, each `u32` record count
+//! (16 bytes), the table name (`u16` length and bytes), the number of records (`u64`, so a
+//! reader can size its tables); then blocks, each `u32` record count
 //! (never 0), `u32` byte length, the records (each `u32` length and the record's stored bytes:
 //! format byte and body, as in the table), and the CRC-32 of the block's bytes; then the end:
 //! a `u32` 0 and the total record count as `u64`.
@@ -61,7 +62,7 @@ pub enum SnapshotError {
 pub(crate) fn write<'a, R: Record + 'a>(
     path: &Path,
     nonce: &Nonce,
-    records: impl Iterator<Item = &'a R>,
+    records: impl ExactSizeIterator<Item = &'a R>,
 ) -> Result<u64, WriteError> {
     let mut file = NewFile::create(path, 0o600)?;
     let mut head = Vec::with_capacity(64);
@@ -70,6 +71,7 @@ pub(crate) fn write<'a, R: Record + 'a>(
     head.extend_from_slice(nonce);
     head.extend_from_slice(&(R::TABLE.len() as u16).to_le_bytes());
     head.extend_from_slice(R::TABLE.as_bytes());
+    head.extend_from_slice(&(records.len() as u64).to_le_bytes());
     file.write_all(&head)?;
     let (mut size, mut total) = (head.len() as u64, 0u64);
     let mut block = Vec::with_capacity(1 << 20);
@@ -105,13 +107,19 @@ pub struct SnapshotReader {
     file: BufReader<File>,
     path: PathBuf,
     table: &'static str,
+    /// The number of records the header announces (checked against the end).
+    expected: u64,
+    /// The file's size.
+    bytes: u64,
     /// Records in the blocks handed out so far.
     seen: u64,
     ended: bool,
 }
 
-/// One block of stored records, checked against its CRC, not yet decoded.
-#[derive(Debug)]
+/// One block of stored records, checked against its CRC, not yet decoded. A reading thread
+/// keeps one and has each block read into it: blocks are megabytes, and allocating and freeing
+/// one per block costs the allocator more than decoding does.
+#[derive(Debug, Default)]
 pub struct Block {
     count: u32,
     bytes: Vec<u8>,
@@ -142,10 +150,24 @@ impl SnapshotReader {
         if name != R::TABLE.as_bytes() {
             return Err(mismatch("it holds another table"));
         }
+        let mut expected = [0u8; 8];
+        file.read_exact(&mut expected).map_err(read)?;
+        let expected = u64::from_le_bytes(expected);
+        // Every record takes at least its 4-byte length and its format byte: a header that
+        // announces more than the file can hold is damage (and must not size any table).
+        let len = file.get_ref().metadata().map_err(read)?.len();
+        if expected > len / 5 {
+            return Err(SnapshotError::Damaged {
+                path: path.to_owned(),
+                what: format!("its header announces {expected} records in {len} bytes"),
+            });
+        }
         Ok(SnapshotReader {
             file,
             path: path.to_owned(),
             table: R::TABLE,
+            expected,
+            bytes: len,
             seen: 0,
             ended: false,
         })
@@ -161,18 +183,28 @@ impl SnapshotReader {
     /// The next block, `None` after the end (whose record count has then been checked). After
     /// an error the reader hands out nothing more: the caller that got the error reports it,
     /// and another thread sharing the reader is not told about a misleading end.
-    pub fn next_block(&mut self) -> Result<Option<Block>, SnapshotError> {
+    pub fn next_block(&mut self, into: &mut Block) -> Result<bool, SnapshotError> {
         if self.ended {
-            return Ok(None);
+            return Ok(false);
         }
-        let block = self.read_block();
-        if block.is_err() {
+        let read = self.read_block(into);
+        if read.is_err() {
             self.ended = true;
         }
-        block
+        read
     }
 
-    fn read_block(&mut self) -> Result<Option<Block>, SnapshotError> {
+    /// The number of records the snapshot says it holds (for sizing; the end checks it).
+    pub fn expected(&self) -> u64 {
+        self.expected
+    }
+
+    /// The file's size in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    fn read_block(&mut self, into: &mut Block) -> Result<bool, SnapshotError> {
         let path = self.path.clone();
         let truncated = move |e: io::Error| match e.kind() {
             io::ErrorKind::UnexpectedEof => SnapshotError::Damaged {
@@ -191,27 +223,29 @@ impl SnapshotReader {
             let mut high = [0u8; 4];
             self.file.read_exact(&mut high).map_err(truncated.clone())?;
             let total = u64::from(low) | u64::from(u32::from_le_bytes(high)) << 32;
-            if total != self.seen {
+            if total != self.seen || total != self.expected {
                 return Err(self.damaged(format!(
-                    "its end says {total} records, its blocks hold {}",
-                    self.seen
+                    "its end says {total} records, its header {}, its blocks hold {}",
+                    self.expected, self.seen
                 )));
             }
             self.ended = true;
-            return Ok(None);
+            return Ok(false);
         }
         let len = u32::from_le_bytes(frame[4..].try_into().expect("4 bytes"));
         if len > MAX_BLOCK_BYTES {
             return Err(self.damaged(format!("a block claims {len} bytes")));
         }
-        let mut bytes = vec![0u8; len as usize + 4];
-        self.file.read_exact(&mut bytes).map_err(truncated)?;
-        let crc = bytes.split_off(len as usize);
-        if crc32fast::hash(&bytes).to_le_bytes()[..] != crc[..] {
+        into.bytes.resize(len as usize + 4, 0);
+        self.file.read_exact(&mut into.bytes).map_err(truncated)?;
+        let (bytes, crc) = into.bytes.split_at(len as usize);
+        if crc32fast::hash(bytes).to_le_bytes()[..] != crc[..] {
             return Err(self.damaged("a block's checksum does not match"));
         }
+        into.bytes.truncate(len as usize);
+        into.count = count;
         self.seen += u64::from(count);
-        Ok(Some(Block { count, bytes }))
+        Ok(true)
     }
 
     /// Where the snapshot is, for messages.
@@ -226,33 +260,35 @@ impl SnapshotReader {
 }
 
 impl Block {
-    /// Decodes the block's records (upgrading older record formats as a scan would).
-    pub fn decode<R: Record>(&self, path: &Path) -> Result<Vec<R>, SnapshotError> {
-        let damaged = || SnapshotError::Damaged {
+    /// Decodes the block's records one by one (upgrading older record formats as a scan
+    /// would) and hands each to `each`.
+    pub fn decode<R: Record>(
+        &self,
+        path: &Path,
+        mut each: impl FnMut(R),
+    ) -> Result<(), SnapshotError> {
+        let damaged = |what: &str| SnapshotError::Damaged {
             path: path.to_owned(),
-            what: "a record runs past its block".into(),
+            what: what.into(),
         };
-        let mut out = Vec::with_capacity(self.count as usize);
         let mut rest = &self.bytes[..];
         for _ in 0..self.count {
-            let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(damaged)?;
+            let past = || damaged("a record runs past its block");
+            let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(past)?;
             let len = u32::from_le_bytes(*len) as usize;
-            let (record, tail) = tail.split_at_checked(len).ok_or_else(damaged)?;
-            out.push(codec::decode(R::TABLE, &[], record).map_err(|source| {
-                SnapshotError::Record {
+            let (record, tail) = tail.split_at_checked(len).ok_or_else(past)?;
+            each(
+                codec::decode(R::TABLE, &[], record).map_err(|source| SnapshotError::Record {
                     path: path.to_owned(),
                     source,
-                }
-            })?);
+                })?,
+            );
             rest = tail;
         }
         if !rest.is_empty() {
-            return Err(SnapshotError::Damaged {
-                path: path.to_owned(),
-                what: "a block holds more than its records".into(),
-            });
+            return Err(damaged("a block holds more than its records"));
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -312,7 +348,7 @@ impl super::Store {
     pub fn write_snapshot<'a, R: Record + 'a>(
         &self,
         nonce: Nonce,
-        records: impl Iterator<Item = &'a R>,
+        records: impl ExactSizeIterator<Item = &'a R>,
     ) -> Result<u64, super::StoreError> {
         let sync = |group: &super::GroupCommit| {
             group

@@ -65,6 +65,18 @@ impl Preparer {
 }
 
 impl Fleet {
+    /// Makes room for `n` more devices in the hash tables and the staged entries: growing them
+    /// by doubling would copy each several times.
+    pub fn reserve(&mut self, n: usize, staged: &mut Staged) {
+        self.instances.reserve(n);
+        self.instances_by_udi.reserve(n);
+        staged.by_va.reserve(n);
+        staged.by_serial_text.reserve(n);
+        staged.by_hostname.reserve(n);
+        staged.by_contact.reserve(n);
+        staged.pools.reserve(n * 2);
+    }
+
     pub fn preparer(&self) -> Preparer {
         Preparer {
             udi_hasher: self.udi_hasher.clone(),
