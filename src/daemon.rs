@@ -114,7 +114,10 @@ pub async fn run(
     prepare_data_dir(&data_dir)?;
     info!(path = %data_dir.display(), "opening the store");
     let timers = device_timers(&settings.timers);
-    let app = App::open(&data_dir.join("store"), clock.clone(), timers).map_err(|e| match e {
+    let app = crate::systemd::extending_timeout("loading the catalog", || {
+        App::open(&data_dir.join("store"), clock.clone(), timers)
+    })
+    .map_err(|e| match e {
         StoreError::Locked { pid, .. } => already_serving(&data_dir, pid),
         other => anyhow::Error::from(other),
     })?;
@@ -173,7 +176,12 @@ async fn write_snapshot(app: &App) {
         "writing the snapshot of the devices for the next start"
     );
     let writer = app.clone();
-    match tokio::task::spawn_blocking(move || writer.write_snapshot()).await {
+    let write = move || {
+        crate::systemd::extending_timeout("writing the snapshot of the devices", || {
+            writer.write_snapshot()
+        })
+    };
+    match tokio::task::spawn_blocking(write).await {
         Ok(Ok(bytes)) => info!(
             bytes,
             ms = started.elapsed().as_millis() as u64,

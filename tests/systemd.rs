@@ -76,11 +76,19 @@ fn notify_protocol_ready_reloading_watchdog_stopping() {
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let mut lines = stdout.lines();
 
-    // READY=1 comes only once the listeners are bound: after `ready` is printed.
+    // Loading the catalog asks for more time at once; READY=1 comes only once the listeners
+    // are bound: after `ready` is printed.
     let first = next(&sock);
     assert!(
-        first.contains("READY=1"),
-        "first notification is READY, got {first:?}"
+        first.contains("EXTEND_TIMEOUT_USEC=15000000") && first.contains("STATUS=loading"),
+        "the first notification extends the start-up timeout, got {first:?}"
+    );
+    let before_ready = until(&sock, "READY=1");
+    assert!(
+        before_ready
+            .iter()
+            .all(|m| m.contains("READY=1") || m.contains("EXTEND_TIMEOUT_USEC")),
+        "{before_ready:?}"
     );
     let printed: Vec<String> = lines
         .by_ref()
@@ -114,6 +122,8 @@ fn notify_protocol_ready_reloading_watchdog_stopping() {
 
     signal(child.id(), "-TERM");
     until(&sock, "STOPPING=1");
+    // Writing the snapshot of the devices asks for more time too.
+    until(&sock, "STATUS=writing the snapshot");
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }
