@@ -14,6 +14,8 @@ use crate::domain::ids::{AccountId, InstanceId, VaId};
 use crate::domain::model::{ProductInstance, RevokedCertificate, RumRecord, Tag, Udi};
 
 mod load;
+#[cfg(test)]
+mod tests;
 pub(in crate::domain) use load::Staged;
 
 /// The key of a contact time in [`Fleet::by_contact`].
@@ -42,13 +44,6 @@ pub struct Pool {
     pub(in crate::domain) total: u64,
 }
 
-/// The devices whose (account, UDI) hash to one value: almost always one.
-#[derive(Clone, Debug)]
-pub(in crate::domain) enum UdiSlot {
-    One(InstanceId),
-    Many(Vec<InstanceId>),
-}
-
 /// The devices and their indexes. Read by the other domain files; changed only here.
 #[derive(Clone, Debug, Default)]
 pub(in crate::domain) struct Fleet {
@@ -56,8 +51,13 @@ pub(in crate::domain) struct Fleet {
     /// devices inline records would occupy two million ~470-byte slots.
     pub instances: IdMap<InstanceId, Box<ProductInstance>>,
     /// Devices by (account, UDI), keyed by a hash of both so the index holds no copies of
-    /// the UDI strings; a collision keeps several ids, told apart by their records.
-    pub instances_by_udi: IdMap<u64, UdiSlot>,
+    /// the UDI strings: the first device of each hash, a slot of 24 bytes. Read through
+    /// [`Fleet::udi_ids`].
+    pub instances_by_udi: IdMap<u64, InstanceId>,
+    /// The other devices whose hash is already in `instances_by_udi` (a 64-bit collision,
+    /// practically never), told apart by their records. Kept apart so that every slot of the
+    /// main table stays small: a slot able to hold several ids took 40 bytes.
+    pub udi_collisions: IdMap<u64, Vec<InstanceId>>,
     pub udi_hasher: std::hash::RandomState,
     pub instances_by_serial: HashMap<String, InstanceId>,
     pub instances_by_va: IdMap<VaId, BTreeSet<InstanceId>>,
@@ -169,22 +169,50 @@ impl Fleet {
     /// Indexes a device by (account, UDI).
     fn index_udi(&mut self, i: &ProductInstance) {
         let key = self.udi_key(i.account, &i.udi);
+        self.add_udi(key, i.id);
+    }
+
+    /// The devices whose (account, UDI) hash to `key`: almost always at most one.
+    pub fn udi_ids(&self, key: u64) -> impl Iterator<Item = InstanceId> + '_ {
+        let more = self.udi_collisions.get(&key).into_iter().flatten();
+        self.instances_by_udi.get(&key).into_iter().chain(more).copied()
+    }
+
+    fn add_udi(&mut self, key: u64, id: InstanceId) {
         match self.instances_by_udi.entry(key) {
             Entry::Vacant(e) => {
-                e.insert(UdiSlot::One(i.id));
+                e.insert(id);
             }
-            Entry::Occupied(mut e) => match e.get_mut() {
-                UdiSlot::One(other) if *other == i.id => {}
-                UdiSlot::One(other) => {
-                    let other = *other;
-                    e.insert(UdiSlot::Many(vec![other, i.id]));
+            Entry::Occupied(e) if *e.get() == id => {}
+            Entry::Occupied(_) => {
+                let more = self.udi_collisions.entry(key).or_default();
+                if !more.contains(&id) {
+                    more.push(id);
                 }
-                UdiSlot::Many(ids) => {
-                    if !ids.contains(&i.id) {
-                        ids.push(i.id);
+            }
+        }
+    }
+
+    /// Removes `id` from the devices of `key`; a colliding device takes the main slot.
+    fn remove_udi(&mut self, key: u64, id: InstanceId) {
+        if self.instances_by_udi.get(&key) == Some(&id) {
+            match self.udi_collisions.get_mut(&key) {
+                Some(more) => {
+                    let next = more.remove(0);
+                    if more.is_empty() {
+                        self.udi_collisions.remove(&key);
                     }
+                    self.instances_by_udi.insert(key, next);
                 }
-            },
+                None => {
+                    self.instances_by_udi.remove(&key);
+                }
+            }
+        } else if let Some(more) = self.udi_collisions.get_mut(&key) {
+            more.retain(|x| *x != id);
+            if more.is_empty() {
+                self.udi_collisions.remove(&key);
+            }
         }
     }
 
@@ -193,20 +221,7 @@ impl Fleet {
             return;
         };
         let key = self.udi_key(i.account, &i.udi);
-        if let Entry::Occupied(mut e) = self.instances_by_udi.entry(key) {
-            match e.get_mut() {
-                UdiSlot::One(other) if *other == id => {
-                    e.remove();
-                }
-                UdiSlot::One(_) => {}
-                UdiSlot::Many(ids) => {
-                    ids.retain(|x| *x != id);
-                    if let [only] = ids[..] {
-                        e.insert(UdiSlot::One(only));
-                    }
-                }
-            }
-        }
+        self.remove_udi(key, id);
         if let Some(serial) = &i.cert_serial {
             self.instances_by_serial.remove(serial);
         }
