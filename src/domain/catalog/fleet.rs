@@ -11,7 +11,9 @@ use time::OffsetDateTime;
 use super::{IdMap, Removable, Stored};
 use crate::domain::catalog::Catalog;
 use crate::domain::ids::{AccountId, InstanceId, VaId};
-use crate::domain::model::{ProductInstance, RevokedCertificate, RumRecord, Tag, Udi};
+use crate::domain::model::{
+    ProductInstance, RevokedCertificate, RumRecord, Tag, Text, Udi, intern,
+};
 
 mod load;
 #[cfg(test)]
@@ -76,6 +78,9 @@ pub(in crate::domain) struct Fleet {
     pub tags_in_use: IdMap<VaId, BTreeSet<Tag>>,
     /// Every entitlement tag a device uses, shared by all of them.
     pub tag_names: HashSet<Tag>,
+    /// Every product name and software version of a device, shared the same way: at a
+    /// million devices, two allocations of 32 bytes less per device.
+    pub texts: HashSet<Text>,
     /// Devices whose latest report had a skewed clock.
     pub skewed: BTreeSet<InstanceId>,
     /// The registration order the next device gets.
@@ -91,18 +96,30 @@ impl Fleet {
         self.udi_hasher.hash_one((account, udi))
     }
 
-    /// Makes a device share the catalog's copy of each of its entitlement tags.
-    fn intern_tags(&mut self, i: &mut ProductInstance) {
+    /// Makes a device share the catalog's copy of each of its entitlement tags, of its product
+    /// name and of its version. A device already here that keeps its product and version (a
+    /// report) takes its former copies back, without a lookup.
+    fn share_texts(&mut self, i: &mut ProductInstance) {
+        let old = self.instances.get(&i.id);
+        for (text, before) in [
+            (&mut i.product, old.map(|o| &o.product)),
+            (&mut i.version, old.map(|o| &o.version)),
+        ] {
+            *text = match before {
+                Some(before) if before == text => before.clone(),
+                _ => intern(&mut self.texts, text),
+            };
+        }
         i.usage.intern(&mut self.tag_names);
         if let Some(answer) = &mut i.last_answer {
             for (tag, _, _) in &mut answer.entitlements {
-                *tag = crate::domain::model::intern(&mut self.tag_names, tag);
+                *tag = intern(&mut self.tag_names, tag);
             }
         }
     }
 
     pub fn put(&mut self, mut i: ProductInstance) {
-        self.intern_tags(&mut i);
+        self.share_texts(&mut i);
         if let Some(old) = self.instances.get_mut(&i.id)
             && old.account == i.account
             && old.va == i.va

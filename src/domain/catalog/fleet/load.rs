@@ -49,7 +49,7 @@ impl Fleet {
             self.build_staged(staged);
             return self.put(i);
         }
-        self.intern_tags(&mut i);
+        self.share_texts(&mut i);
         self.next_order = self.next_order.max(i.order + 1);
         self.index_udi(&i);
         if let Some(serial) = &i.cert_serial {

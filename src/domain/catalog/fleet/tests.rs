@@ -1,8 +1,11 @@
 //! The fleet's own structures, below what the catalog's operations can reach: a collision of
 //! the (account, UDI) hash cannot be produced through the catalog, so it is produced here.
 
+use std::sync::Arc;
+
 use super::Fleet;
-use crate::domain::ids::InstanceId;
+use crate::domain::ids::{AccountId, InstanceId, VaId};
+use crate::domain::model::{InstanceSource, ProductInstance, Udi};
 
 fn id(n: u128) -> InstanceId {
     InstanceId(uuid::Uuid::from_u128(n))
@@ -36,4 +39,42 @@ fn devices_sharing_a_udi_hash_are_all_found_and_each_leaves_alone() {
     f.remove_udi(8, id(4));
     assert!(ids(&f, 7).is_empty());
     assert!(f.instances_by_udi.is_empty());
+}
+
+fn device(n: u128, product: &str, version: &str) -> ProductInstance {
+    let udi = Udi {
+        pid: "C9300-24T".into(),
+        serial: format!("FOC{n:08}"),
+    };
+    let (account, va) = (AccountId(uuid::Uuid::from_u128(1)), VaId(uuid::Uuid::from_u128(2)));
+    let now = time::macros::datetime!(2026-01-01 00:00 UTC);
+    ProductInstance {
+        product: product.into(),
+        version: version.into(),
+        ..ProductInstance::first_seen(id(n), account, va, udi, InstanceSource::Native, 0, now)
+    }
+}
+
+#[test]
+fn devices_share_one_copy_of_each_product_name_and_version() {
+    let mut f = Fleet::default();
+    f.put(device(1, "Catalyst 9300", "17.9.4"));
+    f.put(device(2, "Catalyst 9300", "17.9.4"));
+    f.put(device(3, "Catalyst 9300", "17.12.1"));
+    let text = |f: &Fleet, n: u128| {
+        let i = &f.instances[&id(n)];
+        (i.product.clone(), i.version.clone())
+    };
+    let ((p1, v1), (p2, v2), (p3, v3)) = (text(&f, 1), text(&f, 2), text(&f, 3));
+    assert!(Arc::ptr_eq(&p1, &p2) && Arc::ptr_eq(&p1, &p3));
+    assert!(Arc::ptr_eq(&v1, &v2));
+    assert!(!Arc::ptr_eq(&v1, &v3));
+    assert_eq!(&*v3, "17.12.1");
+
+    // A device put again with texts of its own (a report, a new version) shares them too.
+    f.put(device(2, "Catalyst 9300", "17.12.1"));
+    f.put(device(1, "Catalyst 9300", "17.9.4"));
+    let ((q1, w1), (q2, w2)) = (text(&f, 1), text(&f, 2));
+    assert!(Arc::ptr_eq(&q1, &p1) && Arc::ptr_eq(&q2, &p1));
+    assert!(Arc::ptr_eq(&w1, &v1) && Arc::ptr_eq(&w2, &v3));
 }
