@@ -4,7 +4,7 @@
 //! indexes always say what the device records say.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use time::OffsetDateTime;
 
@@ -16,6 +16,8 @@ use crate::domain::model::{
 };
 
 mod load;
+mod pool;
+pub(in crate::domain) use pool::PoolUsers;
 #[cfg(test)]
 mod tests;
 pub(in crate::domain) use load::Staged;
@@ -42,7 +44,7 @@ pub fn text_key(s: &str) -> TextKey {
 /// The devices of one VA that use one tag, in registration order.
 #[derive(Clone, Debug, Default)]
 pub struct Pool {
-    pub(in crate::domain) users: BTreeMap<u64, (InstanceId, u64)>,
+    pub(in crate::domain) users: PoolUsers,
     pub(in crate::domain) total: u64,
 }
 
@@ -192,7 +194,11 @@ impl Fleet {
     /// The devices whose (account, UDI) hash to `key`: almost always at most one.
     pub fn udi_ids(&self, key: u64) -> impl Iterator<Item = InstanceId> + '_ {
         let more = self.udi_collisions.get(&key).into_iter().flatten();
-        self.instances_by_udi.get(&key).into_iter().chain(more).copied()
+        self.instances_by_udi
+            .get(&key)
+            .into_iter()
+            .chain(more)
+            .copied()
     }
 
     fn add_udi(&mut self, key: u64, id: InstanceId) {

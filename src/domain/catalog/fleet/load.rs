@@ -7,7 +7,7 @@
 //! half full) by sorts and a left-to-right build whose nodes are full: start-up spends seconds
 //! less and the trees take less memory.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::{Fleet, Pool, TextKey, contact_key, text_key};
 use crate::domain::ids::{InstanceId, VaId};
@@ -147,7 +147,7 @@ fn build_pools(
         }
         let users = run.iter().map(|e| (e.order, (e.id, e.count)));
         if pool.users.is_empty() {
-            pool.users = users.collect::<BTreeMap<_, _>>();
+            pool.users = users.collect();
         } else {
             pool.users.extend(users);
         }
