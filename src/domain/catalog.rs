@@ -42,7 +42,7 @@ pub use cisco_acks::{CiscoAck, CiscoAcks, CiscoExport, Delivery, ExportedFile, R
 use cisco_devices::CiscoDevices;
 pub use cisco_devices::{CiscoDevice, DeviceTrust};
 use credentials::Credentials;
-pub(super) use fleet::{Fleet, Pool, Staged, UdiSlot, contact_key};
+pub(super) use fleet::{Fleet, Pool, Staged, contact_key};
 pub use fleet::{PreparedInstance, Preparer, TEXT_KEY_BYTES, TextIndex, TextKey, text_key};
 pub use reserves::Reservation;
 use reserves::Reserves;
@@ -462,16 +462,9 @@ impl Catalog {
     }
 
     pub fn instance_by_udi(&self, account: AccountId, udi: &Udi) -> Option<&ProductInstance> {
-        let slot = self
-            .fleet
-            .instances_by_udi
-            .get(&self.fleet.udi_key(account, udi))?;
-        let ids = match slot {
-            UdiSlot::One(id) => std::slice::from_ref(id),
-            UdiSlot::Many(ids) => ids.as_slice(),
-        };
-        ids.iter()
-            .filter_map(|id| self.fleet.instances.get(id))
+        self.fleet
+            .udi_ids(self.fleet.udi_key(account, udi))
+            .filter_map(|id| self.fleet.instances.get(&id))
             .map(|b| &**b)
             .find(|i| i.account == account && &i.udi == udi)
     }

@@ -152,7 +152,7 @@ impl Catalog {
         }
         let mut used = 0u64;
         if let Some(pool) = pool {
-            for (_, (id, c)) in pool.users.range(..me.order) {
+            for (_, (id, c)) in pool.users.before(me.order) {
                 if *id == me.id || !self.eligible(*id, export) {
                     continue;
                 }

@@ -124,8 +124,8 @@ impl Catalog {
         let issued = issue(id)?;
         let instance = ProductInstance {
             hostname: r.hostname.clone(),
-            product: r.product.clone(),
-            version: r.version.clone(),
+            product: r.product.as_str().into(),
+            version: r.version.as_str().into(),
             token: Some(token.id),
             export_allowed: token.allow_export_controlled,
             cert_serial: Some(issued.serial),

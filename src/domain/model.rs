@@ -343,8 +343,10 @@ pub struct ProductInstance {
     pub va: VaId,
     pub udi: Udi,
     pub hostname: String,
-    pub product: String,
-    pub version: String,
+    /// Product and software version repeat across a fleet: the catalog shares one copy of
+    /// each text among its devices (see [`Text`]).
+    pub product: Text,
+    pub version: Text,
     pub source: InstanceSource,
     pub registered_at: OffsetDateTime,
     /// Registration order within the satellite: earlier devices are authorized first.
@@ -383,8 +385,8 @@ impl ProductInstance {
             va,
             udi,
             hostname: String::new(),
-            product: String::new(),
-            version: String::new(),
+            product: Text::default(),
+            version: Text::default(),
             source,
             registered_at: now,
             order,
@@ -429,6 +431,10 @@ pub struct RumRecord {
 /// An entitlement tag as the catalog holds it: shared, since a million devices use the same
 /// hundred tags (the catalog interns them when it loads a device). Stored as a string.
 pub type Tag = std::sync::Arc<str>;
+
+/// A text many records repeat (a device's product name and software version), shared like a
+/// [`Tag`]. Stored as a string.
+pub type Text = std::sync::Arc<str>;
 
 /// Units per entitlement tag, sorted by tag: a device uses a few tags, and a `BTreeMap` would
 /// allocate a node of eleven slots (~370 bytes) per device, which at a million devices is a

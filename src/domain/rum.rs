@@ -105,7 +105,7 @@ impl Catalog {
             .cloned()
             .unwrap_or_else(|| self.new_rum_instance(account, acc.default_va, &r.udi, now, ids));
         if let Some(v) = &r.software_version {
-            instance.version = v.clone();
+            instance.version = v.as_str().into();
         }
         if r.count > 0 {
             let old = instance
@@ -167,7 +167,7 @@ impl Catalog {
         ids: &dyn IdSource,
     ) -> ProductInstance {
         ProductInstance {
-            product: udi.pid.clone(),
+            product: udi.pid.as_str().into(),
             ..ProductInstance::first_seen(
                 InstanceId::fresh(ids),
                 account,

@@ -460,8 +460,10 @@ fn records<R: Record>(
 
 /// sled's page cache. Every record the satellite serves from lives in the catalog in memory;
 /// sled reads only at start-up, for backups and to update records, so its default 1 GiB cache
-/// would mostly duplicate the catalog (docs/benchmarks.md, "Scale").
-const CACHE_BYTES: u64 = 128 * 1024 * 1024;
+/// would mostly duplicate the catalog (docs/benchmarks.md, "Scale"). At a million devices
+/// 128 MiB held 88 MiB more than 32 MiB after start, for no more usage reports per second
+/// (docs/benchmarks.md, "Memory per device at 1,000,000 devices").
+const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// How long an open waits for a lock this process itself still holds.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);

@@ -51,8 +51,8 @@ impl DeviceView {
             udi_pid: i.udi.pid.clone(),
             udi_serial: i.udi.serial.clone(),
             hostname: i.hostname.clone(),
-            product: i.product.clone(),
-            version: i.version.clone(),
+            product: i.product.to_string(),
+            version: i.version.to_string(),
             source: match i.source {
                 domain::InstanceSource::Native => "native",
                 domain::InstanceSource::Rum => "cisco-rum",

@@ -7,9 +7,9 @@
 //! half full) by sorts and a left-to-right build whose nodes are full: start-up spends seconds
 //! less and the trees take less memory.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use super::{Fleet, Pool, TextKey, contact_key, text_key};
+use crate::domain::catalog::fleet::{Fleet, Pool, TextKey, contact_key, text_key};
 use crate::domain::ids::{InstanceId, VaId};
 use crate::domain::model::{ProductInstance, Tag};
 
@@ -96,9 +96,9 @@ impl Fleet {
             self.build_staged(staged);
             return self.put(*i);
         }
-        self.intern_tags(&mut i);
+        self.share_texts(&mut i);
         self.next_order = self.next_order.max(i.order + 1);
-        self.index_udi(udi_key, i.id);
+        self.add_udi(udi_key, i.id);
         if let Some(serial) = &i.cert_serial {
             self.instances_by_serial.insert(serial.clone(), i.id);
         }
@@ -208,7 +208,7 @@ fn build_pools(
         }
         let users = run.iter().map(|e| (e.order, (e.id, e.count)));
         if pool.users.is_empty() {
-            pool.users = users.collect::<BTreeMap<_, _>>();
+            pool.users = users.collect();
         } else {
             pool.users.extend(users);
         }
