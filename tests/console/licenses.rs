@@ -117,10 +117,13 @@ fn licenses_are_added_and_removed_and_a_bad_quantity_changes_nothing() {
     b.type_into("#quantity", "5");
     b.click("#add");
     let emea = va_id(&d, "acme/Default/emea");
-    assert!(b.url().ends_with(&format!("?va={emea}")), "{}", b.url());
+    // The pool's line exists only on the answer's page: reading it first waits for that page
+    // (the URL read right after the click could still be the form's).
     let line = format!("#pools tr[data-line=\"acme/Default/emea {SEC}\"]");
     let figures = [".purchased", ".in-use", ".balance"].map(|c| b.text(&format!("{line} {c}")));
     assert_eq!(figures, ["5", "0", "5"]);
+    let url = b.url();
+    assert!(url.ends_with(&format!("?va={emea}")), "{url}");
     assert_eq!(purchased(&d, "acme/Default/emea", SEC), 5);
 
     let cookie = b.cookie(COOKIE).expect("a session")["value"]
