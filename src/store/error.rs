@@ -125,6 +125,13 @@ pub enum StoreError {
     )]
     Flush { cause: Arc<str> },
 
+    /// A snapshot has been written for a stop: the store takes no more writes.
+    #[error(
+        "the store takes no more writes: the satellite is stopping and has written its \
+         snapshot; retry once it runs again"
+    )]
+    Closed,
+
     /// The snapshot of a table could not be written at a stop; the next start scans the store.
     #[error("cannot write the snapshot of the store: {0}; the next start reads the whole store")]
     Snapshot(#[from] crate::fsutil::WriteError),

@@ -87,6 +87,9 @@ struct Shared {
     /// The nonce of the snapshot written at the last clean stop, taken out of the store by
     /// this open (see `snapshot.rs`).
     snapshot_nonce: Option<Nonce>,
+    /// Set when a snapshot is written: from then on every batch is refused, so nothing can be
+    /// written that the snapshot lacks while the store names it.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -223,6 +226,7 @@ impl Store {
                 index,
                 path,
                 snapshot_nonce,
+                closed: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -241,6 +245,9 @@ impl Store {
     fn resolve(&self, batch: Batch) -> Result<commit::Writes, StoreError> {
         if let Some(cause) = self.inner.group.failure() {
             return Err(StoreError::Flush { cause });
+        }
+        if self.inner.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Closed);
         }
         batch
             .ops

@@ -343,13 +343,19 @@ impl super::Store {
 
     /// Writes `records` (every record of table `R`, as the caller holds them) as the snapshot
     /// under `nonce`, then records the nonce in the store. The caller keeps every writer out
-    /// meanwhile; everything staged before is made durable first, and a store that has failed
-    /// a write gets no snapshot. Returns the file's size.
+    /// meanwhile; everything staged before is made durable first, a store that has failed a
+    /// write gets no snapshot, and the store refuses every batch afterwards (`Closed`): a
+    /// snapshot is the last act before a stop. Returns the file's size.
     pub fn write_snapshot<'a, R: Record + 'a>(
         &self,
         nonce: Nonce,
         records: impl ExactSizeIterator<Item = &'a R>,
     ) -> Result<u64, super::StoreError> {
+        // Closed first: a batch resolved from here on is refused, so the store cannot change
+        // behind the snapshot while it names it (the caller holds its writers out as well).
+        self.inner
+            .closed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let sync = |group: &super::GroupCommit| {
             group
                 .commit_blocking(Vec::new())

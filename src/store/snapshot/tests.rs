@@ -113,6 +113,28 @@ fn only_the_first_open_after_a_write_trusts_the_snapshot() {
 }
 
 #[test]
+fn a_store_takes_no_write_after_its_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.write_snapshot([4; 16], devices(2).iter()).unwrap();
+    let mut batch = Batch::new();
+    batch.put(&Device {
+        id: 7,
+        name: "late".into(),
+    });
+    let err = store.commit_blocking(batch).unwrap_err();
+    assert!(matches!(err, crate::store::StoreError::Closed), "{err}");
+    drop(store);
+    // The refused write is nowhere, and the snapshot still matches the store.
+    let store = open(&dir);
+    assert_eq!(store.get::<Device>(&7u64.to_be_bytes()).unwrap(), None);
+    let reader = store
+        .open_snapshot::<Device>()
+        .expect("the snapshot matches");
+    assert_eq!(read_all::<Device>(reader).unwrap(), devices(2));
+}
+
+#[test]
 fn a_snapshot_of_another_store_or_table_is_not_offered() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let store_a = open(&a);
