@@ -385,26 +385,9 @@ impl Catalog {
     }
 
     /// Other VAs of the same account holding spare units of `tag`, most first: for one
-    /// question (a reservation refused); a report asks [`SpareMemo`].
-    pub(super) fn spare_elsewhere(
-        &self,
-        va: VaId,
-        tag: &str,
-        now: OffsetDateTime,
-    ) -> Vec<(VaId, u64)> {
-        let Some(account) = self.va(va).map(|v| v.account) else {
-            return Vec::new();
-        };
-        let mut out: Vec<(VaId, u64)> = self
-            .vas_with_tag(tag)
-            .filter(|v| *v != va && self.va(*v).is_some_and(|x| x.account == account))
-            .filter_map(|v| {
-                let spare = self.spare(v, tag, now);
-                (spare > 0).then_some((v, spare))
-            })
-            .collect();
-        out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        out
+    /// question (a reservation refused); a report keeps one [`SpareMemo`] for all its lines.
+    pub(super) fn spare_elsewhere(&self, va: VaId, tag: &str, now: OffsetDateTime) -> SpareIn {
+        SpareMemo::default().elsewhere(self, va, tag, now)
     }
 
     /// The earliest future instant at which a license of `va` starts or ends: compliance may

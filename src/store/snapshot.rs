@@ -74,10 +74,13 @@ pub(crate) fn write<'a, R: Record + 'a>(
     head.extend_from_slice(&(records.len() as u64).to_le_bytes());
     file.write_all(&head)?;
     let (mut size, mut total) = (head.len() as u64, 0u64);
+    // A block is framed in place: its count and length are written over the first 8 bytes
+    // once its records are in, and its CRC appended.
     let mut block = Vec::with_capacity(1 << 20);
     let mut records = records.peekable();
     while records.peek().is_some() {
         block.clear();
+        block.extend_from_slice(&[0; 8]);
         let mut count = 0u32;
         for record in records.by_ref().take(BLOCK_RECORDS) {
             let bytes = codec::encode(record);
@@ -85,13 +88,13 @@ pub(crate) fn write<'a, R: Record + 'a>(
             block.extend_from_slice(&bytes);
             count += 1;
         }
-        let mut frame = Vec::with_capacity(12 + block.len());
-        frame.extend_from_slice(&count.to_le_bytes());
-        frame.extend_from_slice(&(block.len() as u32).to_le_bytes());
-        frame.extend_from_slice(&block);
-        frame.extend_from_slice(&crc32fast::hash(&block).to_le_bytes());
-        file.write_all(&frame)?;
-        size += frame.len() as u64;
+        let len = (block.len() - 8) as u32;
+        block[..4].copy_from_slice(&count.to_le_bytes());
+        block[4..8].copy_from_slice(&len.to_le_bytes());
+        let crc = crc32fast::hash(&block[8..]);
+        block.extend_from_slice(&crc.to_le_bytes());
+        file.write_all(&block)?;
+        size += block.len() as u64;
         total += u64::from(count);
     }
     let mut end = [0u8; 12];

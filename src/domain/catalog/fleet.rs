@@ -49,6 +49,39 @@ pub struct Pool {
     pub(in crate::domain) total: u64,
 }
 
+/// The key of (account, UDI) in [`Fleet::instances_by_udi`]: a keyed hash, so the index holds
+/// no copies of the strings. The one definition, for the catalog and for loading threads.
+fn udi_key(hasher: &std::hash::RandomState, account: AccountId, udi: &Udi) -> u64 {
+    use std::hash::BuildHasher;
+    hasher.hash_one((account, udi))
+}
+
+/// Makes `i` share the catalog's copy of its texts (`texts`) and tags (`tag_names`); `old` is
+/// the device's record already in the catalog, whose product and version it takes back when
+/// they are unchanged (a report), without a lookup.
+fn share_texts(
+    texts: &mut HashSet<Text>,
+    tag_names: &mut HashSet<Tag>,
+    i: &mut ProductInstance,
+    old: Option<&ProductInstance>,
+) {
+    for (text, before) in [
+        (&mut i.product, old.map(|o| &o.product)),
+        (&mut i.version, old.map(|o| &o.version)),
+    ] {
+        *text = match before {
+            Some(before) if before == text => before.clone(),
+            _ => intern(texts, text),
+        };
+    }
+    i.usage.intern(tag_names);
+    if let Some(answer) = &mut i.last_answer {
+        for (tag, _, _) in &mut answer.entitlements {
+            *tag = intern(tag_names, tag);
+        }
+    }
+}
+
 /// The devices and their indexes. Read by the other domain files; changed only here.
 #[derive(Clone, Debug, Default)]
 pub(in crate::domain) struct Fleet {
@@ -95,30 +128,15 @@ pub(in crate::domain) struct Fleet {
 
 impl Fleet {
     pub fn udi_key(&self, account: AccountId, udi: &Udi) -> u64 {
-        use std::hash::BuildHasher;
-        self.udi_hasher.hash_one((account, udi))
+        udi_key(&self.udi_hasher, account, udi)
     }
 
     /// Makes a device share the catalog's copy of each of its entitlement tags, of its product
     /// name and of its version. A device already here that keeps its product and version (a
     /// report) takes its former copies back, without a lookup.
     fn share_texts(&mut self, i: &mut ProductInstance) {
-        let old = self.instances.get(&i.id);
-        for (text, before) in [
-            (&mut i.product, old.map(|o| &o.product)),
-            (&mut i.version, old.map(|o| &o.version)),
-        ] {
-            *text = match before {
-                Some(before) if before == text => before.clone(),
-                _ => intern(&mut self.texts, text),
-            };
-        }
-        i.usage.intern(&mut self.tag_names);
-        if let Some(answer) = &mut i.last_answer {
-            for (tag, _, _) in &mut answer.entitlements {
-                *tag = intern(&mut self.tag_names, tag);
-            }
-        }
+        let old = self.instances.get(&i.id).map(|o| &**o);
+        share_texts(&mut self.texts, &mut self.tag_names, i, old);
     }
 
     pub fn put(&mut self, mut i: ProductInstance) {

@@ -9,7 +9,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::domain::catalog::fleet::{Fleet, Pool, TextKey, contact_key, text_key};
+use crate::domain::catalog::fleet::{
+    Fleet, Pool, TextKey, contact_key, share_texts, text_key, udi_key,
+};
 use crate::domain::ids::{InstanceId, VaId};
 use crate::domain::model::{ProductInstance, Tag};
 
@@ -56,9 +58,8 @@ pub struct Preparer {
 
 impl Preparer {
     pub fn prepare(&self, i: ProductInstance) -> PreparedInstance {
-        use std::hash::BuildHasher;
         PreparedInstance {
-            udi_key: self.udi_hasher.hash_one((i.account, &i.udi)),
+            udi_key: udi_key(&self.udi_hasher, i.account, &i.udi),
             instance: Box::new(i),
         }
     }
@@ -96,7 +97,8 @@ impl Fleet {
             self.build_staged(staged);
             return self.put(*i);
         }
-        self.share_texts(&mut i);
+        // Not in the catalog (checked above): no former copy to look for.
+        share_texts(&mut self.texts, &mut self.tag_names, &mut i, None);
         self.next_order = self.next_order.max(i.order + 1);
         self.add_udi(udi_key, i.id);
         if let Some(serial) = &i.cert_serial {
@@ -121,8 +123,8 @@ impl Fleet {
         self.instances.insert(i.id, i);
     }
 
-    /// Puts every staged entry into its B-tree, leaving `staged` empty. The four sets are
-    /// sorted and built on one thread while the pools are on another.
+    /// Puts every staged entry into its B-tree, leaving `staged` empty: the serial, host-name
+    /// and contact sets on one thread, the per-VA sets and the pools on this one.
     pub fn build_staged(&mut self, staged: &mut Staged) {
         if staged.is_empty() {
             return;
@@ -164,10 +166,15 @@ fn merge_sorted<T: Ord + Copy, K: Ord>(
     key: impl Fn(&T) -> K,
 ) {
     entries.sort_unstable_by_key(key);
+    put_sorted(set, entries);
+}
+
+/// Adds entries already in order to `set`: built from them when the set is empty.
+fn put_sorted<T: Ord>(set: &mut BTreeSet<T>, sorted: impl IntoIterator<Item = T>) {
     if set.is_empty() {
-        *set = entries.into_iter().collect();
+        *set = sorted.into_iter().collect();
     } else {
-        set.extend(entries);
+        set.extend(sorted);
     }
 }
 
@@ -186,8 +193,10 @@ fn build_by_va(
 ) {
     entries.sort_unstable_by_key(|(va, id)| (u128::from_be_bytes(*va.as_bytes()), id_order(id)));
     for run in entries.chunk_by(|a, b| a.0 == b.0) {
-        let set = by_va.entry(run[0].0).or_default();
-        merge_sorted(set, run.iter().map(|(_, id)| *id).collect(), id_order);
+        put_sorted(
+            by_va.entry(run[0].0).or_default(),
+            run.iter().map(|(_, id)| *id),
+        );
     }
 }
 
