@@ -14,6 +14,8 @@
 #                       SETTLE=5 (seconds from the generator's start to the first perf window:
 #                       registrations + warm-up)  STAT_SECS=10 RECORD_SECS=10 FREQ=499
 #                       CALLGRAPH=fp (or dwarf,16384)  RECORD_BASELINE=1 (0: perf stat only)
+#                       RECORD_EVENT=<a perf event to record instead of sampling the clock,
+#                       e.g. sched:sched_switch to see where each thread gives up its CPU>
 #                       OUT=<dir for results>  BASELINE=1 (0: the satellite only)
 #                       SAT_BIN=<a satellite binary to profile instead of this tree's release
 #                       build, e.g. a copy of an earlier build for before/after rounds>
@@ -130,7 +132,9 @@ measure() {
     thread_switches >"$OUT/$name.switches.after"
     if [ "$name" = satellite ] && [ "$MALLOC_SECS" -gt 0 ]; then count_allocations; fi
     if [ "$record" = 1 ]; then
-        perf record -F "$FREQ" -g --call-graph "$CALLGRAPH" -p "$SERVER_PID" \
+        local sample=(-F "$FREQ")
+        if [ -n "${RECORD_EVENT:-}" ]; then sample=(-e "$RECORD_EVENT"); fi
+        perf record "${sample[@]}" -g --call-graph "$CALLGRAPH" -p "$SERVER_PID" \
             -o "$OUT/$name.perf.data" -- sleep "$RECORD_SECS" 2>"$OUT/$name.record.err"
     fi
     kill -0 "$GEN_PID" 2>/dev/null || echo "profile.sh: WARNING: loadgen ended inside the perf windows; raise the report count" >&2

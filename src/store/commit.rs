@@ -29,6 +29,18 @@
 //! runtime of `#[tokio::test]`. Writers wait on a `tokio::sync::watch` channel, which needs no
 //! runtime to be woken.
 //!
+//! The committer wakes **one** writer per group, not each of them. Waking a task from outside
+//! the runtime writes to the runtime's wake-up descriptor, and on a busy core the kernel then
+//! switches straight to the woken worker: it answers that one writer, finds nothing else to do
+//! and sleeps again, and the committer wakes the next one — two context switches per writer,
+//! thirty-odd per group, most of a report's CPU beyond the bare server's
+//! (docs/benchmarks.md, "Waking a group's writers once"). So the committer only records how far
+//! it got ([`State::durable`]) and wakes one waiting writer ([`State::released`]); that writer,
+//! running on the runtime, publishes the progress on the watch channel, which wakes the others
+//! on the worker itself, without a system call. A writer publishes whatever it finds recorded
+//! before it looks, so none depends on being the one woken. Failures are published by the
+//! committer directly.
+//!
 //! A failed flush — or a failed apply of a group, whose writers' changes the caller has already
 //! shown in memory — poisons the committer for good. After a failed `fsync` the kernel may
 //! already have dropped the dirty pages, so a later `fsync` can succeed without the data ever
@@ -41,7 +53,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use super::Op;
 use super::fsync::StoreFiles;
@@ -98,7 +110,14 @@ struct State {
     /// Held while a group is applied and flushed; [`GroupCommit::pause`] takes it so that a
     /// reader of the whole store (a backup) sees no group half-applied. Taken before `work`.
     apply: Mutex<()>,
+    /// What writers are told, once one of them publishes [`State::durable`] (or the committer
+    /// publishes a failure).
     progress: watch::Sender<Progress>,
+    /// Every batch numbered up to this is on disk: the committer's own record, ahead of
+    /// `progress` until a writer publishes it.
+    durable: AtomicU64,
+    /// The committer's one wake-up per group: a waiting writer is woken to publish `durable`.
+    released: Notify,
 }
 
 /// The group committer owned by the store's shared state. Dropping it applies and flushes what
@@ -130,6 +149,8 @@ impl GroupCommit {
             wake: Condvar::new(),
             apply: Mutex::new(()),
             progress,
+            durable: AtomicU64::new(0),
+            released: Notify::new(),
         });
         let thread_state = Arc::clone(&state);
         let thread = std::thread::Builder::new()
@@ -167,17 +188,32 @@ impl GroupCommit {
     /// sharing the flush with every other writer of its group.
     pub(crate) async fn durable(&self, seq: u64) -> Result<(), Arc<str>> {
         let mut progress = self.state.progress.subscribe();
-        let reached = progress
-            .wait_for(|p| p.flushed >= seq || p.failure.is_some())
-            .await
-            // The sender lives in `State`, which this `&self` keeps alive.
-            .expect("the progress sender lives as long as the committer");
-        // A failure is permanent and wins: once the store is poisoned nothing is acknowledged,
-        // even if a flush happened to complete in between.
-        if let Some(failure) = &reached.failure {
-            return Err(Arc::clone(failure));
+        loop {
+            // Registered before anything is read, so that a group completed after the reads
+            // below wakes this writer or another one, which then publishes it.
+            let released = self.state.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            self.state.publish();
+            {
+                let reached = progress.borrow_and_update();
+                // A failure is permanent and wins: once the store is poisoned nothing is
+                // acknowledged, even if a flush happened to complete in between.
+                if let Some(failure) = &reached.failure {
+                    return Err(Arc::clone(failure));
+                }
+                if reached.flushed >= seq {
+                    return Ok(());
+                }
+            }
+            tokio::select! {
+                biased;
+                () = &mut released => {}
+                changed = progress.changed() => changed
+                    // The sender lives in `State`, which this `&self` keeps alive.
+                    .expect("the progress sender lives as long as the committer"),
+            }
         }
-        Ok(())
     }
 
     /// Applies `writes` behind everything queued and flushes, on the calling thread, for
@@ -197,7 +233,10 @@ impl GroupCommit {
             self.state.commits.fetch_add(1, Ordering::Relaxed);
             group.push(writes);
         }
-        commit_group(&self.state, group, target)
+        commit_group(&self.state, group, target)?;
+        // Called off the runtime, and rarely: async writers of the same group are told at once.
+        self.state.publish();
+        Ok(())
     }
 
     /// Keeps the committer from applying anything until the guard is dropped. Batches staged
@@ -251,6 +290,14 @@ impl GroupCommit {
         self.state.wake.notify_one();
     }
 
+    /// Whether the committer has recorded everything handed out as durable and gone back to
+    /// waiting for work: the end of a round, for tests.
+    #[cfg(test)]
+    pub(crate) fn idle(&self) -> bool {
+        let work = self.lock_work();
+        work.sleeping && self.state.durable.load(Ordering::Acquire) >= work.written
+    }
+
     /// The latest sequence number handed out, so tests can tell when writers are waiting.
     #[cfg(test)]
     pub(crate) fn written(&self) -> u64 {
@@ -294,13 +341,28 @@ impl Drop for GroupCommit {
     }
 }
 
+impl State {
+    /// Tells the writers waiting on `progress` what the committer has recorded as durable; no
+    /// wake-up when that is already known.
+    fn publish(&self) {
+        let durable = self.durable.load(Ordering::Acquire);
+        self.progress.send_if_modified(|p| {
+            let newer = durable > p.flushed;
+            if newer {
+                p.flushed = durable;
+            }
+            newer
+        });
+    }
+}
+
 /// The committer thread: whenever something was staged (or a flush asked for) since the last
 /// round, apply the queue and flush, until told to stop, and then once more so that no waiting
 /// writer is left behind.
 fn committer(state: &State) {
     let _guard = PanicGuard(state);
-    // `commit_blocking` also publishes progress, so what is done is read from there.
-    let flushed = || state.progress.borrow().flushed;
+    // `commit_blocking` also records progress, so what is done is read from there.
+    let flushed = || state.durable.load(Ordering::Acquire);
     loop {
         {
             let mut work = state.work.lock().unwrap_or_else(PoisonError::into_inner);
@@ -386,9 +448,8 @@ fn commit_group(state: &State, group: Vec<Writes>, target: u64) -> Result<(), Ar
         }
     }
     flush_once(state)?;
-    state
-        .progress
-        .send_modify(|p| p.flushed = p.flushed.max(target));
+    state.durable.fetch_max(target, Ordering::AcqRel);
+    state.released.notify_one();
     Ok(())
 }
 

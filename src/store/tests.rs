@@ -355,6 +355,153 @@ async fn staged_batches_land_in_one_group_in_order() {
     assert_eq!(store.count::<Usage>().expect("count"), 1);
 }
 
+/// Counts the wake-ups of one waiting writer, and the thread that woke it last.
+#[derive(Default)]
+struct CountingWaker {
+    wakes: std::sync::atomic::AtomicUsize,
+}
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wakes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The committer wakes one writer of a finished group, not each of them: a wake-up from
+/// outside the runtime is a system call and, on a busy core, a switch to the woken worker
+/// and back (`commit.rs`, module docs). The writer it wakes tells the others when it runs.
+#[test]
+fn the_committer_wakes_one_writer_per_group() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    const WRITERS: u64 = 8;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    store.inner.group.hold(true);
+    let mut writers: Vec<_> = (1..=WRITERS)
+        .map(|id| {
+            let staged = store.stage(puts(&[device(id, "w")])).expect("stage");
+            (
+                Box::pin(staged.durable()),
+                Arc::new(CountingWaker::default()),
+            )
+        })
+        .collect();
+    for (future, waker) in &mut writers {
+        let waker = Waker::from(Arc::clone(waker));
+        let pending = future.as_mut().poll(&mut Context::from_waker(&waker));
+        assert!(pending.is_pending(), "nothing is durable while held");
+    }
+    let wakes = |writers: &[(_, Arc<CountingWaker>)]| -> Vec<usize> {
+        writers
+            .iter()
+            .map(|(_, w)| w.wakes.load(std::sync::atomic::Ordering::SeqCst))
+            .collect()
+    };
+    assert_eq!(wakes(&writers), vec![0; WRITERS as usize]);
+    store.inner.group.hold(false);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !store.inner.group.idle() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the group never ended"
+        );
+        std::thread::yield_now();
+    }
+    assert_eq!(store.groups(), 1, "one group for the {WRITERS} writers");
+    let woken: Vec<usize> = (0..writers.len())
+        .filter(|&i| wakes(&writers)[i] > 0)
+        .collect();
+    assert_eq!(
+        woken.len(),
+        1,
+        "the committer woke {} of the group's writers ({:?}); it should wake one",
+        woken.len(),
+        wakes(&writers)
+    );
+    // The woken writer finds its batch durable and tells the others, from this thread.
+    let (first, first_waker) = &mut writers[woken[0]];
+    let waker = Waker::from(Arc::clone(first_waker));
+    let ready = first.as_mut().poll(&mut Context::from_waker(&waker));
+    assert!(matches!(ready, Poll::Ready(Ok(()))), "{ready:?}");
+    assert!(
+        wakes(&writers).iter().all(|&n| n == 1),
+        "every writer is woken once: {:?}",
+        wakes(&writers)
+    );
+    for (i, (future, waker)) in writers.iter_mut().enumerate() {
+        if i == woken[0] {
+            continue;
+        }
+        let waker = Waker::from(Arc::clone(waker));
+        let ready = future.as_mut().poll(&mut Context::from_waker(&waker));
+        assert!(
+            matches!(ready, Poll::Ready(Ok(()))),
+            "writer {i}: {ready:?}"
+        );
+    }
+}
+
+/// A writer that gives up waiting (its request was dropped) does not strand the others: the
+/// wake-up it was given passes to another writer.
+#[test]
+fn a_dropped_writer_passes_its_wake_up_on() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    store.inner.group.hold(true);
+    let mut writers: Vec<_> = (1..=2)
+        .map(|id| {
+            let staged = store.stage(puts(&[device(id, "w")])).expect("stage");
+            (
+                Some(Box::pin(staged.durable())),
+                Arc::new(CountingWaker::default()),
+            )
+        })
+        .collect();
+    for (future, waker) in &mut writers {
+        let waker = Waker::from(Arc::clone(waker));
+        let future = future.as_mut().expect("future");
+        assert!(
+            future
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+    }
+    store.inner.group.hold(false);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !store.inner.group.idle() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the group never ended"
+        );
+        std::thread::yield_now();
+    }
+    let woken = writers
+        .iter()
+        .position(|(_, w)| w.wakes.load(std::sync::atomic::Ordering::SeqCst) > 0)
+        .expect("one writer woken");
+    let other = 1 - woken;
+    writers[woken].0 = None;
+    assert_eq!(
+        writers[other]
+            .1
+            .wakes
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the dropped writer's wake-up went to the other one"
+    );
+    let waker = Waker::from(Arc::clone(&writers[other].1));
+    let future = writers[other].0.as_mut().expect("future");
+    let ready = future.as_mut().poll(&mut Context::from_waker(&waker));
+    assert!(matches!(ready, std::task::Poll::Ready(Ok(()))), "{ready:?}");
+}
+
 /// A group of single writes skips the transaction; order still holds, deletes included.
 #[tokio::test]
 async fn a_group_of_single_writes_keeps_its_order() {
