@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use satellite::cli::{Cli, Command};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc rather than glibc's allocator: a usage report allocates ~80 times and a loaded device
+/// ~8 times, and glibc spent ~10% of a report's CPU in malloc and free (docs/benchmarks.md,
+/// "The allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // A panic anywhere leaves state we cannot reason about: abort, and let the supervisor
     // restart the daemon from what is on disk.
