@@ -117,6 +117,7 @@ pub async fn serve_tls(
         let Some(ticket) = gate.admit(Some(addr.ip())) else {
             continue;
         };
+        without_nagle(name, &tcp);
         let acceptor = tls.current();
         let router = router.clone();
         let shutdown = shutdown.clone();
@@ -149,6 +150,16 @@ pub async fn serve_tls(
         });
     }
     drain(name, connections, limits.drain_timeout).await;
+}
+
+/// Turns Nagle's algorithm off on an accepted connection. Every answer is written whole, so it
+/// has nothing to coalesce; it only held back the answer to a fresh connection's first request
+/// behind the handshake's last records (TLS 1.3 session tickets) until the client's delayed
+/// ACK: 40 ms per registration (docs/benchmarks.md, "Registrations and Nagle's algorithm").
+fn without_nagle(listener: &str, tcp: &tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        debug!(listener, cause = %e, "TCP_NODELAY not set");
+    }
 }
 
 /// Serves `router` over the admin Unix socket until `shutdown`, then drains. The socket's file
@@ -371,5 +382,26 @@ impl Body for Tracked {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// An accepted connection answers without waiting for the client's ACK of what went before.
+    #[tokio::test]
+    async fn accepted_connections_send_without_nagle() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (tcp, _) = listener.accept().await.expect("accept");
+        assert!(
+            !tcp.nodelay().expect("read TCP_NODELAY"),
+            "Nagle is on by default"
+        );
+        super::without_nagle("test", &tcp);
+        assert!(tcp.nodelay().expect("read TCP_NODELAY"));
+        drop(client);
     }
 }
