@@ -90,6 +90,9 @@ async fn serve(args: Args) -> Result<()> {
                 }
             },
         };
+        // As the satellite does: without it a fresh connection's first answer can wait for
+        // the client's delayed ACK of the handshake's session tickets (40 ms).
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
