@@ -8,7 +8,8 @@
 #
 # For each store: fill it (`satellite loadgen fill`); start it once after a kill -9 (a start
 # that reads the whole store) and STARTS times after a clean stop (from the device snapshot),
-# each timed from the start to the `ready` line with VmRSS and CPU seconds then; start
+# each timed from the start to the `ready` line with VmRSS and CPU seconds then (and VmRSS again
+# SETTLE seconds later, once the allocator has returned the load's transient buffers); start
 # `satellite serve` again, register REG devices
 # through a token in the filled account and send REPORTS usage reports at CONCURRENCY
 # (`satellite loadgen`), then time `satellite compliance --va VA --json` RUNS times (median),
@@ -30,6 +31,7 @@ REPORTS=${REPORTS:-2000}
 CONCURRENCY=${CONCURRENCY:-8}
 RUNS=${RUNS:-5}
 STARTS=${STARTS:-3}   # starts after a clean stop (from the snapshot), besides one full read
+SETTLE=${SETTLE:-3}   # seconds after ready at which RSS is read a second time
 COMPLIANCE_TIMEOUT=${COMPLIANCE_TIMEOUT:-120}
 # A leaf VA whose pools are over-subscribed (every tenth VA is), and a VA with a subtree.
 LEAF_VA=${LEAF_VA:-scale/Default/va-0001/va-0011/va-0120}
@@ -65,8 +67,14 @@ start_once() {
     t1=$(now)
     source=store
     grep -q "devices read from the snapshot" "$WORK/$name.start.err" && source=snapshot
-    echo "$(ms "$t0" "$t1") $(awk '/^VmRSS/ { print int($2 / 1024) }' "/proc/$pid/status")" \
-        "$(awk '{ print ($14 + $15) / 100 }' "/proc/$pid/stat") $source"
+    local rss cpu
+    rss=$(awk '/^VmRSS/ { print int($2 / 1024) }' "/proc/$pid/status")
+    cpu=$(awk '{ print ($14 + $15) / 100 }' "/proc/$pid/stat")
+    # The allocator hands the load's transient buffers back to the system after a delay
+    # (mimalloc purges freed memory after about a second), so RSS is read again later.
+    sleep "$SETTLE"
+    echo "$(ms "$t0" "$t1") $rss $cpu $source" \
+        "$(awk '/^VmRSS/ { print int($2 / 1024) }' "/proc/$pid/status")"
     kill -"$stop" "$pid"
     wait "$pid" 2>/dev/null || true
 }
@@ -79,12 +87,12 @@ starts() {
     local i out
     start_once "$name" KILL "$@" >/dev/null
     out=$(start_once "$name" TERM "$@")
-    echo "start ($name) reading the whole store: ready_ms rss_MiB cpu_s source = $out" >&2
+    echo "start ($name) reading the whole store: ready_ms rss_MiB cpu_s source rss_settled_MiB = $out" >&2
     echo "$out" >"$WORK/$name.full"
     : >"$WORK/$name.starts"
     for i in $(seq "$STARTS"); do
         out=$(start_once "$name" TERM "$@")
-        echo "start ($name) $i after a clean stop: ready_ms rss_MiB cpu_s source = $out" >&2
+        echo "start ($name) $i after a clean stop: ready_ms rss_MiB cpu_s source rss_settled_MiB = $out" >&2
         echo "$out" >>"$WORK/$name.starts"
     done
 }
@@ -212,14 +220,16 @@ echo
 read -r _ _ ready rss _ p50 p99 _ leaf _ export pending < <(head -1 "$WORK/rows")
 ready=$(awk '{ print $1 }' "$WORK/big.starts" | median)
 rss=$(awk '{ print $2 }' "$WORK/big.starts" | median)
-read -r full_ready full_rss _ _ <"$WORK/big.full"
+settled=$(awk '{ print $5 }' "$WORK/big.starts" | median)
+read -r full_ready full_rss _ _ full_settled <"$WORK/big.full"
 read -r _ _ _ _ _ sp50 sp99 _ _ _ _ _ < <(tail -1 "$WORK/rows")
 verdict() { if [ "$1" = 1 ]; then echo met; else echo MISSED; fi; }
 echo
 echo "targets (big store):"
 echo "  ready <= 3 s (median of $STARTS starts after a clean stop): ${ready} ms  $(verdict "$(echo "$ready <= 3000" | bc)")"
-echo "  RSS <= 800 MiB (same starts): ${rss} MiB  $(verdict "$(echo "$rss <= 800" | bc)")"
-echo "  (a start that reads the whole store, after a kill -9: ${full_ready} ms, ${full_rss} MiB)"
+echo "  RSS <= 800 MiB (same starts), at ready: ${rss} MiB  $(verdict "$(echo "$rss <= 800" | bc)")"
+echo "                      ${SETTLE} s after ready: ${settled} MiB  $(verdict "$(echo "$settled <= 800" | bc)")"
+echo "  (a start that reads the whole store, after a kill -9: ${full_ready} ms, ${full_rss} MiB, ${full_settled} MiB settled)"
 echo "  report latency flat:       p50 ${p50} vs ${sp50} ms, p99 ${p99} vs ${sp99} ms  $(verdict "$(echo "$p99 < 2 * $sp99 + 1" | bc)") (p99 within 2x + 1 ms)"
 leaf_ok=0
 case $leaf in '>'*) ;; *) leaf_ok=$(echo "$leaf < 50" | bc) ;; esac

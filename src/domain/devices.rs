@@ -128,7 +128,7 @@ impl Catalog {
             version: r.version.as_str().into(),
             token: Some(token.id),
             export_allowed: token.allow_export_controlled,
-            cert_serial: Some(issued.serial),
+            cert_serial: Some(issued.serial.into()),
             cert_not_after: Some(issued.not_after),
             ..ProductInstance::first_seen(
                 id,
@@ -282,7 +282,7 @@ impl Catalog {
         let current = self.instance(id).ok_or(DeviceError::UnknownInstance)?;
         let issued = issue(id)?;
         let mut updated = current.clone();
-        updated.cert_serial = Some(issued.serial.clone());
+        updated.cert_serial = Some(issued.serial.as_str().into());
         updated.cert_not_after = Some(issued.not_after);
         updated.last_contact = now;
         let event = NewEvent::new("device.renew", &current.udi)
@@ -468,7 +468,7 @@ fn revocation(
     reason: &str,
 ) -> Option<RevokedCertificate> {
     Some(RevokedCertificate {
-        serial: i.cert_serial.clone()?,
+        serial: i.cert_serial.as_deref()?.to_owned(),
         instance: i.id,
         revoked_at: now,
         not_after: i.cert_not_after.unwrap_or(now),

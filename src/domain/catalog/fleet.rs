@@ -97,7 +97,7 @@ pub(in crate::domain) struct Fleet {
     /// main table stays small: a slot able to hold several ids took 40 bytes.
     pub udi_collisions: IdMap<u64, Vec<InstanceId>>,
     pub udi_hasher: std::hash::RandomState,
-    pub instances_by_serial: HashMap<String, InstanceId>,
+    pub instances_by_serial: HashMap<Box<str>, InstanceId>,
     pub instances_by_va: IdMap<VaId, BTreeSet<InstanceId>>,
     /// Devices by the first bytes of their UDI serial number and of their host name (see
     /// [`TextKey`]), for the console's prefix searches. Fixed-size keys rather than copies of
@@ -265,7 +265,7 @@ impl Fleet {
         let key = self.udi_key(i.account, &i.udi);
         self.remove_udi(key, id);
         if let Some(serial) = &i.cert_serial {
-            self.instances_by_serial.remove(serial);
+            self.instances_by_serial.remove(&**serial);
         }
         if let Some(set) = self.instances_by_va.get_mut(&i.va) {
             set.remove(&id);

@@ -110,7 +110,7 @@ pub async fn detail(
         cert_serial: if cert_serial.is_empty() {
             "none (a Cisco device known from its RUM reports)".into()
         } else {
-            cert_serial
+            cert_serial.into()
         },
         cert_expires: cert_not_after.map_or("—".into(), when),
         authorization_expires: when(d.authorization_expires_at),
