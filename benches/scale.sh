@@ -4,7 +4,9 @@
 #
 #   benches/scale.sh                                  # 1,000,000 devices vs 1,000
 #   DEVICES=200000 benches/scale.sh                   # a smaller run
-#   BIG=/path/to/data benches/scale.sh                # reuse a filled data dir (kept)
+#   BIG=/path/to/data benches/scale.sh                # reuse a filled data dir: measured on a
+#                                                     # copy, so it stays as filled (the run
+#                                                     # binds its store to an upstream)
 #
 # For each store: fill it (`satellite loadgen fill`); start it once after a kill -9 (a start
 # that reads the whole store) and STARTS times after a clean stop (from the device snapshot),
@@ -209,7 +211,12 @@ TOML
 }
 
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-measure big "${BIG:-$WORK/big}" "$DEVICES"
+if [ -n "${BIG:-}" ]; then
+    [ -d "$BIG/store" ] || { echo "scale.sh: BIG=$BIG holds no store" >&2; exit 2; }
+    echo "copying $BIG (the run changes the store it measures)" >&2
+    cp -a "$BIG" "$WORK/big"
+fi
+measure big "$WORK/big" "$DEVICES"
 measure small "$WORK/small" "$SMALL"
 
 echo
