@@ -37,10 +37,7 @@ pub fn instance(account: AccountId, va: VaId, order: u64) -> ProductInstance {
         order,
         token: None,
         export_allowed: false,
-        cert_serial: Some(format!(
-            "{:032x}",
-            u128::from(order) * 0x9e37_79b9_7f4a_7c15
-        )),
+        cert_serial: Some(format!("{:032x}", u128::from(order) * 0x9e37_79b9_7f4a_7c15).into()),
         cert_not_after: Some(NOW + time::Duration::days(335)),
         last_contact: NOW,
         last_report_at: Some(NOW),
