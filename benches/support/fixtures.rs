@@ -29,7 +29,7 @@ pub fn instance(account: AccountId, va: VaId, order: u64) -> ProductInstance {
             pid: "C9300-24T".to_owned(),
             serial: format!("FOC{order:08}"),
         },
-        hostname: format!("switch-{order}.branch.example.com"),
+        hostname: format!("switch-{order}.branch.example.com").into(),
         product: "Catalyst 9300".into(),
         version: "17.9.4".into(),
         source: InstanceSource::Native,

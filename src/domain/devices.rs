@@ -123,7 +123,7 @@ impl Catalog {
         let id = existing.map_or_else(|| InstanceId::fresh(ids), |e| e.id);
         let issued = issue(id)?;
         let instance = ProductInstance {
-            hostname: r.hostname.clone(),
+            hostname: r.hostname.as_str().into(),
             product: r.product.as_str().into(),
             version: r.version.as_str().into(),
             token: Some(token.id),

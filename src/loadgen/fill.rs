@@ -439,7 +439,7 @@ fn device_record(
             pid: format!("SCALE-{}", i % 20),
             serial: format!("SN{i:09}"),
         },
-        hostname: format!("dev-{i}"),
+        hostname: format!("dev-{i}").into(),
         product: "scale-sim".into(),
         version: "1.0".into(),
         source: InstanceSource::Native,

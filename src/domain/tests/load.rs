@@ -23,7 +23,7 @@ fn devices(account: AccountId, vas: &[VaId], n: u64) -> Vec<ProductInstance> {
                 1000 - k,
                 NOW + Duration::seconds((k * 37 % 101) as i64),
             );
-            i.hostname = format!("Host-{}", k % 13);
+            i.hostname = format!("Host-{}", k % 13).into();
             i.usage = (0..k % 4)
                 .map(|t| (format!("tag_{}", (k + t) % 5), 1 + t))
                 .collect::<TagCounts>();
@@ -135,13 +135,18 @@ fn a_device_loaded_twice_keeps_the_later_copy_and_no_stale_index_entry() {
 }
 
 /// A loaded device is one boxed record, and the allocator rounds each allocation up to a size
-/// class: 384 bytes is one, the next is 448. A field that pushes the record past 384 costs 64
-/// bytes per device, 61 MiB at a million (docs/benchmarks.md, "The allocator").
+/// class: 384 bytes is one, the next is 448. Rust asks mimalloc for aligned memory
+/// (`mi_malloc_aligned`, alignment 8), and when the 384-byte class has no free block at hand
+/// mimalloc over-allocates by the alignment less one, so a 384-byte record lands in the
+/// 448-byte class about as often as not; at 376 bytes or less even the over-allocation fits.
+/// Past that bound each device costs 64 bytes more, 61 MiB at a million (docs/benchmarks.md,
+/// "Where a device's 448 bytes came from").
 #[test]
 fn a_device_record_fits_the_384_byte_size_class() {
     let size = std::mem::size_of::<crate::domain::model::ProductInstance>();
     assert!(
-        size <= 384,
-        "ProductInstance is {size} bytes: past 384 each device takes a 448-byte block"
+        size + 7 <= 384,
+        "ProductInstance is {size} bytes: with mimalloc's over-allocation for alignment it takes \
+         a 448-byte block"
     );
 }

@@ -50,7 +50,7 @@ impl DeviceView {
             va_path: c.va_path(i.va),
             udi_pid: i.udi.pid.clone(),
             udi_serial: i.udi.serial.clone(),
-            hostname: i.hostname.clone(),
+            hostname: i.hostname.to_string(),
             product: i.product.to_string(),
             version: i.version.to_string(),
             source: match i.source {

@@ -351,7 +351,7 @@ pub fn row(c: &Catalog, i: &ProductInstance, now: OffsetDateTime, timers: &Devic
     Row {
         id: i.id.to_string(),
         udi: format!("{}:{}", i.udi.pid, i.udi.serial),
-        hostname: i.hostname.clone(),
+        hostname: i.hostname.to_string(),
         va_path: c.va_path(i.va),
         status: state_label(Catalog::reported_state(i, now, timers).as_str()),
         last_contact: when(i.last_contact),
