@@ -502,6 +502,43 @@ fn a_dropped_writer_passes_its_wake_up_on() {
     assert!(matches!(ready, std::task::Poll::Ready(Ok(()))), "{ready:?}");
 }
 
+/// Writers that give up while their group is committed (a dropped request) strand none of the
+/// others, whichever writer the committer happens to wake: twenty rounds of twenty writers on
+/// two worker threads, a third of them aborted as the committer is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_that_give_up_strand_no_other_writer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    for round in 0..20u64 {
+        store.inner.group.hold(true);
+        let (mut waiting, mut giving_up) = (Vec::new(), Vec::new());
+        for i in 0..20u64 {
+            let staged = store
+                .stage(puts(&[device(round * 100 + i, "w")]))
+                .expect("stage");
+            let task = tokio::spawn(staged.durable());
+            if i % 3 == 0 {
+                giving_up.push(task);
+            } else {
+                waiting.push(task);
+            }
+        }
+        tokio::task::yield_now().await;
+        store.inner.group.hold(false);
+        for task in &giving_up {
+            task.abort();
+        }
+        for task in waiting {
+            tokio::time::timeout(std::time::Duration::from_secs(60), task)
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: a waiting writer was never told"))
+                .expect("task")
+                .expect("durable");
+        }
+    }
+    assert_eq!(store.count::<Device>().expect("count"), 400);
+}
+
 /// A group of single writes skips the transaction; order still holds, deletes included.
 #[tokio::test]
 async fn a_group_of_single_writes_keeps_its_order() {
