@@ -370,6 +370,20 @@ impl std::task::Wake for CountingWaker {
     }
 }
 
+/// Lets the held committer go and waits until it has committed what was staged and gone back to
+/// waiting; fails after 30 s rather than hang.
+fn release_and_wait_for_the_group(store: &Store) {
+    store.inner.group.hold(false);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !store.inner.group.idle() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the group never ended"
+        );
+        std::thread::yield_now();
+    }
+}
+
 /// The committer wakes one writer of a finished group, not each of them: a wake-up from
 /// outside the runtime is a system call and, on a busy core, a switch to the woken worker
 /// and back (`commit.rs`, module docs). The writer it wakes tells the others when it runs.
@@ -402,15 +416,7 @@ fn the_committer_wakes_one_writer_per_group() {
             .collect()
     };
     assert_eq!(wakes(&writers), vec![0; WRITERS as usize]);
-    store.inner.group.hold(false);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !store.inner.group.idle() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the group never ended"
-        );
-        std::thread::yield_now();
-    }
+    release_and_wait_for_the_group(&store);
     assert_eq!(store.groups(), 1, "one group for the {WRITERS} writers");
     let woken: Vec<usize> = (0..writers.len())
         .filter(|&i| wakes(&writers)[i] > 0)
@@ -473,15 +479,7 @@ fn a_dropped_writer_passes_its_wake_up_on() {
                 .is_pending()
         );
     }
-    store.inner.group.hold(false);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !store.inner.group.idle() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the group never ended"
-        );
-        std::thread::yield_now();
-    }
+    release_and_wait_for_the_group(&store);
     let woken = writers
         .iter()
         .position(|(_, w)| w.wakes.load(std::sync::atomic::Ordering::SeqCst) > 0)
