@@ -102,7 +102,7 @@ pub async fn serve_tls(
     loop {
         let (tcp, addr) = tokio::select! {
             _ = shutdown.wait() => break,
-            accepted = listener.accept() => match accepted {
+            accepted = accept(&listener) => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.
@@ -117,7 +117,6 @@ pub async fn serve_tls(
         let Some(ticket) = gate.admit(Some(addr.ip())) else {
             continue;
         };
-        without_nagle(name, &tcp);
         let acceptor = tls.current();
         let router = router.clone();
         let shutdown = shutdown.clone();
@@ -152,14 +151,16 @@ pub async fn serve_tls(
     drain(name, connections, limits.drain_timeout).await;
 }
 
-/// Turns Nagle's algorithm off on an accepted connection. Every answer is written whole, so it
-/// has nothing to coalesce; it only held back the answer to a fresh connection's first request
+/// Accepts a TCP connection with Nagle's algorithm off. Every answer is written whole, so it has
+/// nothing to coalesce; it only held back the answer to a fresh connection's first request
 /// behind the handshake's last records (TLS 1.3 session tickets) until the client's delayed
 /// ACK: 40 ms per registration (docs/benchmarks.md, "Registrations and Nagle's algorithm").
-fn without_nagle(listener: &str, tcp: &tokio::net::TcpStream) {
+async fn accept(listener: &TcpListener) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    let (tcp, addr) = listener.accept().await?;
     if let Err(e) = tcp.set_nodelay(true) {
-        debug!(listener, cause = %e, "TCP_NODELAY not set");
+        debug!(peer = %addr, cause = %e, "TCP_NODELAY not set");
     }
+    Ok((tcp, addr))
 }
 
 /// Serves `router` over the admin Unix socket until `shutdown`, then drains. The socket's file
@@ -387,7 +388,8 @@ impl Body for Tracked {
 
 #[cfg(test)]
 mod tests {
-    /// An accepted connection answers without waiting for the client's ACK of what went before.
+    /// A connection accepted by the TLS listeners answers without waiting for the client's ACK
+    /// of what went before.
     #[tokio::test]
     async fn accepted_connections_send_without_nagle() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -395,12 +397,11 @@ mod tests {
             .expect("bind");
         let addr = listener.local_addr().expect("address");
         let client = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let (tcp, _) = listener.accept().await.expect("accept");
         assert!(
-            !tcp.nodelay().expect("read TCP_NODELAY"),
+            !client.nodelay().expect("read TCP_NODELAY"),
             "Nagle is on by default"
         );
-        super::without_nagle("test", &tcp);
+        let (tcp, _) = super::accept(&listener).await.expect("accept");
         assert!(tcp.nodelay().expect("read TCP_NODELAY"));
         drop(client);
     }
