@@ -224,8 +224,7 @@ impl Catalog {
         if let Some(last) = current.last_seq {
             if seq == last {
                 let answer = current
-                    .last_answer
-                    .clone()
+                    .answer()
                     .unwrap_or_else(|| self.authorization(current, now, timers));
                 return Ok(UsageOutcome::Repeat(answer));
             }
@@ -239,7 +238,7 @@ impl Catalog {
         }
         let mut updated = reported(current, usage, seq, measured_at, now, timers);
         let answer = self.authorization(&updated, now, timers);
-        updated.last_answer = Some(answer.clone());
+        updated.set_answer(&answer);
         let change = if updated.clock_skew && !current.clock_skew {
             Change::new(
                 NewEvent::new("device.clock_skew", &updated.udi)

@@ -8,6 +8,10 @@ use time::OffsetDateTime;
 
 use super::ids::{AccountId, ApiTokenId, LicenseId, TokenId, UserId, VaId};
 
+mod answer;
+mod wire;
+pub use answer::{LastAnswer, Lines, PACKED_LINES};
+
 /// Whether an account may be used. Accounts whose domain is a prefixed form of an existing
 /// account's domain start `Pending` until a system administrator approves them, as the upstream
 /// portal does for prefixed domains.
@@ -335,8 +339,9 @@ pub struct AuthorizationState {
     pub next_report_by: OffsetDateTime,
 }
 
-/// A registered device.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A registered device. Serialized as its fields read, the last answer as an
+/// [`AuthorizationState`] (`model/wire.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProductInstance {
     pub id: super::ids::InstanceId,
     pub account: AccountId,
@@ -364,8 +369,10 @@ pub struct ProductInstance {
     pub last_measured_at: Option<OffsetDateTime>,
     /// Entitlement tag → units in use, from the latest report. Tags at 0 are absent.
     pub usage: TagCounts,
-    /// The answer to the latest report, returned again for a repeated `seq`.
-    pub last_answer: Option<AuthorizationState>,
+    /// The answer to the latest report, returned again for a repeated `seq`: read it with
+    /// [`ProductInstance::answer`], set it with [`ProductInstance::set_answer`]. Every change
+    /// of `usage` sets or clears it.
+    pub last_answer: Option<LastAnswer>,
     pub clock_skew: bool,
 }
 
@@ -404,6 +411,16 @@ impl ProductInstance {
             last_answer: None,
             clock_skew: false,
         }
+    }
+
+    /// The answer to the latest report, if it is kept.
+    pub fn answer(&self) -> Option<AuthorizationState> {
+        self.last_answer.as_ref()?.answer(&self.usage)
+    }
+
+    /// Keeps `answer` as the answer to the latest report, computed for the current usage.
+    pub fn set_answer(&mut self, answer: &AuthorizationState) {
+        self.last_answer = Some(LastAnswer::new(answer, &self.usage));
     }
 }
 

@@ -21,8 +21,8 @@ use uuid::Uuid;
 
 use crate::domain::{
     Account, AccountId, AccountStatus, AuthorizationState, DEFAULT_VA_NAME, DeviceTimers,
-    EntitlementStatus, Event, InstanceId, InstanceSource, InstanceStatus, License, LicenseId,
-    LicenseKind, LicenseSource, ProductInstance, Udi, VaId, VirtualAccount,
+    EntitlementStatus, Event, InstanceId, InstanceSource, InstanceStatus, LastAnswer, License,
+    LicenseId, LicenseKind, LicenseSource, ProductInstance, Udi, VaId, VirtualAccount,
 };
 use crate::store::{Batch, Record, Store, StoreError, tables};
 
@@ -431,6 +431,15 @@ fn device_record(
     } else {
         InstanceStatus::OutOfCompliance
     };
+    let last_answer = LastAnswer::from_owned(
+        AuthorizationState {
+            status,
+            entitlements,
+            expires_at: last_report + timers.authorization_valid,
+            next_report_by: last_report + timers.report_interval,
+        },
+        &usage,
+    );
     ProductInstance {
         id: InstanceId(p.rng.uuid()),
         account: tree.account,
@@ -454,12 +463,7 @@ fn device_record(
         last_seq: Some(1 + p.rng.below(1000) as u64),
         last_measured_at: Some(last_report),
         usage,
-        last_answer: Some(AuthorizationState {
-            status,
-            entitlements,
-            expires_at: last_report + timers.authorization_valid,
-            next_report_by: last_report + timers.report_interval,
-        }),
+        last_answer: Some(last_answer),
         clock_skew: false,
     }
 }
@@ -520,7 +524,7 @@ mod tests {
                 let mut checked = 0;
                 for i in c.instances() {
                     let fresh = c.authorization(i, i.last_report_at.unwrap(), &timers);
-                    let stored = i.last_answer.as_ref().unwrap();
+                    let stored = i.answer().unwrap();
                     assert_eq!(fresh.entitlements, stored.entitlements, "{}", i.udi);
                     assert_eq!(fresh.status, stored.status);
                     checked += 1;

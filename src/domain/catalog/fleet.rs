@@ -76,9 +76,7 @@ fn share_texts(
     }
     i.usage.intern(tag_names);
     if let Some(answer) = &mut i.last_answer {
-        for (tag, _, _) in &mut answer.entitlements {
-            *tag = intern(tag_names, tag);
-        }
+        answer.intern(tag_names);
     }
 }
 

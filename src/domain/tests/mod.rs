@@ -4,6 +4,7 @@
 
 mod access;
 mod accounts;
+mod answer;
 mod cisco_acks;
 mod cisco_devices;
 mod compliance;

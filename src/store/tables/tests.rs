@@ -334,6 +334,44 @@ fn every_table_has_a_golden_bytes_test() {
     );
 }
 
+/// A device whose last answer is not its usage line for line keeps the answer's own list
+/// (`domain/model/answer.rs`). Stored, it is written as any answer: the golden record's bytes
+/// with the answer's units, and it reads back as the same record.
+#[test]
+fn a_device_answer_kept_whole_is_stored_as_any_answer() {
+    let mut listed = product_instance();
+    let mut answer = listed.answer().expect("the golden device keeps its answer");
+    answer.entitlements[0].1 = 5;
+    listed.set_answer(&answer);
+    assert!(listed.last_answer.as_ref().unwrap().keeps_its_lines());
+    assert!(!product_instance().last_answer.unwrap().keeps_its_lines());
+
+    // "dna" (length, bytes) then its units: first in the usage, then in the answer's list.
+    let dna = |units: &str| format!("0300000000000000646e61{units}00000000000000");
+    let golden = hex(&encode(&product_instance()));
+    let at = golden.rfind(&dna("02")).expect("the answer's dna line");
+    assert!(golden.find(&dna("02")) < Some(at), "the usage comes first");
+    let expected = format!("{}{}{}", &golden[..at], dna("05"), &golden[at + dna("02").len()..]);
+    let encoded = encode(&listed);
+    assert_eq!(hex(&encoded), expected);
+    let read: ProductInstance =
+        crate::store::decode(ProductInstance::TABLE, &listed.key(), &encoded).unwrap();
+    assert_eq!(read, listed);
+    assert_eq!(read.answer(), Some(answer));
+}
+
+/// Were a device's usage changed without its answer, the answer's packed statuses would
+/// belong to another usage: the record is then written without an answer, not a wrong one.
+#[test]
+fn a_device_whose_usage_changed_under_its_answer_is_stored_without_one() {
+    let mut changed = product_instance();
+    changed.usage.insert("net", 4);
+    let read: ProductInstance =
+        crate::store::decode(ProductInstance::TABLE, &changed.key(), &encode(&changed)).unwrap();
+    assert_eq!(read.last_answer, None);
+    assert_eq!(read.usage, changed.usage);
+}
+
 fn account() -> Account {
     Account {
         id: AccountId(id(1)),
@@ -508,7 +546,7 @@ fn api_token() -> ApiToken {
 }
 
 fn product_instance() -> ProductInstance {
-    ProductInstance {
+    let mut i = ProductInstance {
         id: InstanceId(id(9)),
         account: AccountId(id(1)),
         va: VaId(id(5)),
@@ -528,17 +566,19 @@ fn product_instance() -> ProductInstance {
         last_seq: Some(12),
         last_measured_at: Some(datetime!(2026-03-04 05:00:00 UTC)),
         usage: [("dna", 2u64), ("net", 1)].into_iter().collect(),
-        last_answer: Some(AuthorizationState {
-            status: InstanceStatus::OutOfCompliance,
-            entitlements: vec![
-                ("dna".into(), 2, EntitlementStatus::Authorized),
-                ("net".into(), 1, EntitlementStatus::OutOfCompliance),
-            ],
-            expires_at: datetime!(2026-04-04 05:06:07 UTC),
-            next_report_by: datetime!(2026-03-05 05:06:07 UTC),
-        }),
+        last_answer: None,
         clock_skew: true,
-    }
+    };
+    i.set_answer(&AuthorizationState {
+        status: InstanceStatus::OutOfCompliance,
+        entitlements: vec![
+            ("dna".into(), 2, EntitlementStatus::Authorized),
+            ("net".into(), 1, EntitlementStatus::OutOfCompliance),
+        ],
+        expires_at: datetime!(2026-04-04 05:06:07 UTC),
+        next_report_by: datetime!(2026-03-05 05:06:07 UTC),
+    });
+    i
 }
 
 fn revoked_certificate() -> RevokedCertificate {
