@@ -21,12 +21,12 @@ pub const NOW: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
 /// the size of a typical `product_instances` record.
 pub fn instance(account: AccountId, va: VaId, order: u64) -> ProductInstance {
     let timers = DeviceTimers::default();
-    ProductInstance {
+    let mut i = ProductInstance {
         id: InstanceId::fresh(&satellite::app::RandomIds),
         account,
         va,
         udi: Udi {
-            pid: "C9300-24T".to_owned(),
+            pid: "C9300-24T".into(),
             serial: format!("FOC{order:08}"),
         },
         hostname: format!("switch-{order}.branch.example.com").into(),
@@ -44,14 +44,16 @@ pub fn instance(account: AccountId, va: VaId, order: u64) -> ProductInstance {
         last_seq: Some(42),
         last_measured_at: Some(NOW),
         usage: [(TAG.to_owned(), 1)].into_iter().collect(),
-        last_answer: Some(AuthorizationState {
-            status: InstanceStatus::Authorized,
-            entitlements: vec![(TAG.into(), 1, EntitlementStatus::Authorized)],
-            expires_at: NOW + timers.authorization_valid,
-            next_report_by: NOW + timers.report_interval,
-        }),
+        last_answer: None,
         clock_skew: false,
-    }
+    };
+    i.set_answer(&AuthorizationState {
+        status: InstanceStatus::Authorized,
+        entitlements: vec![(TAG.into(), 1, EntitlementStatus::Authorized)],
+        expires_at: NOW + timers.authorization_valid,
+        next_report_by: NOW + timers.report_interval,
+    });
+    i
 }
 
 /// A catalog with one account, one VA holding `licenses` units of [`TAG`], and `devices`

@@ -24,7 +24,7 @@ pub fn rum_input(r: RumReport) -> RumInput {
     RumInput {
         report_id: r.report_id,
         udi: Udi {
-            pid: r.udi_pid,
+            pid: r.udi_pid.into(),
             serial: r.udi_serial,
         },
         entitlement_tag: r.entitlement_tag,

@@ -133,7 +133,7 @@ impl Catalog {
         scope: ExportScope,
     ) -> Result<ExportPlan, DomainError> {
         let (account, va) = self.check_scope(p, scope)?;
-        let mut files: BTreeMap<(String, String, ReportHolder), Vec<u64>> = BTreeMap::new();
+        let mut files: BTreeMap<(super::model::Text, String, ReportHolder), Vec<u64>> = BTreeMap::new();
         for ((serial, id), h) in &self.cisco.held {
             if self.cisco.acked.contains_key(&(serial.clone(), *id)) {
                 continue;
@@ -385,7 +385,7 @@ impl Catalog {
         self.cisco
             .acks
             .values()
-            .filter(|a| a.udi.serial == serial && pid.is_none_or(|pid| a.udi.pid == pid))
+            .filter(|a| a.udi.serial == serial && pid.is_none_or(|pid| a.udi.pid == pid.into()))
             .filter(|a| self.va_access(p, a.va).is_some())
             .filter(|a| va.is_none_or(|root| self.in_subtree(a.va, root)))
             .max_by(|a, b| (a.received_at, &a.id).cmp(&(b.received_at, &b.id)))
@@ -398,7 +398,7 @@ impl Catalog {
     /// Per device whose reports `p` may read (within `va`'s subtree when given): reports held,
     /// waiting for an ACK, the oldest waiting, the last ACK. Ordered by UDI.
     pub fn cisco_report_status(&self, p: &Principal, va: Option<VaId>) -> Vec<DeviceReports> {
-        let mut out: BTreeMap<(String, String, ReportHolder), DeviceReports> = BTreeMap::new();
+        let mut out: BTreeMap<(super::model::Text, String, ReportHolder), DeviceReports> = BTreeMap::new();
         for ((serial, id), h) in &self.cisco.held {
             let Some((account, v)) = self.holder_place(&h.holder) else {
                 continue;
@@ -560,7 +560,7 @@ impl Catalog {
             return;
         }
         let limit = now - time::Duration::days(i64::from(days));
-        let mut oldest: BTreeMap<(String, String, ReportHolder), (OffsetDateTime, usize)> =
+        let mut oldest: BTreeMap<(super::model::Text, String, ReportHolder), (OffsetDateTime, usize)> =
             BTreeMap::new();
         for ((serial, id), h) in &self.cisco.held {
             if self.cisco.acked.contains_key(&(serial.clone(), *id)) {

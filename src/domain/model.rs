@@ -259,7 +259,8 @@ pub struct Event {
 /// A device's unique identifier: product id and serial number, unique per account.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Udi {
-    pub pid: String,
+    /// The product id repeats across a fleet: the catalog shares one copy among its devices.
+    pub pid: Text,
     pub serial: String,
 }
 

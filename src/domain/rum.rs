@@ -167,7 +167,7 @@ impl Catalog {
         ids: &dyn IdSource,
     ) -> ProductInstance {
         ProductInstance {
-            product: udi.pid.as_str().into(),
+            product: udi.pid.clone(),
             ..ProductInstance::first_seen(
                 InstanceId::fresh(ids),
                 account,

@@ -445,7 +445,7 @@ fn device_record(
         account: tree.account,
         va: tree.vas[p.va],
         udi: Udi {
-            pid: format!("SCALE-{}", i % 20),
+            pid: format!("SCALE-{}", i % 20).into(),
             serial: format!("SN{i:09}"),
         },
         hostname: format!("dev-{i}").into(),

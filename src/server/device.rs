@@ -81,7 +81,7 @@ async fn register_inner(ctx: &DeviceCtx, req: Request) -> Result<wire::RegisterR
     let registration = Registration {
         token_hash: secrets::hash(&r.token),
         udi: Udi {
-            pid: r.udi.pid.clone(),
+            pid: r.udi.pid.clone().into(),
             serial: r.udi.serial.clone(),
         },
         hostname: r.hostname,

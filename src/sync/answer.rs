@@ -144,7 +144,7 @@ fn to_wire_ack(a: &crate::domain::CiscoAck) -> wire::CiscoAckLine {
     report_ids.dedup();
     wire::CiscoAckLine {
         udi: crate::protocol::device::Udi {
-            pid: a.udi.pid.clone(),
+            pid: a.udi.pid.to_string(),
             serial: a.udi.serial.clone(),
         },
         report_ids,
@@ -197,7 +197,7 @@ fn children_keys(c: &Catalog) -> TrustedKeys {
 
 fn from_wire_change(c: &wire::Change) -> ChildChange {
     let udi = |u: &crate::protocol::device::Udi| crate::domain::Udi {
-        pid: u.pid.clone(),
+        pid: u.pid.clone().into(),
         serial: u.serial.clone(),
     };
     match c {

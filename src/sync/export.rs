@@ -157,7 +157,7 @@ fn to_wire_change(item: &OutItem, texts: &RumTexts) -> wire::Change {
             instance_id: instance_id.clone(),
             va: va.clone(),
             udi: crate::protocol::device::Udi {
-                pid: udi.pid.clone(),
+                pid: udi.pid.to_string(),
                 serial: udi.serial.clone(),
             },
             hostname: hostname.clone(),
@@ -190,7 +190,7 @@ fn to_wire_change(item: &OutItem, texts: &RumTexts) -> wire::Change {
         ChildChange::Rum { report_id, udi, .. } => wire::Change::RumReport {
             report_id: *report_id,
             udi: crate::protocol::device::Udi {
-                pid: udi.pid.clone(),
+                pid: udi.pid.to_string(),
                 serial: udi.serial.clone(),
             },
             // A report of this satellite's own devices was read from the store before the

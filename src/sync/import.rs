@@ -154,7 +154,7 @@ fn from_wire_acks(lines: &[wire::CiscoAckLine]) -> Result<Vec<ReceivedAck>, Sync
             Ok(ReceivedAck {
                 id: crate::hex::encode(&crate::protocol::reservation::sha256(&bytes)),
                 udi: crate::domain::Udi {
-                    pid: l.udi.pid.clone(),
+                    pid: l.udi.pid.clone().into(),
                     serial: l.udi.serial.clone(),
                 },
                 report_ids: l.report_ids.clone(),

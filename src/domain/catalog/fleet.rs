@@ -56,9 +56,9 @@ fn udi_key(hasher: &std::hash::RandomState, account: AccountId, udi: &Udi) -> u6
     hasher.hash_one((account, udi))
 }
 
-/// Makes `i` share the catalog's copy of its texts (`texts`) and tags (`tag_names`); `old` is
-/// the device's record already in the catalog, whose product and version it takes back when
-/// they are unchanged (a report), without a lookup.
+/// Makes `i` share the catalog's copy of its texts (`texts`: product, version, product id) and
+/// tags (`tag_names`); `old` is the device's record already in the catalog, whose texts it
+/// takes back when they are unchanged (a report), without a lookup.
 fn share_texts(
     texts: &mut HashSet<Text>,
     tag_names: &mut HashSet<Tag>,
@@ -68,6 +68,7 @@ fn share_texts(
     for (text, before) in [
         (&mut i.product, old.map(|o| &o.product)),
         (&mut i.version, old.map(|o| &o.version)),
+        (&mut i.udi.pid, old.map(|o| &o.udi.pid)),
     ] {
         *text = match before {
             Some(before) if before == text => before.clone(),
@@ -112,8 +113,8 @@ pub(in crate::domain) struct Fleet {
     pub tags_in_use: IdMap<VaId, BTreeSet<Tag>>,
     /// Every entitlement tag a device uses, shared by all of them.
     pub tag_names: HashSet<Tag>,
-    /// Every product name and software version of a device, shared the same way: at a
-    /// million devices, two allocations of 32 bytes less per device.
+    /// Every product name, software version and product id (the UDI's) of a device, shared
+    /// the same way: at a million devices, three allocations less per device.
     pub texts: HashSet<Text>,
     /// Devices whose latest report had a skewed clock.
     pub skewed: BTreeSet<InstanceId>,

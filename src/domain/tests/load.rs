@@ -16,7 +16,7 @@ fn devices(account: AccountId, vas: &[VaId], n: u64) -> Vec<ProductInstance> {
                 account,
                 vas[(k * 7 % vas.len() as u64) as usize],
                 Udi {
-                    pid: format!("PID{}", k % 3),
+                    pid: format!("PID{}", k % 3).into(),
                     serial: format!("SER{:05}", (k * 7919) % 100_000),
                 },
                 InstanceSource::Native,

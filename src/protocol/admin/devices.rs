@@ -48,7 +48,7 @@ impl DeviceView {
             account: i.account.to_string(),
             va: i.va.to_string(),
             va_path: c.va_path(i.va),
-            udi_pid: i.udi.pid.clone(),
+            udi_pid: i.udi.pid.to_string(),
             udi_serial: i.udi.serial.clone(),
             hostname: i.hostname.to_string(),
             product: i.product.to_string(),

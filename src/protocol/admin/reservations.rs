@@ -48,7 +48,7 @@ impl ReservationView {
             va: r.va.to_string(),
             va_path: c.va_path(r.va),
             udi: crate::protocol::device::Udi {
-                pid: r.udi.pid.clone(),
+                pid: r.udi.pid.to_string(),
                 serial: r.udi.serial.clone(),
             },
             entitlements: r

@@ -131,7 +131,7 @@ fn report_texts(ctx: &AdminCtx, plan: &ExportPlan) -> Result<Vec<export::DeviceU
         }
         devices.push(export::DeviceUsage {
             udi: crate::protocol::device::Udi {
-                pid: f.udi.pid.clone(),
+                pid: f.udi.pid.to_string(),
                 serial: f.udi.serial.clone(),
             },
             reports,

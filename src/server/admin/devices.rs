@@ -120,7 +120,7 @@ pub(crate) fn device_ref(c: &Catalog, p: &Principal, r: &str) -> Result<Instance
         // `PID:SERIAL` among the accounts the caller can see.
         Err(_) => r.split_once(':').and_then(|(pid, serial)| {
             let udi = crate::domain::Udi {
-                pid: pid.to_string(),
+                pid: pid.to_string().into(),
                 serial: serial.to_string(),
             };
             c.accounts()

@@ -48,7 +48,7 @@ pub async fn create(
     }
     let input = ReservationRequest {
         udi: Udi {
-            pid: request.udi.pid.clone(),
+            pid: request.udi.pid.clone().into(),
             serial: request.udi.serial.clone(),
         },
         entitlements,
@@ -89,7 +89,7 @@ fn issue(
     let body = Authorization {
         reservation_id: r.id.to_string(),
         udi: crate::protocol::device::Udi {
-            pid: r.udi.pid.clone(),
+            pid: r.udi.pid.to_string(),
             serial: r.udi.serial.clone(),
         },
         account: at.account_domain.to_string(),
@@ -128,7 +128,7 @@ pub async fn return_code(
         })
     })?;
     let udi = Udi {
-        pid: code.udi.pid.clone(),
+        pid: code.udi.pid.clone().into(),
         serial: code.udi.serial.clone(),
     };
     let proof = code.check();

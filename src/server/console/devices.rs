@@ -277,7 +277,7 @@ fn search_udi(
     if let (true, Some(pid)) = (exact, pid) {
         // A whole UDI: the hash index answers, one lookup per account.
         let udi = Udi {
-            pid: pid.to_string(),
+            pid: pid.to_string().into(),
             serial: serial.to_string(),
         };
         let found = c

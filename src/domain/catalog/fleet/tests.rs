@@ -59,7 +59,7 @@ fn device(n: u128, product: &str, version: &str) -> ProductInstance {
 }
 
 #[test]
-fn devices_share_one_copy_of_each_product_name_and_version() {
+fn devices_share_one_copy_of_each_product_name_version_and_product_id() {
     let mut f = Fleet::default();
     f.put(device(1, "Catalyst 9300", "17.9.4"));
     f.put(device(2, "Catalyst 9300", "17.9.4"));
@@ -80,6 +80,9 @@ fn devices_share_one_copy_of_each_product_name_and_version() {
     let ((q1, w1), (q2, w2)) = (text(&f, 1), text(&f, 2));
     assert!(Arc::ptr_eq(&q1, &p1) && Arc::ptr_eq(&q2, &p1));
     assert!(Arc::ptr_eq(&w1, &v1) && Arc::ptr_eq(&w2, &v3));
+    // Each device built its own product id: they share the first one now.
+    let pid = |n: u128| f.instances[&id(n)].udi.pid.clone();
+    assert!(Arc::ptr_eq(&pid(1), &pid(2)) && Arc::ptr_eq(&pid(1), &pid(3)));
 }
 
 /// Random inserts and removals against a `BTreeMap`: the pool answers as the map does while it
