@@ -525,16 +525,21 @@ impl Catalog {
         self.fleet
             .by_contact
             .iter()
-            .take_while(move |(t, _)| *t < contact_key(before))
+            .take_while(move |(t, _)| *t <= contact_key(before))
             .filter_map(|(_, id)| self.fleet.instances.get(id).map(|b| &**b))
+            .filter(move |i| i.last_contact < before)
     }
 
     /// The latest contact of any device, for the clock's high-water mark.
     pub fn latest_contact(&self) -> Option<OffsetDateTime> {
         self.fleet
             .by_contact
-            .last()
-            .and_then(|(t, _)| OffsetDateTime::from_unix_timestamp_nanos(*t).ok())
+            .iter()
+            .rev()
+            .take_while(|(t, _)| Some(*t) == self.fleet.by_contact.last().map(|(t, _)| *t))
+            .filter_map(|(_, id)| self.fleet.instances.get(id))
+            .map(|i| i.last_contact)
+            .max()
     }
 
     pub fn rum_seen(&self, serial: &str, report_id: u64) -> bool {

@@ -23,9 +23,13 @@ mod tests;
 pub(in crate::domain) use load::Staged;
 pub use load::{PreparedInstance, Preparer};
 
-/// The key of a contact time in [`Fleet::by_contact`].
-pub(in crate::domain) fn contact_key(t: OffsetDateTime) -> i128 {
-    t.unix_timestamp_nanos()
+/// The key of a contact time in [`Fleet::by_contact`]: nanoseconds since 1970 in an `i64`
+/// (years 1677 to 2262; times beyond are clamped, so readers that need the exact order check
+/// the record). Half an `i128`'s width, which with its alignment made each entry 32 bytes
+/// rather than 24.
+pub(in crate::domain) fn contact_key(t: OffsetDateTime) -> i64 {
+    let nanos = t.unix_timestamp_nanos();
+    i64::try_from(nanos).unwrap_or(if nanos < 0 { i64::MIN } else { i64::MAX })
 }
 
 /// The first [`TEXT_KEY_BYTES`] bytes of a text, ASCII letters lowercased, zero-padded: the
@@ -106,7 +110,7 @@ pub(in crate::domain) struct Fleet {
     /// Devices by last contact, oldest first, for the expiry sweep.
     /// Keyed by the contact time in nanoseconds since 1970 (cheaper to compare than an
     /// `OffsetDateTime`, which normalizes its offset on every comparison).
-    pub by_contact: BTreeSet<(i128, InstanceId)>,
+    pub by_contact: BTreeSet<(i64, InstanceId)>,
     /// Per VA and tag, the devices using the tag in registration order. Looked up by `&str`
     /// on every report, so keyed by VA, then by the interned tag.
     pub pools: IdMap<VaId, HashMap<Tag, Pool>>,

@@ -105,3 +105,28 @@ fn routine_reports_keep_every_device_index_true() {
         ]
     );
 }
+
+/// Contact times are indexed as `i64` nanoseconds, which end in 2262: later times share the
+/// last key, and the expiry sweep and the clock's high-water mark still see them in order.
+#[test]
+fn contact_times_past_the_index_range_keep_their_order() {
+    let (mut c, account) = with_account("acme", "acme.com");
+    let va = account.default_va;
+    let ids: Vec<InstanceId> = (0..3).map(|n| register(&mut c, va, n)).collect();
+    let far = datetime!(2300-01-01 0:00 UTC);
+    let farther = datetime!(2400-01-01 0:00 UTC);
+    for (id, at) in ids.iter().zip([NOW, farther, far]) {
+        let moved = ProductInstance {
+            last_contact: at,
+            ..(*c.fleet.instances[id]).clone()
+        };
+        c.fleet.put(moved);
+    }
+    check_device_indexes(&c);
+    assert_eq!(c.latest_contact(), Some(farther));
+    let silent = |before| -> Vec<InstanceId> { c.silent_since(before).map(|i| i.id).collect() };
+    assert_eq!(silent(NOW + Duration::seconds(1)), [ids[0]]);
+    assert_eq!(silent(datetime!(2350-01-01 0:00 UTC)), [ids[0], ids[2]]);
+    assert_eq!(silent(farther).len(), 2);
+    assert_eq!(silent(NOW), Vec::<InstanceId>::new());
+}

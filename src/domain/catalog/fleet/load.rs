@@ -21,7 +21,7 @@ pub(in crate::domain) struct Staged {
     by_va: Vec<(VaId, InstanceId)>,
     by_serial_text: Vec<(TextKey, InstanceId)>,
     by_hostname: Vec<(TextKey, InstanceId)>,
-    by_contact: Vec<(i128, InstanceId)>,
+    by_contact: Vec<(i64, InstanceId)>,
     /// (VA, tag, registration order, device, units): one per device and tag it uses.
     pools: Vec<PoolEntry>,
 }
