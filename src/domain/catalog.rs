@@ -458,15 +458,11 @@ impl Catalog {
 
 impl Catalog {
     pub fn instance(&self, id: InstanceId) -> Option<&ProductInstance> {
-        self.fleet.instances.get(&id).map(|b| &**b)
+        self.fleet.instances.get(&id)
     }
 
     pub fn instance_by_udi(&self, account: AccountId, udi: &Udi) -> Option<&ProductInstance> {
-        self.fleet
-            .udi_ids(self.fleet.udi_key(account, udi))
-            .filter_map(|id| self.fleet.instances.get(&id))
-            .map(|b| &**b)
-            .find(|i| i.account == account && &i.udi == udi)
+        self.fleet.by_udi(account, udi)
     }
 
     /// The device whose current identity certificate has this serial.
@@ -474,7 +470,7 @@ impl Catalog {
         self.fleet
             .instances_by_serial
             .get(serial)
-            .and_then(|id| self.fleet.instances.get(id).map(|b| &**b))
+            .and_then(|id| self.fleet.instances.get(id))
     }
 
     pub fn revoked_certificate(&self, serial: &str) -> Option<&RevokedCertificate> {
@@ -491,7 +487,7 @@ impl Catalog {
             .get(&va)
             .into_iter()
             .flatten()
-            .filter_map(|id| self.fleet.instances.get(id).map(|b| &**b))
+            .filter_map(|id| self.fleet.instances.get(id))
     }
 
     /// The pool of one tag in one VA, if a device uses the tag there.
@@ -500,7 +496,7 @@ impl Catalog {
     }
 
     pub fn instances(&self) -> impl ExactSizeIterator<Item = &ProductInstance> {
-        self.fleet.instances.values().map(|b| &**b)
+        self.fleet.instances.values()
     }
 
     /// Every (VA, tag) some device uses.
@@ -526,7 +522,7 @@ impl Catalog {
             .by_contact
             .iter()
             .take_while(move |(t, _)| *t <= contact_key(before))
-            .filter_map(|(_, id)| self.fleet.instances.get(id).map(|b| &**b))
+            .filter_map(|(_, id)| self.fleet.instances.get(id))
             .filter(move |i| i.last_contact < before)
     }
 

@@ -3,7 +3,6 @@
 //! revoked certificates and the RUM reports already seen. Only this file changes them, so the
 //! indexes always say what the device records say.
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use time::OffsetDateTime;
@@ -17,6 +16,8 @@ use crate::domain::model::{
 
 mod load;
 mod pool;
+mod tables;
+pub(in crate::domain) use tables::{ByUdi, Instances};
 pub(in crate::domain) use pool::PoolUsers;
 #[cfg(test)]
 mod tests;
@@ -88,17 +89,13 @@ fn share_texts(
 /// The devices and their indexes. Read by the other domain files; changed only here.
 #[derive(Clone, Debug, Default)]
 pub(in crate::domain) struct Fleet {
-    /// Boxed: a hash table keeps its values inline and grows by doubling, so at a million
-    /// devices inline records would occupy two million ~470-byte slots.
-    pub instances: IdMap<InstanceId, Box<ProductInstance>>,
-    /// Devices by (account, UDI), keyed by a hash of both so the index holds no copies of
-    /// the UDI strings: the first device of each hash, a slot of 24 bytes. Read through
-    /// [`Fleet::udi_ids`].
-    pub instances_by_udi: IdMap<u64, InstanceId>,
-    /// The other devices whose hash is already in `instances_by_udi` (a 64-bit collision,
-    /// practically never), told apart by their records. Kept apart so that every slot of the
-    /// main table stays small: a slot able to hold several ids took 40 bytes.
-    pub udi_collisions: IdMap<u64, Vec<InstanceId>>,
+    /// The boxed records, by id (`fleet/tables.rs`). Boxed: a hash table keeps its values
+    /// inline and grows by doubling, so at a million devices inline records would occupy two
+    /// million ~370-byte slots.
+    pub instances: Instances,
+    /// Devices by (account, UDI) under a keyed hash of both, so the index holds no copies of
+    /// the UDI strings. Read through [`Fleet::by_udi`].
+    pub instances_by_udi: ByUdi,
     pub udi_hasher: std::hash::RandomState,
     pub instances_by_serial: HashMap<Box<str>, InstanceId>,
     pub instances_by_va: IdMap<VaId, BTreeSet<InstanceId>>,
@@ -134,11 +131,23 @@ impl Fleet {
         udi_key(&self.udi_hasher, account, udi)
     }
 
+    /// The device of `account` with `udi`.
+    pub fn by_udi(&self, account: AccountId, udi: &Udi) -> Option<&ProductInstance> {
+        let id = self
+            .instances_by_udi
+            .find(self.udi_key(account, udi), |id| {
+                self.instances
+                    .get(id)
+                    .is_some_and(|i| i.account == account && &i.udi == udi)
+            })?;
+        self.instances.get(&id)
+    }
+
     /// Makes a device share the catalog's copy of each of its entitlement tags, of its product
     /// name and of its version. A device already here that keeps its product and version (a
     /// report) takes its former copies back, without a lookup.
     fn share_texts(&mut self, i: &mut ProductInstance) {
-        let old = self.instances.get(&i.id).map(|o| &**o);
+        let old = self.instances.get(&i.id);
         share_texts(&mut self.texts, &mut self.tag_names, i, old);
     }
 
@@ -166,7 +175,7 @@ impl Fleet {
             } else {
                 self.skewed.remove(&i.id);
             }
-            **old = i;
+            *old = i;
         } else {
             self.take(i.id);
             self.index(i);
@@ -175,7 +184,6 @@ impl Fleet {
 
     fn index(&mut self, i: ProductInstance) {
         self.next_order = self.next_order.max(i.order + 1);
-        self.index_udi(&i);
         if let Some(serial) = &i.cert_serial {
             self.instances_by_serial.insert(serial.clone(), i.id);
         }
@@ -204,61 +212,20 @@ impl Fleet {
                     .insert(tag.clone());
             }
         }
-        self.instances.insert(i.id, Box::new(i));
+        let (id, key) = (i.id, self.udi_key(i.account, &i.udi));
+        self.instances.insert(Box::new(i));
+        self.add_udi(key, id);
     }
 
-    /// Indexes a device by (account, UDI).
-    fn index_udi(&mut self, i: &ProductInstance) {
-        let key = self.udi_key(i.account, &i.udi);
-        self.add_udi(key, i.id);
-    }
-
-    /// The devices whose (account, UDI) hash to `key`: almost always at most one.
-    pub fn udi_ids(&self, key: u64) -> impl Iterator<Item = InstanceId> + '_ {
-        let more = self.udi_collisions.get(&key).into_iter().flatten();
-        self.instances_by_udi
-            .get(&key)
-            .into_iter()
-            .chain(more)
-            .copied()
-    }
-
+    /// Indexes device `id`, whose record is in the catalog already, under UDI key `key`.
     fn add_udi(&mut self, key: u64, id: InstanceId) {
-        match self.instances_by_udi.entry(key) {
-            Entry::Vacant(e) => {
-                e.insert(id);
-            }
-            Entry::Occupied(e) if *e.get() == id => {}
-            Entry::Occupied(_) => {
-                let more = self.udi_collisions.entry(key).or_default();
-                if !more.contains(&id) {
-                    more.push(id);
-                }
-            }
-        }
-    }
-
-    /// Removes `id` from the devices of `key`; a colliding device takes the main slot.
-    fn remove_udi(&mut self, key: u64, id: InstanceId) {
-        if self.instances_by_udi.get(&key) == Some(&id) {
-            match self.udi_collisions.get_mut(&key) {
-                Some(more) => {
-                    let next = more.remove(0);
-                    if more.is_empty() {
-                        self.udi_collisions.remove(&key);
-                    }
-                    self.instances_by_udi.insert(key, next);
-                }
-                None => {
-                    self.instances_by_udi.remove(&key);
-                }
-            }
-        } else if let Some(more) = self.udi_collisions.get_mut(&key) {
-            more.retain(|x| *x != id);
-            if more.is_empty() {
-                self.udi_collisions.remove(&key);
-            }
-        }
+        let (instances, hasher) = (&self.instances, &self.udi_hasher);
+        self.instances_by_udi.insert(key, id, |x| {
+            let i = instances
+                .get(x)
+                .expect("every device in the UDI index has its record in the catalog");
+            udi_key(hasher, i.account, &i.udi)
+        });
     }
 
     pub fn take(&mut self, id: InstanceId) {
@@ -266,7 +233,7 @@ impl Fleet {
             return;
         };
         let key = self.udi_key(i.account, &i.udi);
-        self.remove_udi(key, id);
+        self.instances_by_udi.remove(key, id);
         if let Some(serial) = &i.cert_serial {
             self.instances_by_serial.remove(&**serial);
         }
@@ -331,7 +298,7 @@ impl Catalog {
             .get(&va)
             .into_iter()
             .flat_map(move |set| set.range((start, Unbounded)))
-            .filter_map(|id| self.fleet.instances.get(id).map(|b| &**b))
+            .filter_map(|id| self.fleet.instances.get(id))
     }
 
     /// Candidates for the devices whose `index` text starts with `prefix` (ASCII case
@@ -365,7 +332,7 @@ impl Catalog {
             .then(|| set.range((start, Included(last))))
             .into_iter()
             .flatten()
-            .filter_map(|key| self.fleet.instances.get(&key.1).map(|b| (*key, &**b)))
+            .filter_map(|key| self.fleet.instances.get(&key.1).map(|i| (*key, i)))
     }
 }
 

@@ -331,7 +331,7 @@ impl Catalog {
                     .parse::<InstanceId>()
                     .ok()
                     .and_then(|i| self.fleet.instances.get(&i))
-                    .map(|i| OutDevice::Local(i));
+                    .map(OutDevice::Local);
                 let remote = || {
                     self.sync
                         .remote_instances

@@ -118,7 +118,7 @@ fn contact_times_past_the_index_range_keep_their_order() {
     for (id, at) in ids.iter().zip([NOW, farther, far]) {
         let moved = ProductInstance {
             last_contact: at,
-            ..(*c.fleet.instances[id]).clone()
+            ..c.fleet.instances[id].clone()
         };
         c.fleet.put(moved);
     }

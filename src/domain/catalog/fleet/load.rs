@@ -70,7 +70,11 @@ impl Fleet {
     /// by doubling would copy each several times.
     pub fn reserve(&mut self, n: usize, staged: &mut Staged) {
         self.instances.reserve(n);
-        self.instances_by_udi.reserve(n);
+        let (instances, hasher) = (&self.instances, &self.udi_hasher);
+        self.instances_by_udi.reserve(n, |x| {
+            let i = &instances[x];
+            udi_key(hasher, i.account, &i.udi)
+        });
         staged.by_va.reserve(n);
         staged.by_serial_text.reserve(n);
         staged.by_hostname.reserve(n);
@@ -100,7 +104,6 @@ impl Fleet {
         // Not in the catalog (checked above): no former copy to look for.
         share_texts(&mut self.texts, &mut self.tag_names, &mut i, None);
         self.next_order = self.next_order.max(i.order + 1);
-        self.add_udi(udi_key, i.id);
         if let Some(serial) = &i.cert_serial {
             self.instances_by_serial.insert(serial.clone(), i.id);
         }
@@ -120,7 +123,9 @@ impl Fleet {
                 count: *count,
             });
         }
-        self.instances.insert(i.id, i);
+        let id = i.id;
+        self.instances.insert(i);
+        self.add_udi(udi_key, id);
     }
 
     /// Puts every staged entry into its B-tree, leaving `staged` empty: the serial, host-name

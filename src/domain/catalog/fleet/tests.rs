@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::Fleet;
+use super::{ByUdi, Fleet};
 use crate::domain::ids::{AccountId, InstanceId, VaId};
 use crate::domain::model::{InstanceSource, ProductInstance, Udi};
 
@@ -11,34 +11,43 @@ fn id(n: u128) -> InstanceId {
     InstanceId(uuid::Uuid::from_u128(n))
 }
 
-fn ids(f: &Fleet, key: u64) -> Vec<InstanceId> {
-    f.udi_ids(key).collect()
-}
-
 #[test]
 fn devices_sharing_a_udi_hash_are_all_found_and_each_leaves_alone() {
-    let mut f = Fleet::default();
-    f.add_udi(7, id(1));
-    f.add_udi(7, id(2));
-    f.add_udi(7, id(2));
-    f.add_udi(7, id(3));
-    f.add_udi(8, id(4));
-    assert_eq!(ids(&f, 7), [id(1), id(2), id(3)]);
-    assert_eq!(ids(&f, 8), [id(4)]);
+    // The key of each device as a collision would give: 1–3 under 7, 4 under 8, and a
+    // thousand others under keys of their own, so that the table grows and rehashes.
+    let key_of = |x: &InstanceId| match x.0.as_u128() {
+        1..=3 => 7,
+        4 => 8,
+        n => n as u64 + 1_000,
+    };
+    let mut t = ByUdi::default();
+    for n in [1, 2, 2, 3, 4] {
+        t.insert(key_of(&id(n)), id(n), key_of);
+    }
+    for n in 10..1_010 {
+        t.insert(key_of(&id(n)), id(n), key_of);
+    }
+    assert_eq!(t.all(7, key_of), [id(1), id(2), id(3)]);
+    assert_eq!(t.all(8, key_of), [id(4)]);
+    assert_eq!(t.find(7, |x| **x == id(2)), Some(id(2)));
+    assert_eq!(t.find(7, |x| **x == id(500)), None);
+    assert_eq!(t.all(key_of(&id(500)), key_of), [id(500)]);
 
-    // The device in the main slot leaves: the next one takes its place.
-    f.remove_udi(7, id(1));
-    assert_eq!(ids(&f, 7), [id(2), id(3)]);
-    // A device of another hash is not removed through this one.
-    f.remove_udi(7, id(4));
-    assert_eq!(ids(&f, 8), [id(4)]);
-    f.remove_udi(7, id(3));
-    assert_eq!(ids(&f, 7), [id(2)]);
-    assert!(f.udi_collisions.is_empty());
-    f.remove_udi(7, id(2));
-    f.remove_udi(8, id(4));
-    assert!(ids(&f, 7).is_empty());
-    assert!(f.instances_by_udi.is_empty());
+    t.remove(7, id(1));
+    assert_eq!(t.all(7, key_of), [id(2), id(3)]);
+    // A device that is not there: nothing changes.
+    t.remove(7, id(1));
+    t.remove(8, id(9));
+    assert_eq!(t.all(7, key_of), [id(2), id(3)]);
+    assert_eq!(t.all(8, key_of), [id(4)]);
+    t.remove(7, id(3));
+    t.remove(7, id(2));
+    t.remove(8, id(4));
+    assert!(t.all(7, key_of).is_empty() && t.all(8, key_of).is_empty());
+    for n in 10..1_010 {
+        t.remove(key_of(&id(n)), id(n));
+    }
+    assert!(t.is_empty());
 }
 
 fn device(n: u128, product: &str, version: &str) -> ProductInstance {
