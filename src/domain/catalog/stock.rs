@@ -44,6 +44,46 @@ impl ImportedFile {
     }
 }
 
+/// The license entries of one VA and tag, in id order: a sorted vector, since a VA holds
+/// few entries of one tag. A `BTreeSet` allocated a node of eleven slots (192 bytes) for each
+/// (VA, tag); with 1,000 VAs of 100 tags that was 19 MiB for 100,000 entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(in crate::domain) struct LicenseIds(Vec<LicenseId>);
+
+impl LicenseIds {
+    /// Adds `id` once. Small sets grow by one slot (most hold one entry), larger ones double.
+    pub fn insert(&mut self, id: LicenseId) {
+        if let Err(at) = self.0.binary_search(&id) {
+            if self.0.len() < 8 {
+                self.0.reserve_exact(1);
+            }
+            self.0.insert(at, id);
+        }
+    }
+
+    pub fn remove(&mut self, id: &LicenseId) {
+        if let Ok(at) = self.0.binary_search(id) {
+            self.0.remove(at);
+            if self.0.capacity() > 2 * self.0.len() {
+                self.0.shrink_to_fit();
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'a> IntoIterator for &'a LicenseIds {
+    type Item = &'a LicenseId;
+    type IntoIter = std::slice::Iter<'a, LicenseId>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
 /// License entries and imported files. Read by the other domain files; changed only here.
 #[derive(Clone, Debug, Default)]
 pub(in crate::domain) struct LicenseStock {
@@ -51,7 +91,7 @@ pub(in crate::domain) struct LicenseStock {
     pub licenses_by_va: HashMap<VaId, BTreeSet<LicenseId>>,
     /// Licenses of each VA by entitlement tag: compliance asks "units of this tag here" on
     /// every report and alert, which must not walk the VA's whole pool.
-    pub licenses_by_tag: HashMap<VaId, HashMap<String, BTreeSet<LicenseId>>>,
+    pub licenses_by_tag: HashMap<VaId, HashMap<String, LicenseIds>>,
     /// The VAs holding any license of a tag, for "where are spare licenses".
     pub vas_by_tag: HashMap<String, BTreeSet<VaId>>,
     /// License files already imported, by account, issuer and file id.
@@ -141,5 +181,42 @@ impl Removable for ImportedFile {
     type Key = ImportKey;
     fn take(key: ImportKey, c: &mut Catalog) {
         c.stock.imported_files.remove(&key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LicenseIds;
+    use crate::domain::ids::LicenseId;
+
+    fn id(n: u128) -> LicenseId {
+        LicenseId(uuid::Uuid::from_u128(n))
+    }
+
+    /// Random inserts and removals against a `BTreeSet`: the same entries, in the same order,
+    /// and a one-entry set holds one slot.
+    #[test]
+    fn license_ids_answer_like_a_set() {
+        use std::collections::BTreeSet;
+        let mut ids = LicenseIds::default();
+        ids.insert(id(5));
+        assert_eq!(ids.0.capacity(), 1);
+        let mut model = BTreeSet::from([id(5)]);
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..2_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let n = id(u128::from(x % 40));
+            if x % 3 == 0 {
+                ids.remove(&n);
+                model.remove(&n);
+            } else {
+                ids.insert(n);
+                model.insert(n);
+            }
+            assert!(ids.into_iter().eq(model.iter()));
+            assert_eq!(ids.is_empty(), model.is_empty());
+        }
     }
 }
