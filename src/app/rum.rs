@@ -25,7 +25,7 @@ pub fn rum_input(r: RumReport) -> RumInput {
         report_id: r.report_id,
         udi: Udi {
             pid: r.udi_pid.into(),
-            serial: r.udi_serial,
+            serial: r.udi_serial.into(),
         },
         entitlement_tag: r.entitlement_tag,
         count: r.count,

@@ -35,7 +35,7 @@ use super::ids::{
 };
 use super::model::{
     Account, ApiToken, License, ProductInstance, RegistrationToken, RevokedCertificate, RumRecord,
-    Udi, User, UserPassword, VirtualAccount,
+    Stamp, Udi, User, UserPassword, VirtualAccount,
 };
 pub use super::records::{Record, Removal};
 pub use cisco_acks::{CiscoAck, CiscoAcks, CiscoExport, Delivery, ExportedFile, ReportHolder};
@@ -518,6 +518,7 @@ impl Catalog {
 
     /// Devices whose last contact is before `before`, oldest first.
     pub fn silent_since(&self, before: OffsetDateTime) -> impl Iterator<Item = &ProductInstance> {
+        let before = Stamp::from(before);
         self.fleet
             .by_contact
             .iter()
@@ -536,6 +537,7 @@ impl Catalog {
             .filter_map(|(_, id)| self.fleet.instances.get(id))
             .map(|i| i.last_contact)
             .max()
+            .map(Stamp::get)
     }
 
     pub fn rum_seen(&self, serial: &str, report_id: u64) -> bool {

@@ -133,7 +133,8 @@ impl Catalog {
         scope: ExportScope,
     ) -> Result<ExportPlan, DomainError> {
         let (account, va) = self.check_scope(p, scope)?;
-        let mut files: BTreeMap<(super::model::Text, String, ReportHolder), Vec<u64>> = BTreeMap::new();
+        let mut files: BTreeMap<(super::model::Text, String, ReportHolder), Vec<u64>> =
+            BTreeMap::new();
         for ((serial, id), h) in &self.cisco.held {
             if self.cisco.acked.contains_key(&(serial.clone(), *id)) {
                 continue;
@@ -155,7 +156,10 @@ impl Catalog {
                     .map(|id| (id, self.relayed_text(&holder, &serial, id)))
                     .collect();
                 PlannedFile {
-                    udi: Udi { pid, serial },
+                    udi: Udi {
+                        pid,
+                        serial: serial.into(),
+                    },
                     holder,
                     reports,
                 }
@@ -385,7 +389,7 @@ impl Catalog {
         self.cisco
             .acks
             .values()
-            .filter(|a| a.udi.serial == serial && pid.is_none_or(|pid| a.udi.pid == pid.into()))
+            .filter(|a| &*a.udi.serial == serial && pid.is_none_or(|pid| &*a.udi.pid == pid))
             .filter(|a| self.va_access(p, a.va).is_some())
             .filter(|a| va.is_none_or(|root| self.in_subtree(a.va, root)))
             .max_by(|a, b| (a.received_at, &a.id).cmp(&(b.received_at, &b.id)))
@@ -398,7 +402,8 @@ impl Catalog {
     /// Per device whose reports `p` may read (within `va`'s subtree when given): reports held,
     /// waiting for an ACK, the oldest waiting, the last ACK. Ordered by UDI.
     pub fn cisco_report_status(&self, p: &Principal, va: Option<VaId>) -> Vec<DeviceReports> {
-        let mut out: BTreeMap<(super::model::Text, String, ReportHolder), DeviceReports> = BTreeMap::new();
+        let mut out: BTreeMap<(super::model::Text, String, ReportHolder), DeviceReports> =
+            BTreeMap::new();
         for ((serial, id), h) in &self.cisco.held {
             let Some((account, v)) = self.holder_place(&h.holder) else {
                 continue;
@@ -427,7 +432,11 @@ impl Catalog {
             }
         }
         for a in self.cisco.acks.values() {
-            let key = (a.udi.pid.clone(), a.udi.serial.clone(), a.holder.clone());
+            let key = (
+                a.udi.pid.clone(),
+                a.udi.serial.to_string(),
+                a.holder.clone(),
+            );
             if let Some(d) = out.get_mut(&key)
                 && d.last_ack
                     .as_ref()
@@ -515,7 +524,7 @@ impl Catalog {
             let holder = a
                 .report_ids
                 .iter()
-                .find_map(|id| self.cisco.held.get(&(a.udi.serial.clone(), *id)))
+                .find_map(|id| self.cisco.held.get(&(a.udi.serial.to_string(), *id)))
                 .map(|h| h.holder.clone());
             let Some((holder, (account, va))) =
                 holder.and_then(|h| self.holder_place(&h).map(|place| (h, place)))
@@ -560,8 +569,10 @@ impl Catalog {
             return;
         }
         let limit = now - time::Duration::days(i64::from(days));
-        let mut oldest: BTreeMap<(super::model::Text, String, ReportHolder), (OffsetDateTime, usize)> =
-            BTreeMap::new();
+        let mut oldest: BTreeMap<
+            (super::model::Text, String, ReportHolder),
+            (OffsetDateTime, usize),
+        > = BTreeMap::new();
         for ((serial, id), h) in &self.cisco.held {
             if self.cisco.acked.contains_key(&(serial.clone(), *id)) {
                 continue;

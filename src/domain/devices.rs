@@ -129,7 +129,7 @@ impl Catalog {
             token: Some(token.id),
             export_allowed: token.allow_export_controlled,
             cert_serial: Some(issued.serial.into()),
-            cert_not_after: Some(issued.not_after),
+            cert_not_after: Some(issued.not_after.into()),
             ..ProductInstance::first_seen(
                 id,
                 account.id,
@@ -221,7 +221,7 @@ impl Catalog {
         timers: &DeviceTimers,
     ) -> Result<UsageOutcome, DeviceError> {
         let current = self.instance(id).ok_or(DeviceError::UnknownInstance)?;
-        if let Some(last) = current.last_seq {
+        if let Some(last) = current.last_seq.map(super::model::Seq::get) {
             if seq == last {
                 let answer = current
                     .answer()
@@ -267,7 +267,7 @@ impl Catalog {
         let current = self.instance(id).ok_or(DeviceError::UnknownInstance)?;
         let answer = self.authorization(current, now, timers);
         let mut updated = current.clone();
-        updated.last_contact = now;
+        updated.last_contact = now.into();
         Ok((Change::silent().put(Record::Instance(updated)), answer))
     }
 
@@ -282,8 +282,8 @@ impl Catalog {
         let issued = issue(id)?;
         let mut updated = current.clone();
         updated.cert_serial = Some(issued.serial.as_str().into());
-        updated.cert_not_after = Some(issued.not_after);
-        updated.last_contact = now;
+        updated.cert_not_after = Some(issued.not_after.into());
+        updated.last_contact = now.into();
         let event = NewEvent::new("device.renew", &current.udi)
             .account(current.account)
             .va(current.va)
@@ -447,10 +447,10 @@ fn reported(
         export_allowed: *export_allowed,
         cert_serial: cert_serial.clone(),
         cert_not_after: *cert_not_after,
-        last_contact: now,
-        last_report_at: Some(now),
-        last_seq: Some(seq),
-        last_measured_at: Some(measured_at),
+        last_contact: now.into(),
+        last_report_at: Some(now.into()),
+        last_seq: Some(seq.into()),
+        last_measured_at: Some(measured_at.into()),
         usage: usage
             .iter()
             .filter(|(_, c)| *c > 0)
@@ -470,7 +470,7 @@ fn revocation(
         serial: i.cert_serial.as_deref()?.to_owned(),
         instance: i.id,
         revoked_at: now,
-        not_after: i.cert_not_after.unwrap_or(now),
+        not_after: i.cert_not_after.map_or(now, super::model::Stamp::get),
         reason: reason.to_string(),
     })
 }
@@ -487,7 +487,7 @@ impl Catalog {
         let deadline = now - timers.authorization_valid - timers.deregister_after;
         match self.instance(id) {
             Some(i) if i.last_contact < deadline => {
-                let days = (now - i.last_contact).whole_days();
+                let days = (now - i.last_contact.get()).whole_days();
                 let why = format!(
                     "no contact for {days} days (authorization expired, then the deregistration delay passed)"
                 );

@@ -118,8 +118,8 @@ impl Catalog {
         } else {
             instance.usage.remove(&r.entitlement_tag);
         }
-        instance.last_contact = now;
-        instance.last_report_at = Some(now);
+        instance.last_contact = now.into();
+        instance.last_report_at = Some(now.into());
         instance.last_answer = None;
         let event = if existing.is_none() {
             NewEvent::new("device.register", &r.udi).detail("source", "cisco-rum")

@@ -446,22 +446,22 @@ fn device_record(
         va: tree.vas[p.va],
         udi: Udi {
             pid: format!("SCALE-{}", i % 20).into(),
-            serial: format!("SN{i:09}"),
+            serial: format!("SN{i:09}").into(),
         },
         hostname: format!("dev-{i}").into(),
         product: "scale-sim".into(),
         version: "1.0".into(),
         source: InstanceSource::Native,
-        registered_at,
+        registered_at: registered_at.into(),
         order: i as u64,
         token: None,
         export_allowed: false,
         cert_serial: None,
         cert_not_after: None,
-        last_contact: last_report,
-        last_report_at: Some(last_report),
-        last_seq: Some(1 + p.rng.below(1000) as u64),
-        last_measured_at: Some(last_report),
+        last_contact: last_report.into(),
+        last_report_at: Some(last_report.into()),
+        last_seq: Some((1 + p.rng.below(1000) as u64).into()),
+        last_measured_at: Some(last_report.into()),
         usage,
         last_answer: Some(last_answer),
         clock_skew: false,
@@ -523,7 +523,7 @@ mod tests {
             app.read(|c| {
                 let mut checked = 0;
                 for i in c.instances() {
-                    let fresh = c.authorization(i, i.last_report_at.unwrap(), &timers);
+                    let fresh = c.authorization(i, i.last_report_at.unwrap().into(), &timers);
                     let stored = i.answer().unwrap();
                     assert_eq!(fresh.entitlements, stored.entitlements, "{}", i.udi);
                     assert_eq!(fresh.status, stored.status);

@@ -82,7 +82,7 @@ async fn register_inner(ctx: &DeviceCtx, req: Request) -> Result<wire::RegisterR
         token_hash: secrets::hash(&r.token),
         udi: Udi {
             pid: r.udi.pid.clone().into(),
-            serial: r.udi.serial.clone(),
+            serial: r.udi.serial.clone().into(),
         },
         hostname: r.hostname,
         product: r.product,

@@ -145,7 +145,7 @@ fn to_wire_ack(a: &crate::domain::CiscoAck) -> wire::CiscoAckLine {
     wire::CiscoAckLine {
         udi: crate::protocol::device::Udi {
             pid: a.udi.pid.to_string(),
-            serial: a.udi.serial.clone(),
+            serial: a.udi.serial.to_string(),
         },
         report_ids,
         file: base64::engine::general_purpose::STANDARD.encode(&a.bytes),
@@ -198,7 +198,7 @@ fn children_keys(c: &Catalog) -> TrustedKeys {
 fn from_wire_change(c: &wire::Change) -> ChildChange {
     let udi = |u: &crate::protocol::device::Udi| crate::domain::Udi {
         pid: u.pid.clone().into(),
-        serial: u.serial.clone(),
+        serial: u.serial.clone().into(),
     };
     match c {
         wire::Change::Registration {

@@ -110,7 +110,7 @@ impl SyncEngine {
                             udi.serial
                         ))
                     })?;
-                texts.insert((udi.serial, report_id), text);
+                texts.insert((udi.serial.to_string(), report_id), text);
             }
         }
         Ok(texts)
@@ -136,7 +136,7 @@ fn rum_text<'a>(item: &'a OutItem, texts: &'a RumTexts) -> Option<&'a str> {
             udi,
             raw,
         } if raw.is_empty() => texts
-            .get(&(udi.serial.clone(), *report_id))
+            .get(&(udi.serial.to_string(), *report_id))
             .map(String::as_str),
         ChildChange::Rum { raw, .. } => Some(raw),
         _ => Some(""),
@@ -158,7 +158,7 @@ fn to_wire_change(item: &OutItem, texts: &RumTexts) -> wire::Change {
             va: va.clone(),
             udi: crate::protocol::device::Udi {
                 pid: udi.pid.to_string(),
-                serial: udi.serial.clone(),
+                serial: udi.serial.to_string(),
             },
             hostname: hostname.clone(),
             product: product.clone(),
@@ -191,7 +191,7 @@ fn to_wire_change(item: &OutItem, texts: &RumTexts) -> wire::Change {
             report_id: *report_id,
             udi: crate::protocol::device::Udi {
                 pid: udi.pid.to_string(),
-                serial: udi.serial.clone(),
+                serial: udi.serial.to_string(),
             },
             // A report of this satellite's own devices was read from the store before the
             // request was made; a relayed one carries its text.

@@ -155,7 +155,7 @@ fn from_wire_acks(lines: &[wire::CiscoAckLine]) -> Result<Vec<ReceivedAck>, Sync
                 id: crate::hex::encode(&crate::protocol::reservation::sha256(&bytes)),
                 udi: crate::domain::Udi {
                     pid: l.udi.pid.clone().into(),
-                    serial: l.udi.serial.clone(),
+                    serial: l.udi.serial.clone().into(),
                 },
                 report_ids: l.report_ids.clone(),
                 bytes,

@@ -120,7 +120,8 @@ impl CiscoAcks {
 
     fn put_ack(&mut self, a: CiscoAck) {
         for id in &a.report_ids {
-            self.acked.insert((a.udi.serial.clone(), *id), a.id.clone());
+            self.acked
+                .insert((a.udi.serial.to_string(), *id), a.id.clone());
         }
         if let Some(n) = a.file_id {
             self.acked_files.insert(n, a.id.clone());
@@ -136,7 +137,7 @@ impl CiscoAcks {
         at: OffsetDateTime,
     ) {
         self.held.insert(
-            (udi.serial.clone(), report_id),
+            (udi.serial.to_string(), report_id),
             HeldReport {
                 udi: udi.clone(),
                 holder,

@@ -5,20 +5,18 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use time::OffsetDateTime;
-
 use super::{IdMap, Removable, Stored};
 use crate::domain::catalog::Catalog;
 use crate::domain::ids::{AccountId, InstanceId, VaId};
 use crate::domain::model::{
-    ProductInstance, RevokedCertificate, RumRecord, Tag, Text, Udi, intern,
+    ProductInstance, RevokedCertificate, RumRecord, Stamp, Tag, Text, Udi, intern,
 };
 
 mod load;
 mod pool;
 mod tables;
-pub(in crate::domain) use tables::{ByUdi, Instances};
 pub(in crate::domain) use pool::PoolUsers;
+pub(in crate::domain) use tables::{ByUdi, Instances};
 #[cfg(test)]
 mod tests;
 pub(in crate::domain) use load::Staged;
@@ -28,8 +26,8 @@ pub use load::{PreparedInstance, Preparer};
 /// (years 1677 to 2262; times beyond are clamped, so readers that need the exact order check
 /// the record). Half an `i128`'s width, which with its alignment made each entry 32 bytes
 /// rather than 24.
-pub(in crate::domain) fn contact_key(t: OffsetDateTime) -> i64 {
-    let nanos = t.unix_timestamp_nanos();
+pub(in crate::domain) fn contact_key(t: Stamp) -> i64 {
+    let nanos = t.unix_nanos();
     i64::try_from(nanos).unwrap_or(if nanos < 0 { i64::MIN } else { i64::MAX })
 }
 
@@ -369,6 +367,6 @@ impl Stored for RumRecord {
             .hold(&self.udi, self.report_id, holder, self.received_at);
         c.fleet
             .rum_seen
-            .insert((self.udi.serial, self.report_id), self.instance);
+            .insert((self.udi.serial.to_string(), self.report_id), self.instance);
     }
 }

@@ -208,7 +208,7 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let n = id(u128::from(x % 40));
-            if x % 3 == 0 {
+            if x.is_multiple_of(3) {
                 ids.remove(&n);
                 model.remove(&n);
             } else {

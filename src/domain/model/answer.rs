@@ -9,8 +9,7 @@
 //! changed afterwards) keeps its own list. The stored bytes do not change: a record is written
 //! with the answer's full list (`wire.rs`), as before.
 
-use super::{AuthorizationState, EntitlementStatus, InstanceStatus, Tag, TagCounts};
-use time::OffsetDateTime;
+use super::{AuthorizationState, EntitlementStatus, InstanceStatus, Stamp, Tag, TagCounts};
 
 /// The most lines whose statuses fit in [`AnswerLines::OfUsage`].
 pub const PACKED_LINES: usize = 16;
@@ -19,8 +18,8 @@ pub const PACKED_LINES: usize = 16;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LastAnswer {
     pub status: InstanceStatus,
-    pub expires_at: OffsetDateTime,
-    pub next_report_by: OffsetDateTime,
+    pub expires_at: Stamp,
+    pub next_report_by: Stamp,
     lines: AnswerLines,
 }
 
@@ -38,8 +37,8 @@ impl LastAnswer {
     pub fn new(answer: &AuthorizationState, usage: &TagCounts) -> Self {
         LastAnswer {
             status: answer.status,
-            expires_at: answer.expires_at,
-            next_report_by: answer.next_report_by,
+            expires_at: answer.expires_at.into(),
+            next_report_by: answer.next_report_by.into(),
             lines: pack(&answer.entitlements, usage)
                 .unwrap_or_else(|| AnswerLines::Listed(answer.entitlements.clone().into())),
         }
@@ -51,8 +50,8 @@ impl LastAnswer {
             .unwrap_or_else(|| AnswerLines::Listed(answer.entitlements.into_boxed_slice()));
         LastAnswer {
             status: answer.status,
-            expires_at: answer.expires_at,
-            next_report_by: answer.next_report_by,
+            expires_at: answer.expires_at.into(),
+            next_report_by: answer.next_report_by.into(),
             lines,
         }
     }
@@ -68,8 +67,8 @@ impl LastAnswer {
         Some(AuthorizationState {
             status: self.status,
             entitlements,
-            expires_at: self.expires_at,
-            next_report_by: self.next_report_by,
+            expires_at: self.expires_at.get(),
+            next_report_by: self.next_report_by.get(),
         })
     }
 

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{
-    AuthorizationState, InstanceSource, InstanceStatus, LastAnswer, ProductInstance, TagCounts,
-    Text, Udi,
+    AuthorizationState, InstanceSource, InstanceStatus, LastAnswer, ProductInstance, Seq, Stamp,
+    TagCounts, Text, Udi,
 };
 use crate::domain::ids::{AccountId, InstanceId, TokenId, VaId};
 
@@ -95,8 +95,8 @@ impl Serialize for ProductInstance {
             Some(AnswerOut {
                 status: a.status,
                 entitlements: LinesOut(a.lines(&self.usage)?),
-                expires_at: a.expires_at,
-                next_report_by: a.next_report_by,
+                expires_at: a.expires_at.get(),
+                next_report_by: a.next_report_by.get(),
             })
         });
         Out {
@@ -108,16 +108,16 @@ impl Serialize for ProductInstance {
             product: &self.product,
             version: &self.version,
             source: self.source,
-            registered_at: self.registered_at,
+            registered_at: self.registered_at.get(),
             order: self.order,
             token: self.token,
             export_allowed: self.export_allowed,
             cert_serial: self.cert_serial.as_deref(),
-            cert_not_after: self.cert_not_after,
-            last_contact: self.last_contact,
-            last_report_at: self.last_report_at,
-            last_seq: self.last_seq,
-            last_measured_at: self.last_measured_at,
+            cert_not_after: self.cert_not_after.map(Stamp::get),
+            last_contact: self.last_contact.get(),
+            last_report_at: self.last_report_at.map(Stamp::get),
+            last_seq: self.last_seq.map(Seq::get),
+            last_measured_at: self.last_measured_at.map(Stamp::get),
             usage: &self.usage,
             last_answer,
             clock_skew: self.clock_skew,
@@ -139,16 +139,16 @@ impl<'de> Deserialize<'de> for ProductInstance {
             product: r.product,
             version: r.version,
             source: r.source,
-            registered_at: r.registered_at,
+            registered_at: r.registered_at.into(),
             order: r.order,
             token: r.token,
             export_allowed: r.export_allowed,
             cert_serial: r.cert_serial,
-            cert_not_after: r.cert_not_after,
-            last_contact: r.last_contact,
-            last_report_at: r.last_report_at,
-            last_seq: r.last_seq,
-            last_measured_at: r.last_measured_at,
+            cert_not_after: r.cert_not_after.map(Stamp::from),
+            last_contact: r.last_contact.into(),
+            last_report_at: r.last_report_at.map(Stamp::from),
+            last_seq: r.last_seq.map(Seq::from),
+            last_measured_at: r.last_measured_at.map(Stamp::from),
             usage: r.usage,
             clock_skew: r.clock_skew,
         })

@@ -51,7 +51,7 @@ impl OutDevice<'_> {
                 hostname: &i.hostname,
                 product: &i.product,
                 version: &i.version,
-                registered_at: i.registered_at,
+                registered_at: i.registered_at.into(),
             },
             OutDevice::Remote(r) => DeviceFacts {
                 id,

@@ -103,7 +103,13 @@ fn a_repeated_report_gets_the_kept_answer() {
         UsageOutcome::Repeat(_) => panic!("a first report is applied"),
     };
     assert_eq!(first.entitlements[0].2, EntitlementStatus::OutOfCompliance);
-    assert!(!c.fleet.instances[&id].last_answer.as_ref().unwrap().keeps_its_lines());
+    assert!(
+        !c.fleet.instances[&id]
+            .last_answer
+            .as_ref()
+            .unwrap()
+            .keeps_its_lines()
+    );
     add_lic(&mut c, va, perpetual("dna", 5));
     match c
         .report_usage(id, 1, NOW, &[("dna".into(), 2)], NOW, &timers)
@@ -135,5 +141,27 @@ proptest! {
         let kept = LastAnswer::new(&answer, &u);
         prop_assert_eq!(kept.keeps_its_lines(), differs || u.len() > PACKED_LINES);
         prop_assert_eq!(kept.answer(&u), Some(answer));
+    }
+}
+
+proptest! {
+    /// A device's usage, a boxed slice rebuilt on each change of its tags, answers as the
+    /// `BTreeMap` it replaced: built from entries with repeats (the last wins), then changed.
+    #[test]
+    fn a_usage_answers_like_a_map(
+        built in proptest::collection::vec(("[a-d]{1,2}", 0u64..5), 0..12),
+        changes in proptest::collection::vec(("[a-d]{1,2}", proptest::option::of(0u64..5)), 0..24),
+    ) {
+        use std::collections::BTreeMap;
+        let mut usage: TagCounts = built.iter().map(|(t, n)| (t.as_str(), *n)).collect();
+        let mut model: BTreeMap<String, u64> = built.iter().cloned().collect();
+        for (tag, units) in changes {
+            match units {
+                Some(n) => prop_assert_eq!(usage.insert(tag.as_str(), n), model.insert(tag, n)),
+                None => prop_assert_eq!(usage.remove(&tag), model.remove(&tag)),
+            }
+            prop_assert!(usage.iter().map(|(t, n)| (&**t, *n)).eq(model.iter().map(|(t, n)| (t.as_str(), *n))));
+            prop_assert_eq!(usage.len(), model.len());
+        }
     }
 }

@@ -107,7 +107,7 @@ fn an_ack_maps_back_through_its_device_file_and_acknowledges_its_reports() {
     assert_eq!(left.report_count(), 1, "only B's report is still waiting");
 
     // Delivery: the ACK waits for its device until an outcome is recorded.
-    let instance = c.instances().find(|i| i.udi.serial == "A").unwrap().id;
+    let instance = c.instances().find(|i| &*i.udi.serial == "A").unwrap().id;
     assert_eq!(c.cisco_acks_to_deliver(instance).len(), 1);
     let (change, _) = c
         .record_cisco_delivery(&admin(), "a1", true, "imported", NOW)
@@ -129,7 +129,7 @@ fn an_ack_for_a_device_moved_out_of_the_importers_scope_reads_as_not_exported() 
         .unwrap()
         .unwrap();
     c.apply(&change);
-    let instance = c.instances().find(|i| i.udi.serial == "A").unwrap().id;
+    let instance = c.instances().find(|i| &*i.udi.serial == "A").unwrap().id;
     c.apply(&c.move_device(&admin(), instance, lab).unwrap().0);
     let lab_admin = user_with(
         &mut c,
@@ -186,7 +186,7 @@ fn an_ack_from_the_upstream_is_taken_only_for_reports_of_the_subtree_it_manages(
     c.apply(&change);
     assert!(!c.rum_acknowledged("RUM1", 1));
     // In the managed subtree, the same ACK is the device's.
-    let instance = c.instances().find(|i| i.udi.serial == "RUM1").unwrap().id;
+    let instance = c.instances().find(|i| &*i.udi.serial == "RUM1").unwrap().id;
     move_device(&mut c, instance, paris);
     let change = c.receive_cisco_acks(response(), &[received("a1")], NOW);
     c.apply(&change);

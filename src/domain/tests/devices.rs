@@ -84,7 +84,7 @@ fn routine_reports_keep_every_device_index_true() {
             }
             check_device_indexes(&c);
             assert_eq!(c.fleet.instances[id].clock_skew, seq == 2);
-            assert_eq!(c.fleet.instances[id].last_seq, Some(seq));
+            assert_eq!(c.fleet.instances[id].last_seq, Some(seq.into()));
         }
     }
     assert_eq!(c.latest_contact(), Some(at));
@@ -117,7 +117,7 @@ fn contact_times_past_the_index_range_keep_their_order() {
     let farther = datetime!(2400-01-01 0:00 UTC);
     for (id, at) in ids.iter().zip([NOW, farther, far]) {
         let moved = ProductInstance {
-            last_contact: at,
+            last_contact: at.into(),
             ..c.fleet.instances[id].clone()
         };
         c.fleet.put(moved);

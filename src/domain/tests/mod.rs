@@ -255,7 +255,7 @@ fn register_with(c: &mut Catalog, token: [u8; 32], n: u8) -> InstanceId {
         token_hash: token,
         udi: Udi {
             pid: "P".into(),
-            serial: format!("S{n}"),
+            serial: format!("S{n}").into(),
         },
         hostname: "h".into(),
         product: "p".into(),

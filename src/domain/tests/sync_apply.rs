@@ -133,7 +133,7 @@ pub(super) fn remote_registration(id: &str, va: &str) -> ChildChange {
         va: va.into(),
         udi: Udi {
             pid: "P".into(),
-            serial: format!("R-{id}"),
+            serial: format!("R-{id}").into(),
         },
         hostname: "h".into(),
         product: "p".into(),

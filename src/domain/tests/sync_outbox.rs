@@ -51,7 +51,7 @@ fn a_new_device_in_the_subtree_appears_as_a_registration_with_its_path() {
         } => {
             assert_eq!(instance_id, &id.to_string());
             assert_eq!(va, ROOT, "sync names VAs by the account's domain");
-            assert_eq!(udi.serial, "S1");
+            assert_eq!(udi.serial, "S1".into());
         }
         other => panic!("not a registration: {other:?}"),
     }

@@ -49,7 +49,7 @@ impl ReservationView {
             va_path: c.va_path(r.va),
             udi: crate::protocol::device::Udi {
                 pid: r.udi.pid.to_string(),
-                serial: r.udi.serial.clone(),
+                serial: r.udi.serial.to_string(),
             },
             entitlements: r
                 .entitlements

@@ -132,7 +132,7 @@ fn report_texts(ctx: &AdminCtx, plan: &ExportPlan) -> Result<Vec<export::DeviceU
         devices.push(export::DeviceUsage {
             udi: crate::protocol::device::Udi {
                 pid: f.udi.pid.to_string(),
-                serial: f.udi.serial.clone(),
+                serial: f.udi.serial.to_string(),
             },
             reports,
         });

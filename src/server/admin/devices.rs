@@ -121,7 +121,7 @@ pub(crate) fn device_ref(c: &Catalog, p: &Principal, r: &str) -> Result<Instance
         Err(_) => r.split_once(':').and_then(|(pid, serial)| {
             let udi = crate::domain::Udi {
                 pid: pid.to_string().into(),
-                serial: serial.to_string(),
+                serial: serial.to_string().into(),
             };
             c.accounts()
                 .filter_map(|a| c.instance_by_udi(a.id, &udi))

@@ -49,7 +49,7 @@ pub async fn create(
     let input = ReservationRequest {
         udi: Udi {
             pid: request.udi.pid.clone().into(),
-            serial: request.udi.serial.clone(),
+            serial: request.udi.serial.clone().into(),
         },
         entitlements,
         nonce: request.nonce.clone(),
@@ -90,7 +90,7 @@ fn issue(
         reservation_id: r.id.to_string(),
         udi: crate::protocol::device::Udi {
             pid: r.udi.pid.to_string(),
-            serial: r.udi.serial.clone(),
+            serial: r.udi.serial.to_string(),
         },
         account: at.account_domain.to_string(),
         va: at.va_path.to_string(),
@@ -129,7 +129,7 @@ pub async fn return_code(
     })?;
     let udi = Udi {
         pid: code.udi.pid.clone().into(),
-        serial: code.udi.serial.clone(),
+        serial: code.udi.serial.clone().into(),
     };
     let proof = code.check();
     let reservation = ctx

@@ -112,7 +112,7 @@ pub async fn detail(
         } else {
             cert_serial.into()
         },
-        cert_expires: cert_not_after.map_or("—".into(), when),
+        cert_expires: cert_not_after.map_or("—".into(), |t| when(t.get())),
         authorization_expires: when(d.authorization_expires_at),
         next_report_by: when(d.next_report_by),
         targets,

@@ -278,7 +278,7 @@ fn search_udi(
         // A whole UDI: the hash index answers, one lookup per account.
         let udi = Udi {
             pid: pid.to_string().into(),
-            serial: serial.to_string(),
+            serial: serial.to_string().into(),
         };
         let found = c
             .accounts()
@@ -354,7 +354,7 @@ pub fn row(c: &Catalog, i: &ProductInstance, now: OffsetDateTime, timers: &Devic
         hostname: i.hostname.to_string(),
         va_path: c.va_path(i.va),
         status: state_label(Catalog::reported_state(i, now, timers).as_str()),
-        last_contact: when(i.last_contact),
+        last_contact: when(i.last_contact.into()),
     }
 }
 

@@ -351,7 +351,12 @@ fn a_device_answer_kept_whole_is_stored_as_any_answer() {
     let golden = hex(&encode(&product_instance()));
     let at = golden.rfind(&dna("02")).expect("the answer's dna line");
     assert!(golden.find(&dna("02")) < Some(at), "the usage comes first");
-    let expected = format!("{}{}{}", &golden[..at], dna("05"), &golden[at + dna("02").len()..]);
+    let expected = format!(
+        "{}{}{}",
+        &golden[..at],
+        dna("05"),
+        &golden[at + dna("02").len()..]
+    );
     let encoded = encode(&listed);
     assert_eq!(hex(&encoded), expected);
     let read: ProductInstance =
@@ -555,16 +560,16 @@ fn product_instance() -> ProductInstance {
         product: "ios-xe".into(),
         version: "17.9".into(),
         source: InstanceSource::Rum,
-        registered_at: datetime!(2026-01-02 03:04:05 UTC),
+        registered_at: datetime!(2026-01-02 03:04:05 UTC).into(),
         order: 42,
         token: Some(TokenId(id(7))),
         export_allowed: true,
         cert_serial: Some("0a0b".into()),
-        cert_not_after: Some(datetime!(2027-01-02 03:04:05 UTC)),
-        last_contact: datetime!(2026-03-04 05:06:07 UTC),
-        last_report_at: Some(datetime!(2026-03-04 05:06:00 UTC)),
-        last_seq: Some(12),
-        last_measured_at: Some(datetime!(2026-03-04 05:00:00 UTC)),
+        cert_not_after: Some(datetime!(2027-01-02 03:04:05 UTC).into()),
+        last_contact: datetime!(2026-03-04 05:06:07 UTC).into(),
+        last_report_at: Some(datetime!(2026-03-04 05:06:00 UTC).into()),
+        last_seq: Some(12.into()),
+        last_measured_at: Some(datetime!(2026-03-04 05:00:00 UTC).into()),
         usage: [("dna", 2u64), ("net", 1)].into_iter().collect(),
         last_answer: None,
         clock_skew: true,

@@ -53,7 +53,7 @@ fn devices_sharing_a_udi_hash_are_all_found_and_each_leaves_alone() {
 fn device(n: u128, product: &str, version: &str) -> ProductInstance {
     let udi = Udi {
         pid: "C9300-24T".into(),
-        serial: format!("FOC{n:08}"),
+        serial: format!("FOC{n:08}").into(),
     };
     let (account, va) = (
         AccountId(uuid::Uuid::from_u128(1)),
