@@ -26,8 +26,6 @@ mod tree;
 
 use std::collections::{BTreeSet, HashMap};
 
-use time::OffsetDateTime;
-
 use super::events::NewEvent;
 use super::ids::{
     AccountId, ApiTokenId, CiscoDeviceId, InstanceId, LicenseId, ReservationId, TokenId, UserId,
@@ -35,14 +33,17 @@ use super::ids::{
 };
 use super::model::{
     Account, ApiToken, License, ProductInstance, RegistrationToken, RevokedCertificate, RumRecord,
-    Stamp, Udi, User, UserPassword, VirtualAccount,
+    Udi, User, UserPassword, VirtualAccount,
 };
 pub use super::records::{Record, Removal};
+pub(super) use cisco_acks::ByDevice;
 pub use cisco_acks::{CiscoAck, CiscoAcks, CiscoExport, Delivery, ExportedFile, ReportHolder};
 use cisco_devices::CiscoDevices;
 pub use cisco_devices::{CiscoDevice, DeviceTrust};
 use credentials::Credentials;
-pub(super) use fleet::{Fleet, Pool, Staged, contact_key};
+#[cfg(test)]
+pub(super) use fleet::contact_key;
+pub(super) use fleet::{Fleet, Pool, Staged};
 pub use fleet::{PreparedInstance, Preparer, TEXT_KEY_BYTES, TextIndex, TextKey, text_key};
 pub use reserves::Reservation;
 use reserves::Reserves;
@@ -514,30 +515,6 @@ impl Catalog {
 
     pub fn instance_count_in(&self, va: VaId) -> usize {
         self.fleet.instances_by_va.get(&va).map_or(0, BTreeSet::len)
-    }
-
-    /// Devices whose last contact is before `before`, oldest first.
-    pub fn silent_since(&self, before: OffsetDateTime) -> impl Iterator<Item = &ProductInstance> {
-        let before = Stamp::from(before);
-        self.fleet
-            .by_contact
-            .iter()
-            .take_while(move |(t, _)| *t <= contact_key(before))
-            .filter_map(|(_, id)| self.fleet.instances.get(id))
-            .filter(move |i| i.last_contact < before)
-    }
-
-    /// The latest contact of any device, for the clock's high-water mark.
-    pub fn latest_contact(&self) -> Option<OffsetDateTime> {
-        self.fleet
-            .by_contact
-            .iter()
-            .rev()
-            .take_while(|(t, _)| Some(*t) == self.fleet.by_contact.last().map(|(t, _)| *t))
-            .filter_map(|(_, id)| self.fleet.instances.get(id))
-            .map(|i| i.last_contact)
-            .max()
-            .map(Stamp::get)
     }
 
     pub fn rum_seen(&self, serial: &str, report_id: u64) -> bool {

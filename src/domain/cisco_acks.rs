@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use super::access::{Access, Principal};
 use super::alerts::{Alert, Severity};
 use super::catalog::{
-    Catalog, Change, CiscoAck, CiscoExport, Delivery, ExportedFile, Record, ReportHolder,
+    ByDevice, Catalog, Change, CiscoAck, CiscoExport, Delivery, ExportedFile, Record, ReportHolder,
 };
 use super::error::DomainError;
 use super::events::NewEvent;
@@ -133,8 +133,7 @@ impl Catalog {
         scope: ExportScope,
     ) -> Result<ExportPlan, DomainError> {
         let (account, va) = self.check_scope(p, scope)?;
-        let mut files: BTreeMap<(super::model::Text, String, ReportHolder), Vec<u64>> =
-            BTreeMap::new();
+        let mut files: ByDevice<Vec<u64>> = BTreeMap::new();
         for ((serial, id), h) in &self.cisco.held {
             if self.cisco.acked.contains_key(&(serial.clone(), *id)) {
                 continue;
@@ -143,7 +142,7 @@ impl Catalog {
                 continue;
             };
             if self.in_scope(scope, acc, v) {
-                let key = (h.udi.pid.clone(), serial.clone(), h.holder.clone());
+                let key = (h.udi.pid.clone(), h.udi.serial.clone(), h.holder.clone());
                 files.entry(key).or_default().push(*id);
             }
         }
@@ -156,10 +155,7 @@ impl Catalog {
                     .map(|id| (id, self.relayed_text(&holder, &serial, id)))
                     .collect();
                 PlannedFile {
-                    udi: Udi {
-                        pid,
-                        serial: serial.into(),
-                    },
+                    udi: Udi { pid, serial },
                     holder,
                     reports,
                 }
@@ -402,8 +398,7 @@ impl Catalog {
     /// Per device whose reports `p` may read (within `va`'s subtree when given): reports held,
     /// waiting for an ACK, the oldest waiting, the last ACK. Ordered by UDI.
     pub fn cisco_report_status(&self, p: &Principal, va: Option<VaId>) -> Vec<DeviceReports> {
-        let mut out: BTreeMap<(super::model::Text, String, ReportHolder), DeviceReports> =
-            BTreeMap::new();
+        let mut out: ByDevice<DeviceReports> = BTreeMap::new();
         for ((serial, id), h) in &self.cisco.held {
             let Some((account, v)) = self.holder_place(&h.holder) else {
                 continue;
@@ -411,7 +406,7 @@ impl Catalog {
             if self.va_access(p, v).is_none() || va.is_some_and(|root| !self.in_subtree(v, root)) {
                 continue;
             }
-            let key = (h.udi.pid.clone(), serial.clone(), h.holder.clone());
+            let key = (h.udi.pid.clone(), h.udi.serial.clone(), h.holder.clone());
             let d = out.entry(key).or_insert_with(|| DeviceReports {
                 udi: h.udi.clone(),
                 account,
@@ -432,11 +427,7 @@ impl Catalog {
             }
         }
         for a in self.cisco.acks.values() {
-            let key = (
-                a.udi.pid.clone(),
-                a.udi.serial.to_string(),
-                a.holder.clone(),
-            );
+            let key = (a.udi.pid.clone(), a.udi.serial.clone(), a.holder.clone());
             if let Some(d) = out.get_mut(&key)
                 && d.last_ack
                     .as_ref()
@@ -569,15 +560,12 @@ impl Catalog {
             return;
         }
         let limit = now - time::Duration::days(i64::from(days));
-        let mut oldest: BTreeMap<
-            (super::model::Text, String, ReportHolder),
-            (OffsetDateTime, usize),
-        > = BTreeMap::new();
+        let mut oldest: ByDevice<(OffsetDateTime, usize)> = BTreeMap::new();
         for ((serial, id), h) in &self.cisco.held {
             if self.cisco.acked.contains_key(&(serial.clone(), *id)) {
                 continue;
             }
-            let key = (h.udi.pid.clone(), serial.clone(), h.holder.clone());
+            let key = (h.udi.pid.clone(), h.udi.serial.clone(), h.holder.clone());
             let entry = oldest.entry(key).or_insert((h.received_at, 0));
             entry.0 = entry.0.min(h.received_at);
             entry.1 += 1;

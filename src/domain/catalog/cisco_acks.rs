@@ -17,6 +17,10 @@ use crate::domain::catalog::Catalog;
 use crate::domain::ids::{AccountId, InstanceId, VaId};
 use crate::domain::model::Udi;
 
+/// Per device (product id, serial, holder), in UDI order.
+pub(in crate::domain) type ByDevice<V> =
+    std::collections::BTreeMap<(crate::domain::model::Text, Box<str>, ReportHolder), V>;
+
 /// Where the reports of a device are held: by this satellite (one of its own devices) or by a
 /// child satellite that relayed them (an ACK for them travels down to that child).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

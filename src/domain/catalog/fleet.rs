@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use time::OffsetDateTime;
+
 use super::{IdMap, Removable, Stored};
 use crate::domain::catalog::Catalog;
 use crate::domain::ids::{AccountId, InstanceId, VaId};
@@ -283,6 +285,30 @@ pub enum TextIndex {
 /// Reads of the device indexes that page: each starts after a key the caller had, so page N
 /// costs a B-tree descent and the page, never the N pages before it.
 impl Catalog {
+    /// Devices whose last contact is before `before`, oldest first.
+    pub fn silent_since(&self, before: OffsetDateTime) -> impl Iterator<Item = &ProductInstance> {
+        let before = Stamp::from(before);
+        self.fleet
+            .by_contact
+            .iter()
+            .take_while(move |(t, _)| *t <= contact_key(before))
+            .filter_map(|(_, id)| self.fleet.instances.get(id))
+            .filter(move |i| i.last_contact < before)
+    }
+
+    /// The latest contact of any device, for the clock's high-water mark.
+    pub fn latest_contact(&self) -> Option<OffsetDateTime> {
+        self.fleet
+            .by_contact
+            .iter()
+            .rev()
+            .take_while(|(t, _)| Some(*t) == self.fleet.by_contact.last().map(|(t, _)| *t))
+            .filter_map(|(_, id)| self.fleet.instances.get(id))
+            .map(|i| i.last_contact)
+            .max()
+            .map(Stamp::get)
+    }
+
     /// The devices of `va` in id order, after `after`.
     pub fn instances_in_after(
         &self,
