@@ -227,7 +227,12 @@ impl Catalog {
         timers: &DeviceTimers,
     ) -> InstanceStatus {
         let base = i.last_report_at.unwrap_or(i.registered_at);
-        if now >= base + timers.authorization_valid {
+        // `now >= base + valid`, with the instants compared as stamps: this runs for every
+        // device when the states are counted, and a stamp compares bytewise.
+        let expired = now
+            .checked_sub(timers.authorization_valid)
+            .is_some_and(|cutoff| base <= super::model::Stamp::from(cutoff));
+        if expired {
             InstanceStatus::AuthorizationExpired
         } else {
             i.last_answer

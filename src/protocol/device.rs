@@ -166,7 +166,19 @@ pub fn decode_register(body: &[u8]) -> Result<RegisterRequest, Malformed> {
 
 /// Decodes and checks a usage report body: bounded, tags valid and not repeated.
 pub fn decode_usage(body: &[u8]) -> Result<UsageRequest, Malformed> {
-    let r: UsageRequest = json(body, "usage")?;
+    let mut r: UsageRequest = json(body, "usage")?;
+    // Kept in UTC (a device record keeps its instants so): an offset is applied here, and an
+    // instant that UTC cannot express (past the end of year 9999) is refused.
+    r.measured_at = r
+        .measured_at
+        .checked_to_offset(time::UtcOffset::UTC)
+        .ok_or_else(|| {
+            Malformed(format!(
+                "`measured_at` {} is out of range: send a time between the years -9999 and 9999 \
+                 in UTC",
+                r.measured_at
+            ))
+        })?;
     if r.usage.len() > MAX_USAGE_LINES {
         return Err(Malformed(format!(
             "a usage report lists at most {MAX_USAGE_LINES} entitlement tags"
@@ -243,5 +255,27 @@ impl Authorization {
             authorization_expires_at: s.expires_at,
             next_report_by: s.next_report_by,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_usage;
+    use time::macros::datetime;
+
+    fn body(measured_at: &str) -> Vec<u8> {
+        format!(r#"{{"seq": 1, "measured_at": "{measured_at}", "usage": []}}"#).into_bytes()
+    }
+
+    /// A device's time is kept in UTC: an offset is applied when the report is read, and a
+    /// time UTC cannot express is refused with the reason, not stored.
+    #[test]
+    fn a_usage_report_time_is_read_in_utc() {
+        let r = decode_usage(&body("2026-03-04T07:06:07.5+02:00")).unwrap();
+        assert_eq!(r.measured_at, datetime!(2026-03-04 05:06:07.5 UTC));
+        assert_eq!(r.measured_at.offset(), time::UtcOffset::UTC);
+        let e = decode_usage(&body("9999-12-31T23:59:59-01:00")).unwrap_err();
+        assert!(e.to_string().contains("`measured_at`"), "{e}");
+        assert!(e.to_string().contains("out of range"), "{e}");
     }
 }

@@ -30,10 +30,20 @@ impl Stamp {
 }
 
 impl From<OffsetDateTime> for Stamp {
+    /// The instant of `t`, or the nearest one UTC can express: an `OffsetDateTime` may name,
+    /// with an offset, an instant past the end of year 9999 in UTC (or before its start), which
+    /// no `OffsetDateTime` in UTC holds, so that [`Stamp::get`] could not give it back.
     fn from(t: OffsetDateTime) -> Self {
+        let utc = t
+            .checked_to_offset(time::UtcOffset::UTC)
+            .unwrap_or(if t.year() > 0 {
+                OffsetDateTime::new_utc(time::Date::MAX, time::Time::MAX)
+            } else {
+                OffsetDateTime::new_utc(time::Date::MIN, time::Time::MIDNIGHT)
+            });
         let mut bytes = [0u8; 12];
-        bytes[..8].copy_from_slice(&((t.unix_timestamp() as u64) ^ (1 << 63)).to_be_bytes());
-        bytes[8..].copy_from_slice(&t.nanosecond().to_be_bytes());
+        bytes[..8].copy_from_slice(&((utc.unix_timestamp() as u64) ^ (1 << 63)).to_be_bytes());
+        bytes[8..].copy_from_slice(&utc.nanosecond().to_be_bytes());
         Stamp(bytes)
     }
 }
@@ -142,6 +152,11 @@ mod tests {
         for pair in times.windows(2) {
             assert!(Stamp::from(pair[0]) < Stamp::from(pair[1]), "{pair:?}");
         }
+        // Instants past the ends of UTC's range, named with an offset: the nearest end.
+        let end = OffsetDateTime::new_utc(time::Date::MAX, time::Time::MAX);
+        let start = OffsetDateTime::new_utc(time::Date::MIN, time::Time::MIDNIGHT);
+        assert_eq!(Stamp::from(datetime!(+9999-12-31 23:59:59 -1)).get(), end);
+        assert_eq!(Stamp::from(datetime!(-9999-01-01 0:00 +1)).get(), start);
         assert_eq!(std::mem::size_of::<Stamp>(), 12);
         assert_eq!(std::mem::align_of::<Option<Stamp>>(), 1);
     }
