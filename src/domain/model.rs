@@ -366,8 +366,9 @@ pub struct ProductInstance {
     pub token: Option<TokenId>,
     /// Taken from the registration token: may this device use export-controlled licenses?
     pub export_allowed: bool,
-    /// Boxed strings, not `String`s (here and `hostname`): 8 bytes less each keeps the record in
-    /// the allocator's 384-byte class (`domain::tests::load::a_device_record_fits_the_384_byte_size_class`).
+    /// Boxed strings, not `String`s (here, `hostname` and the UDI serial): 8 bytes less each
+    /// keeps the record in the allocator's 320-byte class
+    /// (`domain::tests::load::a_device_record_fits_its_size_class`).
     pub cert_serial: Option<Box<str>>,
     pub cert_not_after: Option<Stamp>,
     pub last_contact: Stamp,
