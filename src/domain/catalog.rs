@@ -15,6 +15,7 @@
 //! from the one list of record kinds (`for_each_record_kind!`). Indexes are derived and never
 //! persisted, so they cannot disagree with the records.
 
+mod boxed;
 mod cisco_acks;
 mod cisco_devices;
 mod credentials;

@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::boxed::Boxed;
 use super::{Removable, Stored};
 use crate::domain::catalog::Catalog;
 use crate::domain::ids::{AccountId, LicenseId, VaId};
@@ -87,7 +88,9 @@ impl<'a> IntoIterator for &'a LicenseIds {
 /// License entries and imported files. Read by the other domain files; changed only here.
 #[derive(Clone, Debug, Default)]
 pub(in crate::domain) struct LicenseStock {
-    pub licenses: HashMap<LicenseId, License>,
+    /// Boxed, by the id inside each (`catalog/boxed.rs`): license ids come from outside (files,
+    /// the upstream), so hashed with SipHash and a random key.
+    pub licenses: Boxed<License, std::hash::RandomState>,
     pub licenses_by_va: HashMap<VaId, BTreeSet<LicenseId>>,
     /// Licenses of each VA by entitlement tag: compliance asks "units of this tag here" on
     /// every report and alert, which must not walk the VA's whole pool.
@@ -118,7 +121,7 @@ impl LicenseStock {
             .entry(l.entitlement_tag.clone())
             .or_default()
             .insert(l.va);
-        self.licenses.insert(l.id, l);
+        self.licenses.insert(Box::new(l));
     }
 
     fn take(&mut self, id: LicenseId) {

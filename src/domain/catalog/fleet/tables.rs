@@ -1,84 +1,24 @@
 //! The fleet's two hash tables: devices by id, and devices by (account, UDI).
 //!
 //! Each holds one word or one id per device and no key beside it: the table of devices holds
-//! the boxed records and finds one by the id inside it; the UDI table holds ids and tells
-//! devices apart by their records. A `HashMap` keeps a copy of the key in every slot, and at a
-//! million devices both tables have 2²¹ slots: a map of id → box took 25 bytes a slot (52 MiB),
-//! this table 9 (19 MiB); a map of UDI hash → id took 25 bytes a slot, this table 17 (36 MiB).
-//! A lookup compares the records of the slots whose 7-bit hash tag matches: almost always the
-//! one it finds.
+//! the boxed records and finds one by the id inside it (`catalog/boxed.rs`); the UDI table holds
+//! ids and tells devices apart by their records. A `HashMap` keeps a copy of the key in every
+//! slot, and at a million devices both tables have 2²¹ slots: a map of id → box took 25 bytes a
+//! slot (52 MiB), the table by id takes 9 (19 MiB); a map of UDI hash → id took 25 bytes a slot,
+//! this table 17 (36 MiB).
 
-use std::hash::{BuildHasher, BuildHasherDefault};
+use std::hash::BuildHasherDefault;
 
 use hashbrown::HashTable;
 
-use crate::domain::catalog::IdHasher;
+use crate::domain::catalog::boxed::Boxed;
 use crate::domain::ids::InstanceId;
 use crate::domain::model::ProductInstance;
 
-fn id_hash(id: &InstanceId) -> u64 {
-    BuildHasherDefault::<IdHasher>::default().hash_one(id)
-}
-
-/// The devices by id.
-#[derive(Clone, Debug, Default)]
-pub(in crate::domain) struct Instances {
-    table: HashTable<Box<ProductInstance>>,
-}
-
-impl Instances {
-    pub fn get(&self, id: &InstanceId) -> Option<&ProductInstance> {
-        self.table.find(id_hash(id), |i| i.id == *id).map(|b| &**b)
-    }
-
-    pub fn get_mut(&mut self, id: &InstanceId) -> Option<&mut ProductInstance> {
-        self.table
-            .find_mut(id_hash(id), |i| i.id == *id)
-            .map(|b| &mut **b)
-    }
-
-    pub fn contains_key(&self, id: &InstanceId) -> bool {
-        self.get(id).is_some()
-    }
-
-    /// Adds a device, replacing the record of the same id.
-    pub fn insert(&mut self, i: Box<ProductInstance>) {
-        match self
-            .table
-            .entry(id_hash(&i.id), |x| x.id == i.id, |x| id_hash(&x.id))
-        {
-            hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = i,
-            hashbrown::hash_table::Entry::Vacant(e) => {
-                e.insert(i);
-            }
-        }
-    }
-
-    pub fn remove(&mut self, id: &InstanceId) -> Option<Box<ProductInstance>> {
-        let entry = self.table.find_entry(id_hash(id), |i| i.id == *id).ok()?;
-        Some(entry.remove().0)
-    }
-
-    pub fn values(&self) -> impl ExactSizeIterator<Item = &ProductInstance> + Clone {
-        self.table.iter().map(|b| &**b)
-    }
-
-    pub fn len(&self) -> usize {
-        self.table.len()
-    }
-
-    pub fn reserve(&mut self, n: usize) {
-        self.table.reserve(n, |x| id_hash(&x.id));
-    }
-}
-
-impl std::ops::Index<&InstanceId> for Instances {
-    type Output = ProductInstance;
-
-    fn index(&self, id: &InstanceId) -> &ProductInstance {
-        self.get(id).expect("no device with this id")
-    }
-}
+/// The devices by id: the boxed records, hashed by the id inside each with the catalog's
+/// hasher for ids it generated.
+pub(in crate::domain) type Instances =
+    Boxed<ProductInstance, BuildHasherDefault<crate::domain::catalog::IdHasher>>;
 
 /// The devices by (account, UDI): ids under the fleet's keyed hash of their (account, UDI)
 /// (UDIs come from outside), told apart by their records. The table rehashes an id when it
