@@ -7,9 +7,9 @@ use std::collections::{BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::boxed::Boxed;
 use super::{Removable, Stored};
 use crate::domain::catalog::Catalog;
+use crate::domain::catalog::boxed::Boxed;
 use crate::domain::ids::{AccountId, LicenseId, VaId};
 use crate::domain::model::License;
 
