@@ -61,6 +61,20 @@ fn udi_key(hasher: &std::hash::RandomState, account: AccountId, udi: &Udi) -> u6
     hasher.hash_one((account, udi))
 }
 
+/// How the UDI table rehashes a device it grows over: from the device's record, which every
+/// id in it has in `instances`.
+fn udi_rehash<'a>(
+    instances: &'a Instances,
+    hasher: &'a std::hash::RandomState,
+) -> impl Fn(&InstanceId) -> u64 + 'a {
+    move |id| {
+        let i = instances
+            .get(id)
+            .expect("every device in the UDI index has its record in the catalog");
+        udi_key(hasher, i.account, &i.udi)
+    }
+}
+
 /// Makes `i` share the catalog's copy of its texts (`texts`: product, version, product id) and
 /// tags (`tag_names`); `old` is the device's record already in the catalog, whose texts it
 /// takes back when they are unchanged (a report), without a lookup.
@@ -219,13 +233,8 @@ impl Fleet {
 
     /// Indexes device `id`, whose record is in the catalog already, under UDI key `key`.
     fn add_udi(&mut self, key: u64, id: InstanceId) {
-        let (instances, hasher) = (&self.instances, &self.udi_hasher);
-        self.instances_by_udi.insert(key, id, |x| {
-            let i = instances
-                .get(x)
-                .expect("every device in the UDI index has its record in the catalog");
-            udi_key(hasher, i.account, &i.udi)
-        });
+        let rehash = udi_rehash(&self.instances, &self.udi_hasher);
+        self.instances_by_udi.insert(key, id, rehash);
     }
 
     pub fn take(&mut self, id: InstanceId) {

@@ -35,19 +35,20 @@ enum AnswerLines {
 impl LastAnswer {
     /// `answer` as kept by a device whose usage is `usage`.
     pub fn new(answer: &AuthorizationState, usage: &TagCounts) -> Self {
-        LastAnswer {
-            status: answer.status,
-            expires_at: answer.expires_at.into(),
-            next_report_by: answer.next_report_by.into(),
-            lines: pack(&answer.entitlements, usage)
-                .unwrap_or_else(|| AnswerLines::Listed(answer.entitlements.clone().into())),
-        }
+        let lines = pack(&answer.entitlements, usage)
+            .unwrap_or_else(|| AnswerLines::Listed(answer.entitlements.clone().into()));
+        Self::with_lines(answer, lines)
     }
 
     /// [`LastAnswer::new`] taking the answer's list, which it keeps only if it must.
-    pub fn from_owned(answer: AuthorizationState, usage: &TagCounts) -> Self {
-        let lines = pack(&answer.entitlements, usage)
-            .unwrap_or_else(|| AnswerLines::Listed(answer.entitlements.into_boxed_slice()));
+    pub fn from_owned(mut answer: AuthorizationState, usage: &TagCounts) -> Self {
+        let lines = pack(&answer.entitlements, usage).unwrap_or_else(|| {
+            AnswerLines::Listed(std::mem::take(&mut answer.entitlements).into_boxed_slice())
+        });
+        Self::with_lines(&answer, lines)
+    }
+
+    fn with_lines(answer: &AuthorizationState, lines: AnswerLines) -> Self {
         LastAnswer {
             status: answer.status,
             expires_at: answer.expires_at.into(),

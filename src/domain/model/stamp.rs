@@ -80,12 +80,6 @@ impl PartialOrd<OffsetDateTime> for Stamp {
     }
 }
 
-impl PartialOrd<Stamp> for OffsetDateTime {
-    fn partial_cmp(&self, s: &Stamp) -> Option<std::cmp::Ordering> {
-        self.partial_cmp(&s.get())
-    }
-}
-
 impl std::fmt::Debug for Stamp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.get().fmt(f)
@@ -117,6 +111,18 @@ impl Seq {
 impl From<u64> for Seq {
     fn from(n: u64) -> Self {
         Seq(n.to_be_bytes())
+    }
+}
+
+impl serde::Serialize for Seq {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.get())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Seq {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        u64::deserialize(d).map(Seq::from)
     }
 }
 

@@ -1,10 +1,10 @@
 //! How a [`ProductInstance`] is serialized: field for field as the struct reads, with the last
 //! answer written whole (its lines from the usage, see `answer.rs`), so the stored bytes are
 //! those of the plain derive the record had before it packed its answer (the store's
-//! golden-bytes tests pin them). Reading packs the answer again.
+//! golden-bytes tests pin them). Reading packs the answer again. A [`Stamp`] is written as the
+//! `OffsetDateTime` it holds and a [`Seq`] as its `u64`, as the fields were.
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 use super::{
     AuthorizationState, InstanceSource, InstanceStatus, LastAnswer, ProductInstance, Seq, Stamp,
@@ -24,16 +24,16 @@ struct Out<'a> {
     product: &'a str,
     version: &'a str,
     source: InstanceSource,
-    registered_at: OffsetDateTime,
+    registered_at: Stamp,
     order: u64,
     token: Option<TokenId>,
     export_allowed: bool,
     cert_serial: Option<&'a str>,
-    cert_not_after: Option<OffsetDateTime>,
-    last_contact: OffsetDateTime,
-    last_report_at: Option<OffsetDateTime>,
-    last_seq: Option<u64>,
-    last_measured_at: Option<OffsetDateTime>,
+    cert_not_after: Option<Stamp>,
+    last_contact: Stamp,
+    last_report_at: Option<Stamp>,
+    last_seq: Option<Seq>,
+    last_measured_at: Option<Stamp>,
     usage: &'a TagCounts,
     last_answer: Option<AnswerOut<'a>>,
     clock_skew: bool,
@@ -45,8 +45,8 @@ struct Out<'a> {
 struct AnswerOut<'a> {
     status: InstanceStatus,
     entitlements: LinesOut<'a>,
-    expires_at: OffsetDateTime,
-    next_report_by: OffsetDateTime,
+    expires_at: Stamp,
+    next_report_by: Stamp,
 }
 
 /// An answer's lines, written as the `Vec<(Tag, u64, EntitlementStatus)>` they were.
@@ -74,16 +74,16 @@ struct In {
     product: Text,
     version: Text,
     source: InstanceSource,
-    registered_at: OffsetDateTime,
+    registered_at: Stamp,
     order: u64,
     token: Option<TokenId>,
     export_allowed: bool,
     cert_serial: Option<Box<str>>,
-    cert_not_after: Option<OffsetDateTime>,
-    last_contact: OffsetDateTime,
-    last_report_at: Option<OffsetDateTime>,
-    last_seq: Option<u64>,
-    last_measured_at: Option<OffsetDateTime>,
+    cert_not_after: Option<Stamp>,
+    last_contact: Stamp,
+    last_report_at: Option<Stamp>,
+    last_seq: Option<Seq>,
+    last_measured_at: Option<Stamp>,
     usage: TagCounts,
     last_answer: Option<AuthorizationState>,
     clock_skew: bool,
@@ -95,8 +95,8 @@ impl Serialize for ProductInstance {
             Some(AnswerOut {
                 status: a.status,
                 entitlements: LinesOut(a.lines(&self.usage)?),
-                expires_at: a.expires_at.get(),
-                next_report_by: a.next_report_by.get(),
+                expires_at: a.expires_at,
+                next_report_by: a.next_report_by,
             })
         });
         Out {
@@ -108,16 +108,16 @@ impl Serialize for ProductInstance {
             product: &self.product,
             version: &self.version,
             source: self.source,
-            registered_at: self.registered_at.get(),
+            registered_at: self.registered_at,
             order: self.order,
             token: self.token,
             export_allowed: self.export_allowed,
             cert_serial: self.cert_serial.as_deref(),
-            cert_not_after: self.cert_not_after.map(Stamp::get),
-            last_contact: self.last_contact.get(),
-            last_report_at: self.last_report_at.map(Stamp::get),
-            last_seq: self.last_seq.map(Seq::get),
-            last_measured_at: self.last_measured_at.map(Stamp::get),
+            cert_not_after: self.cert_not_after,
+            last_contact: self.last_contact,
+            last_report_at: self.last_report_at,
+            last_seq: self.last_seq,
+            last_measured_at: self.last_measured_at,
             usage: &self.usage,
             last_answer,
             clock_skew: self.clock_skew,
@@ -139,16 +139,16 @@ impl<'de> Deserialize<'de> for ProductInstance {
             product: r.product,
             version: r.version,
             source: r.source,
-            registered_at: r.registered_at.into(),
+            registered_at: r.registered_at,
             order: r.order,
             token: r.token,
             export_allowed: r.export_allowed,
             cert_serial: r.cert_serial,
-            cert_not_after: r.cert_not_after.map(Stamp::from),
-            last_contact: r.last_contact.into(),
-            last_report_at: r.last_report_at.map(Stamp::from),
-            last_seq: r.last_seq.map(Seq::from),
-            last_measured_at: r.last_measured_at.map(Stamp::from),
+            cert_not_after: r.cert_not_after,
+            last_contact: r.last_contact,
+            last_report_at: r.last_report_at,
+            last_seq: r.last_seq,
+            last_measured_at: r.last_measured_at,
             usage: r.usage,
             clock_skew: r.clock_skew,
         })

@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 
 use crate::domain::catalog::fleet::{
-    Fleet, Pool, TextKey, contact_key, share_texts, text_key, udi_key,
+    Fleet, Pool, TextKey, contact_key, share_texts, text_key, udi_key, udi_rehash,
 };
 use crate::domain::ids::{InstanceId, VaId};
 use crate::domain::model::{ProductInstance, Tag};
@@ -70,11 +70,8 @@ impl Fleet {
     /// by doubling would copy each several times.
     pub fn reserve(&mut self, n: usize, staged: &mut Staged) {
         self.instances.reserve(n);
-        let (instances, hasher) = (&self.instances, &self.udi_hasher);
-        self.instances_by_udi.reserve(n, |x| {
-            let i = &instances[x];
-            udi_key(hasher, i.account, &i.udi)
-        });
+        let rehash = udi_rehash(&self.instances, &self.udi_hasher);
+        self.instances_by_udi.reserve(n, rehash);
         staged.by_va.reserve(n);
         staged.by_serial_text.reserve(n);
         staged.by_hostname.reserve(n);
