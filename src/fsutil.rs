@@ -168,6 +168,33 @@ pub fn unlinked_file(target: &Path, mode: u32) -> Result<File, WriteError> {
     Ok(handle)
 }
 
+/// Opens the file at `path` for reading and writing in place, creating it with `mode` if there is
+/// none, for a file that is written where it lies and synced by its owner (the store's journal).
+/// A symbolic link at `path` is refused (`O_NOFOLLOW`), dangling or not, so the data cannot be
+/// sent elsewhere. Returns the file and whether it was created.
+pub fn open_in_place(path: &Path, mode: u32) -> io::Result<(File, bool)> {
+    match create_exclusive(path, mode) {
+        Ok(file) => Ok((file, true)),
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(path)
+                .map_err(|err| match err.raw_os_error() {
+                    Some(libc::ELOOP) => io::Error::other(format!(
+                        "{} is a symbolic link; satellite writes this file only in place: \
+                         replace the link with the file it points to",
+                        path.display()
+                    )),
+                    _ => err,
+                })?;
+            Ok((file, false))
+        }
+        Err(err) => Err(err),
+    }
+}
+
 /// Creates a new, empty directory (mode 0700) beside `target` under a random name, for work
 /// that is renamed to `target` once complete (a restored store or data directory). `mkdir`
 /// fails on anything already at the name, a symbolic link included, and never follows one, so
@@ -278,7 +305,7 @@ pub fn load_or_create_secret(path: &Path) -> Result<[u8; 32], SecretFileError> {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::{PermissionsExt, symlink};
+    use std::os::unix::fs::{FileExt, PermissionsExt, symlink};
     use std::path::Path;
 
     use super::*;
@@ -295,6 +322,34 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    /// A file written in place is created with its mode and opened again as it is; a symbolic
+    /// link at its name is refused, dangling or not, and nothing is written where it points.
+    #[test]
+    fn a_file_written_in_place_is_never_a_symbolic_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal");
+        let (file, created) = open_in_place(&path, 0o600).unwrap();
+        assert!(created);
+        assert_eq!(mode(&path), 0o600);
+        file.write_all_at(b"kept", 0).unwrap();
+        drop(file);
+        let (file, created) = open_in_place(&path, 0o600).unwrap();
+        assert!(!created, "the existing file is opened");
+        let mut read = [0u8; 4];
+        file.read_exact_at(&mut read, 0).unwrap();
+        assert_eq!(&read, b"kept");
+
+        let elsewhere = dir.path().join("elsewhere");
+        let link = dir.path().join("linked");
+        symlink(&elsewhere, &link).unwrap();
+        let err = open_in_place(&link, 0o600).unwrap_err();
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+        assert!(!elsewhere.exists(), "nothing was created where the dangling link points");
+        fs::write(&elsewhere, b"theirs").unwrap();
+        assert!(open_in_place(&link, 0o600).is_err());
+        assert_eq!(fs::read(&elsewhere).unwrap(), b"theirs");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Durable across power loss (SPEC §9): an answer to a change is written only after an `fsync`
-//! or `fdatasync` of the store's data file has returned, not merely after sled's
-//! `sync_file_range` (which flushes neither the drive's write cache nor the file's size).
+//! or `fdatasync` of the store's journal has returned — the file each commit group is written
+//! to before it is applied to sled (`src/store/journal.rs`) — not merely after a write, or
+//! after sled's `sync_file_range` (which flushes neither the drive's write cache nor the file's
+//! size).
 //!
 //! The real daemon runs under `strace -f`, which records the system calls of every thread in
 //! the order they happen: a traced thread stops at each system call's entry and exit until
@@ -8,10 +10,11 @@
 //! really returned first. Clients then make changes one at a time, each waiting for its answer:
 //! operator commands over the admin socket, device registrations and usage reports over TLS.
 //! From the trace, for every connection of a client, each write of the daemon to that
-//! connection is taken with the last read from it before (the request). When the store's data
-//! file was written between the two, the write is the acknowledgement of a change, and the test
-//! demands an `fsync`/`fdatasync` of the data file that began after those store writes had
-//! returned, and returned before the acknowledgement was written.
+//! connection is taken with the last read from it before (the request). When the store's
+//! journal was written between the two, the write is the acknowledgement of a change, and the
+//! test demands an `fsync`/`fdatasync` of the journal that began after those journal writes had
+//! returned, and returned before the acknowledgement was written. Every change the clients make
+//! must be such an acknowledgement: a change that wrote no journal frame is counted short.
 //!
 //! The clients speak HTTP/1.1 so that everything the daemon writes to a connection after a
 //! request is the answer to it (HTTP/2 also writes control frames of its own at any time).
@@ -91,21 +94,21 @@ fn every_acknowledgement_is_written_after_an_fsync_of_the_store() {
     changes += devices_register_and_report(&d, &token);
 
     let trace = daemon.stop(&mut d, &trace_path);
-    let db = data_dir.join("store").join("db").display().to_string();
+    let journal = data_dir.join("store").join("journal").display().to_string();
     let verdict = check(
         &trace,
-        &db,
+        &journal,
         d.device_addr.port(),
         &d.socket.display().to_string(),
     );
     println!(
         "power_loss: {} acknowledgements checked ({changes} changes made), {} syncs of the \
-         store's data file, {} other writes to clients",
+         store's journal, {} other writes to clients",
         verdict.acks, verdict.syncs, verdict.others
     );
     assert!(
         verdict.late.is_empty(),
-        "{} of {} acknowledgements were written before an fsync of the store's data file had \
+        "{} of {} acknowledgements were written before an fsync of the store's journal had \
          returned; the first ones, with the trace from the request on:\n\n{}",
         verdict.late.len(),
         verdict.acks,
@@ -243,9 +246,9 @@ fn signal(pid: Option<&str>, signal: &str) {
 /// What the trace shows.
 #[derive(Debug, Default)]
 struct Verdict {
-    /// Writes to a client that followed a write to the store's data file made for its request.
+    /// Writes to a client that followed a write to the store's journal made for its request.
     acks: usize,
-    /// Completed syncs of the store's data file.
+    /// Completed syncs of the store's journal.
     syncs: usize,
     /// Writes to a client that answered no change (TLS handshakes and the like).
     others: usize,
@@ -254,7 +257,7 @@ struct Verdict {
 }
 
 /// Checks every write to a client connection in `trace` (see the module docs). `db` is the
-/// store's data file; clients are connections to the device listener on `port` or to the
+/// store's journal; clients are connections to the device listener on `port` or to the
 /// admin socket at `socket`.
 fn check(trace: &str, db: &str, port: u16, socket: &str) -> Verdict {
     let (lines, calls) = parse(trace);
@@ -297,10 +300,8 @@ fn check(trace: &str, db: &str, port: u16, socket: &str) -> Verdict {
             continue;
         }
         verdict.acks += 1;
-        // The committer's flush returns only once the group's writes have returned, and its
-        // sync starts after that; a write still running when the sync starts is sled's
-        // background flusher (pages consolidated on a read, its periodic flush), which
-        // acknowledges nothing, so it is not held against the sync (under load it happens).
+        // The committer syncs the journal only once the group's frame is written; the sync must
+        // start after a write made for this request returned.
         let covered = syncs.iter().any(|s| {
             s.entry > read.exit && s.exit < call.entry && written.iter().any(|w| w.exit < s.entry)
         });

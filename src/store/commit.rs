@@ -1,24 +1,20 @@
-//! Group commit: many writers, one sled write, one fsync.
+//! Group commit: many writers, one journal write, one `fdatasync`.
 //!
 //! A commit is acknowledged only once its data is on disk, and the device path pushes thousands of
 //! acknowledged writes a second; one `fsync` per write would cap that at the disk's flush rate.
-//! Worse, sled 0.34 ends every multi-record transaction by sealing its log buffer, which costs a
-//! `pwrite`, a `sync_file_range` and a wake-up of its IO threads per transaction. So writers do
-//! not write to sled themselves: each *enqueues* its batch (in the order it was staged) and
-//! takes a sequence number, and one committer thread takes every pending batch, applies them
-//! all — as one sled transaction when any batch has several writes, as plain single-key
-//! inserts otherwise — flushes once, and publishes that everything up to the group's last
-//! number is durable. A group is atomic as a whole, so each batch in it is too, and batches are
-//! applied in queue order, which is the order the callers staged them in.
+//! So writers do not write to the store themselves: each *enqueues* its batch (in the order it
+//! was staged) and takes a sequence number, and one committer thread takes every pending batch,
+//! writes them all to the journal as one frame and syncs it (`journal.rs`), applies them to
+//! sled in memory, and publishes that everything up to the group's last number is durable. A
+//! group is whole or absent after a crash (its frame is checked as one), so each batch in it is
+//! too, and batches are applied in queue order, which is the order the callers staged them in.
 //!
-//! sled writes its log buffer on a thread of its IO pool, so each flush hands one job over and
-//! waits for it. sled is built from `vendor/sled`, patched to wake one idle pool thread per job
-//! rather than all seven (`vendor/sled/PATCHES.md`).
-//!
-//! "On disk" means it survives a power cut. sled's flush alone does not promise that (it ends
-//! with `sync_file_range`, see `fsync.rs`), so each flush is followed by an `fdatasync` of the
-//! store's data file (and `fsync`s of files and directories sled created or renamed), one per
-//! group, shared by every writer in it; only then are the group's writers released.
+//! sled itself is flushed only at checkpoints: when the journal has grown past its limit, when
+//! [`GroupCommit::commit_blocking`] is given no writes (a snapshot), and when the store closes.
+//! A checkpoint flushes sled, syncs its files (`fsync.rs`: sled's flush ends with
+//! `sync_file_range`, which survives no power cut) and starts a new journal epoch. sled writes
+//! its log buffers on a thread of its IO pool; sled is built from `vendor/sled`, patched to wake
+//! one idle pool thread per job rather than all seven (`vendor/sled/PATCHES.md`).
 //!
 //! Before it takes a group the committer yields its CPU while new batches keep arriving
 //! ([`gather`]), so that writers that are ready to run join the group instead of waiting for the
@@ -57,6 +53,7 @@ use tokio::sync::{Notify, watch};
 
 use super::Op;
 use super::fsync::StoreFiles;
+use super::journal::{CHECKPOINT_BYTES, Disk, Journal};
 
 /// One staged batch: its writes, with tables resolved to indexes into the committer's trees.
 pub(crate) type Writes = Vec<Op<usize>>;
@@ -94,9 +91,14 @@ struct Work {
 
 struct State {
     db: sled::Db,
-    /// The store's files, synced after each of sled's flushes. Locked only while the `apply`
-    /// lock is held, so never contended.
-    files: Mutex<StoreFiles>,
+    /// The journal each group is written to before it is applied, and sled's files, synced at
+    /// checkpoints (`journal.rs`). Locked only while the `apply` lock is held, so never
+    /// contended.
+    disk: Mutex<Disk>,
+    /// The journal's size that makes the committer take a checkpoint ([`CHECKPOINT_BYTES`];
+    /// tests lower it).
+    checkpoint_at: AtomicU64,
+    checkpoints: AtomicU64,
     /// Every registered table, indexed as in [`Writes`].
     trees: Vec<sled::Tree>,
     flushes: AtomicU64,
@@ -128,17 +130,22 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the committer thread for `db`, writing to `trees` and syncing `files` (the
-    /// store's files on disk) after every flush.
+    /// Starts the committer thread for `db`, journaling every group in `journal` before it
+    /// writes it to `trees`, and flushing sled and syncing `files` (the store's files on disk)
+    /// at checkpoints.
     pub(crate) fn start(
         db: sled::Db,
         trees: Vec<sled::Tree>,
         files: StoreFiles,
+        mut journal: Journal,
     ) -> std::io::Result<Self> {
         let (progress, _) = watch::channel(Progress::default());
+        journal.set_tables(trees.iter().map(|t| t.name().to_vec()).collect());
         let state = Arc::new(State {
             db,
-            files: Mutex::new(files),
+            disk: Mutex::new(Disk { files, journal }),
+            checkpoint_at: AtomicU64::new(CHECKPOINT_BYTES),
+            checkpoints: AtomicU64::new(0),
             trees,
             flushes: AtomicU64::new(0),
             groups: AtomicU64::new(0),
@@ -216,9 +223,11 @@ impl GroupCommit {
         }
     }
 
-    /// Applies `writes` behind everything queued and flushes, on the calling thread, for
-    /// callers outside any async runtime. It shares the failure state with the committer, so a
-    /// failure here poisons async commits too.
+    /// Applies `writes` behind everything queued and makes them durable, on the calling thread,
+    /// for callers outside any async runtime. With no writes it takes a checkpoint: sled flushed
+    /// and synced, so that what was written to sled directly (the snapshot's nonce) is durable
+    /// too. It shares the failure state with the committer, so a failure here poisons async
+    /// commits too.
     pub(crate) fn commit_blocking(&self, writes: Writes) -> Result<(), Arc<str>> {
         let _apply = self.lock_apply();
         if let Some(failure) = self.failure() {
@@ -229,11 +238,12 @@ impl GroupCommit {
             work.written += 1;
             (std::mem::take(&mut work.queue), work.written)
         };
+        let checkpoint = writes.is_empty();
         if !writes.is_empty() {
             self.state.commits.fetch_add(1, Ordering::Relaxed);
             group.push(writes);
         }
-        commit_group(&self.state, group, target)?;
+        commit_group(&self.state, group, target, checkpoint)?;
         // Called off the runtime, and rarely: async writers of the same group are told at once.
         self.state.publish();
         Ok(())
@@ -253,12 +263,23 @@ impl GroupCommit {
         )
     }
 
-    /// How many flushes (sled's flush, then `fdatasync` of its data file) the store has done.
+    /// How many groups have been synced to the journal (one `fdatasync` each).
     pub(crate) fn flushes(&self) -> u64 {
         self.state.flushes.load(Ordering::Relaxed)
     }
 
-    /// How many groups the committer has applied (one sled write and one flush each).
+    /// How many checkpoints (sled flushed and its files synced) the committer has taken.
+    pub(crate) fn checkpoints(&self) -> u64 {
+        self.state.checkpoints.load(Ordering::Relaxed)
+    }
+
+    /// Makes the committer take a checkpoint whenever the journal holds `bytes` or more.
+    #[cfg(test)]
+    pub(crate) fn checkpoint_at(&self, bytes: u64) {
+        self.state.checkpoint_at.store(bytes, Ordering::Relaxed);
+    }
+
+    /// How many groups the committer has applied (one journal frame and one sync each).
     pub(crate) fn groups(&self) -> u64 {
         self.state.groups.load(Ordering::Relaxed)
     }
@@ -379,6 +400,12 @@ fn committer(state: &State) {
                 work.sleeping = false;
             }
             if work.stop && work.written <= flushed() {
+                drop(work);
+                // A clean stop leaves the journal empty, so the next start replays nothing.
+                let _apply = state.apply.lock().unwrap_or_else(PoisonError::into_inner);
+                if state.progress.borrow().failure.is_none() && lock_disk(state).journal.len() > 0 {
+                    let _ = checkpoint(state);
+                }
                 return;
             }
         }
@@ -398,7 +425,7 @@ fn committer(state: &State) {
             // `commit_blocking` took this round's work.
             continue;
         }
-        if commit_group(state, group, target).is_err() {
+        if commit_group(state, group, target, false).is_err() {
             // `commit_group` has published the failure to every waiter; the committer is
             // poisoned, so there is nothing more for this thread to do.
             return;
@@ -434,12 +461,19 @@ fn gather(state: &State) {
     }
 }
 
-/// Applies `group` (batches in staging order) and flushes, then publishes that everything
-/// numbered up to `target` is durable. Call with the `apply` lock held. On failure the store is
-/// poisoned and every waiter gets the cause.
-fn commit_group(state: &State, group: Vec<Writes>, target: u64) -> Result<(), Arc<str>> {
+/// Writes `group` (batches in staging order) to the journal and syncs it, applies it to sled,
+/// takes a checkpoint when asked or when the journal has grown past its limit, then publishes
+/// that everything numbered up to `target` is durable. Call with the `apply` lock held. On
+/// failure the store is poisoned and every waiter gets the cause.
+fn commit_group(
+    state: &State,
+    group: Vec<Writes>,
+    target: u64,
+    checkpoint_now: bool,
+) -> Result<(), Arc<str>> {
     if !group.is_empty() {
         state.groups.fetch_add(1, Ordering::Relaxed);
+        journal_group(state, &group)?;
         if let Err(err) = apply_group(&state.trees, &group) {
             return Err(poison(
                 state,
@@ -447,30 +481,27 @@ fn commit_group(state: &State, group: Vec<Writes>, target: u64) -> Result<(), Ar
             ));
         }
     }
-    flush_once(state)?;
+    let full = lock_disk(state).journal.len() >= state.checkpoint_at.load(Ordering::Relaxed);
+    if checkpoint_now || full {
+        checkpoint(state)?;
+    }
     state.durable.fetch_max(target, Ordering::AcqRel);
     state.released.notify_one();
     Ok(())
 }
 
-/// Applies the batches of a group atomically, in order. A group of single writes needs no
-/// transaction (one key's insert is atomic on its own, and avoids sled's per-transaction log
-/// seal); otherwise the whole group is one sled transaction, which sled retries on conflict
-/// and recovers all-or-nothing after a crash.
+/// Applies the batches of a group to sled, in order, as plain writes: the group is already in
+/// the journal, which makes it whole after a crash (`journal.rs`), so sled's transactions
+/// would only cost.
 fn apply_group(trees: &[sled::Tree], group: &[Writes]) -> Result<(), sled::Error> {
-    if group.iter().all(|writes| writes.len() == 1) {
-        for op in group.iter().flatten() {
-            let tree = &trees[op.tree];
-            match &op.value {
-                Some(value) => tree.insert(op.key.as_slice(), value.as_slice())?,
-                None => tree.remove(op.key.as_slice())?,
-            };
-        }
-        return Ok(());
+    for op in group.iter().flatten() {
+        let tree = &trees[op.tree];
+        match &op.value {
+            Some(value) => tree.insert(op.key.as_slice(), value.as_slice())?,
+            None => tree.remove(op.key.as_slice())?,
+        };
     }
-    // Transacting over every table costs little: sled takes one lock for the transaction,
-    // and a table without writes commits nothing.
-    super::transact(trees, group.iter().flatten())
+    Ok(())
 }
 
 /// Fails every waiter if the committer thread unwinds, so that no writer waits forever for a
@@ -500,14 +531,27 @@ fn poison(state: &State, cause: Arc<str>) -> Arc<str> {
     cause
 }
 
-/// Runs one sled flush and syncs the store's files (`fsync.rs`), counting it and publishing a
-/// failure. Call with the `apply` lock held.
-fn flush_once(state: &State) -> Result<(), Arc<str>> {
+fn lock_disk(state: &State) -> MutexGuard<'_, Disk> {
+    state.disk.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Writes one group to the journal and syncs it, counting and timing it as the group's flush,
+/// and publishing a failure. Call with the `apply` lock held.
+fn journal_group(state: &State, group: &[Writes]) -> Result<(), Arc<str>> {
     state.flushes.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
-    let result = match state.db.flush() {
-        Ok(_) => sync_files(state),
-        Err(err) => Err(err.to_string()),
+    #[cfg(test)]
+    let failure = state
+        .work
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .fail_next_sync
+        .take();
+    #[cfg(not(test))]
+    let failure: Option<String> = None;
+    let result = match failure {
+        Some(cause) => Err(cause),
+        None => lock_disk(state).append(group),
     };
     let micros = started.elapsed().as_micros() as u64;
     state.flush_micros.fetch_add(micros, Ordering::Relaxed);
@@ -515,22 +559,9 @@ fn flush_once(state: &State) -> Result<(), Arc<str>> {
     result.map_err(|cause| poison(state, Arc::from(cause)))
 }
 
-/// Makes what sled flushed durable across a power cut (`fsync.rs`).
-fn sync_files(state: &State) -> Result<(), String> {
-    #[cfg(test)]
-    if let Some(cause) = state
-        .work
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .fail_next_sync
-        .take()
-    {
-        return Err(cause);
-    }
-    state
-        .files
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .sync()
-        .map_err(|err| format!("fsync of the store's files failed: {err}"))
+/// Takes a checkpoint (`journal.rs`), publishing a failure. Call with the `apply` lock held.
+fn checkpoint(state: &State) -> Result<(), Arc<str>> {
+    state.checkpoints.fetch_add(1, Ordering::Relaxed);
+    let result = lock_disk(state).checkpoint(&state.db);
+    result.map_err(|cause| poison(state, Arc::from(cause)))
 }

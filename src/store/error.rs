@@ -116,6 +116,16 @@ pub enum StoreError {
     #[error("table name {table} is reserved by the store; choose another name")]
     ReservedTable { table: String },
 
+    /// The journal of the store (`journal.rs`) could not be opened or replayed. The store is
+    /// left as it was: nothing after the damaged part was applied.
+    #[error(
+        "cannot replay the store's journal {}: {cause}; satellite keeps the changes acknowledged \
+         since the last checkpoint there and will not start without them: fix the cause, or \
+         move the file aside to start without them (they are lost), or restore a backup",
+        path.display()
+    )]
+    Journal { path: PathBuf, cause: String },
+
     /// A flush to disk failed. The store refuses all further writes because a failed `fsync`
     /// cannot be safely retried; see `commit.rs`.
     #[error(

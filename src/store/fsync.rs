@@ -1,14 +1,14 @@
-//! Making a flushed group survive a power cut: `fdatasync` of sled's data file after every
-//! group, and `fsync` of new files and of the directories whenever sled has created, grown,
-//! renamed or removed a file there.
+//! Making a checkpoint survive a power cut (`commit.rs`, `journal.rs`): `fdatasync` of sled's
+//! data file after each of sled's flushes, and `fsync` of new files and of the directories
+//! whenever sled has created, grown, renamed or removed a file there.
 //!
 //! sled 0.34 writes its log with `pwrite` and calls it stable after `sync_file_range` on Linux
 //! (`pagecache/iobuf.rs`). That waits for the kernel to write the range out, but it neither
 //! flushes the drive's volatile write cache nor writes the file's metadata (its size, as the
 //! log grows), so a power cut can take back what sled reported as flushed. sled's own `fsync`
-//! (its flusher thread, every 500 ms) is not ordered with any answer. So after each group's
-//! sled flush the committer calls [`StoreFiles::sync`], and only then releases the group's
-//! waiters.
+//! (its flusher thread, every 500 ms) is not ordered with anything. So after each of sled's
+//! flushes at a checkpoint the committer calls [`StoreFiles::sync`], and only then starts a new
+//! journal epoch (until then the journal still holds every group since the last checkpoint).
 //!
 //! What sled 0.34.7 keeps in the store's directory (`config.rs`, `pagecache/`):
 //! - `db`: the log and its pages, one file for the life of the store. sled never replaces it:
@@ -141,7 +141,9 @@ impl WatchedDir {
         for entry in std::fs::read_dir(&self.path)? {
             let entry = entry?;
             let name = entry.file_name();
-            if name == DATA_FILE {
+            // The data file is synced at every checkpoint anyway, and the journal by each
+            // group: both change all the time.
+            if name == DATA_FILE || name == super::journal::JOURNAL_FILE {
                 continue;
             }
             match entry.metadata() {

@@ -19,7 +19,7 @@ use super::error::StoreError;
 use super::{Op, transact};
 
 /// The schema version this satellite writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The migrations from every older schema this satellite can still open, in order.
 pub static MIGRATIONS: &[Migration] = &[
@@ -35,10 +35,18 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "the store may name a snapshot of its device table (snapshot.rs)",
         run: no_records_change,
     },
+    Migration {
+        from: 3,
+        to: 4,
+        name: "the store keeps a journal of the changes since its last checkpoint (journal.rs)",
+        run: no_records_change,
+    },
 ];
 
-/// Schema 3 changes no record: it exists so that a binary that predates snapshots, which would
-/// write without taking the snapshot nonce out of `__meta`, refuses the store instead.
+/// Schemas 3 and 4 change no record: they exist so that a binary that predates them refuses the
+/// store instead of opening it wrongly: one that predates snapshots would write without taking
+/// the snapshot nonce out of `__meta`, and one that predates the journal would ignore the changes
+/// it holds after a crash (and a later start would replay them over that binary's writes).
 fn no_records_change(_: &MigrationCtx<'_>) -> Result<(), StoreError> {
     Ok(())
 }

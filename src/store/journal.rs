@@ -1,0 +1,422 @@
+//! The store's journal: each commit group written once, synced once, before it is applied.
+//!
+//! A usage report is acknowledged only once it survives a power cut, and sled makes that
+//! expensive: its flush hands the write of its log buffer to a thread of its IO pool, waits for
+//! it, and ends with `sync_file_range`; the store's data file then needs an `fdatasync` of its
+//! own, which also writes the file's size whenever the log grew (`fsync.rs`). Per group that is
+//! three or four submissions to the disk and two threads woken (docs/benchmarks.md, "A journal
+//! of our own"). So the committer writes each group to this file first — one `pwrite` of one
+//! frame and one `fdatasync` — and only then applies it to sled, in memory; sled is flushed and
+//! synced only at a *checkpoint*, when the journal has grown past [`CHECKPOINT_BYTES`], when
+//! asked (a snapshot, a stop) and when the store closes. After a crash, opening the store
+//! applies every frame written since the last checkpoint again (`replay`).
+//!
+//! Why replaying is right: every write the committer makes goes through the journal before it
+//! reaches sled, and a checkpoint happens between groups, so sled's durable state is the last
+//! checkpoint plus some prefix of the groups journaled since (sled writes its buffers in the
+//! background too), possibly cut inside a group. Applying all of those groups again, in order,
+//! gives every key the value of its last write — the state the acknowledged groups made — and a
+//! group is whole or absent, since its frame is checked as one.
+//!
+//! The file: a 4 KiB head with two header slots, then frames. A header slot holds the
+//! *epoch*, the number of checkpoints taken; a checkpoint writes the next epoch into the other
+//! slot, so a torn header write leaves the previous one readable. A frame is
+//! `length u32 | crc32 u32 | epoch u64 | payload`, the checksum over length, epoch and payload;
+//! replay stops at the first frame that is short, fails its checksum or belongs to another
+//! epoch (the frames of earlier epochs stay in the file and are overwritten). A payload lists
+//! its writes as `table name, key, put or remove, value`, by name so that replay does not depend
+//! on the order tables are registered in.
+//!
+//! The file grows in zero-filled chunks ahead of the frames, so that writing a frame usually
+//! overwrites allocated blocks and its `fdatasync` has no metadata to write.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read as _, Seek as _};
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+
+use super::Op;
+use super::fsync::StoreFiles;
+
+/// The journal's name in the store's directory.
+pub(crate) const JOURNAL_FILE: &str = "journal";
+/// The journal's size (frames since the last checkpoint) that makes the committer take a
+/// checkpoint after the group that crossed it: the most a start after a crash replays.
+pub(crate) const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
+/// Where frames start; the two header slots live before.
+const FRAMES_START: u64 = 4096;
+/// The header slots' offsets: the epoch's parity chooses.
+const SLOT_BYTES: u64 = 512;
+const MAGIC: &[u8; 8] = b"SATJRNL1";
+const HEADER_LEN: usize = 20;
+const FRAME_HEADER: usize = 16;
+/// How far ahead of the frames the file is grown, with zeros.
+const CHUNK: u64 = 1024 * 1024;
+
+/// Writes a payload op's put marker.
+const PUT: u8 = 1;
+const REMOVE: u8 = 0;
+
+/// An open journal, owned by the committer.
+pub(crate) struct Journal {
+    file: File,
+    path: PathBuf,
+    epoch: u64,
+    /// Where the next frame goes.
+    end: u64,
+    /// How much of the file is allocated and written (frames or zeros).
+    prepared: u64,
+    /// The registered tables' names, by the index a staged write uses.
+    tables: Vec<Vec<u8>>,
+    /// Reused for each frame.
+    buf: Vec<u8>,
+}
+
+/// What the committer writes to and syncs: the journal, for every group, and sled's files, at
+/// checkpoints.
+pub(crate) struct Disk {
+    pub(crate) files: StoreFiles,
+    pub(crate) journal: Journal,
+}
+
+impl Disk {
+    /// Writes `group` to the journal as one frame and syncs it; the error says what failed.
+    pub(crate) fn append(&mut self, group: &[Vec<Op<usize>>]) -> Result<(), String> {
+        self.journal.append(group).map_err(|err| {
+            format!(
+                "writing a commit group to the journal {} failed: {err}",
+                self.journal.path.display()
+            )
+        })
+    }
+
+    /// A checkpoint: flushes sled, syncs its files (`fsync.rs`), then starts a new journal
+    /// epoch, so that what the journal held is in sled's files for good.
+    pub(crate) fn checkpoint(&mut self, db: &sled::Db) -> Result<(), String> {
+        db.flush()
+            .map_err(|err| format!("flushing the store failed: {err}"))?;
+        self.files
+            .sync()
+            .map_err(|err| format!("fsync of the store's files failed: {err}"))?;
+        self.journal.checkpointed().map_err(|err| {
+            format!(
+                "starting a new epoch of the journal {} failed: {err}",
+                self.journal.path.display()
+            )
+        })
+    }
+}
+
+/// What [`Journal::open`] found and applied.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Replayed {
+    pub(crate) groups: u64,
+    pub(crate) writes: u64,
+}
+
+/// Why the journal cannot be read.
+#[derive(Debug)]
+pub(crate) enum JournalError {
+    Io(io::Error),
+    /// Both header slots are damaged, or a frame whose checksum holds cannot be read: the file
+    /// was changed by something other than satellite.
+    Damaged(String),
+    /// sled refused a replayed write or the checkpoint after replay.
+    Storage(sled::Error),
+}
+
+impl std::fmt::Display for JournalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JournalError::Io(err) => write!(f, "{err}"),
+            JournalError::Damaged(what) => write!(f, "{what}"),
+            JournalError::Storage(err) => write!(f, "applying it to the store failed: {err}"),
+        }
+    }
+}
+
+impl From<io::Error> for JournalError {
+    fn from(err: io::Error) -> Self {
+        JournalError::Io(err)
+    }
+}
+
+impl Journal {
+    /// Opens (or creates) the journal of the store in `dir` and applies to `db` every group
+    /// written since the last checkpoint; when there were any, flushes sled, syncs its files
+    /// and starts a new epoch, so that what was replayed is never replayed over later writes.
+    pub(crate) fn open(dir: &Path, db: &sled::Db) -> Result<(Journal, Replayed), JournalError> {
+        let path = dir.join(JOURNAL_FILE);
+        let (file, _) = crate::fsutil::open_in_place(&path, 0o600)?;
+        let len = file.metadata()?.len();
+        let mut journal = Journal {
+            file,
+            path,
+            epoch: 0,
+            end: FRAMES_START,
+            prepared: len.max(FRAMES_START),
+            tables: Vec::new(),
+            buf: Vec::new(),
+        };
+        if len == 0 {
+            // A new journal: the head written whole, so that the file starts allocated.
+            journal.file.write_all_at(&[0; FRAMES_START as usize], 0)?;
+            journal.write_header(1)?;
+            File::open(dir)?.sync_all()?;
+            return Ok((journal, Replayed::default()));
+        }
+        journal.epoch = journal.read_header()?;
+        let replayed = journal.replay(db)?;
+        if replayed.groups > 0 {
+            db.flush().map_err(JournalError::Storage)?;
+            StoreFiles::open(dir)?;
+            journal.checkpointed()?;
+        }
+        Ok((journal, replayed))
+    }
+
+    /// Names the tables that staged writes index.
+    pub(crate) fn set_tables(&mut self, tables: Vec<Vec<u8>>) {
+        self.tables = tables;
+    }
+
+    /// Bytes of frames written since the last checkpoint.
+    pub(crate) fn len(&self) -> u64 {
+        self.end - FRAMES_START
+    }
+
+    /// Writes `group` as one frame and syncs it: on return it survives a power cut.
+    pub(crate) fn append(&mut self, group: &[Vec<Op<usize>>]) -> io::Result<()> {
+        self.encode(group)?;
+        let need = self.end + self.buf.len() as u64;
+        if need > self.prepared {
+            let grown = need.div_ceil(CHUNK) * CHUNK;
+            let zeros = vec![0u8; (grown - self.prepared) as usize];
+            self.file.write_all_at(&zeros, self.prepared)?;
+            self.prepared = grown;
+        }
+        self.file.write_all_at(&self.buf, self.end)?;
+        self.file.sync_data()?;
+        self.end = need;
+        Ok(())
+    }
+
+    /// Starts a new epoch once sled holds everything journaled (flushed and synced): the frames
+    /// written so far are not replayed again.
+    pub(crate) fn checkpointed(&mut self) -> io::Result<()> {
+        self.write_header(self.epoch + 1)?;
+        self.end = FRAMES_START;
+        Ok(())
+    }
+
+    fn write_header(&mut self, epoch: u64) -> io::Result<()> {
+        let mut header = [0u8; HEADER_LEN];
+        header[..8].copy_from_slice(MAGIC);
+        header[8..16].copy_from_slice(&epoch.to_le_bytes());
+        let crc = crc32fast::hash(&header[..16]);
+        header[16..].copy_from_slice(&crc.to_le_bytes());
+        self.file.write_all_at(&header, (epoch % 2) * SLOT_BYTES)?;
+        self.file.sync_data()?;
+        self.epoch = epoch;
+        Ok(())
+    }
+
+    /// The epoch of the newest intact header slot.
+    fn read_header(&self) -> Result<u64, JournalError> {
+        let slot = |n: u64| -> io::Result<Option<u64>> {
+            let mut header = [0u8; HEADER_LEN];
+            match self.file.read_exact_at(&mut header, n * SLOT_BYTES) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+                Err(err) => return Err(err),
+            }
+            let crc = u32::from_le_bytes(header[16..].try_into().expect("4 bytes"));
+            let epoch = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+            let intact = &header[..8] == MAGIC && crc32fast::hash(&header[..16]) == crc;
+            // An epoch is written in the slot of its parity; one found elsewhere is not ours.
+            Ok((intact && epoch % 2 == n).then_some(epoch))
+        };
+        match (slot(0)?, slot(1)?) {
+            (None, None) => Err(JournalError::Damaged(format!(
+                "neither header of the journal {} can be read",
+                self.path.display()
+            ))),
+            (a, b) => Ok(a.max(b).expect("one slot is intact")),
+        }
+    }
+
+    /// Applies the current epoch's frames to `db`, in order, and leaves `end` after the last.
+    fn replay(&mut self, db: &sled::Db) -> Result<Replayed, JournalError> {
+        let mut file = &self.file;
+        file.seek(io::SeekFrom::Start(FRAMES_START))?;
+        let mut reader = io::BufReader::with_capacity(
+            256 * 1024,
+            file.take(self.prepared.saturating_sub(FRAMES_START)),
+        );
+        let mut trees: HashMap<Vec<u8>, sled::Tree> = HashMap::new();
+        let mut replayed = Replayed::default();
+        let mut payload = Vec::new();
+        loop {
+            let mut head = [0u8; FRAME_HEADER];
+            if !read_full(&mut reader, &mut head)? {
+                break;
+            }
+            let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes"));
+            let crc = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
+            let epoch = u64::from_le_bytes(head[8..].try_into().expect("8 bytes"));
+            if len == 0
+                || epoch != self.epoch
+                || self.end + FRAME_HEADER as u64 + u64::from(len) > self.prepared
+            {
+                break;
+            }
+            payload.resize(len as usize, 0);
+            if !read_full(&mut reader, &mut payload)? || checksum(&head, &payload) != crc {
+                break;
+            }
+            let writes = parse(&payload).map_err(|what| {
+                JournalError::Damaged(format!(
+                    "the frame at byte {} of the journal {} passes its checksum but {what}",
+                    self.end,
+                    self.path.display()
+                ))
+            })?;
+            apply(db, &mut trees, &writes).map_err(JournalError::Storage)?;
+            replayed.writes += writes.len() as u64;
+            replayed.groups += 1;
+            self.end += FRAME_HEADER as u64 + u64::from(len);
+        }
+        Ok(replayed)
+    }
+
+    /// Encodes `group` as one frame in `buf`.
+    fn encode(&mut self, group: &[Vec<Op<usize>>]) -> io::Result<()> {
+        let too_large = |what: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a commit group holds {what} too large for a journal frame (4 GiB)"),
+            )
+        };
+        let buf = &mut self.buf;
+        buf.clear();
+        buf.resize(FRAME_HEADER, 0);
+        let count: usize = group.iter().map(Vec::len).sum();
+        buf.extend_from_slice(
+            &u32::try_from(count)
+                .map_err(|_| too_large("writes"))?
+                .to_le_bytes(),
+        );
+        for op in group.iter().flatten() {
+            let name = &self.tables[op.tree];
+            buf.push(u8::try_from(name.len()).map_err(|_| too_large("a table name"))?);
+            buf.extend_from_slice(name);
+            let key_len = u32::try_from(op.key.len()).map_err(|_| too_large("a key"))?;
+            buf.extend_from_slice(&key_len.to_le_bytes());
+            buf.extend_from_slice(&op.key);
+            match &op.value {
+                Some(value) => {
+                    buf.push(PUT);
+                    let len = u32::try_from(value.len()).map_err(|_| too_large("a value"))?;
+                    buf.extend_from_slice(&len.to_le_bytes());
+                    buf.extend_from_slice(value);
+                }
+                None => buf.push(REMOVE),
+            }
+        }
+        let len = u32::try_from(buf.len() - FRAME_HEADER).map_err(|_| too_large("writes"))?;
+        buf[..4].copy_from_slice(&len.to_le_bytes());
+        buf[8..16].copy_from_slice(&self.epoch.to_le_bytes());
+        let crc = checksum(&buf[..FRAME_HEADER], &buf[FRAME_HEADER..]);
+        buf[4..8].copy_from_slice(&crc.to_le_bytes());
+        Ok(())
+    }
+}
+
+/// The frame's checksum: over its length, its epoch and its payload.
+fn checksum(head: &[u8], payload: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&head[..4]);
+    hasher.update(&head[8..FRAME_HEADER]);
+    hasher.update(payload);
+    hasher.finalize()
+}
+
+/// Fills `buf`, or returns `false` when the file ends first.
+fn read_full(reader: &mut impl io::Read, buf: &mut [u8]) -> io::Result<bool> {
+    match reader.read_exact(buf) {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// The unread part of a payload.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
+        if self.0.len() < n {
+            return Err("ends inside a write");
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+}
+
+/// One write read from a payload: table, key, value (`None` removes).
+type Write<'a> = (&'a [u8], &'a [u8], Option<&'a [u8]>);
+
+/// Reads a frame's payload whole, so that a frame that cannot be read applies nothing.
+fn parse(payload: &[u8]) -> Result<Vec<Write<'_>>, &'static str> {
+    let mut rest = Cursor(payload);
+    let u32_at = |bytes: &[u8]| u32::from_le_bytes(bytes.try_into().expect("4 bytes")) as usize;
+    let count = u32_at(rest.take(4)?);
+    // Each write takes at least 10 bytes, so a count cannot reserve more than the payload.
+    let mut writes = Vec::with_capacity(count.min(payload.len() / 10));
+    for _ in 0..count {
+        let name_len = rest.take(1)?[0] as usize;
+        let name = rest.take(name_len)?;
+        let key_len = u32_at(rest.take(4)?);
+        let key = rest.take(key_len)?;
+        let value = match rest.take(1)?[0] {
+            PUT => {
+                let len = u32_at(rest.take(4)?);
+                Some(rest.take(len)?)
+            }
+            REMOVE => None,
+            _ => return Err("holds a write that is neither put nor remove"),
+        };
+        writes.push((name, key, value));
+    }
+    if !rest.0.is_empty() {
+        return Err("has bytes after its last write");
+    }
+    Ok(writes)
+}
+
+/// Applies one frame's writes to `db`, opening their tables as needed.
+fn apply(
+    db: &sled::Db,
+    trees: &mut HashMap<Vec<u8>, sled::Tree>,
+    writes: &[Write<'_>],
+) -> Result<(), sled::Error> {
+    for &(name, key, value) in writes {
+        let tree = match trees.get(name) {
+            Some(tree) => tree,
+            None => {
+                let tree = db.open_tree(name)?;
+                trees.entry(name.to_vec()).or_insert(tree)
+            }
+        };
+        match value {
+            Some(value) => tree.insert(key, value).map(drop)?,
+            None => tree.remove(key).map(drop)?,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
