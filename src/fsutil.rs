@@ -195,6 +195,21 @@ pub fn open_in_place(path: &Path, mode: u32) -> io::Result<(File, bool)> {
     }
 }
 
+/// Opens the existing file at `path` a second time, for writes that bypass the page cache
+/// (`O_DIRECT`: block-aligned buffers, offsets and lengths only). `None` where the file system
+/// does not support them (tmpfs, for one). Refuses a symbolic link as [`open_in_place`] does.
+pub fn open_direct(path: &Path) -> io::Result<Option<File>> {
+    match OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(file) => Ok(Some(file)),
+        Err(err) if err.raw_os_error() == Some(libc::EINVAL) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
 /// Creates a new, empty directory (mode 0700) beside `target` under a random name, for work
 /// that is renamed to `target` once complete (a restored store or data directory). `mkdir`
 /// fails on anything already at the name, a symbolic link included, and never follows one, so
@@ -346,7 +361,10 @@ mod tests {
         symlink(&elsewhere, &link).unwrap();
         let err = open_in_place(&link, 0o600).unwrap_err();
         assert!(err.to_string().contains("is a symbolic link"), "{err}");
-        assert!(!elsewhere.exists(), "nothing was created where the dangling link points");
+        assert!(
+            !elsewhere.exists(),
+            "nothing was created where the dangling link points"
+        );
         fs::write(&elsewhere, b"theirs").unwrap();
         assert!(open_in_place(&link, 0o600).is_err());
         assert_eq!(fs::read(&elsewhere).unwrap(), b"theirs");

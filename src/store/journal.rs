@@ -27,8 +27,12 @@
 //! its writes as `table name, key, put or remove, value`, by name so that replay does not depend
 //! on the order tables are registered in.
 //!
-//! The file grows in zero-filled chunks ahead of the frames, so that writing a frame usually
-//! overwrites allocated blocks and its `fdatasync` has no metadata to write.
+//! Frames start on 4 KiB boundaries (the bytes after a frame, up to the next, are padding) and
+//! are written with direct IO where the file system allows it (`O_DIRECT`): one block-aligned
+//! write straight to the disk, without the page cache's copy and write-back, then the
+//! `fdatasync` that flushes the drive's cache. The file grows in zero-filled chunks ahead of the
+//! frames, so that writing a frame usually overwrites allocated blocks and its `fdatasync` has no
+//! metadata to write.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -44,13 +48,18 @@ pub(crate) const JOURNAL_FILE: &str = "journal";
 /// The journal's size (frames since the last checkpoint) that makes the committer take a
 /// checkpoint after the group that crossed it: the most a start after a crash replays.
 pub(crate) const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
-/// Where frames start; the two header slots live before.
-const FRAMES_START: u64 = 4096;
+/// Where frames start; the two header slots live before. Frames start on multiples of
+/// [`BLOCK`].
+const FRAMES_START: u64 = BLOCK;
+/// The alignment of frames, and of the buffers, offsets and lengths of direct writes.
+const BLOCK: u64 = 4096;
 /// The header slots' offsets: the epoch's parity chooses.
 const SLOT_BYTES: u64 = 512;
 const MAGIC: &[u8; 8] = b"SATJRNL1";
 const HEADER_LEN: usize = 20;
 const FRAME_HEADER: usize = 16;
+/// The most a frame buffer keeps between groups.
+const KEPT_BUFFER: usize = 1024 * 1024;
 /// How far ahead of the frames the file is grown, with zeros.
 const CHUNK: u64 = 1024 * 1024;
 
@@ -61,6 +70,10 @@ const REMOVE: u8 = 0;
 /// An open journal, owned by the committer.
 pub(crate) struct Journal {
     file: File,
+    /// The same file opened for direct writes, where the file system supports them.
+    direct: Option<File>,
+    /// Frames are copied here, to a block-aligned offset, for a direct write.
+    aligned: Vec<u8>,
     path: PathBuf,
     epoch: u64,
     /// Where the next frame goes.
@@ -151,6 +164,8 @@ impl Journal {
         let (file, _) = crate::fsutil::open_in_place(&path, 0o600)?;
         let len = file.metadata()?.len();
         let mut journal = Journal {
+            direct: crate::fsutil::open_direct(&path)?,
+            aligned: Vec::new(),
             file,
             path,
             epoch: 0,
@@ -189,16 +204,40 @@ impl Journal {
     /// Writes `group` as one frame and syncs it: on return it survives a power cut.
     pub(crate) fn append(&mut self, group: &[Vec<Op<usize>>]) -> io::Result<()> {
         self.encode(group)?;
-        let need = self.end + self.buf.len() as u64;
+        let padded = (self.buf.len() as u64).div_ceil(BLOCK) * BLOCK;
+        let need = self.end + padded;
         if need > self.prepared {
             let grown = need.div_ceil(CHUNK) * CHUNK;
             let zeros = vec![0u8; (grown - self.prepared) as usize];
             self.file.write_all_at(&zeros, self.prepared)?;
+            // Written back now, so that a direct write to these blocks finds nothing cached.
+            self.file.sync_data()?;
             self.prepared = grown;
         }
-        self.file.write_all_at(&self.buf, self.end)?;
-        self.file.sync_data()?;
+        match &self.direct {
+            Some(direct) => {
+                let padded = padded as usize;
+                if self.aligned.len() < padded + BLOCK as usize {
+                    self.aligned = vec![0; padded + BLOCK as usize];
+                }
+                let at = self.aligned.as_ptr().align_offset(BLOCK as usize);
+                let block = &mut self.aligned[at..at + padded];
+                block[..self.buf.len()].copy_from_slice(&self.buf);
+                block[self.buf.len()..].fill(0);
+                direct.write_all_at(block, self.end)?;
+                direct.sync_data()?;
+            }
+            None => {
+                self.file.write_all_at(&self.buf, self.end)?;
+                self.file.sync_data()?;
+            }
+        }
         self.end = need;
+        // A large group (an import, a fill) leaves no large buffer behind.
+        if self.buf.capacity() > KEPT_BUFFER {
+            self.buf = Vec::new();
+            self.aligned = Vec::new();
+        }
         Ok(())
     }
 
@@ -285,7 +324,10 @@ impl Journal {
             apply(db, &mut trees, &writes).map_err(JournalError::Storage)?;
             replayed.writes += writes.len() as u64;
             replayed.groups += 1;
-            self.end += FRAME_HEADER as u64 + u64::from(len);
+            let frame = FRAME_HEADER as u64 + u64::from(len);
+            let padded = frame.div_ceil(BLOCK) * BLOCK;
+            io::copy(&mut (&mut reader).take(padded - frame), &mut io::sink())?;
+            self.end += padded;
         }
         Ok(replayed)
     }
