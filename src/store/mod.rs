@@ -500,6 +500,16 @@ fn records<R: Record>(
 /// (docs/benchmarks.md, "Memory per device at 1,000,000 devices").
 const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
+/// sled's own periodic flush. Durability does not depend on it: the journal makes groups
+/// durable and the committer flushes sled at checkpoints (`commit.rs`). It is kept because it
+/// keeps sled's files close to its memory (a shorter replay after a crash), and because it is
+/// what hands the start-up's freed memory back to the system: mimalloc returns freed pages only
+/// when some thread allocates after its purge delay, and without this thread an idle daemon
+/// kept ~200 MiB of load-time buffers at a million devices (docs/benchmarks.md, "A journal of
+/// our own"). Unit tests turn it off, so that a store copied while open shows what the journal
+/// alone recovers.
+const SLED_FLUSH_EVERY_MS: Option<u64> = if cfg!(test) { None } else { Some(500) };
+
 /// How long an open waits for a lock this process itself still holds.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -513,9 +523,7 @@ fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
         match sled::Config::new()
             .path(dir)
             .cache_capacity(CACHE_BYTES)
-            // No periodic flush: the journal makes groups durable and the committer flushes
-            // sled at checkpoints (`commit.rs`); a flush every 500 ms would only add IO.
-            .flush_every_ms(None)
+            .flush_every_ms(SLED_FLUSH_EVERY_MS)
             .open()
         {
             Ok(db) => return Ok(db),
