@@ -126,6 +126,18 @@ fn metrics_count_requests_and_describe_the_catalog() {
     }
     assert!(text.contains("satellite_store_bytes "), "{text}");
     assert!(text.contains("satellite_store_flushes_total "), "{text}");
+    assert!(
+        text.contains("satellite_store_checkpoints_total "),
+        "{text}"
+    );
+    // The changes the test made are in the journal, not yet behind a checkpoint.
+    let journal: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("satellite_store_journal_bytes "))
+        .expect("the journal's bytes")
+        .parse()
+        .expect("a number");
+    assert!(journal > 0, "{text}");
     // Without an Accept header asking for OpenMetrics: the Prometheus text format.
     assert!(!text.contains("# EOF"), "{text}");
     assert!(

@@ -50,13 +50,17 @@ pub struct StoreHealth {
     /// The space the store's files take on disk.
     pub bytes: Result<u64, StoreError>,
     pub schema_version: u32,
-    /// Flushes (group commits, each ending with an `fdatasync`) since the store was opened.
+    /// Flushes (group commits, each one journal write and `fdatasync`) since the store was opened.
     pub flushes: u64,
     /// Total and longest time spent flushing, in microseconds.
     pub flush_micros: u64,
     pub flush_max_micros: u64,
     /// Non-empty batches staged since the store was opened.
     pub commits: u64,
+    /// Checkpoints (sled flushed and synced, the journal emptied) since the store was opened.
+    pub checkpoints: u64,
+    /// Bytes of journal since the last checkpoint: what a start after a crash would replay.
+    pub journal_bytes: u64,
     /// Why the store refuses writes, if a flush has failed.
     pub failure: Option<String>,
 }
@@ -249,6 +253,8 @@ impl App {
             flush_micros,
             flush_max_micros,
             commits: store.commits(),
+            checkpoints: store.checkpoints(),
+            journal_bytes: store.journal_bytes(),
             failure: store.write_failure(),
         }
     }

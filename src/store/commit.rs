@@ -99,6 +99,9 @@ struct State {
     /// tests lower it).
     checkpoint_at: AtomicU64,
     checkpoints: AtomicU64,
+    /// The journal's frames since the last checkpoint, in bytes, as the committer last left it
+    /// (read without the disk's lock, which a sync holds).
+    journal_bytes: AtomicU64,
     /// Every registered table, indexed as in [`Writes`].
     trees: Vec<sled::Tree>,
     flushes: AtomicU64,
@@ -146,6 +149,7 @@ impl GroupCommit {
             disk: Mutex::new(Disk { files, journal }),
             checkpoint_at: AtomicU64::new(CHECKPOINT_BYTES),
             checkpoints: AtomicU64::new(0),
+            journal_bytes: AtomicU64::new(0),
             trees,
             flushes: AtomicU64::new(0),
             groups: AtomicU64::new(0),
@@ -271,6 +275,11 @@ impl GroupCommit {
     /// How many checkpoints (sled flushed and its files synced) the committer has taken.
     pub(crate) fn checkpoints(&self) -> u64 {
         self.state.checkpoints.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of journal frames since the last checkpoint.
+    pub(crate) fn journal_bytes(&self) -> u64 {
+        self.state.journal_bytes.load(Ordering::Relaxed)
     }
 
     /// Makes the committer take a checkpoint whenever the journal holds `bytes` or more.
@@ -481,10 +490,13 @@ fn commit_group(
             ));
         }
     }
-    let full = lock_disk(state).journal.len() >= state.checkpoint_at.load(Ordering::Relaxed);
-    if checkpoint_now || full {
+    let journaled = lock_disk(state).journal.len();
+    if checkpoint_now || journaled >= state.checkpoint_at.load(Ordering::Relaxed) {
         checkpoint(state)?;
     }
+    state
+        .journal_bytes
+        .store(lock_disk(state).journal.len(), Ordering::Relaxed);
     state.durable.fetch_max(target, Ordering::AcqRel);
     state.released.notify_one();
     Ok(())

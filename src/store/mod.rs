@@ -430,12 +430,22 @@ impl Store {
         Ok(value.map(|v| v.to_vec()))
     }
 
-    /// The space the store's files take on disk, in bytes.
+    /// The space the store's files take on disk, in bytes: sled's and the journal's.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        self.inner
+        let sled = self
+            .inner
             .db
             .size_on_disk()
-            .map_err(StoreError::storage("size_on_disk"))
+            .map_err(StoreError::storage("size_on_disk"))?;
+        let journal =
+            std::fs::metadata(self.inner.path.join(journal::JOURNAL_FILE)).map_or(0, |m| m.len());
+        Ok(sled + journal)
+    }
+
+    /// Bytes of journal frames written since the last checkpoint: what a start after a crash
+    /// would replay.
+    pub fn journal_bytes(&self) -> u64 {
+        self.inner.group.journal_bytes()
     }
 
     /// The directory the store lives in.

@@ -266,6 +266,20 @@ fn register_store(reg: &mut Registry, app: &App) {
     let commits = Counter::<u64>::default();
     commits.inc_by(store.commits);
     reg.register("store_commits", "Store transactions committed", commits);
+    let checkpoints = Counter::<u64>::default();
+    checkpoints.inc_by(store.checkpoints);
+    reg.register(
+        "store_checkpoints",
+        "Store checkpoints (sled flushed and synced, the journal emptied)",
+        checkpoints,
+    );
+    let journal = Gauge::<i64>::default();
+    journal.set(i64::try_from(store.journal_bytes).unwrap_or(i64::MAX));
+    reg.register(
+        "store_journal_bytes",
+        "Journal written since the last checkpoint: what a start after a crash replays",
+        journal,
+    );
 }
 
 /// Cisco pull mode: polls since start by outcome (labels from a fixed list, never from a
