@@ -266,11 +266,14 @@ pub async fn compliance(client: &AdminClient, out: Output, a: ComplianceArgs) ->
         ])
         .right(&[2, 3, 4, 5]);
         for c in l {
-            let spare: Vec<String> = c
+            let mut spare: Vec<String> = c
                 .spare_in
                 .iter()
                 .map(|s| format!("{} ({})", s.va_path, s.spare))
                 .collect();
+            if c.spare_in_more > 0 {
+                spare.push(format!("{} more", c.spare_in_more));
+            }
             t.row(vec![
                 c.va_path.clone(),
                 c.entitlement_tag.clone(),

@@ -356,3 +356,58 @@ fn units_of_an_export_controlled_tag_are_spare_beyond_what_eligible_devices_ask(
         (9, 7, 7)
     );
 }
+
+/// One short VA and 25 with spare units (26 down to 2): a shortage's views list the ten with the
+/// most, most first, and count the rest; a caller who may read only some of them sees only
+/// those, listed and counted.
+#[test]
+fn a_shortage_lists_the_vas_with_the_most_spare_and_counts_the_rest() {
+    use crate::protocol::admin::{AlertView, ComplianceView, SPARE_LISTED};
+    let (mut c, a) = with_account("acme", "acme.com");
+    let short = mk_va(&mut c, a.default_va, "short");
+    add_lic(&mut c, short, perpetual("T", 1));
+    for k in 0..3 {
+        device(&mut c, short, k, false, &[("T".into(), 1)]);
+    }
+    let mut spare = Vec::new();
+    for n in 0..25u8 {
+        let va = mk_va(&mut c, a.default_va, &format!("s{n:02}"));
+        add_lic(&mut c, va, perpetual("T", 26 - i64::from(n)));
+        spare.push(va);
+    }
+    let line = c
+        .compliance(&[short], NOW, true)
+        .pop()
+        .expect("the short line");
+    assert_eq!(line.spare_in.len(), 25);
+    let view = ComplianceView::new(&c, line.clone(), &admin());
+    assert_eq!(view.spare_in.len(), SPARE_LISTED);
+    let listed: Vec<u64> = view.spare_in.iter().map(|s| s.spare).collect();
+    assert_eq!(
+        listed,
+        (17..=26).rev().collect::<Vec<u64>>(),
+        "most spare first"
+    );
+    assert_eq!(view.spare_in_more, 15);
+
+    // A VA user of `short` and of three spare VAs, one of them past the first ten.
+    let grants: Vec<RoleGrant> = [short, spare[0], spare[3], spare[20]]
+        .iter()
+        .map(|&va| grant(Role::VaUser, Scope::Va(va)))
+        .collect();
+    let user = user_with(&mut c, "ops", &grants, [7; 32]);
+    let view = ComplianceView::new(&c, line, &user);
+    let listed: Vec<u64> = view.spare_in.iter().map(|s| s.spare).collect();
+    assert_eq!(listed, [26, 23, 6], "only the VAs the caller may read");
+    assert_eq!(view.spare_in_more, 0);
+
+    let alerts = c.alerts(NOW, &DeviceTimers::default(), &Default::default());
+    let alert = alerts
+        .iter()
+        .find(|a| a.va == Some(short))
+        .expect("the shortage's alert");
+    let view = AlertView::new(&c, alert, &admin());
+    assert_eq!(view.spare_in.len(), SPARE_LISTED);
+    assert_eq!(view.spare_in[0].spare, 26);
+    assert_eq!(view.spare_in_more, 15);
+}

@@ -11,6 +11,33 @@ pub struct SpareView {
     pub spare: u64,
 }
 
+/// How many VAs with spare units a shortage lists, most spare first. An account of a thousand
+/// VAs short of a tag in a hundred of them would otherwise list some nine hundred VAs in each of
+/// its shortages: at 1,000 VAs × 100 tags, 10,000 alerts came to 1.36 GB of JSON and 20 s
+/// (docs/benchmarks.md, "Spare units, listed"). The most spare come first, so the VA that can
+/// cover a shortage alone, if any, is always listed.
+pub const SPARE_LISTED: usize = 10;
+
+/// The VAs of `spare` the caller may read (`visible`), the [`SPARE_LISTED`] with the most spare
+/// units as views, and how many more there are.
+fn spare_views(
+    c: &Catalog,
+    spare: &domain::SpareIn,
+    visible: impl Fn(domain::VaId) -> bool,
+) -> (Vec<SpareView>, usize) {
+    let mut shown = spare.iter().filter(|(va, _)| visible(*va));
+    let listed = shown
+        .by_ref()
+        .take(SPARE_LISTED)
+        .map(|&(va, spare)| SpareView {
+            va: va.to_string(),
+            va_path: c.va_path(va),
+            spare,
+        })
+        .collect();
+    (listed, shown.count())
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ComplianceView {
     pub va: String,
@@ -21,11 +48,19 @@ pub struct ComplianceView {
     pub granted: u64,
     pub shortage: u64,
     pub devices_short: usize,
+    /// Other VAs with spare units of the tag, among those the caller may read: at most
+    /// [`SPARE_LISTED`], most spare first.
     pub spare_in: Vec<SpareView>,
+    /// How many more VAs the caller may read have spare units of the tag.
+    #[serde(default)]
+    pub spare_in_more: usize,
 }
 
 impl ComplianceView {
-    pub fn new(c: &Catalog, l: domain::ComplianceLine) -> Self {
+    /// The line as `p` may see it: spare units are listed only in VAs `p` may read (SPEC §7).
+    pub fn new(c: &Catalog, l: domain::ComplianceLine, p: &domain::Principal) -> Self {
+        let (spare_in, spare_in_more) =
+            spare_views(c, &l.spare_in, |va| c.va_access(p, va).is_some());
         ComplianceView {
             va: l.va.to_string(),
             va_path: c.va_path(l.va),
@@ -35,15 +70,8 @@ impl ComplianceView {
             requested: l.requested,
             granted: l.granted,
             devices_short: l.devices_short,
-            spare_in: l
-                .spare_in
-                .into_iter()
-                .map(|(va, spare)| SpareView {
-                    va: va.to_string(),
-                    va_path: c.va_path(va),
-                    spare,
-                })
-                .collect(),
+            spare_in,
+            spare_in_more,
         }
     }
 }
@@ -57,14 +85,20 @@ pub struct AlertView {
     pub va: Option<String>,
     /// Rendered for the caller: it names only VAs the caller may read.
     pub message: String,
-    /// For a shortage: VAs with spare units of the tag, among those the caller may read.
+    /// For a shortage: VAs with spare units of the tag, among those the caller may read: at
+    /// most [`SPARE_LISTED`], most spare first.
     #[serde(default)]
     pub spare_in: Vec<SpareView>,
+    /// How many more VAs the caller may read have spare units of the tag.
+    #[serde(default)]
+    pub spare_in_more: usize,
 }
 
 impl AlertView {
     /// The alert as `p` may see it (SPEC §7).
     pub fn new(c: &Catalog, a: &domain::Alert, p: &domain::Principal) -> Self {
+        let (spare_in, spare_in_more) =
+            spare_views(c, &a.spare_in, |va| c.va_access(p, va).is_some());
         AlertView {
             key: a.key.clone(),
             kind: a.kind.into(),
@@ -72,16 +106,8 @@ impl AlertView {
             account: a.account.map(|x| x.to_string()),
             va: a.va.map(|x| x.to_string()),
             message: c.alert_message(a, p),
-            spare_in: a
-                .spare_in
-                .iter()
-                .filter(|(va, _)| c.va_access(p, *va).is_some())
-                .map(|&(va, spare)| SpareView {
-                    va: va.to_string(),
-                    va_path: c.va_path(va),
-                    spare,
-                })
-                .collect(),
+            spare_in,
+            spare_in_more,
         }
     }
 }

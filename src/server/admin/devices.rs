@@ -228,13 +228,7 @@ pub(crate) fn compliance_views(
 ) -> Vec<ComplianceView> {
     c.compliance(vas, now, short_only)
         .into_iter()
-        .map(|l| {
-            let mut v = ComplianceView::new(c, l);
-            // Spare units elsewhere are shown only where the caller may look.
-            v.spare_in
-                .retain(|s| s.va.parse().is_ok_and(|va| c.va_access(p, va).is_some()));
-            v
-        })
+        .map(|l| ComplianceView::new(c, l, p))
         .collect()
 }
 
