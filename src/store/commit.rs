@@ -123,6 +123,12 @@ struct State {
     durable: AtomicU64,
     /// The committer's one wake-up per group: a waiting writer is woken to publish `durable`.
     released: Notify,
+    /// Every batch numbered up to this is applied to sled: behind `durable` while the committer
+    /// applies a group whose writers it has already released.
+    applied: AtomicU64,
+    /// Tests hold it to keep the committer from applying a group it has made durable.
+    #[cfg(test)]
+    apply_gate: Mutex<()>,
 }
 
 /// The group committer owned by the store's shared state. Dropping it applies and flushes what
@@ -162,6 +168,9 @@ impl GroupCommit {
             progress,
             durable: AtomicU64::new(0),
             released: Notify::new(),
+            applied: AtomicU64::new(0),
+            #[cfg(test)]
+            apply_gate: Mutex::new(()),
         });
         let thread_state = Arc::clone(&state);
         let thread = std::thread::Builder::new()
@@ -253,6 +262,17 @@ impl GroupCommit {
         Ok(())
     }
 
+    /// Returns once every batch made durable so far is applied to sled, so that a read sees
+    /// every write answered before it. Two atomic loads when nothing is pending; otherwise it
+    /// waits for the committer's round (whose `apply` lock it takes and drops). Under
+    /// [`GroupCommit::pause`] nothing is pending: a round applies before it lets go of the lock.
+    pub(crate) fn settled(&self) {
+        let durable = self.state.durable.load(Ordering::Acquire);
+        if self.state.applied.load(Ordering::Acquire) < durable {
+            drop(self.lock_apply());
+        }
+    }
+
     /// Keeps the committer from applying anything until the guard is dropped. Batches staged
     /// meanwhile wait in the queue.
     pub(crate) fn pause(&self) -> MutexGuard<'_, ()> {
@@ -282,12 +302,6 @@ impl GroupCommit {
         self.state.journal_bytes.load(Ordering::Relaxed)
     }
 
-    /// Makes the committer take a checkpoint whenever the journal holds `bytes` or more.
-    #[cfg(test)]
-    pub(crate) fn checkpoint_at(&self, bytes: u64) {
-        self.state.checkpoint_at.store(bytes, Ordering::Relaxed);
-    }
-
     /// How many groups the committer has applied (one journal frame and one sync each).
     pub(crate) fn groups(&self) -> u64 {
         self.state.groups.load(Ordering::Relaxed)
@@ -310,48 +324,6 @@ impl GroupCommit {
             .apply
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Holds or releases the committer; while held it does not start a round.
-    #[cfg(test)]
-    pub(crate) fn hold(&self, held: bool) {
-        let mut work = self.lock_work();
-        work.held = held;
-        self.state.wake.notify_one();
-    }
-
-    /// Whether the committer has recorded everything handed out as durable and gone back to
-    /// waiting for work: the end of a round, for tests.
-    #[cfg(test)]
-    pub(crate) fn idle(&self) -> bool {
-        let work = self.lock_work();
-        work.sleeping && self.state.durable.load(Ordering::Acquire) >= work.written
-    }
-
-    /// The latest sequence number handed out, so tests can tell when writers are waiting.
-    #[cfg(test)]
-    pub(crate) fn written(&self) -> u64 {
-        self.lock_work().written
-    }
-
-    /// Makes the committer behave as if a flush had failed.
-    #[cfg(test)]
-    pub(crate) fn poison(&self, cause: &str) {
-        self.state
-            .progress
-            .send_modify(|p| p.failure = Some(Arc::from(cause)));
-    }
-
-    /// Makes the next group fail to apply, as a sled write error would.
-    #[cfg(test)]
-    pub(crate) fn fail_next_group(&self, cause: &str) {
-        self.lock_work().fail_next = Some(cause.to_owned());
-    }
-
-    /// Makes the next sync of the store's files fail, as a failed `fsync` would.
-    #[cfg(test)]
-    pub(crate) fn fail_next_sync(&self, cause: &str) {
-        self.lock_work().fail_next_sync = Some(cause.to_owned());
     }
 }
 
@@ -483,7 +455,20 @@ fn commit_group(
     if !group.is_empty() {
         state.groups.fetch_add(1, Ordering::Relaxed);
         journal_group(state, &group)?;
+    }
+    // On disk: the writers are answered while sled takes the group. Store readers wait for
+    // that (`GroupCommit::settled`), so a read after an answer sees the write.
+    state.durable.fetch_max(target, Ordering::AcqRel);
+    state.released.notify_one();
+    if !group.is_empty() {
+        #[cfg(test)]
+        let _gate = state
+            .apply_gate
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Err(err) = apply_group(&state.trees, &group) {
+            // The group is in the journal, so a restart applies it; until then the store
+            // refuses writes, as after any failure.
             return Err(poison(
                 state,
                 Arc::from(format!("applying a commit group failed: {err}")),
@@ -497,8 +482,7 @@ fn commit_group(
     state
         .journal_bytes
         .store(lock_disk(state).journal.len(), Ordering::Relaxed);
-    state.durable.fetch_max(target, Ordering::AcqRel);
-    state.released.notify_one();
+    state.applied.fetch_max(target, Ordering::AcqRel);
     Ok(())
 }
 
@@ -577,3 +561,6 @@ fn checkpoint(state: &State) -> Result<(), Arc<str>> {
     let result = lock_disk(state).checkpoint(&state.db);
     result.map_err(|cause| poison(state, Arc::from(cause)))
 }
+
+#[cfg(test)]
+mod hooks;

@@ -247,7 +247,9 @@ impl Store {
         })
     }
 
+    /// A table to read: once every write answered so far is in sled.
     fn tree(&self, table: &str) -> Result<&sled::Tree, StoreError> {
+        self.inner.group.settled();
         match self.inner.index.get(table) {
             Some(&i) => Ok(&self.inner.trees[i]),
             None => Err(StoreError::UnknownTable {

@@ -807,3 +807,37 @@ fn lock_lines_are_matched_by_inode_and_waiters_are_skipped() {
     assert_eq!(lock_owner(locks, 77), None, "a POSIX lock is not sled's");
     assert_eq!(lock_owner(locks, 5), None);
 }
+
+/// A group's writers are answered once its journal frame is synced, before sled has the group;
+/// a read through the store after that waits for sled, so it sees every answered write.
+#[test]
+fn writers_are_answered_before_sled_applies_and_readers_wait_for_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let gate = store.inner.group.gate_apply();
+    let mut batch = Batch::new();
+    batch.put(&device(1, "one"));
+    rt.block_on(store.commit(batch))
+        .expect("durable while sled has not applied it");
+    let raw = &store.inner.trees[store.index(Device::TABLE).expect("table")];
+    assert_eq!(raw.get(key(1)).expect("sled"), None, "sled has not applied it");
+
+    let (about_to_read, reading) = std::sync::mpsc::channel();
+    let reader = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            about_to_read.send(()).expect("the test waits");
+            store.get::<Device>(&key(1))
+        })
+    };
+    reading.recv().expect("the reader starts");
+    drop(gate);
+    assert_eq!(
+        reader.join().expect("the reader").expect("read"),
+        Some(device(1, "one")),
+        "the read waited for sled"
+    );
+}
