@@ -823,7 +823,11 @@ fn writers_are_answered_before_sled_applies_and_readers_wait_for_it() {
     rt.block_on(store.commit(batch))
         .expect("durable while sled has not applied it");
     let raw = &store.inner.trees[store.index(Device::TABLE).expect("table")];
-    assert_eq!(raw.get(key(1)).expect("sled"), None, "sled has not applied it");
+    assert_eq!(
+        raw.get(key(1)).expect("sled"),
+        None,
+        "sled has not applied it"
+    );
 
     let (about_to_read, reading) = std::sync::mpsc::channel();
     let reader = {

@@ -111,3 +111,47 @@ impl AlertView {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{SpareIn, VaId};
+
+    fn va(n: u128) -> VaId {
+        VaId(uuid::Uuid::from_u128(n))
+    }
+
+    /// 25 VAs with spare units (26 down to 2, most first as the domain orders them): the view
+    /// lists the ten with the most and counts the rest; a caller who may read only some of them
+    /// sees only those, listed and counted, in the same order.
+    #[test]
+    fn a_shortage_lists_the_vas_with_the_most_spare_and_counts_the_rest() {
+        let c = Catalog::default();
+        let spare = SpareIn::from(
+            (0..25u128)
+                .map(|n| (va(n), 26 - n as u64))
+                .collect::<Vec<_>>(),
+        );
+        let (listed, more) = spare_views(&c, &spare, |_| true);
+        let units: Vec<u64> = listed.iter().map(|s| s.spare).collect();
+        assert_eq!(
+            units,
+            (17..=26).rev().collect::<Vec<u64>>(),
+            "most spare first"
+        );
+        assert_eq!(listed[0].va, va(0).to_string());
+        assert_eq!(more, 15);
+
+        let readable = [va(0), va(3), va(20), va(24)];
+        let (listed, more) = spare_views(&c, &spare, |v| readable.contains(&v));
+        let units: Vec<u64> = listed.iter().map(|s| s.spare).collect();
+        assert_eq!(units, [26, 23, 6, 2], "only the VAs the caller may read");
+        assert_eq!(more, 0);
+
+        let readable: Vec<VaId> = (0..25u128).filter(|n| n % 2 == 1).map(va).collect();
+        let (listed, more) = spare_views(&c, &spare, |v| readable.contains(&v));
+        assert_eq!(listed.len(), SPARE_LISTED);
+        assert_eq!(listed[0].spare, 25);
+        assert_eq!(more, 2, "12 readable, 10 listed");
+    }
+}
