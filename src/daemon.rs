@@ -514,13 +514,14 @@ fn guarded(
     metrics: &Metrics,
     listener: &'static str,
 ) -> axum::Router {
-    limits::apply(router, request_limits).layer(axum::middleware::from_fn_with_state(
+    limits::apply(
+        router,
+        request_limits,
         Observed {
             metrics: metrics.clone(),
             listener,
         },
-        server_metrics::track,
-    ))
+    )
 }
 
 /// The connection limits every listener applies (`[device]`, SPEC §9 "Connections").

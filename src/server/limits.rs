@@ -30,6 +30,7 @@ use hyper::body::{Body as _, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
 use super::error::{ApiError, BodyTimedOut};
+use super::metrics::Observed;
 
 /// The most an unread body is read and discarded after its request was answered.
 pub const LINGER_BYTES: u64 = 16 * 1024 * 1024;
@@ -54,15 +55,27 @@ impl RequestLimits {
     }
 }
 
-/// Puts `limits` in front of every route of `router`.
-pub fn apply(router: Router, limits: RequestLimits) -> Router {
+/// The request metrics and these limits, in front of every route of a listener's router.
+struct Guards {
+    limits: RequestLimits,
+    observed: Observed,
+}
+
+/// Puts the request metrics (`metrics::track`), then `limits`, in front of every route of
+/// `router`, as one middleware: one boxed future and one clone of the route per request, not
+/// one per concern.
+pub fn apply(router: Router, limits: RequestLimits, observed: Observed) -> Router {
     router.layer(axum::middleware::from_fn_with_state(
-        Arc::new(limits),
-        guard,
+        Arc::new(Guards { limits, observed }),
+        guarded,
     ))
 }
 
-async fn guard(State(limits): State<Arc<RequestLimits>>, req: Request, next: Next) -> Response {
+async fn guarded(State(g): State<Arc<Guards>>, req: Request, next: Next) -> Response {
+    super::metrics::track(&g.observed, req, |req| guard(&g.limits, req, next)).await
+}
+
+async fn guard(limits: &RequestLimits, req: Request, next: Next) -> Response {
     let limit = limits.body_limit(req.uri().path());
     let http1 = req.version() < Version::HTTP_2;
     let expects_continue = req

@@ -21,7 +21,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
@@ -195,10 +194,13 @@ pub struct Observed {
     pub listener: &'static str,
 }
 
-/// Middleware: counts and times every request under its route pattern (never the raw path,
-/// which would let clients create unbounded label values, and may carry a RUM ingest key),
-/// and writes its access line.
-pub async fn track(State(o): State<Observed>, req: Request, next: Next) -> Response {
+/// Middleware (`limits::apply`): counts and times every request under its route pattern (never
+/// the raw path, which would let clients create unbounded label values, and may carry a RUM
+/// ingest key), and writes its access line. `run` answers the request.
+pub async fn track<F>(o: &Observed, req: Request, run: impl FnOnce(Request) -> F) -> Response
+where
+    F: std::future::Future<Output = Response>,
+{
     // The matched path is shared with the router (a reference count, not a copy).
     let matched = req.extensions().get::<MatchedPath>().cloned();
     let endpoint = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
@@ -212,8 +214,7 @@ pub async fn track(State(o): State<Observed>, req: Request, next: Next) -> Respo
     );
     let line = access::Line::begin(o.listener, &req);
     let started = Instant::now();
-    let (res, actor) =
-        access::with_caller(tracing::Instrument::instrument(next.run(req), span)).await;
+    let (res, actor) = access::with_caller(tracing::Instrument::instrument(run(req), span)).await;
     let elapsed = started.elapsed();
     let status = res.status().as_u16();
     o.metrics.observe(
