@@ -273,14 +273,14 @@ async fn serve_live(
         &workers,
         &shutdown,
     );
-    let device_ctx = device::DeviceCtx {
+    let device_ctx = device::DeviceCtx::new(device::DeviceShared {
         app: app.clone(),
         pki: pki.clone(),
         max_body_bytes: settings.device.max_body_bytes,
         limiter: Arc::new(FailureLimiter::new(10, time::Duration::minutes(1))),
         sync: sync.clone(),
         rum,
-    };
+    });
     let routers = Routers {
         device: device_router(&settings, device_ctx, &metrics),
         admin: admin_router(&settings, ctx, &metrics),

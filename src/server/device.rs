@@ -11,8 +11,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use time::OffsetDateTime;
 
-pub use super::device_ctx::DeviceCtx;
 use super::device_ctx::{DeviceActor, peer_ip};
+pub use super::device_ctx::{DeviceCtx, DeviceShared};
 use super::error::ApiError;
 use super::listen::Peer;
 use super::ratelimit;

@@ -13,9 +13,28 @@ use super::ratelimit::FailureLimiter;
 use crate::app::App;
 use crate::pki::Pki;
 
-/// What the device handlers share.
+/// What the device handlers share: one reference-counted handle, since axum clones a router's
+/// state for each request (twice on the usage route), and a clone of the fields would count
+/// each of their references up and down.
 #[derive(Clone)]
-pub struct DeviceCtx {
+pub struct DeviceCtx(Arc<DeviceShared>);
+
+impl DeviceCtx {
+    pub fn new(shared: DeviceShared) -> Self {
+        DeviceCtx(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for DeviceCtx {
+    type Target = DeviceShared;
+
+    fn deref(&self) -> &DeviceShared {
+        &self.0
+    }
+}
+
+/// The fields of a [`DeviceCtx`].
+pub struct DeviceShared {
     pub app: App,
     pub pki: Arc<Pki>,
     pub max_body_bytes: usize,
