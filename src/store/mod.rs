@@ -198,14 +198,15 @@ impl Store {
         }
         let path = dir.to_owned();
         let db = open_db(dir)?;
-        // Before the journal: a store from a newer release is refused untouched, and a journal
-        // exists only in stores at this schema or later (older ones are migrated first).
-        schema::ensure(&db, &path, current_schema, migrations)?;
+        // A store from a newer release is refused untouched. Otherwise the journal is replayed
+        // first, at the schema its frames were written in, and the store migrated after.
+        schema::refuse_foreign_or_newer(&db, &path, current_schema)?;
         let (journal, replayed) =
             journal::Journal::open(dir, &db).map_err(|cause| StoreError::Journal {
                 path: dir.join(journal::JOURNAL_FILE),
                 cause: cause.to_string(),
             })?;
+        schema::ensure(&db, &path, current_schema, migrations)?;
         if replayed.groups > 0 {
             tracing::info!(
                 groups = replayed.groups,

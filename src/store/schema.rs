@@ -135,6 +135,30 @@ impl MigrationCtx<'_> {
     }
 }
 
+/// Refuses, touching nothing, a store whose schema is newer than `current` and a directory that
+/// holds data satellite did not write: called before the journal is replayed (and created), so
+/// that a newer release's journal is left to that release and a foreign directory gets no file.
+pub(crate) fn refuse_foreign_or_newer(
+    db: &sled::Db,
+    path: &Path,
+    current: u32,
+) -> Result<(), StoreError> {
+    let meta = db
+        .open_tree(META_TREE)
+        .map_err(StoreError::storage("open __meta"))?;
+    match stored_version(&meta, path)? {
+        Some(found) if found > current => Err(StoreError::SchemaFromTheFuture {
+            found,
+            supported: current,
+            path: path.to_owned(),
+        }),
+        None if holds_data(db)? => Err(StoreError::Unversioned {
+            path: path.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Brings the store at `path` to schema `current`, or refuses it. Called once from `Store::open`.
 pub(crate) fn ensure(
     db: &sled::Db,

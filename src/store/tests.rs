@@ -773,6 +773,45 @@ fn a_directory_with_foreign_data_is_refused() {
     }
     let err = Store::open(dir.path(), TABLES).expect_err("foreign data");
     assert!(matches!(err, StoreError::Unversioned { .. }), "{err}");
+    assert!(
+        !dir.path().join(journal::JOURNAL_FILE).exists(),
+        "nothing was created in the foreign directory"
+    );
+}
+
+/// A release that crashed leaves changes in the journal, written at its schema; the next
+/// release replays them at that schema and migrates after, so they are migrated like the rest.
+#[test]
+fn the_journal_is_replayed_before_the_store_is_migrated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let live = dir.path().join("live");
+    let old = Store::open_with(&live, TABLES, 1, &[]).expect("schema 1");
+    let mut batch = Batch::new();
+    batch.put(&device(1, "one"));
+    old.commit_blocking(batch).expect("durable");
+    // The crash: the store's files as they are now, sled never flushed since the commit.
+    let copy = dir.path().join("copy");
+    copy_dir(&live, &copy);
+    drop(old);
+    let new = Store::open_with(&copy, TABLES, 2, &[SHOUT]).expect("migrated");
+    assert_eq!(
+        new.get::<Device>(&key(1)).expect("read"),
+        Some(device(1, "ONE!")),
+        "the replayed record was migrated"
+    );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create");
+    for entry in std::fs::read_dir(from).expect("list") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
 }
 
 #[test]
