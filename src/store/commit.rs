@@ -54,6 +54,7 @@ use tokio::sync::{Notify, watch};
 use super::Op;
 use super::fsync::StoreFiles;
 use super::journal::{CHECKPOINT_BYTES, Disk, Journal};
+use disk::{CHECKPOINT_EVERY, checkpoint, checkpoint_due_in, journal_group, lock_disk};
 
 /// One staged batch: its writes, with tables resolved to indexes into the committer's trees.
 pub(crate) type Writes = Vec<Op<usize>>;
@@ -126,6 +127,13 @@ struct State {
     /// Every batch numbered up to this is applied to sled: behind `durable` while the committer
     /// applies a group whose writers it has already released.
     applied: AtomicU64,
+    /// Readers waiting for `applied` (`GroupCommit::settled`) wait on this.
+    applied_lock: Mutex<()>,
+    applied_changed: Condvar,
+    /// The longest the journal holds groups before a checkpoint ([`CHECKPOINT_EVERY`]; tests
+    /// change it), and when the last one was taken.
+    checkpoint_every_ms: AtomicU64,
+    checkpointed_at: Mutex<Instant>,
     /// Tests hold it to keep the committer from applying a group it has made durable.
     #[cfg(test)]
     apply_gate: Mutex<()>,
@@ -169,6 +177,10 @@ impl GroupCommit {
             durable: AtomicU64::new(0),
             released: Notify::new(),
             applied: AtomicU64::new(0),
+            applied_lock: Mutex::new(()),
+            applied_changed: Condvar::new(),
+            checkpoint_every_ms: AtomicU64::new(CHECKPOINT_EVERY.as_millis() as u64),
+            checkpointed_at: Mutex::new(Instant::now()),
             #[cfg(test)]
             apply_gate: Mutex::new(()),
         });
@@ -257,6 +269,8 @@ impl GroupCommit {
             group.push(writes);
         }
         commit_group(&self.state, group, target, checkpoint)?;
+        // The committer may be asleep with no checkpoint due: it sets its timer anew.
+        self.state.wake.notify_one();
         // Called off the runtime, and rarely: async writers of the same group are told at once.
         self.state.publish();
         Ok(())
@@ -268,8 +282,20 @@ impl GroupCommit {
     /// [`GroupCommit::pause`] nothing is pending: a round applies before it lets go of the lock.
     pub(crate) fn settled(&self) {
         let durable = self.state.durable.load(Ordering::Acquire);
-        if self.state.applied.load(Ordering::Acquire) < durable {
-            drop(self.lock_apply());
+        if self.state.applied.load(Ordering::Acquire) >= durable {
+            return;
+        }
+        let mut waiting = self
+            .state
+            .applied_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while self.state.applied.load(Ordering::Acquire) < durable {
+            waiting = self
+                .state
+                .applied_changed
+                .wait(waiting)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 
@@ -368,26 +394,48 @@ fn committer(state: &State) {
     loop {
         {
             let mut work = state.work.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut idle = false;
             loop {
                 let pending = work.written > flushed();
                 if (pending && !work.held) || (work.stop && !pending) {
                     break;
                 }
+                // Idle with journaled groups: a checkpoint when the interval is up.
+                let due_in = if work.held {
+                    None
+                } else {
+                    checkpoint_due_in(state)
+                };
+                if due_in.is_some_and(|d| d.is_zero()) {
+                    idle = true;
+                    break;
+                }
                 work.sleeping = true;
-                work = state
-                    .wake
-                    .wait(work)
-                    .unwrap_or_else(PoisonError::into_inner);
+                work = match due_in {
+                    Some(wait) => {
+                        let waited = state.wake.wait_timeout(work, wait);
+                        waited.unwrap_or_else(PoisonError::into_inner).0
+                    }
+                    None => state
+                        .wake
+                        .wait(work)
+                        .unwrap_or_else(PoisonError::into_inner),
+                };
                 work.sleeping = false;
             }
-            if work.stop && work.written <= flushed() {
+            let stop = work.stop && work.written <= flushed();
+            if stop || idle {
                 drop(work);
                 // A clean stop leaves the journal empty, so the next start replays nothing.
                 let _apply = state.apply.lock().unwrap_or_else(PoisonError::into_inner);
                 if state.progress.borrow().failure.is_none() && lock_disk(state).journal.len() > 0 {
                     let _ = checkpoint(state);
+                    state.journal_bytes.store(0, Ordering::Relaxed);
                 }
-                return;
+                if stop {
+                    return;
+                }
+                continue;
             }
         }
         gather(state);
@@ -460,29 +508,40 @@ fn commit_group(
     // that (`GroupCommit::settled`), so a read after an answer sees the write.
     state.durable.fetch_max(target, Ordering::AcqRel);
     state.released.notify_one();
-    if !group.is_empty() {
+    let applied = if group.is_empty() {
+        Ok(())
+    } else {
         #[cfg(test)]
         let _gate = state
             .apply_gate
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Err(err) = apply_group(&state.trees, &group) {
-            // The group is in the journal, so a restart applies it; until then the store
-            // refuses writes, as after any failure.
-            return Err(poison(
-                state,
-                Arc::from(format!("applying a commit group failed: {err}")),
-            ));
-        }
+        apply_group(&state.trees, &group)
+    };
+    // Readers wait for this, not for the checkpoint below; after a failed apply too (they then
+    // read what sled has: the store is poisoned, and a restart applies the journal).
+    state.applied.fetch_max(target, Ordering::AcqRel);
+    drop(
+        state
+            .applied_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner),
+    );
+    state.applied_changed.notify_all();
+    if let Err(err) = applied {
+        return Err(poison(
+            state,
+            Arc::from(format!("applying a commit group failed: {err}")),
+        ));
     }
     let journaled = lock_disk(state).journal.len();
-    if checkpoint_now || journaled >= state.checkpoint_at.load(Ordering::Relaxed) {
+    let full = journaled >= state.checkpoint_at.load(Ordering::Relaxed);
+    if checkpoint_now || full || checkpoint_due_in(state).is_some_and(|d| d.is_zero()) {
         checkpoint(state)?;
     }
     state
         .journal_bytes
         .store(lock_disk(state).journal.len(), Ordering::Relaxed);
-    state.applied.fetch_max(target, Ordering::AcqRel);
     Ok(())
 }
 
@@ -527,40 +586,6 @@ fn poison(state: &State, cause: Arc<str>) -> Arc<str> {
     cause
 }
 
-fn lock_disk(state: &State) -> MutexGuard<'_, Disk> {
-    state.disk.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Writes one group to the journal and syncs it, counting and timing it as the group's flush,
-/// and publishing a failure. Call with the `apply` lock held.
-fn journal_group(state: &State, group: &[Writes]) -> Result<(), Arc<str>> {
-    state.flushes.fetch_add(1, Ordering::Relaxed);
-    let started = Instant::now();
-    #[cfg(test)]
-    let failure = state
-        .work
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .fail_next_sync
-        .take();
-    #[cfg(not(test))]
-    let failure: Option<String> = None;
-    let result = match failure {
-        Some(cause) => Err(cause),
-        None => lock_disk(state).append(group),
-    };
-    let micros = started.elapsed().as_micros() as u64;
-    state.flush_micros.fetch_add(micros, Ordering::Relaxed);
-    state.flush_max_micros.fetch_max(micros, Ordering::Relaxed);
-    result.map_err(|cause| poison(state, Arc::from(cause)))
-}
-
-/// Takes a checkpoint (`journal.rs`), publishing a failure. Call with the `apply` lock held.
-fn checkpoint(state: &State) -> Result<(), Arc<str>> {
-    state.checkpoints.fetch_add(1, Ordering::Relaxed);
-    let result = lock_disk(state).checkpoint(&state.db);
-    result.map_err(|cause| poison(state, Arc::from(cause)))
-}
-
+mod disk;
 #[cfg(test)]
 mod hooks;

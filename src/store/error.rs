@@ -119,9 +119,9 @@ pub enum StoreError {
     /// The journal of the store (`journal.rs`) could not be opened or replayed. The store is
     /// left as it was: nothing after the damaged part was applied.
     #[error(
-        "cannot replay the store's journal {}: {cause}; satellite keeps the changes acknowledged \
-         since the last checkpoint there and will not start without them: fix the cause, or \
-         move the file aside to start without them (they are lost), or restore a backup",
+        "cannot replay the store's journal {}: {cause}; it may hold changes acknowledged since \
+         the last checkpoint, so satellite does not start without it: fix the cause, or move \
+         the file aside to start without them (they are lost), or restore a backup",
         path.display()
     )]
     Journal { path: PathBuf, cause: String },

@@ -48,15 +48,16 @@ pub(crate) const JOURNAL_FILE: &str = "journal";
 /// The journal's size (frames since the last checkpoint) that makes the committer take a
 /// checkpoint after the group that crossed it: the most a start after a crash replays.
 pub(crate) const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
-/// Where frames start; the two header slots live before. Frames start on multiples of
-/// [`BLOCK`].
-const FRAMES_START: u64 = BLOCK;
+/// Where frames start; the two header slots live before, a block each (a torn write of one
+/// block cannot reach the other). Frames start on multiples of [`BLOCK`].
+const FRAMES_START: u64 = 2 * BLOCK;
 /// The alignment of frames, and of the buffers, offsets and lengths of direct writes.
 const BLOCK: u64 = 4096;
 /// The header slots' offsets: the epoch's parity chooses.
-const SLOT_BYTES: u64 = 512;
+const SLOT_BYTES: u64 = BLOCK;
 const MAGIC: &[u8; 8] = b"SATJRNL1";
-const HEADER_LEN: usize = 20;
+/// `magic | epoch u64 | salt u64 | crc32 u32`.
+const HEADER_LEN: usize = 28;
 const FRAME_HEADER: usize = 16;
 /// The most a frame buffer keeps between groups.
 const KEPT_BUFFER: usize = 1024 * 1024;
@@ -76,6 +77,10 @@ pub(crate) struct Journal {
     aligned: Vec<u8>,
     path: PathBuf,
     epoch: u64,
+    /// A random number drawn for each epoch and kept in its header; every frame's checksum
+    /// covers it, so bytes that merely look like a frame (a client's data inside an older frame,
+    /// at a block boundary) do not pass for one.
+    salt: u64,
     /// Where the next frame goes.
     end: u64,
     /// How much of the file is allocated and written (frames or zeros).
@@ -169,25 +174,30 @@ impl Journal {
             file,
             path,
             epoch: 0,
+            salt: 0,
             end: FRAMES_START,
             prepared: len.max(FRAMES_START),
             tables: Vec::new(),
             buf: Vec::new(),
         };
-        if len == 0 {
-            // A new journal: the head written whole, so that the file starts allocated.
+        // A journal whose header was never written (new, or its creation cut short: frames are
+        // written only after a synced header) starts at epoch 1.
+        let Some((epoch, salt)) = journal.read_header()? else {
+            // The head written whole, so that the file starts allocated.
             journal.file.write_all_at(&[0; FRAMES_START as usize], 0)?;
             journal.write_header(1)?;
             File::open(dir)?.sync_all()?;
             return Ok((journal, Replayed::default()));
-        }
-        journal.epoch = journal.read_header()?;
+        };
+        (journal.epoch, journal.salt) = (epoch, salt);
         let replayed = journal.replay(db)?;
         if replayed.groups > 0 {
             db.flush().map_err(JournalError::Storage)?;
             StoreFiles::open(dir)?;
-            journal.checkpointed()?;
         }
+        // A new epoch at every open, replayed or not: one whose header write failed unseen (the
+        // page cache may show it, the disk not) is never written to again.
+        journal.checkpointed()?;
         Ok((journal, replayed))
     }
 
@@ -214,23 +224,26 @@ impl Journal {
             self.file.sync_data()?;
             self.prepared = grown;
         }
-        match &self.direct {
-            Some(direct) => {
-                let padded = padded as usize;
-                if self.aligned.len() < padded + BLOCK as usize {
-                    self.aligned = vec![0; padded + BLOCK as usize];
-                }
-                let at = self.aligned.as_ptr().align_offset(BLOCK as usize);
-                let block = &mut self.aligned[at..at + padded];
-                block[..self.buf.len()].copy_from_slice(&self.buf);
-                block[self.buf.len()..].fill(0);
-                direct.write_all_at(block, self.end)?;
-                direct.sync_data()?;
+        if let Some(direct) = &self.direct {
+            let padded = padded as usize;
+            if self.aligned.len() < padded + BLOCK as usize {
+                self.aligned = vec![0; padded + BLOCK as usize];
             }
-            None => {
-                self.file.write_all_at(&self.buf, self.end)?;
-                self.file.sync_data()?;
+            let at = self.aligned.as_ptr().align_offset(BLOCK as usize);
+            let block = &mut self.aligned[at..at + padded];
+            block[..self.buf.len()].copy_from_slice(&self.buf);
+            block[self.buf.len()..].fill(0);
+            match direct.write_all_at(block, self.end) {
+                Ok(()) => direct.sync_data()?,
+                // A file system that opens files for direct IO but refuses the writes (its
+                // blocks larger than ours): through the page cache from now on.
+                Err(err) if err.raw_os_error() == Some(libc::EINVAL) => self.direct = None,
+                Err(err) => return Err(err),
             }
+        }
+        if self.direct.is_none() {
+            self.file.write_all_at(&self.buf, self.end)?;
+            self.file.sync_data()?;
         }
         self.end = need;
         // A large group (an import, a fill) leaves no large buffer behind.
@@ -250,38 +263,49 @@ impl Journal {
     }
 
     fn write_header(&mut self, epoch: u64) -> io::Result<()> {
+        let mut salt = [0u8; 8];
+        getrandom::fill(&mut salt).map_err(|err| io::Error::other(err.to_string()))?;
         let mut header = [0u8; HEADER_LEN];
         header[..8].copy_from_slice(MAGIC);
         header[8..16].copy_from_slice(&epoch.to_le_bytes());
-        let crc = crc32fast::hash(&header[..16]);
-        header[16..].copy_from_slice(&crc.to_le_bytes());
+        header[16..24].copy_from_slice(&salt);
+        let crc = crc32fast::hash(&header[..24]);
+        header[24..].copy_from_slice(&crc.to_le_bytes());
         self.file.write_all_at(&header, (epoch % 2) * SLOT_BYTES)?;
         self.file.sync_data()?;
         self.epoch = epoch;
+        self.salt = u64::from_le_bytes(salt);
         Ok(())
     }
 
-    /// The epoch of the newest intact header slot.
-    fn read_header(&self) -> Result<u64, JournalError> {
-        let slot = |n: u64| -> io::Result<Option<u64>> {
+    /// The epoch and salt of the newest intact header slot; `None` when neither slot was ever
+    /// written (all zeros, or beyond the end of the file).
+    fn read_header(&self) -> Result<Option<(u64, u64)>, JournalError> {
+        let slot = |n: u64| -> io::Result<Result<(u64, u64), bool>> {
             let mut header = [0u8; HEADER_LEN];
             match self.file.read_exact_at(&mut header, n * SLOT_BYTES) {
                 Ok(()) => {}
-                Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+                Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(Err(true)),
                 Err(err) => return Err(err),
             }
-            let crc = u32::from_le_bytes(header[16..].try_into().expect("4 bytes"));
+            let crc = u32::from_le_bytes(header[24..].try_into().expect("4 bytes"));
             let epoch = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
-            let intact = &header[..8] == MAGIC && crc32fast::hash(&header[..16]) == crc;
+            let salt = u64::from_le_bytes(header[16..24].try_into().expect("8 bytes"));
+            let intact = &header[..8] == MAGIC && crc32fast::hash(&header[..24]) == crc;
             // An epoch is written in the slot of its parity; one found elsewhere is not ours.
-            Ok((intact && epoch % 2 == n).then_some(epoch))
+            if intact && epoch % 2 == n {
+                return Ok(Ok((epoch, salt)));
+            }
+            Ok(Err(header.iter().all(|&b| b == 0)))
         };
         match (slot(0)?, slot(1)?) {
-            (None, None) => Err(JournalError::Damaged(format!(
+            (Ok(a), Ok(b)) => Ok(Some(a.max(b))),
+            (Ok(a), Err(_)) | (Err(_), Ok(a)) => Ok(Some(a)),
+            (Err(true), Err(true)) => Ok(None),
+            (Err(_), Err(_)) => Err(JournalError::Damaged(format!(
                 "neither header of the journal {} can be read",
                 self.path.display()
             ))),
-            (a, b) => Ok(a.max(b).expect("one slot is intact")),
         }
     }
 
@@ -311,7 +335,8 @@ impl Journal {
                 break;
             }
             payload.resize(len as usize, 0);
-            if !read_full(&mut reader, &mut payload)? || checksum(&head, &payload) != crc {
+            if !read_full(&mut reader, &mut payload)? || checksum(self.salt, &head, &payload) != crc
+            {
                 break;
             }
             let writes = parse(&payload).map_err(|what| {
@@ -329,7 +354,39 @@ impl Journal {
             io::copy(&mut (&mut reader).take(padded - frame), &mut io::sink())?;
             self.end += padded;
         }
+        self.refuse_frames_beyond()?;
         Ok(replayed)
+    }
+
+    /// Frames are written one after another, each synced before the next, so the replay ends
+    /// where a crash cut the last one short. A whole frame of this epoch further on means that
+    /// one in the middle was damaged afterwards: refused, rather than dropping what follows it.
+    fn refuse_frames_beyond(&self) -> Result<(), JournalError> {
+        let mut at = self.end + BLOCK;
+        let mut payload = Vec::new();
+        while at + FRAME_HEADER as u64 <= self.prepared {
+            let mut head = [0u8; FRAME_HEADER];
+            self.file.read_exact_at(&mut head, at)?;
+            let len = u64::from(u32::from_le_bytes(head[..4].try_into().expect("4 bytes")));
+            let crc = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
+            let epoch = u64::from_le_bytes(head[8..].try_into().expect("8 bytes"));
+            let end = at + FRAME_HEADER as u64 + len;
+            if len > 0 && epoch == self.epoch && end <= self.prepared {
+                payload.resize(len as usize, 0);
+                self.file
+                    .read_exact_at(&mut payload, at + FRAME_HEADER as u64)?;
+                if checksum(self.salt, &head, &payload) == crc {
+                    return Err(JournalError::Damaged(format!(
+                        "the frame at byte {} of the journal {} cannot be read, and a frame \
+                         written after it, at byte {at}, can",
+                        self.end,
+                        self.path.display()
+                    )));
+                }
+            }
+            at += BLOCK;
+        }
+        Ok(())
     }
 
     /// Encodes `group` as one frame in `buf`.
@@ -369,15 +426,16 @@ impl Journal {
         let len = u32::try_from(buf.len() - FRAME_HEADER).map_err(|_| too_large("writes"))?;
         buf[..4].copy_from_slice(&len.to_le_bytes());
         buf[8..16].copy_from_slice(&self.epoch.to_le_bytes());
-        let crc = checksum(&buf[..FRAME_HEADER], &buf[FRAME_HEADER..]);
+        let crc = checksum(self.salt, &buf[..FRAME_HEADER], &buf[FRAME_HEADER..]);
         buf[4..8].copy_from_slice(&crc.to_le_bytes());
         Ok(())
     }
 }
 
-/// The frame's checksum: over its length, its epoch and its payload.
-fn checksum(head: &[u8], payload: &[u8]) -> u32 {
+/// The frame's checksum: over its epoch's salt, its length, its epoch and its payload.
+fn checksum(salt: u64, head: &[u8], payload: &[u8]) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&salt.to_le_bytes());
     hasher.update(&head[..4]);
     hasher.update(&head[8..FRAME_HEADER]);
     hasher.update(payload);

@@ -15,6 +15,13 @@ impl GroupCommit {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Makes the committer take a checkpoint whenever the journal has held groups for `every`.
+    pub(crate) fn checkpoint_every(&self, every: std::time::Duration) {
+        self.state
+            .checkpoint_every_ms
+            .store(every.as_millis() as u64, Ordering::Relaxed);
+    }
+
     /// Makes the committer take a checkpoint whenever the journal holds `bytes` or more.
     pub(crate) fn checkpoint_at(&self, bytes: u64) {
         self.state.checkpoint_at.store(bytes, Ordering::Relaxed);

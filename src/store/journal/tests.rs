@@ -101,8 +101,12 @@ fn synced_groups_are_replayed(direct: bool) {
         .expect("tree")
         .insert("a", "3")
         .expect("insert");
-    let (_, replayed) = open(dir.path(), &db);
+    let (journal, replayed) = open(dir.path(), &db);
     assert_eq!(replayed, Replayed::default(), "replayed once only");
+    let epoch = journal.epoch;
+    drop(journal);
+    let (journal, _) = open(dir.path(), &db);
+    assert_eq!(journal.epoch, epoch + 1, "every open starts a new epoch");
     assert_eq!(value(&db, "a").as_deref(), Some("3"));
 }
 
@@ -203,7 +207,11 @@ fn a_damaged_journal_is_refused_with_its_path() {
     // A frame that says it holds two writes but holds one, with a checksum that matches.
     journal.encode(&[vec![put("b", "1")]]).expect("encode");
     journal.buf[FRAME_HEADER..FRAME_HEADER + 4].copy_from_slice(&2u32.to_le_bytes());
-    let crc = checksum(&journal.buf[..FRAME_HEADER], &journal.buf[FRAME_HEADER..]);
+    let crc = checksum(
+        journal.salt,
+        &journal.buf[..FRAME_HEADER],
+        &journal.buf[FRAME_HEADER..],
+    );
     journal.buf[4..8].copy_from_slice(&crc.to_le_bytes());
     journal
         .file
@@ -378,5 +386,117 @@ proptest::proptest! {
             proptest::prop_assert_eq!(*value, v.as_deref());
         }
         let _ = parse(&noise);
+    }
+}
+
+/// A journal whose creation was cut short (its head still zeros: frames are written only after
+/// a synced header) opens as a new one instead of refusing the store.
+#[test]
+fn a_journal_whose_header_was_never_written_opens_as_new() {
+    for len in [0, BLOCK, FRAMES_START] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = sled_in(dir.path());
+        std::fs::write(dir.path().join(JOURNAL_FILE), vec![0u8; len as usize]).expect("zeros");
+        let (mut journal, replayed) = open(dir.path(), &db);
+        assert_eq!(replayed, Replayed::default(), "{len} bytes");
+        assert_eq!(journal.epoch, 1, "{len} bytes");
+        journal.append(&[vec![put("a", "1")]]).expect("append");
+        drop(journal);
+        let (_, replayed) = open(dir.path(), &db);
+        assert_eq!(replayed.groups, 1, "{len} bytes");
+    }
+}
+
+/// A frame damaged after it was written (not torn by a crash: frames after it are whole) is
+/// refused rather than silently ending the replay before them.
+#[test]
+fn a_damaged_frame_before_whole_ones_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = sled_in(dir.path());
+    let (mut journal, _) = open(dir.path(), &db);
+    journal.append(&[vec![put("a", "1")]]).expect("append");
+    let second = journal.end;
+    journal.append(&[vec![put("b", "1")]]).expect("append");
+    journal.append(&[vec![put("c", "1")]]).expect("append");
+    drop(journal);
+    let file = OpenOptions::new()
+        .write(true)
+        .open(dir.path().join(JOURNAL_FILE))
+        .expect("journal");
+    file.write_all_at(&[0xff], second + FRAME_HEADER as u64 + 2)
+        .expect("damage the second frame");
+    drop(file);
+    let message = Journal::open(dir.path(), &db)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        message.contains(&format!("at byte {second}")) && message.contains("cannot be read"),
+        "{message}"
+    );
+}
+
+/// Bytes laid out as a frame of the current epoch, but not checksummed with the epoch's salt
+/// (a device's data inside an older frame could look like that at a block boundary), are not
+/// replayed.
+#[test]
+fn a_frame_without_the_epochs_salt_is_not_replayed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = sled_in(dir.path());
+    let (mut journal, _) = open(dir.path(), &db);
+    journal.append(&[vec![put("real", "1")]]).expect("append");
+    let salt = journal.salt;
+    journal.salt = salt ^ 1;
+    journal.encode(&[vec![put("forged", "1")]]).expect("encode");
+    journal.salt = salt;
+    journal
+        .file
+        .write_all_at(&journal.buf, journal.end)
+        .expect("write the forged frame");
+    drop(journal);
+    let (_, replayed) = open(dir.path(), &db);
+    assert_eq!(replayed.groups, 1, "the real frame only");
+    assert_eq!(value(&db, "real").as_deref(), Some("1"));
+    assert_eq!(value(&db, "forged"), None);
+}
+
+/// The journal does not hold groups for long: with the interval at zero every group is followed
+/// by a checkpoint, and with a short one a journal left alone is checkpointed by the idle
+/// committer (sled's own writes since the last checkpoint are safe from a power cut only then).
+#[test]
+fn the_journal_is_checkpointed_on_time_busy_or_idle() {
+    use crate::store::Store;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), &["alpha"]).expect("open");
+    store
+        .inner
+        .group
+        .checkpoint_every(std::time::Duration::ZERO);
+    for n in 0u32..3 {
+        store
+            .put_raw("alpha", &n.to_be_bytes(), b"v")
+            .expect("a durable write");
+    }
+    assert_eq!(store.checkpoints(), 3, "one after each group");
+    assert_eq!(store.journal_bytes(), 0);
+
+    store
+        .inner
+        .group
+        .checkpoint_every(std::time::Duration::from_millis(100));
+    for round in 1..=2u64 {
+        let before = store.checkpoints();
+        store
+            .put_raw("alpha", &round.to_be_bytes(), b"w")
+            .expect("a durable write");
+        // Waits for the committer, not for a time: bounded, and ends as soon as it has acted.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while store.checkpoints() == before || store.journal_bytes() != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: no checkpoint of a journal left alone"
+            );
+            std::thread::yield_now();
+        }
     }
 }

@@ -1,0 +1,69 @@
+//! The committer's writes to disk: a group to the journal, and checkpoints into sled's files
+//! (`journal.rs`), with when the next checkpoint is due.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::super::journal::Disk;
+use super::{State, Writes, poison};
+
+/// The longest the journal holds groups before they are checkpointed into sled's files.
+pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// How long until the journal's groups are due in sled's files: `None` when it holds none.
+/// sled calls its writes stable after `sync_file_range` and then reuses the space they freed,
+/// so what it wrote since the last checkpoint — including pages it moved of records written
+/// before it — is safe from a power cut only at the next checkpoint; taking one at least every
+/// [`CHECKPOINT_EVERY`] bounds that window, busy or idle.
+pub(super) fn checkpoint_due_in(state: &State) -> Option<Duration> {
+    if lock_disk(state).journal.len() == 0 {
+        return None;
+    }
+    let every = Duration::from_millis(state.checkpoint_every_ms.load(Ordering::Relaxed));
+    let since = state
+        .checkpointed_at
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .elapsed();
+    Some(every.saturating_sub(since))
+}
+
+pub(super) fn lock_disk(state: &State) -> MutexGuard<'_, Disk> {
+    state.disk.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Writes one group to the journal and syncs it, counting and timing it as the group's flush,
+/// and publishing a failure. Call with the `apply` lock held.
+pub(super) fn journal_group(state: &State, group: &[Writes]) -> Result<(), Arc<str>> {
+    state.flushes.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
+    #[cfg(test)]
+    let failure = state
+        .work
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .fail_next_sync
+        .take();
+    #[cfg(not(test))]
+    let failure: Option<String> = None;
+    let result = match failure {
+        Some(cause) => Err(cause),
+        None => lock_disk(state).append(group),
+    };
+    let micros = started.elapsed().as_micros() as u64;
+    state.flush_micros.fetch_add(micros, Ordering::Relaxed);
+    state.flush_max_micros.fetch_max(micros, Ordering::Relaxed);
+    result.map_err(|cause| poison(state, Arc::from(cause)))
+}
+
+/// Takes a checkpoint (`journal.rs`), publishing a failure. Call with the `apply` lock held.
+pub(super) fn checkpoint(state: &State) -> Result<(), Arc<str>> {
+    state.checkpoints.fetch_add(1, Ordering::Relaxed);
+    *state
+        .checkpointed_at
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    let result = lock_disk(state).checkpoint(&state.db);
+    result.map_err(|cause| poison(state, Arc::from(cause)))
+}
