@@ -801,7 +801,8 @@ fn the_journal_is_replayed_before_the_store_is_migrated() {
     );
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+/// Copies a store's directory as it is on disk: what a crash at this moment leaves.
+pub(super) fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).expect("create");
     for entry in std::fs::read_dir(from).expect("list") {
         let entry = entry.expect("entry");

@@ -4,6 +4,7 @@
 use std::fs::OpenOptions;
 
 use super::*;
+use crate::store::tests::copy_dir;
 
 const TABLE: &str = "devices";
 
@@ -342,19 +343,6 @@ impl crate::store::Record for Raw {
     const FORMAT: u8 = 1;
     fn key(&self) -> Vec<u8> {
         Vec::new()
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create");
-    for entry in std::fs::read_dir(from).expect("list") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
     }
 }
 
