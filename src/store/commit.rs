@@ -9,8 +9,9 @@
 //! group is whole or absent after a crash (its frame is checked as one), so each batch in it is
 //! too, and batches are applied in queue order, which is the order the callers staged them in.
 //!
-//! sled itself is flushed only at checkpoints: when the journal has grown past its limit, when
-//! [`GroupCommit::commit_blocking`] is given no writes (a snapshot), and when the store closes.
+//! sled itself is flushed only at checkpoints: when the journal has grown past its limit or has
+//! held groups for a second (busy or idle), when [`GroupCommit::commit_blocking`] is given no
+//! writes (a snapshot), and when the store closes.
 //! A checkpoint flushes sled, syncs its files (`fsync.rs`: sled's flush ends with
 //! `sync_file_range`, which survives no power cut) and starts a new journal epoch. sled writes
 //! its log buffers on a thread of its IO pool; sled is built from `vendor/sled`, patched to wake
@@ -54,7 +55,7 @@ use tokio::sync::{Notify, watch};
 use super::Op;
 use super::fsync::StoreFiles;
 use super::journal::{CHECKPOINT_BYTES, Disk, Journal};
-use disk::{CHECKPOINT_EVERY, checkpoint, checkpoint_due_in, journal_group, lock_disk};
+use disk::{CHECKPOINT_EVERY, checkpoint, checkpoint_due_in, journal_group};
 
 /// One staged batch: its writes, with tables resolved to indexes into the committer's trees.
 pub(crate) type Writes = Vec<Op<usize>>;
@@ -100,8 +101,8 @@ struct State {
     /// tests lower it).
     checkpoint_at: AtomicU64,
     checkpoints: AtomicU64,
-    /// The journal's frames since the last checkpoint, in bytes, as the committer last left it
-    /// (read without the disk's lock, which a sync holds).
+    /// The journal's frames since the last checkpoint, in bytes, kept by `disk.rs` with each
+    /// append and checkpoint (read without the disk's lock, which a sync holds).
     journal_bytes: AtomicU64,
     /// Every registered table, indexed as in [`Writes`].
     trees: Vec<sled::Tree>,
@@ -278,7 +279,7 @@ impl GroupCommit {
 
     /// Returns once every batch made durable so far is applied to sled, so that a read sees
     /// every write answered before it. Two atomic loads when nothing is pending; otherwise it
-    /// waits for the committer's round (whose `apply` lock it takes and drops). Under
+    /// waits on the condition the committer signals right after each apply. Under
     /// [`GroupCommit::pause`] nothing is pending: a round applies before it lets go of the lock.
     pub(crate) fn settled(&self) {
         let durable = self.state.durable.load(Ordering::Acquire);
@@ -428,9 +429,9 @@ fn committer(state: &State) {
                 drop(work);
                 // A clean stop leaves the journal empty, so the next start replays nothing.
                 let _apply = state.apply.lock().unwrap_or_else(PoisonError::into_inner);
-                if state.progress.borrow().failure.is_none() && lock_disk(state).journal.len() > 0 {
+                let journaled = state.journal_bytes.load(Ordering::Relaxed) > 0;
+                if state.progress.borrow().failure.is_none() && journaled {
                     let _ = checkpoint(state);
-                    state.journal_bytes.store(0, Ordering::Relaxed);
                 }
                 if stop {
                     return;
@@ -490,10 +491,10 @@ fn gather(state: &State) {
     }
 }
 
-/// Writes `group` (batches in staging order) to the journal and syncs it, applies it to sled,
-/// takes a checkpoint when asked or when the journal has grown past its limit, then publishes
-/// that everything numbered up to `target` is durable. Call with the `apply` lock held. On
-/// failure the store is poisoned and every waiter gets the cause.
+/// Writes `group` (batches in staging order) to the journal and syncs it, publishes that
+/// everything numbered up to `target` is durable, applies the group to sled, then takes a
+/// checkpoint when asked, when the journal has grown past its limit or when one is due. Call
+/// with the `apply` lock held. On failure the store is poisoned and every waiter gets the cause.
 fn commit_group(
     state: &State,
     group: Vec<Writes>,
@@ -534,14 +535,11 @@ fn commit_group(
             Arc::from(format!("applying a commit group failed: {err}")),
         ));
     }
-    let journaled = lock_disk(state).journal.len();
+    let journaled = state.journal_bytes.load(Ordering::Relaxed);
     let full = journaled >= state.checkpoint_at.load(Ordering::Relaxed);
     if checkpoint_now || full || checkpoint_due_in(state).is_some_and(|d| d.is_zero()) {
         checkpoint(state)?;
     }
-    state
-        .journal_bytes
-        .store(lock_disk(state).journal.len(), Ordering::Relaxed);
     Ok(())
 }
 

@@ -7,8 +7,9 @@
 //! three or four submissions to the disk and two threads woken (docs/benchmarks.md, "A journal
 //! of our own"). So the committer writes each group to this file first — one `pwrite` of one
 //! frame and one `fdatasync` — and only then applies it to sled, in memory; sled is flushed and
-//! synced only at a *checkpoint*, when the journal has grown past [`CHECKPOINT_BYTES`], when
-//! asked (a snapshot, a stop) and when the store closes. After a crash, opening the store
+//! synced only at a *checkpoint*, when the journal has grown past [`CHECKPOINT_BYTES`] or has
+//! held groups for a second (`commit/disk.rs`), when asked (a snapshot, a stop) and when the
+//! store closes. After a crash, opening the store
 //! applies every frame written since the last checkpoint again (`replay`).
 //!
 //! Why replaying is right: every write the committer makes goes through the journal before it
@@ -18,12 +19,13 @@
 //! gives every key the value of its last write — the state the acknowledged groups made — and a
 //! group is whole or absent, since its frame is checked as one.
 //!
-//! The file: a 4 KiB head with two header slots, then frames. A header slot holds the
-//! *epoch*, the number of checkpoints taken; a checkpoint writes the next epoch into the other
-//! slot, so a torn header write leaves the previous one readable. A frame is
-//! `length u32 | crc32 u32 | epoch u64 | payload`, the checksum over length, epoch and payload;
-//! replay stops at the first frame that is short, fails its checksum or belongs to another
-//! epoch (the frames of earlier epochs stay in the file and are overwritten). A payload lists
+//! The file: two header slots, a 4 KiB block each, then frames. A header slot holds the
+//! *epoch*, the number of checkpoints taken, and a random *salt* drawn for it; a checkpoint (and
+//! every open) writes the next epoch into the other slot, so a torn header write leaves the
+//! previous one readable. A frame is `length u32 | crc32 u32 | epoch u64 | payload`, the
+//! checksum over the salt, length, epoch and payload; replay stops at the first frame that is
+//! short, fails its checksum or belongs to another epoch (the frames of earlier epochs stay in
+//! the file and are overwritten), and refuses the journal if a whole frame of the epoch follows. A payload lists
 //! its writes as `table name, key, put or remove, value`, by name so that replay does not depend
 //! on the order tables are registered in.
 //!
@@ -36,7 +38,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read as _, Seek as _};
+use std::io;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
@@ -311,34 +313,10 @@ impl Journal {
 
     /// Applies the current epoch's frames to `db`, in order, and leaves `end` after the last.
     fn replay(&mut self, db: &sled::Db) -> Result<Replayed, JournalError> {
-        let mut file = &self.file;
-        file.seek(io::SeekFrom::Start(FRAMES_START))?;
-        let mut reader = io::BufReader::with_capacity(
-            256 * 1024,
-            file.take(self.prepared.saturating_sub(FRAMES_START)),
-        );
         let mut trees: HashMap<Vec<u8>, sled::Tree> = HashMap::new();
         let mut replayed = Replayed::default();
         let mut payload = Vec::new();
-        loop {
-            let mut head = [0u8; FRAME_HEADER];
-            if !read_full(&mut reader, &mut head)? {
-                break;
-            }
-            let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes"));
-            let crc = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
-            let epoch = u64::from_le_bytes(head[8..].try_into().expect("8 bytes"));
-            if len == 0
-                || epoch != self.epoch
-                || self.end + FRAME_HEADER as u64 + u64::from(len) > self.prepared
-            {
-                break;
-            }
-            payload.resize(len as usize, 0);
-            if !read_full(&mut reader, &mut payload)? || checksum(self.salt, &head, &payload) != crc
-            {
-                break;
-            }
+        while self.read_frame(self.end, &mut payload)? {
             let writes = parse(&payload).map_err(|what| {
                 JournalError::Damaged(format!(
                     "the frame at byte {} of the journal {} passes its checksum but {what}",
@@ -349,44 +327,49 @@ impl Journal {
             apply(db, &mut trees, &writes).map_err(JournalError::Storage)?;
             replayed.writes += writes.len() as u64;
             replayed.groups += 1;
-            let frame = FRAME_HEADER as u64 + u64::from(len);
-            let padded = frame.div_ceil(BLOCK) * BLOCK;
-            io::copy(&mut (&mut reader).take(padded - frame), &mut io::sink())?;
-            self.end += padded;
+            self.end += (FRAME_HEADER + payload.len()).div_ceil(BLOCK as usize) as u64 * BLOCK;
         }
-        self.refuse_frames_beyond()?;
+        self.refuse_frames_beyond(&mut payload)?;
         Ok(replayed)
     }
 
     /// Frames are written one after another, each synced before the next, so the replay ends
     /// where a crash cut the last one short. A whole frame of this epoch further on means that
     /// one in the middle was damaged afterwards: refused, rather than dropping what follows it.
-    fn refuse_frames_beyond(&self) -> Result<(), JournalError> {
+    fn refuse_frames_beyond(&self, payload: &mut Vec<u8>) -> Result<(), JournalError> {
         let mut at = self.end + BLOCK;
-        let mut payload = Vec::new();
-        while at + FRAME_HEADER as u64 <= self.prepared {
-            let mut head = [0u8; FRAME_HEADER];
-            self.file.read_exact_at(&mut head, at)?;
-            let len = u64::from(u32::from_le_bytes(head[..4].try_into().expect("4 bytes")));
-            let crc = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
-            let epoch = u64::from_le_bytes(head[8..].try_into().expect("8 bytes"));
-            let end = at + FRAME_HEADER as u64 + len;
-            if len > 0 && epoch == self.epoch && end <= self.prepared {
-                payload.resize(len as usize, 0);
-                self.file
-                    .read_exact_at(&mut payload, at + FRAME_HEADER as u64)?;
-                if checksum(self.salt, &head, &payload) == crc {
-                    return Err(JournalError::Damaged(format!(
-                        "the frame at byte {} of the journal {} cannot be read, and a frame \
-                         written after it, at byte {at}, can",
-                        self.end,
-                        self.path.display()
-                    )));
-                }
+        while at < self.prepared {
+            if self.read_frame(at, payload)? {
+                return Err(JournalError::Damaged(format!(
+                    "the frame at byte {} of the journal {} cannot be read, and a frame written \
+                     after it, at byte {at}, can",
+                    self.end,
+                    self.path.display()
+                )));
             }
             at += BLOCK;
         }
         Ok(())
+    }
+
+    /// Whether a whole frame of the current epoch, with its checksum, starts at `at`; if so its
+    /// payload is left in `payload`.
+    fn read_frame(&self, at: u64, payload: &mut Vec<u8>) -> io::Result<bool> {
+        let mut head = [0u8; FRAME_HEADER];
+        if at + FRAME_HEADER as u64 > self.prepared {
+            return Ok(false);
+        }
+        self.file.read_exact_at(&mut head, at)?;
+        let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes"));
+        let crc = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
+        let epoch = u64::from_le_bytes(head[8..].try_into().expect("8 bytes"));
+        let end = at + FRAME_HEADER as u64 + u64::from(len);
+        if len == 0 || epoch != self.epoch || end > self.prepared {
+            return Ok(false);
+        }
+        payload.resize(len as usize, 0);
+        self.file.read_exact_at(payload, at + FRAME_HEADER as u64)?;
+        Ok(checksum(self.salt, &head, payload) == crc)
     }
 
     /// Encodes `group` as one frame in `buf`.
@@ -440,15 +423,6 @@ fn checksum(salt: u64, head: &[u8], payload: &[u8]) -> u32 {
     hasher.update(&head[8..FRAME_HEADER]);
     hasher.update(payload);
     hasher.finalize()
-}
-
-/// Fills `buf`, or returns `false` when the file ends first.
-fn read_full(reader: &mut impl io::Read, buf: &mut [u8]) -> io::Result<bool> {
-    match reader.read_exact(buf) {
-        Ok(()) => Ok(true),
-        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
-        Err(err) => Err(err),
-    }
 }
 
 /// The unread part of a payload.

@@ -111,31 +111,6 @@ struct Op<T> {
     value: Option<Vec<u8>>,
 }
 
-/// Applies `ops` in one sled transaction over `trees` (`Op::tree` indexes `trees`). sled
-/// retries conflicts internally (so `ops` may be walked more than once), and its transactions
-/// are crash-atomic: after recovery either all of the writes are there or none.
-fn transact<'a, I>(trees: &[sled::Tree], ops: I) -> Result<(), sled::Error>
-where
-    I: IntoIterator<Item = &'a Op<usize>> + Clone,
-{
-    let result = sled::Transactional::transaction(trees, |views| {
-        for op in ops.clone() {
-            let view = &views[op.tree];
-            match &op.value {
-                Some(value) => view.insert(op.key.as_slice(), value.as_slice())?,
-                None => view.remove(op.key.as_slice())?,
-            };
-        }
-        Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
-    });
-    match result {
-        Ok(()) => Ok(()),
-        Err(sled::transaction::TransactionError::Storage(err)) => Err(err),
-        // The closure above never aborts.
-        Err(sled::transaction::TransactionError::Abort(())) => Ok(()),
-    }
-}
-
 /// A set of writes to be committed together. Records are encoded when they are added, so a
 /// batch holds only bytes and can be built anywhere.
 #[derive(Debug, Default)]
@@ -299,9 +274,9 @@ impl Store {
 
     /// Queues `batch` for the committer behind every batch staged before it, and returns a
     /// [`Staged`] to await its durability. The batch becomes visible to readers of the store
-    /// when its group is applied, just after the group's journal write is synced. Callers that must write in the
-    /// same order as an in-memory update stage under their own lock and await outside it, so
-    /// concurrent writers share one sled write and one flush. Refused at once (and nothing
+    /// once its group's journal write is synced (a read waits for sled to apply it). Callers
+    /// that must write in the same order as an in-memory update stage under their own lock and
+    /// await outside it, so concurrent writers share one journal write and one sync. Refused at once (and nothing
     /// queued) if the store is poisoned or a table is unknown.
     pub fn stage(&self, batch: Batch) -> Result<Staged, StoreError> {
         if batch.is_empty() {

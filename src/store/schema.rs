@@ -14,9 +14,9 @@
 use std::cell::RefCell;
 use std::path::Path;
 
+use super::Op;
 use super::codec::{self, Record};
 use super::error::StoreError;
-use super::{Op, transact};
 
 /// The schema version this satellite writes.
 pub const SCHEMA_VERSION: u32 = 4;
@@ -49,6 +49,31 @@ pub static MIGRATIONS: &[Migration] = &[
 /// it holds after a crash (and a later start would replay them over that binary's writes).
 fn no_records_change(_: &MigrationCtx<'_>) -> Result<(), StoreError> {
     Ok(())
+}
+
+/// Applies `ops` in one sled transaction over `trees` (`Op::tree` indexes `trees`). sled
+/// retries conflicts internally (so `ops` may be walked more than once), and its transactions
+/// are crash-atomic: after recovery either all of the writes are there or none.
+fn transact<'a, I>(trees: &[sled::Tree], ops: I) -> Result<(), sled::Error>
+where
+    I: IntoIterator<Item = &'a Op<usize>> + Clone,
+{
+    let result = sled::Transactional::transaction(trees, |views| {
+        for op in ops.clone() {
+            let view = &views[op.tree];
+            match &op.value {
+                Some(value) => view.insert(op.key.as_slice(), value.as_slice())?,
+                None => view.remove(op.key.as_slice())?,
+            };
+        }
+        Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+    });
+    match result {
+        Ok(()) => Ok(()),
+        Err(sled::transaction::TransactionError::Storage(err)) => Err(err),
+        // The closure above never aborts.
+        Err(sled::transaction::TransactionError::Abort(())) => Ok(()),
+    }
 }
 
 /// The tree that holds store metadata; no table may use this name.
@@ -166,24 +191,13 @@ pub(crate) fn ensure(
     current: u32,
     migrations: &[Migration],
 ) -> Result<(), StoreError> {
+    refuse_foreign_or_newer(db, path, current)?;
     let meta = db
         .open_tree(META_TREE)
         .map_err(StoreError::storage("open __meta"))?;
     let Some(mut version) = stored_version(&meta, path)? else {
-        if holds_data(db)? {
-            return Err(StoreError::Unversioned {
-                path: path.to_owned(),
-            });
-        }
         return mark_new(db, meta, path, current);
     };
-    if version > current {
-        return Err(StoreError::SchemaFromTheFuture {
-            found: version,
-            supported: current,
-            path: path.to_owned(),
-        });
-    }
     while version < current {
         let Some(step) = migrations.iter().find(|m| m.from == version) else {
             return Err(StoreError::NoMigrationPath {

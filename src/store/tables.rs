@@ -207,7 +207,7 @@ impl RemovalKey for ImportKey {
 /// scanning. A new record kind needs its line in that list and its `table!` line above.
 macro_rules! record_tables {
     ($($variant:ident($ty:ty) $(removed by $key:ty)?;)*) => {
-        /// Every tree the satellite uses, passed to `Store::open` so one transaction can span
+        /// Every tree the satellite uses, passed to `Store::open` so one commit group can span
         /// them: one per record kind, then the event log.
         pub const TABLES: &[&str] = &[$(<$ty as Record>::TABLE,)* Event::TABLE];
 

@@ -301,7 +301,7 @@ fn puts(devices: &[Device]) -> Batch {
 }
 
 /// Batches staged by several writers while the committer is busy wait in the queue (invisible
-/// to readers), then land together: one group, one sled write, one flush, in staging order.
+/// to readers), then land together: one group, one journal frame, one sync, in staging order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staged_batches_land_in_one_group_in_order() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -537,7 +537,7 @@ async fn writers_that_give_up_strand_no_other_writer() {
     assert_eq!(store.count::<Device>().expect("count"), 400);
 }
 
-/// A group of single writes skips the transaction; order still holds, deletes included.
+/// A group of single writes lands in staging order, deletes included.
 #[tokio::test]
 async fn a_group_of_single_writes_keeps_its_order() {
     let dir = tempfile::tempdir().expect("tempdir");
