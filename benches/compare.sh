@@ -8,8 +8,13 @@
 #                       HTTP=2 (as devices: HTTP/2) or HTTP=1.1 (reports over HTTP/1.1 only)
 #                       LOADGEN=<another satellite binary whose `loadgen` drives both servers,
 #                       e.g. an older release, to compare generators on the same servers>
+#                       DURABLE=1 (also the durable baseline each round) or DURABLE=0
+#                       FLOOR=0 or FLOOR=1 (also the sync floor each round: the bare server
+#                       appending each body to a file, one fdatasync per group)
 #
-# Each round runs the baseline, then the satellite, each on a fresh temporary data directory,
+# Each round runs the baseline, then (FLOOR=1) the sync floor, then the durable baseline (the
+# bare server committing each body through the satellite's store before answering: what the
+# store alone costs), then the satellite, each on a fresh temporary data directory,
 # the server pinned to SERVER_CPU and the generator to GEN_CPU (different cores, so neither
 # takes the other's). Everything is local (127.0.0.1) and every request loop is a fixed count.
 # A ratio is honest only when the generator saturates the bare server (SPEC §10): the summary
@@ -26,6 +31,8 @@ WARMUP=${WARMUP:-2}
 SERVER_CPU=${SERVER_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
 HTTP=${HTTP:-2}
+DURABLE=${DURABLE:-1}
+FLOOR=${FLOOR:-0}
 TAG=bench.tag
 # The least busy a baseline core may be for the run to count as saturated (SPEC §10).
 SATURATED=0.85
@@ -80,6 +87,21 @@ run_baseline() {
     rm -rf "$dir"
 }
 
+# run_variant MODE ROUND ARGS...: the baseline server with ARGS (the durable baseline, the sync
+# floor); its results are marked MODE so that the summary tells them from the bare server's.
+run_variant() {
+    local mode=$1 round=$2 dir=$WORK/$1-$2
+    shift 2
+    mkdir -p "$dir"
+    start_server "$dir/out" "$BASE" --listen 127.0.0.1:0 --dir "$dir/pki" "$@"
+    local url
+    url=$(awk '$1 == "baseline" { print $2 }' "$dir/out")
+    loadgen "$dir/result.json" --url "$url" --ca "$dir/pki/ca.pem" --baseline-identity "$dir/pki"
+    jq --arg mode "$mode" '.mode = $mode' "$dir/result.json" >"$OUT/$mode-$round.json"
+    stop_server
+    rm -rf "$dir"
+}
+
 run_satellite() {
     local round=$1 dir=$WORK/satellite-$1
     mkdir -p "$dir"
@@ -96,6 +118,14 @@ echo "devices $DEVICES, reports $REPORTS, concurrency $CONCURRENCY, warm-up ${WA
 for round in $(seq "$ROUNDS"); do
     echo "round $round: baseline (load average $(loadavg))"
     run_baseline "$round"
+    if [ "$FLOOR" = 1 ]; then
+        echo "round $round: sync floor (load average $(loadavg))"
+        run_variant floor "$round" --fdatasync "$WORK/floor-$round/sync.log"
+    fi
+    if [ "$DURABLE" = 1 ]; then
+        echo "round $round: durable baseline (load average $(loadavg))"
+        run_variant durable "$round" --store "$WORK/durable-$round/store"
+    fi
     echo "round $round: satellite (load average $(loadavg))"
     run_satellite "$round"
 done
@@ -114,20 +144,21 @@ jq -rs '
     else .server_cpu_secs / .elapsed_secs end);
   def inv: if . == null or . == 0 then null else 1 / . end;
   def of($mode; f): [.[] | select(.mode == $mode) | f | select(. != null)];
-  def row($name; f; $d): "\($name)\t\(of("baseline"; f) | spread($d))\t\(of("satellite"; f) | spread($d))";
+  def row($name; f; $d): "\($name)\t\(of("baseline"; f) | spread($d))\t\(of("floor"; f) | spread($d))\t\(of("durable"; f) | spread($d))\t\(of("satellite"; f) | spread($d))";
   def ratio($name; f; $target):
     (of("baseline"; f) | median) as $b | (of("satellite"; f) | median) as $s |
     if $b == null or $s == null or $b == 0 then "\($name)\t-" else
       ($s / $b) as $r |
       "\($name)\t\($r | fmt(3))\t(target >= \($target): \(if $r >= $target then "met" else "MISSED" end))"
     end;
-  def info($name; f):
-    (of("baseline"; f) | median) as $b | (of("satellite"; f) | median) as $s |
+  def info2($name; $over; $under; f):
+    (of($over; f) | median) as $b | (of($under; f) | median) as $s |
     if $b == null or $s == null or $b == 0 then "\($name)\t-" else
       "\($name)\t\($s / $b | fmt(3))\t(no target: SPEC §10 sets rates; cost per operation explains them)"
     end;
+  def info($name; f): info2($name; "baseline"; "satellite"; f);
   . as $all |
-  ["figure\tbaseline median [min .. max]\tsatellite median [min .. max]",
+  ["figure\tbaseline median [min .. max]\tsync floor\tdurable baseline\tsatellite median [min .. max]",
    row("usage reports/s"; .usage.per_sec; 0),
    row("registrations/s"; .registrations.per_sec; 0),
    row("usage p50 ms"; .usage.latency_ms.p50; 2),
@@ -145,9 +176,13 @@ jq -rs '
    ratio("usage reports"; .usage.per_sec; 0.5),
    ratio("registrations"; .registrations.per_sec; 0.5),
    info("server CPU per report (baseline/satellite)"; .usage.server_cpu_us_per_op | inv),
-   info("server CPU per registration (baseline/satellite)"; .registrations.server_cpu_us_per_op | inv)
+   info("server CPU per registration (baseline/satellite)"; .registrations.server_cpu_us_per_op | inv),
+   info2("usage reports, sync floor/baseline"; "baseline"; "floor"; .usage.per_sec),
+   info2("usage reports, durable baseline/baseline"; "baseline"; "durable"; .usage.per_sec),
+   info2("usage reports, satellite/durable baseline"; "durable"; "satellite"; .usage.per_sec),
+   info2("server CPU per report (durable baseline/satellite)"; "durable"; "satellite"; .usage.server_cpu_us_per_op | inv)
   ] | .[]
-' "$OUT"/baseline-*.json "$OUT"/satellite-*.json | column -t -s $'\t'
+' "$OUT"/baseline-*.json "$OUT"/satellite-*.json $(ls "$OUT"/durable-*.json "$OUT"/floor-*.json 2>/dev/null) | column -t -s $'\t'
 
 # Saturation: every baseline round's server core must have been busy, or the usage ratio is
 # the generator's limit, not the servers'.

@@ -17,6 +17,8 @@
 #                       RECORD_EVENT=<a perf event to record instead of sampling the clock,
 #                       e.g. sched:sched_switch to see where each thread gives up its CPU>
 #                       OUT=<dir for results>  BASELINE=1 (0: the satellite only)
+#                       DURABLE=0 (1: the baseline is the durable baseline, committing each
+#                       body through the satellite's store before its 204: `--store`)
 #                       SAT_BIN=<a satellite binary to profile instead of this tree's release
 #                       build, e.g. a copy of an earlier build for before/after rounds>
 #                       MALLOC_SECS=0 (> 0: after perf stat, count the satellite's calls to
@@ -147,9 +149,11 @@ echo "HTTP/1.1, devices $DEVICES, concurrency $CONCURRENCY, server CPU $SERVER_C
 if [ "$BASELINE" = 1 ]; then
     dir=$WORK/baseline
     mkdir -p "$dir"
-    start_server "$dir/out" "$BASE" --listen 127.0.0.1:0 --dir "$dir/pki"
+    store=()
+    if [ "${DURABLE:-0}" = 1 ]; then store=(--store "$dir/store"); fi
+    start_server "$dir/out" "$BASE" --listen 127.0.0.1:0 --dir "$dir/pki" ${store[@]+"${store[@]}"}
     url=$(awk '$1 == "baseline" { print $2 }' "$dir/out")
-    echo "baseline (load average $(loadavg))"
+    echo "baseline${store[*]:+ (durable)} (load average $(loadavg))"
     start_loadgen baseline "$BASE_REPORTS" --url "$url" --ca "$dir/pki/ca.pem" --baseline-identity "$dir/pki"
     measure baseline "$RECORD_BASELINE"
     finish_loadgen baseline

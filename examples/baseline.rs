@@ -18,11 +18,27 @@
 //! ```
 //!
 //! It prints `baseline https://ADDR`, then `ready`, and serves until SIGTERM or SIGINT.
+//!
+//! With `--store DIR` it is the **durable baseline**: before each answer it commits the
+//! request's body as one record (keyed by its connection, so each connection rewrites its own
+//! record as a device does) through the satellite's own [`Store`] — the journal's group commit
+//! with its `fdatasync`, then sled — and answers 204 only once that is on disk. What it adds to
+//! the bare server is the least any durable report costs with this store; what the satellite
+//! spends beyond it is HTTP routing, authentication, JSON, the domain and metrics.
+//!
+//! With `--fdatasync FILE` it is the **sync floor**: each body is appended to a preallocated
+//! file, one `fdatasync` per group of whatever bodies arrived meanwhile (on tokio's blocking
+//! pool, so the runtime is woken once per group), and answered once synced. No store, no
+//! encoding, no second copy: the least any server that makes a report durable before
+//! answering pays on this disk, at this concurrency.
 
 use std::convert::Infallible;
 use std::io::Write as _;
+use std::os::unix::fs::FileExt as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -33,6 +49,8 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use satellite::pki::Pki;
+use satellite::store::{Batch, Record, Store};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -50,6 +68,41 @@ struct Args {
     /// Directory for the CA, server certificate and the client identity (created if needed).
     #[arg(long)]
     dir: PathBuf,
+    /// Commit every request's body to a store in this directory (created if needed) before
+    /// answering: the durable baseline.
+    #[arg(long, conflicts_with = "fdatasync")]
+    store: Option<PathBuf>,
+    /// Append every request's body to this file (created, preallocated) and `fdatasync` it
+    /// before answering, a group at a time: the sync floor.
+    #[arg(long)]
+    fdatasync: Option<PathBuf>,
+}
+
+/// What a request's body goes through before its 204.
+#[derive(Clone)]
+enum Durability {
+    /// Nothing: the bare server.
+    None,
+    /// A record in the satellite's store.
+    Store(Store),
+    /// An appended, synced file.
+    Log(Arc<SyncLog>),
+}
+
+/// One connection's latest request body, as the durable baseline stores it.
+#[derive(Serialize, Deserialize)]
+struct LastBody {
+    connection: u64,
+    body: Vec<u8>,
+}
+
+impl Record for LastBody {
+    const TABLE: &'static str = "bodies";
+    const FORMAT: u8 = 1;
+
+    fn key(&self) -> Vec<u8> {
+        self.connection.to_be_bytes().to_vec()
+    }
 }
 
 fn main() -> Result<()> {
@@ -66,6 +119,15 @@ async fn serve(args: Args) -> Result<()> {
     let pki = Pki::load_or_create(&args.dir, &["localhost".to_owned()], now)
         .context("loading the certificates")?;
     write_client_identity(&pki, &args.dir, now)?;
+    let durability = match (&args.store, &args.fdatasync) {
+        (Some(dir), _) => Durability::Store(
+            Store::open(dir, &[LastBody::TABLE])
+                .with_context(|| format!("opening the store in {}", dir.display()))?,
+        ),
+        (None, Some(path)) => Durability::Log(SyncLog::start(path)?),
+        (None, None) => Durability::None,
+    };
+    let connections = AtomicU64::new(0);
     let acceptor = TlsAcceptor::from(pki.server_config()?);
     let listener = TcpListener::bind(&args.listen)
         .await
@@ -94,12 +156,23 @@ async fn serve(args: Args) -> Result<()> {
         // the client's delayed ACK of the handshake's session tickets (40 ms).
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
+        let durability = durability.clone();
+        let connection = connections.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
             let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
             else {
                 return;
             };
-            let service = hyper::service::service_fn(no_content);
+            let service = hyper::service::service_fn(move |req| {
+                let durability = durability.clone();
+                async move {
+                    match durability {
+                        Durability::None => no_content(req).await,
+                        Durability::Store(store) => stored(req, &store, connection).await,
+                        Durability::Log(log) => synced(req, &log).await,
+                    }
+                }
+            });
             let _ = Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(tls), service)
                 .await;
@@ -116,6 +189,144 @@ async fn no_content(req: Request<Incoming>) -> Result<Response<Empty<Bytes>>, In
     let mut res = Response::new(Empty::new());
     *res.status_mut() = status;
     Ok(res)
+}
+
+/// Reads the whole body, commits it as the connection's record, and answers 204 once it is on
+/// disk (500 if the store refused it).
+async fn stored(
+    req: Request<Incoming>,
+    store: &Store,
+    connection: u64,
+) -> Result<Response<Empty<Bytes>>, Infallible> {
+    let status = match req.into_body().collect().await {
+        Err(_) => StatusCode::BAD_REQUEST,
+        Ok(body) => {
+            let mut batch = Batch::new();
+            batch.put(&LastBody {
+                connection,
+                body: body.to_bytes().to_vec(),
+            });
+            match store.commit(batch).await {
+                Ok(()) => StatusCode::NO_CONTENT,
+                Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            }
+        }
+    };
+    let mut res = Response::new(Empty::new());
+    *res.status_mut() = status;
+    Ok(res)
+}
+
+/// Reads the whole body, appends it to the sync floor's file, and answers 204 once a sync has
+/// covered it (500 if a write or sync failed).
+async fn synced(
+    req: Request<Incoming>,
+    log: &SyncLog,
+) -> Result<Response<Empty<Bytes>>, Infallible> {
+    let status = match req.into_body().collect().await {
+        Err(_) => StatusCode::BAD_REQUEST,
+        Ok(body) => match log.append(&body.to_bytes()).await {
+            true => StatusCode::NO_CONTENT,
+            false => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+    };
+    let mut res = Response::new(Empty::new());
+    *res.status_mut() = status;
+    Ok(res)
+}
+
+/// The sync floor's file: bodies appended to a buffer, written and synced a group at a time by
+/// one task, which hands the blocking write and `fdatasync` to tokio's blocking pool.
+struct SyncLog {
+    file: Arc<std::fs::File>,
+    /// Bodies not yet taken by a group, and the number of the last one appended.
+    pending: Mutex<(Vec<u8>, u64)>,
+    kick: tokio::sync::Notify,
+    /// The number of the last body on disk; `u64::MAX` once a write or sync failed.
+    synced: tokio::sync::watch::Sender<u64>,
+}
+
+/// The sync floor's file size: preallocated with zeros and synced, then written round, so that
+/// no sync has to write the file's size or allocate blocks.
+const LOG_BYTES: u64 = 64 << 20;
+
+impl SyncLog {
+    fn start(path: &Path) -> Result<Arc<SyncLog>> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        let zeros = vec![0u8; 1 << 20];
+        for chunk in 0..LOG_BYTES / zeros.len() as u64 {
+            file.write_all_at(&zeros, chunk * zeros.len() as u64)?;
+        }
+        file.sync_all()?;
+        let log = Arc::new(SyncLog {
+            file: Arc::new(file),
+            pending: Mutex::new((Vec::new(), 0)),
+            kick: tokio::sync::Notify::new(),
+            synced: tokio::sync::watch::channel(0).0,
+        });
+        tokio::spawn(Arc::clone(&log).write_groups());
+        Ok(log)
+    }
+
+    /// Appends `body` and returns whether a sync covered it.
+    async fn append(&self, body: &[u8]) -> bool {
+        let number = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending.0.extend_from_slice(body);
+            pending.1 += 1;
+            pending.1
+        };
+        self.kick.notify_one();
+        let mut synced = self.synced.subscribe();
+        match synced.wait_for(|&done| done >= number).await {
+            Ok(done) => *done != u64::MAX,
+            Err(_) => false,
+        }
+    }
+
+    /// Takes whatever was appended since the last group, writes it at the file's next offset
+    /// (round the file), syncs, and tells the writers; until a write fails.
+    async fn write_groups(self: Arc<SyncLog>) {
+        let mut offset = 0u64;
+        loop {
+            self.kick.notified().await;
+            loop {
+                let (group, last) = {
+                    let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                    (std::mem::take(&mut pending.0), pending.1)
+                };
+                if group.is_empty() {
+                    break;
+                }
+                if offset + group.len() as u64 > LOG_BYTES {
+                    offset = 0;
+                }
+                let file = Arc::clone(&self.file);
+                let at = offset;
+                offset += group.len() as u64;
+                let written = tokio::task::spawn_blocking(move || {
+                    file.write_all_at(&group, at)?;
+                    file.sync_data()
+                })
+                .await;
+                let done = match written {
+                    Ok(Ok(())) => last,
+                    _ => u64::MAX,
+                };
+                self.synced.send_replace(done);
+                if done == u64::MAX {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// Signs a client certificate with the CA in `dir` and writes it with its key, unless it
