@@ -94,6 +94,21 @@ fn every_acknowledgement_is_written_after_an_fsync_of_the_store() {
     changes += devices_register_and_report(&d, &token);
 
     let trace = daemon.stop(&mut d, &trace_path);
+    let sled_log = data_dir.join("store").join("db").display().to_string();
+    let (writes, unsynced) = sled_writes(&trace, &sled_log);
+    assert!(
+        writes > 0,
+        "the trace shows no write to sled's log {sled_log}: a stop checkpoints, so there must \
+         be some; the trace was not read right"
+    );
+    assert!(
+        unsynced.is_empty(),
+        "{} of {writes} writes to sled's log were not followed by an fsync or fdatasync of it \
+         on the same thread (sled calls them stable and reuses the space they free; \
+         vendor/sled/PATCHES.md): {:?}",
+        unsynced.len(),
+        unsynced.iter().take(3).collect::<Vec<_>>()
+    );
     let journal = data_dir.join("store").join("journal").display().to_string();
     let verdict = check(
         &trace,
@@ -126,6 +141,76 @@ fn every_acknowledgement_is_written_after_an_fsync_of_the_store() {
          trace was not read right",
         verdict.acks
     );
+}
+
+/// A value too large for sled's log goes to a blob file of its own, which sled writes just
+/// before the log record that points to it (`vendor/sled/PATCHES.md`, change 3): the blob and
+/// its directory must be synced before sled's log is written again, or a power cut could keep
+/// the record and lose the blob. A child process (this test binary, running
+/// [`large_value_probe`]) writes such a value through the store under strace.
+#[test]
+fn a_large_value_is_on_disk_before_the_log_can_point_to_it() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let trace_path = dir.path().join("probe.trace");
+    let store = dir.path().join("store");
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-tt", "-yy", "-s", "0", "-e"])
+        .arg("trace=write,pwrite64,fsync,fdatasync,sync_file_range")
+        .arg("-o")
+        .arg(&trace_path)
+        .arg(std::env::current_exe().expect("the test binary"))
+        .args(["--exact", "power_loss::large_value_probe", "--nocapture"])
+        .args(["--test-threads=1"])
+        .env(PROBE_ENV, &store)
+        .output()
+        .expect("strace runs (`apt-get install strace`)");
+    assert!(
+        out.status.success(),
+        "the probe failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let trace = std::fs::read_to_string(&trace_path).expect("the trace");
+    let (lines, calls) = parse(&trace);
+    let blobs = format!("{}/blobs", store.display());
+    let db = format!("{}/db", store.display());
+    let blob_write = calls
+        .iter()
+        .rposition(|c| c.name == "write" && c.fd.starts_with(&format!("{blobs}/")))
+        .unwrap_or_else(|| panic!("sled wrote no blob under {blobs}:\n{trace}"));
+    let blob = calls[blob_write].fd.clone();
+    let next_log_write = calls[blob_write..]
+        .iter()
+        .position(|c| c.fd == db && c.name.starts_with("pwrite"))
+        .map(|i| blob_write + i)
+        .unwrap_or_else(|| panic!("sled's log was not written after the blob:\n{trace}"));
+    let synced = |fd: &str| {
+        calls[blob_write..next_log_write]
+            .iter()
+            .any(|c| c.fd == fd && matches!(c.name.as_str(), "fsync" | "fdatasync") && c.ret == 0)
+    };
+    assert!(
+        synced(&blob) && synced(&blobs),
+        "the blob {blob} and its directory must be synced before sled's log is written again; \
+         the trace from the blob's write on:\n{}",
+        lines[calls[blob_write].entry..=calls[next_log_write].exit].join("\n")
+    );
+}
+
+const PROBE_ENV: &str = "SATELLITE_LARGE_VALUE_PROBE";
+
+/// The child side of [`a_large_value_is_on_disk_before_the_log_can_point_to_it`]: a value of
+/// 512 KiB written through the store, which then closes (a checkpoint: sled's log written and
+/// synced). Does nothing when run with the rest of the suite.
+#[test]
+fn large_value_probe() {
+    let Some(dir) = std::env::var_os(PROBE_ENV) else {
+        return;
+    };
+    let store = satellite::store::Store::open(Path::new(&dir), &["large"]).expect("the store");
+    store
+        .put_raw("large", b"value", &vec![7u8; 512 * 1024])
+        .expect("a durable write");
+    drop(store);
 }
 
 /// Registers [`DEVICES`] devices and sends each [`REPORTS_PER_DEVICE`] usage reports, one
@@ -312,6 +397,31 @@ fn check(trace: &str, db: &str, port: u16, socket: &str) -> Verdict {
     verdict
 }
 
+/// The writes to sled's log file `db` in `trace`, and those that the same thread did not follow
+/// with a successful `fsync` or `fdatasync` of the file as its next call on it (as sled 0.34's
+/// own `sync_file_range` would not do: it flushes neither the drive's write cache nor the
+/// file's size), by their trace lines.
+fn sled_writes(trace: &str, db: &str) -> (usize, Vec<String>) {
+    let (lines, calls) = parse(trace);
+    let on_db: Vec<&Call> = calls.iter().filter(|c| c.fd == db).collect();
+    let mut writes = 0;
+    let mut unsynced = Vec::new();
+    for (i, call) in on_db.iter().enumerate() {
+        if !call.name.starts_with("pwrite") {
+            continue;
+        }
+        writes += 1;
+        let next = on_db[i + 1..].iter().find(|c| c.pid == call.pid);
+        let synced = next.is_some_and(|c| {
+            matches!(c.name.as_str(), "fsync" | "fdatasync") && c.ret == 0 && c.entry > call.exit
+        });
+        if !synced {
+            unsynced.push(lines[call.entry].to_owned());
+        }
+    }
+    (writes, unsynced)
+}
+
 fn is_read(name: &str) -> bool {
     matches!(name, "read" | "readv" | "recvfrom" | "recvmsg")
 }
@@ -321,6 +431,8 @@ fn is_read(name: &str) -> bool {
 /// path, or a socket's addresses) and its result (-1 for an error or none).
 #[derive(Debug)]
 struct Call {
+    /// The thread that made it.
+    pid: String,
     name: String,
     fd: String,
     ret: i64,
@@ -354,6 +466,7 @@ fn parse(trace: &str) -> (Vec<&str>, Vec<Call>) {
             continue;
         };
         let call = Call {
+            pid: pid.to_owned(),
             name: name.to_owned(),
             fd: descriptor(args).to_owned(),
             ret: result(rest),

@@ -12,10 +12,11 @@
 //! sled itself is flushed only at checkpoints: when the journal has grown past its limit or has
 //! held groups for a second (busy or idle), when [`GroupCommit::commit_blocking`] is given no
 //! writes (a snapshot), and when the store closes.
-//! A checkpoint flushes sled, syncs its files (`fsync.rs`: sled's flush ends with
-//! `sync_file_range`, which survives no power cut) and starts a new journal epoch. sled writes
-//! its log buffers on a thread of its IO pool; sled is built from `vendor/sled`, patched to wake
-//! one idle pool thread per job rather than all seven (`vendor/sled/PATCHES.md`).
+//! A checkpoint flushes sled, syncs its files (`fsync.rs`: new blobs and snapshots, and the
+//! directories that name them) and starts a new journal epoch. sled writes its log buffers on a
+//! thread of its IO pool; sled is built from `vendor/sled`, patched to wake one idle pool
+//! thread per job rather than all seven, and to end each log write with `fdatasync` rather than
+//! `sync_file_range`, which survives no power cut (`vendor/sled/PATCHES.md`).
 //!
 //! Before it takes a group the committer yields its CPU while new batches keep arriving
 //! ([`gather`]), so that writers that are ready to run join the group instead of waiting for the

@@ -2,13 +2,15 @@
 //! data file after each of sled's flushes, and `fsync` of new files and of the directories
 //! whenever sled has created, grown, renamed or removed a file there.
 //!
-//! sled 0.34 writes its log with `pwrite` and calls it stable after `sync_file_range` on Linux
+//! sled 0.34.7 writes its log with `pwrite` and calls it stable after `sync_file_range` on Linux
 //! (`pagecache/iobuf.rs`). That waits for the kernel to write the range out, but it neither
 //! flushes the drive's volatile write cache nor writes the file's metadata (its size, as the
-//! log grows), so a power cut can take back what sled reported as flushed. sled's own `fsync`
-//! (its flusher thread, every 500 ms) is not ordered with anything. So after each of sled's
-//! flushes at a checkpoint the committer calls [`StoreFiles::sync`], and only then starts a new
-//! journal epoch (until then the journal still holds every group since the last checkpoint).
+//! log grows), so a power cut can take back what sled reported as flushed — and sled reuses the
+//! space of what a stable write superseded. `vendor/sled` is patched to `fdatasync` instead
+//! (`vendor/sled/PATCHES.md`; `tests/power_loss.rs` checks every write to `db` in a trace). What
+//! that leaves out are sled's other files and the directories: after each of sled's flushes at
+//! a checkpoint the committer calls [`StoreFiles::sync`], and only then starts a new journal
+//! epoch (until then the journal still holds every group since the last checkpoint).
 //!
 //! What sled 0.34.7 keeps in the store's directory (`config.rs`, `pagecache/`):
 //! - `db`: the log and its pages, one file for the life of the store. sled never replaces it:
@@ -227,10 +229,11 @@ mod tests {
             .trim()
             .parse()
             .expect("a number");
-        // One thread's wake-up, plus the times it blocks in the write itself, stays well under
-        // four; waking all seven idle threads costs at least seven.
+        // One thread's wake-up, plus the times it blocks in the write and its `fdatasync`
+        // (measured: 2.5 with `sync_file_range`, 4.5 with `fdatasync`), stays under six; waking
+        // all seven idle threads costs at least seven.
         assert!(
-            per_flush < 4.0,
+            per_flush < 6.0,
             "each flush cost {per_flush:.1} context switches of sled IO threads; one thread \
              should be woken per flush, not every idle one"
         );

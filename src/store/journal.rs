@@ -2,9 +2,10 @@
 //!
 //! A usage report is acknowledged only once it survives a power cut, and sled makes that
 //! expensive: its flush hands the write of its log buffer to a thread of its IO pool, waits for
-//! it, and ends with `sync_file_range`; the store's data file then needs an `fdatasync` of its
-//! own, which also writes the file's size whenever the log grew (`fsync.rs`). Per group that is
-//! three or four submissions to the disk and two threads woken (docs/benchmarks.md, "A journal
+//! it, and ends with a sync of the file (`fdatasync`, as `vendor/sled` is patched; sled 0.34.7
+//! itself only calls `sync_file_range`), and the store's directories need checking for files
+//! sled created (`fsync.rs`). Per group that was three or four submissions to the disk and two
+//! threads woken (docs/benchmarks.md, "A journal
 //! of our own"). So the committer writes each group to this file first — one `pwrite` of one
 //! frame and one `fdatasync` — and only then applies it to sled, in memory; sled is flushed and
 //! synced only at a *checkpoint*, when the journal has grown past [`CHECKPOINT_BYTES`] or has

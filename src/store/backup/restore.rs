@@ -112,7 +112,7 @@ fn write_store(
             .map_err(StoreError::storage("restore open_tree"))?;
     }
     db.flush().map_err(StoreError::storage("restore flush"))?;
-    // sled's flush is only `sync_file_range`: make the restored files and directories durable
+    // sled's flush syncs its log, not the directories or new files: make the restored store durable
     // before the store is renamed into place, so a power cut after the restore cannot leave a
     // store whose name is on disk but whose records are not.
     crate::store::fsync::StoreFiles::open(tmp).map_err(|source| BackupError::Io {

@@ -18,10 +18,10 @@ pub(super) const CHECKPOINT_EVERY: Duration = if cfg!(test) {
 };
 
 /// How long until the journal's groups are due in sled's files: `None` when it holds none.
-/// sled calls its writes stable after `sync_file_range` and then reuses the space they freed,
-/// so what it wrote since the last checkpoint — including pages it moved of records written
-/// before it — is safe from a power cut only at the next checkpoint; taking one at least every
-/// [`CHECKPOINT_EVERY`] bounds that window, busy or idle.
+/// Taking a checkpoint at least every [`CHECKPOINT_EVERY`], busy or idle, keeps the journal a
+/// second's worth of groups, so a start after a crash replays little, and keeps sled's files
+/// no more than a second behind what was answered (its own log writes are synced as it makes
+/// them: `vendor/sled/PATCHES.md`).
 pub(super) fn checkpoint_due_in(state: &State) -> Option<Duration> {
     if state.journal_bytes.load(Ordering::Relaxed) == 0 {
         return None;
