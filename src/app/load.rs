@@ -186,6 +186,7 @@ impl App {
     /// last write; a satellite whose store has failed a write writes none. Returns the file's
     /// size.
     pub fn write_snapshot(&self) -> Result<u64, StoreError> {
+        let _turn = self.inner.writers.enter();
         let state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).expect("the operating system's random source is unavailable");

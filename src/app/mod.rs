@@ -16,6 +16,7 @@ pub mod ids;
 mod load;
 pub mod rum;
 pub mod secrets;
+mod turns;
 
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -74,6 +75,8 @@ pub struct App {
 struct Inner {
     store: Store,
     state: RwLock<State>,
+    /// The writers waiting for `state`'s write lock or holding it (`turns.rs`).
+    writers: turns::Writers,
     clock: Arc<dyn Clock>,
     timers: RwLock<DeviceTimers>,
     unreadable: Vec<String>,
@@ -199,6 +202,7 @@ impl App {
                     last_seq,
                     high_water,
                 }),
+                writers: turns::Writers::default(),
                 clock,
                 timers: RwLock::new(timers),
                 unreadable,
@@ -293,6 +297,14 @@ impl App {
         f(&self.state().catalog)
     }
 
+    /// [`App::read`] after every writer that waits for the catalog has had its turn: for a
+    /// reader that takes the catalog chunk after chunk, which would otherwise take it again
+    /// before a waiting writer could (`turns.rs`).
+    pub async fn read_in_turn<R>(&self, f: impl FnOnce(&Catalog) -> R) -> R {
+        self.inner.writers.none().await;
+        self.read(f)
+    }
+
     /// Validates and commits one change on behalf of `actor`. Returns once the change and its
     /// event are on disk. The actor is formatted only if the change has an event.
     ///
@@ -309,6 +321,7 @@ impl App {
         E: Into<AppError>,
     {
         let (staged, out) = {
+            let _turn = self.inner.writers.enter();
             let mut state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
             let now = self.inner.clock.now().max(state.high_water);
             // Recorded even if the operation is refused: a refusal because of the time (an
@@ -332,6 +345,7 @@ impl App {
         op: impl FnOnce(&mut Steps<'_>) -> Result<T, AppError>,
     ) -> Result<T, AppError> {
         let (staged, out) = {
+            let _turn = self.inner.writers.enter();
             let mut state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
             let now = self.inner.clock.now().max(state.high_water);
             state.high_water = now;

@@ -75,8 +75,8 @@ pub use reservations::{
 pub use rum::{RumInput, RumRefusal};
 pub use sync::{
     Applied, BindInput, ChildChange, ChildSatellite, OutItem, OutboxKey, Outstanding, Received,
-    RelayedRum, RemoteInstance, RemoteUsage, SyncedItem, UpstreamBinding, UpstreamLicense,
-    UpstreamResponse,
+    RegistrationScan, RelayedRum, RemoteInstance, RemoteUsage, SyncedItem, UpstreamBinding,
+    UpstreamLicense, UpstreamResponse,
 };
 pub use tokens::{TokenSpec, TokenState};
 pub use units::MAX_UNITS;

@@ -3,7 +3,7 @@
 
 use super::{SyncEngine, SyncFailure, not_bound};
 use crate::app::AppError;
-use crate::domain::{ChildChange, DomainError, OutItem, Outstanding};
+use crate::domain::{ChildChange, DomainError, OutItem, Outstanding, RegistrationScan};
 use crate::protocol::sync::{self as wire, SatelliteId, SyncRequest};
 
 impl SyncEngine {
@@ -29,7 +29,8 @@ impl SyncEngine {
             return Ok((out.seq, self.seal(body)?));
         }
         let max = self.settings.max_changes_per_message;
-        let texts = self.rum_texts(max)?;
+        let scan = self.registration_scan().await;
+        let texts = self.rum_texts(&scan, max)?;
         let key = self.key.clone();
         let (seq, bytes) = self
             .app
@@ -45,7 +46,7 @@ impl SyncEngine {
                         (out.seq, old.changes, out.items.clone())
                     }
                     None => {
-                        let (mut items, _) = c.outbox(max, now);
+                        let (mut items, _) = c.outbox_scanned(&scan, max, now);
                         // A report that arrived after the texts were read waits for the next
                         // request: it stays in the outbox until acknowledged.
                         items.retain(|i| rum_text(i, &texts).is_some());
@@ -87,9 +88,9 @@ impl SyncEngine {
 
     /// The texts of this satellite's own RUM reports the next request may carry, read from the
     /// store before the write lock is taken (the catalog does not hold them).
-    fn rum_texts(&self, max: usize) -> Result<RumTexts, SyncFailure> {
+    fn rum_texts(&self, scan: &RegistrationScan, max: usize) -> Result<RumTexts, SyncFailure> {
         let now = self.app.now();
-        let (items, _) = self.app.read(|c| c.outbox(max, now));
+        let (items, _) = self.app.read(|c| c.outbox_scanned(scan, max, now));
         let mut texts = RumTexts::new();
         for item in items {
             if let ChildChange::Rum {

@@ -42,3 +42,4 @@ pub use key::OutboxKey;
 pub use messages::{
     Applied, BindInput, ChildChange, OutItem, Received, UpstreamLicense, UpstreamResponse,
 };
+pub use outbox::RegistrationScan;

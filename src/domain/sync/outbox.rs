@@ -2,7 +2,8 @@
 //! upstream acknowledged ([`super::SyncedItem`]). Nothing is queued, so nothing can diverge:
 //! an item is in the outbox exactly when its current digest differs from the acknowledged one.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt::Write as _;
 
 use time::OffsetDateTime;
 
@@ -66,19 +67,170 @@ impl OutDevice<'_> {
     }
 }
 
-/// A registration that differs from what was acknowledged, not yet materialized.
-struct Candidate<'a> {
+/// The registrations of the dedicated subtree that differ from what the upstream acknowledged,
+/// found a chunk of devices at a time ([`Catalog::scan_registrations`]), so that the caller can
+/// let go of the catalog between chunks: at a million devices the whole scan takes over a
+/// second, during which no device could otherwise report. A device that changes while the scan
+/// goes on is seen as it was or as it is (or, moved to a VA already scanned, not at all): the
+/// outbox is a difference, so what one scan misses the next one finds, and every registration
+/// that goes into a request is checked against the catalog as it is then
+/// ([`Catalog::outbox_scanned`]).
+#[derive(Debug, Default)]
+pub struct RegistrationScan {
+    /// The subtree's VAs when the scan began, parents first.
+    vas: Vec<VaId>,
+    /// The VA being scanned, and the last device of it looked at.
+    next_va: usize,
+    after: Option<InstanceId>,
+    done: bool,
+    /// Whether `found` is in order ([`RegistrationScan::finish`]).
+    sorted: bool,
+    /// What was found, oldest registration first once the scan is finished.
+    found: Vec<Found>,
+}
+
+/// A registration found by a [`RegistrationScan`]: when, which device, and its digest then.
+#[derive(Debug)]
+struct Found {
     registered_at: OffsetDateTime,
     id: String,
-    digest: [u8; 32],
-    device: OutDevice<'a>,
+}
+
+/// Buffers reused while a scan looks at devices: the device's id and outbox key as text, and
+/// the VAs' paths.
+#[derive(Default)]
+struct Looked {
+    id: String,
+    key: String,
+    paths: BTreeMap<VaId, String>,
+}
+
+impl RegistrationScan {
+    /// Whether every device has been looked at.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Puts what a done scan found in the order requests carry registrations, oldest first,
+    /// without the catalog (at a million devices the sort takes a few hundred milliseconds).
+    /// A device moved to a VA scanned later was seen twice: once is enough, since what is sent
+    /// is checked again anyway.
+    pub fn finish(&mut self) {
+        if self.sorted {
+            return;
+        }
+        self.found.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        self.found.dedup_by(|a, b| a.id == b.id);
+        self.found
+            .sort_unstable_by(|a, b| (a.registered_at, &a.id).cmp(&(b.registered_at, &b.id)));
+        self.sorted = true;
+    }
+
+    /// How many registrations the scan found to send.
+    pub fn found(&self) -> usize {
+        self.found.len()
+    }
 }
 
 impl Catalog {
+    /// A scan of the registrations to send, not yet begun: nothing to find when this satellite
+    /// is bound to no upstream.
+    pub fn registration_scan(&self) -> RegistrationScan {
+        match &self.sync.binding {
+            // Room for every device at once: growing the list inside a chunk would copy tens of
+            // megabytes while the catalog is held (pages not written to cost no memory).
+            Some(b) => RegistrationScan {
+                vas: self.subtree(b.root),
+                found: Vec::with_capacity(
+                    self.fleet.instances.len() + self.sync.remote_instances.len(),
+                ),
+                ..RegistrationScan::default()
+            },
+            None => RegistrationScan {
+                done: true,
+                ..RegistrationScan::default()
+            },
+        }
+    }
+
+    /// Looks at up to `budget` more devices of `scan` (the children's devices in one go, at
+    /// the end), and returns whether the scan is done.
+    pub fn scan_registrations(&self, scan: &mut RegistrationScan, budget: usize) -> bool {
+        if scan.done {
+            return true;
+        }
+        let mut looked = Looked::default();
+        let mut seen = 0;
+        while let Some(&va) = scan.vas.get(scan.next_va) {
+            for device in self.instances_in_after(va, scan.after) {
+                if seen == budget {
+                    return false;
+                }
+                seen += 1;
+                scan.after = Some(device.id);
+                looked.id.clear();
+                let _ = write!(looked.id, "{}", device.id);
+                if let Some(found) = self.changed(OutDevice::Local(device), &mut looked) {
+                    scan.found.push(found);
+                }
+            }
+            scan.next_va += 1;
+            scan.after = None;
+        }
+        let set: HashSet<VaId> = scan.vas.iter().copied().collect();
+        for r in self.sync.remote_instances.values() {
+            if set.contains(&r.va) {
+                looked.id.clear();
+                looked.id.push_str(&r.id);
+                if let Some(found) = self.changed(OutDevice::Remote(r), &mut looked) {
+                    scan.found.push(found);
+                }
+            }
+        }
+        scan.done = true;
+        true
+    }
+
+    /// The registration of `device` (its id in `looked.id`) if it differs from the
+    /// acknowledged one.
+    fn changed(&self, device: OutDevice<'_>, looked: &mut Looked) -> Option<Found> {
+        let path = looked
+            .paths
+            .entry(device.va())
+            .or_insert_with(|| self.domain_path(device.va()));
+        let facts = device.facts(&looked.id, path);
+        let digest = facts.digest();
+        looked.key.clear();
+        let _ = write!(looked.key, "{}", OutboxKey::Device(String::new()));
+        looked.key.push_str(&looked.id);
+        (self.sync.synced.get(looked.key.as_str()) != Some(&digest)).then(|| Found {
+            registered_at: facts.registered_at,
+            id: looked.id.clone(),
+        })
+    }
+
     /// What the upstream has not acknowledged yet, oldest kinds first (removals, registrations,
     /// usage, RUM reports), at most `max` items, and how many there are in all. RUM items carry
-    /// no `raw` yet: the engine reads it from the store.
+    /// no `raw` yet: the engine reads it from the store. Scans every device at once; see
+    /// [`RegistrationScan`] for a scan in chunks.
     pub fn outbox(&self, max: usize, now: OffsetDateTime) -> (Vec<OutItem>, usize) {
+        let mut scan = self.registration_scan();
+        self.scan_registrations(&mut scan, usize::MAX);
+        scan.finish();
+        self.outbox_scanned(&scan, max, now)
+    }
+
+    /// [`Catalog::outbox`] with the registrations of a done and finished `scan` (in any other
+    /// it finds none), each checked against
+    /// the catalog as it is now: a device gone or moved out of the subtree is left out (its
+    /// removal is among the removals), one changed since goes with its current facts, one the
+    /// upstream has acknowledged since is skipped. The count is the scan's for registrations.
+    pub fn outbox_scanned(
+        &self,
+        scan: &RegistrationScan,
+        max: usize,
+        now: OffsetDateTime,
+    ) -> (Vec<OutItem>, usize) {
         let Some(b) = &self.sync.binding else {
             return (Vec::new(), 0);
         };
@@ -87,72 +239,79 @@ impl Catalog {
             set: vas.iter().copied().collect(),
             vas,
         };
-        let registrations = self.changed_registrations(&tree);
         let removals = self.removed_devices(&tree);
         let usage = self.changed_usage(&tree, now);
         let rums = self.unsent_rum(&tree);
-        let total = removals.len() + registrations.len() + usage.len() + rums.len();
+        let found = if scan.done && scan.sorted {
+            scan.found.len()
+        } else {
+            0
+        };
+        let total = removals.len() + found + usage.len() + rums.len();
 
         let mut out: Vec<OutItem> = removals.into_iter().take(max).collect();
-        let room = max.saturating_sub(out.len());
-        // Only the registrations that fit are materialized: at a million devices a copy of
-        // every one would cost more than the export itself.
-        for c in registrations.into_iter().take(room) {
-            let path = self.domain_path(c.device.va());
-            let facts = c.device.facts(&c.id, &path);
-            out.push(OutItem {
-                key: facts.key(),
-                digest: Some(c.digest),
-                change: facts.change(),
-            });
+        if out.len() < max {
+            self.registrations_now(scan, &tree, max - out.len(), &mut out);
         }
         let room = max.saturating_sub(out.len());
         out.extend(usage.into_iter().chain(rums).take(room));
         (out, total)
     }
 
-    /// The devices of the subtree, this satellite's and its children's, by id.
-    fn devices_in<'a>(&'a self, tree: &'a Subtree) -> impl Iterator<Item = OutDevice<'a>> + 'a {
-        let local = tree
-            .vas
-            .iter()
-            .flat_map(|&va| self.instances_in(va))
-            .map(OutDevice::Local);
-        let remote = self
+    /// Up to `room` registrations of `scan` as they are now, into `out`.
+    fn registrations_now(
+        &self,
+        scan: &RegistrationScan,
+        tree: &Subtree,
+        room: usize,
+        out: &mut Vec<OutItem>,
+    ) {
+        let remote: HashMap<&str, &RemoteInstance> = self
             .sync
             .remote_instances
             .values()
             .filter(|r| tree.contains(r.va))
-            .map(OutDevice::Remote);
-        local.chain(remote)
-    }
-
-    /// Registrations whose digest differs from the acknowledged one, oldest first.
-    fn changed_registrations<'a>(&'a self, tree: &'a Subtree) -> Vec<Candidate<'a>> {
+            .map(|r| (r.id.as_str(), r))
+            .collect();
         let mut paths: BTreeMap<VaId, String> = BTreeMap::new();
-        let mut out = Vec::new();
-        for device in self.devices_in(tree) {
-            let id = match device {
-                OutDevice::Local(i) => i.id.to_string(),
-                OutDevice::Remote(r) => r.id.clone(),
+        let mut added = 0;
+        let found = if scan.done && scan.sorted {
+            &scan.found[..]
+        } else {
+            &[]
+        };
+        for found in found {
+            if added == room {
+                break;
+            }
+            let local = found
+                .id
+                .parse::<InstanceId>()
+                .ok()
+                .and_then(|i| self.fleet.instances.get(&i))
+                .filter(|i| tree.contains(i.va))
+                .map(OutDevice::Local);
+            let Some(device) =
+                local.or_else(|| remote.get(found.id.as_str()).map(|r| OutDevice::Remote(r)))
+            else {
+                continue;
             };
             let path = paths
                 .entry(device.va())
                 .or_insert_with(|| self.domain_path(device.va()));
-            let facts = device.facts(&id, path);
+            let facts = device.facts(&found.id, path);
             let digest = facts.digest();
-            let registered_at = facts.registered_at;
-            if self.sync.synced.get(&facts.key().to_string()) != Some(&digest) {
-                out.push(Candidate {
-                    registered_at,
-                    id,
-                    digest,
-                    device,
-                });
+            let key = facts.key();
+            if self.sync.synced.get(&key.to_string()) == Some(&digest) {
+                continue;
             }
+            out.push(OutItem {
+                key,
+                digest: Some(digest),
+                change: facts.change(),
+            });
+            added += 1;
         }
-        out.sort_by(|a, b| (a.registered_at, &a.id).cmp(&(b.registered_at, &b.id)));
-        out
     }
 
     /// Removals: acknowledged devices no longer in the subtree.
@@ -297,9 +456,17 @@ impl Catalog {
     }
 
     /// Changes not in any request yet: the outbox, less the items of the outstanding request
-    /// that have not changed since it was made.
+    /// that have not changed since it was made. Scans every device at once.
     pub fn pending_count(&self, now: OffsetDateTime) -> usize {
-        let (_, total) = self.outbox(0, now);
+        let mut scan = self.registration_scan();
+        self.scan_registrations(&mut scan, usize::MAX);
+        scan.finish();
+        self.pending_count_scanned(&scan, now)
+    }
+
+    /// [`Catalog::pending_count`] with the registrations of a finished `scan`.
+    pub fn pending_count_scanned(&self, scan: &RegistrationScan, now: OffsetDateTime) -> usize {
+        let (_, total) = self.outbox_scanned(scan, 0, now);
         let Some(b) = &self.sync.binding else {
             return 0;
         };

@@ -157,7 +157,7 @@ pub async fn status(
     let s = ctx.sync.status();
     let now = ctx.app.now();
     let problem = ctx.sync.problem(now);
-    let pending = ctx.sync.pending();
+    let pending = ctx.sync.pending().await;
     let view = ctx.app.read(|c| {
         let binding = c.upstream_binding().map(|b| BindingView::new(c, b));
         let children: Vec<ChildView> = c
