@@ -165,13 +165,7 @@ async fn serve(args: Args) -> Result<()> {
             };
             let service = hyper::service::service_fn(move |req| {
                 let durability = durability.clone();
-                async move {
-                    match durability {
-                        Durability::None => no_content(req).await,
-                        Durability::Store(store) => stored(req, &store, connection).await,
-                        Durability::Log(log) => synced(req, &log).await,
-                    }
-                }
+                async move { answer(req, &durability, connection).await }
             });
             let _ = Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(tls), service)
@@ -180,55 +174,34 @@ async fn serve(args: Args) -> Result<()> {
     }
 }
 
-/// Reads the whole body (as the satellite does) and answers 204.
-async fn no_content(req: Request<Incoming>) -> Result<Response<Empty<Bytes>>, Infallible> {
-    let status = match req.into_body().collect().await {
-        Ok(_) => StatusCode::NO_CONTENT,
-        Err(_) => StatusCode::BAD_REQUEST,
-    };
-    let mut res = Response::new(Empty::new());
-    *res.status_mut() = status;
-    Ok(res)
-}
-
-/// Reads the whole body, commits it as the connection's record, and answers 204 once it is on
-/// disk (500 if the store refused it).
-async fn stored(
+/// Reads the whole body (as the satellite does), puts it through `durability`, and answers 204
+/// (400 if the body did not arrive, 500 if it could not be made durable).
+async fn answer(
     req: Request<Incoming>,
-    store: &Store,
+    durability: &Durability,
     connection: u64,
 ) -> Result<Response<Empty<Bytes>>, Infallible> {
     let status = match req.into_body().collect().await {
         Err(_) => StatusCode::BAD_REQUEST,
         Ok(body) => {
-            let mut batch = Batch::new();
-            batch.put(&LastBody {
-                connection,
-                body: body.to_bytes().to_vec(),
-            });
-            match store.commit(batch).await {
-                Ok(()) => StatusCode::NO_CONTENT,
-                Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            let durable = match durability {
+                Durability::None => true,
+                Durability::Store(store) => {
+                    let mut batch = Batch::new();
+                    batch.put(&LastBody {
+                        connection,
+                        body: body.to_bytes().to_vec(),
+                    });
+                    store.commit(batch).await.is_ok()
+                }
+                Durability::Log(log) => log.append(&body.to_bytes()).await,
+            };
+            if durable {
+                StatusCode::NO_CONTENT
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
             }
         }
-    };
-    let mut res = Response::new(Empty::new());
-    *res.status_mut() = status;
-    Ok(res)
-}
-
-/// Reads the whole body, appends it to the sync floor's file, and answers 204 once a sync has
-/// covered it (500 if a write or sync failed).
-async fn synced(
-    req: Request<Incoming>,
-    log: &SyncLog,
-) -> Result<Response<Empty<Bytes>>, Infallible> {
-    let status = match req.into_body().collect().await {
-        Err(_) => StatusCode::BAD_REQUEST,
-        Ok(body) => match log.append(&body.to_bytes()).await {
-            true => StatusCode::NO_CONTENT,
-            false => StatusCode::INTERNAL_SERVER_ERROR,
-        },
     };
     let mut res = Response::new(Empty::new());
     *res.status_mut() = status;

@@ -24,10 +24,13 @@ pub enum OutboxKey {
     Rum { serial: String, report_id: u64 },
 }
 
+/// How a device's outbox key starts, before its instance id.
+pub(super) const DEVICE_KEY_PREFIX: &str = "dev:";
+
 impl fmt::Display for OutboxKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            OutboxKey::Device(id) => write!(f, "dev:{id}"),
+            OutboxKey::Device(id) => write!(f, "{DEVICE_KEY_PREFIX}{id}"),
             OutboxKey::Usage { va, tag } => write!(f, "use:{va}\0{tag}"),
             OutboxKey::Rum { serial, report_id } => write!(f, "rum:{serial}\0{report_id}"),
         }
@@ -39,7 +42,7 @@ impl FromStr for OutboxKey {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || format!("`{}` is not an outbox key", s.escape_debug());
-        if let Some(id) = s.strip_prefix("dev:") {
+        if let Some(id) = s.strip_prefix(DEVICE_KEY_PREFIX) {
             return Ok(OutboxKey::Device(id.to_string()));
         }
         if let Some(rest) = s.strip_prefix("use:") {

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use time::OffsetDateTime;
 
-use super::key::{DeviceFacts, OutboxKey, UsageNumbers, rum_digest};
+use super::key::{DEVICE_KEY_PREFIX, DeviceFacts, OutboxKey, UsageNumbers, rum_digest};
 use super::messages::{ChildChange, OutItem};
 use crate::domain::catalog::Catalog;
 use crate::domain::catalog::{RemoteInstance, UpstreamBinding};
@@ -89,7 +89,7 @@ pub struct RegistrationScan {
     found: Vec<Found>,
 }
 
-/// A registration found by a [`RegistrationScan`]: when, which device, and its digest then.
+/// A registration found by a [`RegistrationScan`]: when, and which device.
 #[derive(Debug)]
 struct Found {
     registered_at: OffsetDateTime,
@@ -126,9 +126,14 @@ impl RegistrationScan {
         self.sorted = true;
     }
 
-    /// How many registrations the scan found to send.
-    pub fn found(&self) -> usize {
-        self.found.len()
+    /// What a done and finished scan found; nothing for any other, rather than registrations
+    /// in the wrong order.
+    fn ready(&self) -> &[Found] {
+        if self.done && self.sorted {
+            &self.found
+        } else {
+            &[]
+        }
     }
 }
 
@@ -201,7 +206,7 @@ impl Catalog {
         let facts = device.facts(&looked.id, path);
         let digest = facts.digest();
         looked.key.clear();
-        let _ = write!(looked.key, "{}", OutboxKey::Device(String::new()));
+        looked.key.push_str(DEVICE_KEY_PREFIX);
         looked.key.push_str(&looked.id);
         (self.sync.synced.get(looked.key.as_str()) != Some(&digest)).then(|| Found {
             registered_at: facts.registered_at,
@@ -214,10 +219,15 @@ impl Catalog {
     /// no `raw` yet: the engine reads it from the store. Scans every device at once; see
     /// [`RegistrationScan`] for a scan in chunks.
     pub fn outbox(&self, max: usize, now: OffsetDateTime) -> (Vec<OutItem>, usize) {
+        self.outbox_scanned(&self.whole_scan(), max, now)
+    }
+
+    /// A registration scan of every device at once, finished.
+    fn whole_scan(&self) -> RegistrationScan {
         let mut scan = self.registration_scan();
         self.scan_registrations(&mut scan, usize::MAX);
         scan.finish();
-        self.outbox_scanned(&scan, max, now)
+        scan
     }
 
     /// [`Catalog::outbox`] with the registrations of a done and finished `scan` (in any other
@@ -242,12 +252,7 @@ impl Catalog {
         let removals = self.removed_devices(&tree);
         let usage = self.changed_usage(&tree, now);
         let rums = self.unsent_rum(&tree);
-        let found = if scan.done && scan.sorted {
-            scan.found.len()
-        } else {
-            0
-        };
-        let total = removals.len() + found + usage.len() + rums.len();
+        let total = removals.len() + scan.ready().len() + usage.len() + rums.len();
 
         let mut out: Vec<OutItem> = removals.into_iter().take(max).collect();
         if out.len() < max {
@@ -275,12 +280,7 @@ impl Catalog {
             .collect();
         let mut paths: BTreeMap<VaId, String> = BTreeMap::new();
         let mut added = 0;
-        let found = if scan.done && scan.sorted {
-            &scan.found[..]
-        } else {
-            &[]
-        };
-        for found in found {
+        for found in scan.ready() {
             if added == room {
                 break;
             }
@@ -458,10 +458,7 @@ impl Catalog {
     /// Changes not in any request yet: the outbox, less the items of the outstanding request
     /// that have not changed since it was made. Scans every device at once.
     pub fn pending_count(&self, now: OffsetDateTime) -> usize {
-        let mut scan = self.registration_scan();
-        self.scan_registrations(&mut scan, usize::MAX);
-        scan.finish();
-        self.pending_count_scanned(&scan, now)
+        self.pending_count_scanned(&self.whole_scan(), now)
     }
 
     /// [`Catalog::pending_count`] with the registrations of a finished `scan`.
